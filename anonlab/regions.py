@@ -1,0 +1,261 @@
+"""`Regions`: the one data type that flows through detectors, trackers, maskers and exporters.
+
+In the spirit of supervision's ``Detections``: parallel numpy arrays, validated on construction,
+indexable with a boolean mask, an integer array or a slice. One `Regions` may hold the regions of one
+frame (``frame`` all equal) or of a whole video (``frame`` says which frame each row belongs to).
+
+Boxes are ``x1, y1, x2, y2`` in pixels of the *displayed* image (rotation already applied), top-left
+origin, ``x2``/``y2`` exclusive, float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from anonlab.errors import AnonlabError
+
+#: Object classes anonlab masks. The index is the value stored in ``Regions.label``.
+LABELS: tuple[str, ...] = ("face", "plate")
+FACE, PLATE = 0, 1
+
+#: Where a region came from. ``interpolated`` fills a gap inside a track, ``extended`` is a mask held
+#: before a track's first or after its last detection, ``analyst`` is drawn or corrected by a person.
+SOURCES: tuple[str, ...] = ("detector", "tracker", "interpolated", "extended", "analyst")
+DETECTOR, TRACKER, INTERPOLATED, EXTENDED, ANALYST = range(5)
+
+NO_TRACK = -1
+
+
+def label_code(name: str) -> int:
+    """``"face"`` -> 0; raises `AnonlabError` for an unknown label."""
+    try:
+        return LABELS.index(name)
+    except ValueError:
+        raise AnonlabError(f"unknown label {name!r}; expected one of {', '.join(LABELS)}") from None
+
+
+def source_code(name: str) -> int:
+    """``"analyst"`` -> 4; raises `AnonlabError` for an unknown source."""
+    try:
+        return SOURCES.index(name)
+    except ValueError:
+        raise AnonlabError(f"unknown source {name!r}; expected one of {', '.join(SOURCES)}") from None
+
+
+def _column(values, dtype, n: int, default) -> np.ndarray:
+    if values is None:
+        return np.full(n, default, dtype=dtype)
+    return np.asarray(values, dtype=dtype).reshape(-1)
+
+
+@dataclass
+class Regions:
+    """Regions to mask, one row each.
+
+    Attributes:
+        xyxy: ``(N, 4)`` float32 boxes ``x1, y1, x2, y2`` in displayed-image pixels.
+        score: ``(N,)`` float32 confidence in [0, 1]; 1.0 for analyst boxes.
+        label: ``(N,)`` int8 index into `LABELS`.
+        track_id: ``(N,)`` int64, `NO_TRACK` (-1) before tracking.
+        source: ``(N,)`` int8 index into `SOURCES`.
+        frame: ``(N,)`` int64 frame index (0 for a photo).
+
+    Example:
+        >>> r = Regions(xyxy=[[10, 10, 50, 60]], score=[0.9], label=[FACE])
+        >>> len(r), r.label_names.tolist()
+        (1, ['face'])
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray | None = None
+    label: np.ndarray | None = None
+    track_id: np.ndarray | None = None
+    source: np.ndarray | None = None
+    frame: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(self.xyxy)
+        self.score = _column(self.score, np.float32, n, 1.0)
+        self.label = _column(self.label, np.int8, n, FACE)
+        self.track_id = _column(self.track_id, np.int64, n, NO_TRACK)
+        self.source = _column(self.source, np.int8, n, DETECTOR)
+        self.frame = _column(self.frame, np.int64, n, 0)
+        for f in fields(self):
+            if len(getattr(self, f.name)) != n:
+                raise ValueError(f"Regions.{f.name} has {len(getattr(self, f.name))} rows, xyxy has {n}")
+        if n:
+            if not np.isfinite(self.xyxy).all():
+                raise ValueError("Regions.xyxy holds NaN or infinite coordinates")
+            if ((self.label < 0) | (self.label >= len(LABELS))).any():
+                raise ValueError("Regions.label holds an unknown label code")
+            if ((self.source < 0) | (self.source >= len(SOURCES))).any():
+                raise ValueError("Regions.source holds an unknown source code")
+            # Detectors sometimes emit degenerate boxes; keep the invariant x1<=x2, y1<=y2 by sorting.
+            self.xyxy = np.concatenate(
+                [np.minimum(self.xyxy[:, :2], self.xyxy[:, 2:]), np.maximum(self.xyxy[:, :2], self.xyxy[:, 2:])],
+                axis=1,
+            )
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def empty(cls) -> "Regions":
+        """A `Regions` with no rows."""
+        return cls(xyxy=np.zeros((0, 4), np.float32))
+
+    @classmethod
+    def merge(cls, parts: Iterable["Regions"]) -> "Regions":
+        """Concatenate several `Regions` (row order kept)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    @classmethod
+    def from_xywh(cls, xywh, **columns) -> "Regions":
+        """Build from ``x, y, w, h`` boxes (the format of labels and ``--regions-out``)."""
+        xywh = np.asarray(xywh, dtype=np.float32).reshape(-1, 4)
+        return cls(xyxy=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), **columns)
+
+    # --- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index) -> "Regions":
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Regions(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    def __iter__(self) -> Iterator["Regions"]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Regions):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+    def copy(self) -> "Regions":
+        return Regions(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+    def replace(self, **columns) -> "Regions":
+        """A copy with some columns replaced (e.g. ``r.replace(source=ANALYST)``)."""
+        values = {f.name: getattr(self, f.name).copy() for f in fields(self)}
+        for name, value in columns.items():
+            if np.ndim(value) == 0:
+                value = np.full(len(self), value)
+            values[name] = value
+        return Regions(**values)
+
+    @property
+    def xywh(self) -> np.ndarray:
+        return np.concatenate([self.xyxy[:, :2], self.xyxy[:, 2:] - self.xyxy[:, :2]], axis=1)
+
+    @property
+    def area(self) -> np.ndarray:
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        return wh[:, 0] * wh[:, 1]
+
+    @property
+    def label_names(self) -> np.ndarray:
+        return np.asarray(LABELS, dtype=object)[self.label.astype(int)] if len(self) else np.zeros(0, object)
+
+    @property
+    def source_names(self) -> np.ndarray:
+        return np.asarray(SOURCES, dtype=object)[self.source.astype(int)] if len(self) else np.zeros(0, object)
+
+    def at_frame(self, n: int) -> "Regions":
+        """The rows of frame ``n``."""
+        return self[self.frame == n]
+
+    def by_frame(self, n_frames: int) -> list["Regions"]:
+        """One `Regions` per frame ``0 .. n_frames-1`` (empty where a frame has none)."""
+        order = np.argsort(self.frame, kind="stable")
+        frames = self.frame[order]
+        bounds = np.searchsorted(frames, np.arange(n_frames + 1))
+        return [self[order[bounds[i] : bounds[i + 1]]] for i in range(n_frames)]
+
+    def with_label(self, *names: str) -> "Regions":
+        codes = [label_code(n) for n in names]
+        return self[np.isin(self.label, codes)]
+
+    def clip(self, width: int, height: int) -> "Regions":
+        """Boxes clipped to the image; rows left with no area are dropped."""
+        xyxy = self.xyxy.copy()
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
+        out = self.replace(xyxy=xyxy)
+        return out[(xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])]
+
+    def pad(self, fraction: float, pixels: float = 0.0) -> "Regions":
+        """Grow each box by ``fraction`` of its size on every side, plus ``pixels``."""
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        grow = np.tile(wh * fraction + pixels, 2) * np.array([-1, -1, 1, 1], np.float32)
+        return self.replace(xyxy=self.xyxy + grow)
+
+    # --- interchange with the JSON line formats ------------------------------------------------
+    def to_records(self, *, with_track: bool = True, ndigits: int = 1) -> list[dict]:
+        """Rows as dicts in the ``--regions-out`` / labels format (``x, y, w, h`` pixels)."""
+        out = []
+        for (x, y, w, h), s, lab, tid, src in zip(
+            self.xywh.tolist(), self.score.tolist(), self.label_names, self.track_id.tolist(), self.source_names
+        ):
+            rec = {"label": lab, "x": round(x, ndigits), "y": round(y, ndigits), "w": round(w, ndigits),
+                   "h": round(h, ndigits), "score": round(s, 4)}
+            if with_track:
+                rec = {"track_id": int(tid), **rec, "source": src}
+            out.append(rec)
+        return out
+
+    @classmethod
+    def from_records(cls, records: list[dict], frame: int = 0) -> "Regions":
+        """Inverse of `to_records`; missing ``score``/``source``/``track_id`` take defaults."""
+        if not records:
+            return cls.empty()
+        try:
+            xywh = [[float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"])] for r in records]
+            return cls.from_xywh(
+                xywh,
+                score=[float(r.get("score", 1.0)) for r in records],
+                label=[label_code(r.get("label", "face")) for r in records],
+                track_id=[int(r.get("track_id", NO_TRACK)) for r in records],
+                source=[source_code(r.get("source", "detector")) for r in records],
+                frame=[frame] * len(records),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AnonlabError(f"malformed region record: {exc}") from None
+
+    def __repr__(self) -> str:
+        labels = {name: int((self.label == i).sum()) for i, name in enumerate(LABELS)}
+        return f"Regions(n={len(self)}, labels={labels}, frames={len(np.unique(self.frame))})"
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``(N,4)`` and ``(M,4)`` xyxy boxes -> ``(N, M)``."""
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, highest score first."""
+    order = np.argsort(-np.asarray(score), kind="stable")
+    keep: list[int] = []
+    xyxy = np.asarray(xyxy, np.float32)
+    while len(order):
+        i = order[0]
+        keep.append(int(i))
+        if len(order) == 1:
+            break
+        ious = iou_matrix(xyxy[i : i + 1], xyxy[order[1:]])[0]
+        order = order[1:][ious <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)

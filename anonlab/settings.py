@@ -1,0 +1,107 @@
+"""Settings of one anonymisation run: what the CLI flags, the workbench and batch jobs all fill in.
+
+One frozen dataclass, validated on construction, round-trips through JSON (case files, batch ledger,
+reports). Unknown keys in a loaded dict are an error, so a typo in a settings file is never ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from anonlab.errors import AnonlabError
+from anonlab.regions import LABELS
+
+MASK_STYLES = ("blur", "pixelate", "solid")
+MASK_SHAPES = ("rect", "ellipse")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides which regions are masked and how.
+
+    Attributes:
+        what: labels to find and mask, subset of ``("face", "plate")``.
+        thresh: detector score threshold (None: each detector's recall-first default).
+        mask: ``blur`` | ``pixelate`` | ``solid``.
+        shape: ``rect`` | ``ellipse``.
+        mask_scale: boxes are grown by this factor (1.3 = 15 % each side) before masking.
+        feather: soften the mask edge (fraction of the box size, 0 = hard edge).
+        detect_every: full detection every k frames (1 = every frame); tracks carry the frames between.
+        max_gap: longest gap inside a track that interpolation fills, in frames.
+        lead: frames a mask starts before a track's first detection.
+        trail: frames a mask ends after a track's last detection.
+        crf: libx264 quality (lower = better, 18 visually lossless).
+        keep_metadata: keep photo EXIF / container metadata (off: stripped).
+        face_model / plate_model: model file paths overriding the bundled ones (None: bundled).
+        second_face_detector: add the independent YuNet detector to CenterFace (union for recall).
+    """
+
+    what: tuple[str, ...] = ("face", "plate")
+    thresh: float | None = None
+    mask: str = "blur"
+    shape: str = "rect"
+    mask_scale: float = 1.3
+    feather: float = 0.0
+    detect_every: int = 1
+    max_gap: int = 15
+    lead: int = 3
+    trail: int = 3
+    crf: int = 18
+    keep_metadata: bool = False
+    face_model: str | None = None
+    plate_model: str | None = None
+    second_face_detector: bool = True
+
+    def __post_init__(self) -> None:
+        what = tuple(self.what.split(",")) if isinstance(self.what, str) else tuple(self.what)
+        object.__setattr__(self, "what", what)
+        bad = [w for w in what if w not in LABELS]
+        if not what or bad:
+            raise AnonlabError(f"--what must name one or more of {', '.join(LABELS)}; got {','.join(what) or 'nothing'}")
+        if self.thresh is not None and not 0.0 < self.thresh < 1.0:
+            raise AnonlabError(f"--thresh must lie between 0 and 1; got {self.thresh}")
+        if self.mask not in MASK_STYLES:
+            raise AnonlabError(f"--mask must be one of {', '.join(MASK_STYLES)}; got {self.mask!r}")
+        if self.shape not in MASK_SHAPES:
+            raise AnonlabError(f"--shape must be one of {', '.join(MASK_SHAPES)}; got {self.shape!r}")
+        if not 1.0 <= self.mask_scale <= 4.0:
+            raise AnonlabError(f"--mask-scale must lie between 1 and 4; got {self.mask_scale}")
+        if not 0.0 <= self.feather <= 0.5:
+            raise AnonlabError(f"--feather must lie between 0 and 0.5; got {self.feather}")
+        for name in ("detect_every",):
+            if int(getattr(self, name)) < 1:
+                raise AnonlabError(f"--{name.replace('_', '-')} must be 1 or more")
+        for name in ("max_gap", "lead", "trail"):
+            if int(getattr(self, name)) < 0:
+                raise AnonlabError(f"--{name.replace('_', '-')} must be 0 or more")
+        if not 0 <= self.crf <= 51:
+            raise AnonlabError(f"--crf must lie between 0 and 51; got {self.crf}")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["what"] = list(self.what)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Settings":
+        if not isinstance(data, dict):
+            raise AnonlabError("settings must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AnonlabError(f"unknown setting(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise AnonlabError(f"invalid settings: {exc}") from None
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def digest(self) -> str:
+        """Short sha256 of the settings, for ledgers and reports."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
