@@ -1,0 +1,217 @@
+"""Command line: a thin layer over library calls (notebooks and batch jobs use the same functions).
+
+Errors a person can fix are printed as one line (``anonlab: error: ...``) with a non-zero exit; the
+traceback appears only with ``--debug``. Nothing here prints region coordinates or pixel data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from anonlab import __version__
+from anonlab.errors import AnonlabError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection and masking")
+    g.add_argument("--what", default="faces,plates", help="what to mask: faces, plates or faces,plates (default)")
+    g.add_argument("--thresh", type=float, default=None, help="detector score threshold (default: recall-first)")
+    g.add_argument("--mask", choices=("blur", "pixelate", "solid"), default=None, help="mask style (default blur)")
+    g.add_argument("--shape", choices=("rect", "ellipse"), default=None, help="mask shape (default rect)")
+    g.add_argument("--mask-scale", type=float, default=None, help="grow boxes by this factor before masking (1.3)")
+    g.add_argument("--feather", type=float, default=None, help="soft mask edge, fraction of box size (0)")
+    g.add_argument("--detect-every", type=int, default=None,
+                   help="full detection every k frames; tracking carries the frames between")
+    g.add_argument("--crf", type=int, default=None, help="video quality, libx264 CRF (18)")
+    g.add_argument("--keep-metadata", action="store_true", help="keep EXIF/GPS and container metadata")
+    g.add_argument("--face-model", default=None, help="path to another CenterFace-compatible ONNX face model")
+    g.add_argument("--plate-model", default=None, help="path to another YOLOv8 plate ONNX model")
+    g.add_argument("--no-second-face-detector", action="store_true",
+                   help="use CenterFace alone (faster, lower recall on small faces)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from anonlab.settings import Settings
+
+    what = tuple(w.strip().rstrip("s") for w in args.what.split(",") if w.strip())
+    changes = {"what": what}
+    for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "face_model",
+                 "plate_model"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if args.keep_metadata:
+        changes["keep_metadata"] = True
+    if args.no_second_face_detector:
+        changes["second_face_detector"] = False
+    return Settings(**changes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anonlab", description="Find and mask faces and licence plates.")
+    parser.add_argument("--version", action="version", version=f"anonlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("anonymize", help="mask faces and plates in a photo, a video or a folder")
+    p.add_argument("input", help="photo, video or folder")
+    p.add_argument("-o", "--output", help="output file (folder for a folder input); default INPUT_anonymized")
+    p.add_argument("--regions-out", help="write per-frame regions as JSON lines (holds coordinates!)")
+    p.add_argument("--report", help="write the audit report (JSON, with a Markdown twin)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _settings_args(p)
+
+    p = sub.add_parser("detect", help="run detection over a labelled image set (labels.jsonl)")
+    p.add_argument("--labels", required=True, help="labels.jsonl of the set")
+    p.add_argument("--out", required=True, help="predictions JSONL to write")
+    p.add_argument("--quiet", action="store_true")
+    _settings_args(p)
+
+    p = sub.add_parser("eval", help="score predictions against labels (precision, recall, by size)")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--pred", help="predictions JSONL (default: run detection first)")
+    p.add_argument("--iou", type=float, default=0.3, help="IoU for a match (default 0.3)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true")
+    _settings_args(p)
+
+    sub.add_parser("models", help="list bundled models, their licences and checksums")
+
+    p = sub.add_parser("batch", help="process a folder tree (resumable; local or Dask)")
+    p.add_argument("input_dir")
+    p.add_argument("output_dir")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    p.add_argument("--chunk-seconds", type=float, default=None, help="split long videos into chunks (Dask)")
+    p.add_argument("--quiet", action="store_true")
+    _settings_args(p)
+
+    p = sub.add_parser("app", help="start the workbench as a local web app (Voila on 127.0.0.1)")
+    p.add_argument("path", nargs="?", default=None)
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--no-browser", action="store_true")
+
+    p = sub.add_parser("lab", help="open JupyterLab on the workbench notebook")
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--no-browser", action="store_true")
+    return parser
+
+
+def cmd_anonymize(args) -> int:
+    from anonlab.media import MEDIA_EXTENSIONS
+    from anonlab.pipeline import anonymize
+
+    settings = settings_from_args(args)
+    src = Path(args.input)
+    if src.is_dir():
+        from anonlab.batch import run_batch
+
+        out_dir = Path(args.output) if args.output else src.with_name(src.name + "_anonymized")
+        summary = run_batch(src, out_dir, settings, progress=not args.quiet)
+        return 0 if summary["failed"] == 0 else 1
+    if not src.exists():
+        raise AnonlabError(f"{src}: no such file or folder")
+    if src.suffix.lower() not in MEDIA_EXTENSIONS:
+        logging.getLogger("anonlab").info("%s: unusual extension; judging the file by its content", src.name)
+    report = anonymize(src, args.output, settings, overwrite=args.overwrite, regions_out=args.regions_out,
+                       report=args.report, progress=not args.quiet)
+    counts = report.get("regions", {})
+    print(f"{src.name}: {report['frames']['output']} frame(s) written to {report['output']['name']}; "
+          f"masked {json.dumps(counts.get('by_label', counts))}")
+    return 0
+
+
+def cmd_detect(args) -> int:
+    from anonlab.evaluate import detect_labelled_set
+
+    detect_labelled_set(args.labels, args.out, settings_from_args(args), progress=not args.quiet)
+    print(f"predictions written to {args.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import tempfile
+
+    from anonlab.evaluate import detect_labelled_set, evaluate, format_summary
+
+    pred = args.pred
+    if pred is None:
+        tmpdir = tempfile.mkdtemp(prefix="anonlab-eval-")
+        pred = str(Path(tmpdir) / "pred.jsonl")
+        detect_labelled_set(args.labels, pred, settings_from_args(args), progress=not args.quiet)
+    result = evaluate(args.labels, pred, iou=args.iou)
+    print(json.dumps(result, indent=2) if args.json else format_summary(result))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from anonlab.models import list_models
+
+    for m in list_models():
+        print(f"{m['name']:<22} {m['licence']:<40} sha256 {m['sha256'][:16]}…  {m.get('source', '')}")
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from anonlab.batch import run_batch
+
+    summary = run_batch(Path(args.input_dir), Path(args.output_dir), settings_from_args(args), workers=args.workers,
+                        executor=args.executor, scheduler=args.scheduler, chunk_seconds=args.chunk_seconds,
+                        progress=not args.quiet)
+    return 0 if summary["failed"] == 0 else 1
+
+
+def cmd_app(args) -> int:
+    from anonlab.widgets.launch import run_app
+
+    return run_app(args.path, port=args.port, open_browser=not args.no_browser)
+
+
+def cmd_lab(args) -> int:
+    from anonlab.widgets.launch import run_lab
+
+    return run_lab(port=args.port, open_browser=not args.no_browser)
+
+
+COMMANDS = {"anonymize": cmd_anonymize, "detect": cmd_detect, "eval": cmd_eval, "models": cmd_models,
+            "batch": cmd_batch, "app": cmd_app, "lab": cmd_lab}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="anonlab: %(levelname)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except AnonlabError as exc:
+        if args.debug:
+            raise
+        print(f"anonlab: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("anonlab: interrupted; no partial output was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print("anonlab: error: out of memory; try a smaller input or fewer workers", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # the last line of defence: one line, no traceback soup
+        if args.debug:
+            raise
+        print(f"anonlab: internal error ({type(exc).__name__}); no partial output was left. "
+              "Run again with --debug and report the trace (it holds no image data).", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Media input and output: what kind a file is, one reader interface for photos and videos, safe output.
+
+`open_media(path)` returns a `VideoReader` or a `PhotoReader`; both offer ``n_frames``, ``width``,
+``height``, ``fps``, ``times``, ``get(n)`` and ``frames()``, so the analysis loop treats a photo as a
+one-frame video. `atomic_output` is how every writer in anonlab creates files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from anonlab.errors import MediaError, OutputError
+from anonlab.media.photo import Photo, read_photo, write_photo
+from anonlab.media.video import VideoReader, write_video
+
+PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".3gp", ".mpg", ".mpeg", ".wmv", ".flv"}
+MEDIA_EXTENSIONS = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+class PhotoReader:
+    """A photo seen through the reader interface: one frame."""
+
+    kind = "photo"
+    n_frames = 1
+    fps = 0.0
+    rotation = 0
+    damaged: set = frozenset()
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.photo: Photo = read_photo(self.path)
+        self.height, self.width = self.photo.image.shape[:2]
+        self.times = np.zeros(1)
+        self.duration = 0.0
+
+    def get(self, n: int) -> np.ndarray:
+        if n != 0:
+            raise IndexError(f"a photo has only frame 0, not {n}")
+        return self.photo.image
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        if start == 0 and (stop is None or stop > 0):
+            yield 0, self.photo.image
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "PhotoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 1
+
+
+def probe(path: str | Path) -> str:
+    """``"photo"`` or ``"video"``, judged by content (a wrong extension is fine); `MediaError` otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder; pass a photo or video (or use 'anonlab batch' for folders)")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise MediaError(f"{path.name}: permission denied; check the file's access rights") from None
+    if size == 0:
+        raise MediaError(f"{path.name}: the file is empty (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            if img.format in ("GIF",) or getattr(img, "n_frames", 1) > 1 and img.format in ("WEBP", "PNG"):
+                raise MediaError(f"{path.name}: animated {img.format} is not supported; convert it to a video (MP4) first")
+            return "photo"
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        pass
+    except OSError:
+        pass
+    return "video"
+
+
+def open_media(path: str | Path):
+    """A `PhotoReader` or `VideoReader` for ``path``; `MediaError` with one clear line if unusable."""
+    return PhotoReader(path) if probe(path) == "photo" else VideoReader(path)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_output_path(src: str | Path, dst: str | Path, overwrite: bool) -> Path:
+    """Refuse to write over the input, or over an existing file without ``overwrite``."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(src, dst)):
+        raise OutputError(f"{dst.name}: the output would overwrite the input; choose another output path")
+    if dst.resolve() == src.resolve():
+        raise OutputError(f"{dst.name}: the output would overwrite the input; choose another output path")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst.name}: output exists; pass --overwrite to replace it")
+    if dst.exists() and dst.is_dir():
+        raise OutputError(f"{dst}: is a folder; give a file name for the output")
+    return dst
+
+
+@contextlib.contextmanager
+def atomic_output(dst: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``dst``; rename it to ``dst`` only if the block succeeds.
+
+    The temporary keeps ``dst``'s extension so writers can infer the format. On any error, or a kill,
+    ``dst`` is either absent or the previous complete file, never half-written.
+    """
+    dst = Path(dst)
+    folder = dst.parent if str(dst.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: output folder does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}", dir=folder)
+    except PermissionError:
+        raise OutputError(f"{folder}: output folder is not writable; choose another output folder") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the output ({exc.strerror})") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        # mkstemp makes the file 0600; give the output the permissions a normal new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
+        os.replace(tmp_path, dst)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise OutputError(f"{dst.name}: writing failed ({exc.strerror or exc}); nothing was written") from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+__all__ = [
+    "MEDIA_EXTENSIONS", "PHOTO_EXTENSIONS", "VIDEO_EXTENSIONS", "Photo", "PhotoReader", "VideoReader",
+    "atomic_output", "check_output_path", "open_media", "probe", "read_photo", "sha256_file", "write_photo",
+    "write_video",
+]

@@ -1,0 +1,178 @@
+"""The engine the CLI, notebooks, workbench and batch jobs share: analyse, then render.
+
+``analyse`` decodes the input once, detects and tracks, and returns every frame's `Regions` (with
+interpolated and extended masks). ``render`` decodes once more, masks and encodes in one pass into a
+temporary file that is renamed only when complete. Keeping them apart lets the analyst edit the regions
+(workbench, review, CVAT round trip) between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from anonlab.errors import AnonlabError
+from anonlab.media import atomic_output, check_output_path, open_media, sha256_file, write_photo, write_video
+from anonlab.regions import Regions
+from anonlab.settings import Settings
+from anonlab.progress import progress_bar
+
+
+@dataclass
+class Analysis:
+    """The result of analysing one file: metadata plus all frames' regions."""
+
+    path: Path
+    kind: str
+    n_frames: int
+    width: int
+    height: int
+    fps: float
+    times: np.ndarray = field(repr=False)
+    regions: Regions = field(repr=False)
+    settings: Settings = field(default_factory=Settings)
+    models: list[dict] = field(default_factory=list)
+    damaged: list[int] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def regions_at(self, n: int) -> Regions:
+        return self.regions.at_frame(n)
+
+
+def analyse(
+    path: str | Path,
+    settings: Settings | None = None,
+    *,
+    detector: Callable[[np.ndarray], Regions] | None = None,
+    progress: bool = True,
+) -> Analysis:
+    """Detect and track faces/plates in a photo or video.
+
+    Example:
+        >>> analysis = analyse("street.mp4", Settings(what=("face",)))     # doctest: +SKIP
+        >>> analysis.regions.at_frame(10)                                   # doctest: +SKIP
+    """
+    from anonlab.track.analyse import analyse_frames
+
+    settings = settings or Settings()
+    path = Path(path)
+    t0 = time.perf_counter()
+    media = open_media(path)
+    try:
+        if detector is None:
+            from anonlab.detect import build_detector
+
+            detector = build_detector(settings)
+        models = list(getattr(detector, "models", []))
+        t1 = time.perf_counter()
+        with progress_bar(media.n_frames, f"analyse {path.name}", enabled=progress and media.n_frames > 1) as bar:
+            regions = analyse_frames(media.frames(), detector, settings, n_frames=media.n_frames, progress=bar.update)
+        t2 = time.perf_counter()
+        return Analysis(
+            path=path, kind=media.kind, n_frames=media.n_frames, width=media.width, height=media.height,
+            fps=media.fps, times=media.times, regions=regions.clip(media.width, media.height), settings=settings,
+            models=models, damaged=sorted(media.damaged),
+            timings={"open_s": round(t1 - t0, 3), "analyse_s": round(t2 - t1, 3)},
+        )
+    finally:
+        media.close()
+
+
+def default_output(path: str | Path) -> Path:
+    """``street.mp4`` -> ``street_anonymized.mp4`` (deface's convention)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_anonymized{path.suffix}")
+
+
+def render(
+    analysis: Analysis,
+    output: str | Path,
+    *,
+    regions: Regions | None = None,
+    settings: Settings | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    mask_whole: set[int] | None = None,
+) -> dict:
+    """Mask ``regions`` (default: the analysis') into ``output``; returns counts, hashes and timings.
+
+    Frames in ``analysis.damaged`` or ``mask_whole`` are masked whole: a frame that could not be
+    analysed is never passed through.
+    """
+    from anonlab.mask import mask_frame, mask_whole_frame
+
+    settings = settings or analysis.settings
+    regions = analysis.regions if regions is None else regions
+    src, dst = analysis.path, Path(output)
+    check_output_path(src, dst, overwrite)
+    per_frame = regions.by_frame(analysis.n_frames)
+    whole = set(analysis.damaged) | set(mask_whole or ())
+    t0 = time.perf_counter()
+
+    def render_frame(n: int, frame: np.ndarray) -> np.ndarray:
+        if n in whole:
+            return mask_whole_frame(frame)
+        return mask_frame(frame, per_frame[n], settings)
+
+    with atomic_output(dst) as tmp:
+        if analysis.kind == "photo":
+            media = open_media(src)
+            write_photo(media.photo, render_frame(0, media.photo.image), tmp, keep_metadata=settings.keep_metadata)
+            info = {"frames": 1, "damaged": [], "audio_packets": 0}
+        else:
+            with progress_bar(analysis.n_frames, f"render {dst.name}", enabled=progress) as bar:
+                info = write_video(src, tmp, render_frame, crf=settings.crf, keep_metadata=settings.keep_metadata,
+                                   progress=bar.update)
+            if info["frames"] != analysis.n_frames:
+                raise AnonlabError(f"{src.name}: wrote {info['frames']} frames but the input has "
+                                   f"{analysis.n_frames}; output discarded")
+    info["render_s"] = round(time.perf_counter() - t0, 3)
+    return info
+
+
+def write_regions_jsonl(analysis: Analysis, path: str | Path, regions: Regions | None = None) -> None:
+    """One JSON line per frame: ``{"frame", "time", "regions": [...]}`` (the ``--regions-out`` format)."""
+    regions = analysis.regions if regions is None else regions
+    per_frame = regions.by_frame(analysis.n_frames)
+    with atomic_output(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for n, r in enumerate(per_frame):
+            line = {"frame": n, "time": round(float(analysis.times[n]), 6), "regions": r.to_records()}
+            f.write(json.dumps(line) + "\n")
+
+
+def anonymize(
+    path: str | Path,
+    output: str | Path | None = None,
+    settings: Settings | None = None,
+    *,
+    overwrite: bool = False,
+    regions_out: str | Path | None = None,
+    report: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Analyse and render one file; optionally write ``--regions-out`` and ``--report``. Returns the report."""
+    from anonlab.report import make_report, write_report
+
+    settings = settings or Settings()
+    path = Path(path)
+    output = Path(output) if output else default_output(path)
+    check_output_path(path, output, overwrite)
+    analysis = analyse(path, settings, progress=progress)
+    info = render(analysis, output, overwrite=overwrite, progress=progress)
+    if regions_out:
+        write_regions_jsonl(analysis, regions_out)
+    rep = make_report(
+        settings=settings, models=analysis.models, input_path=path, output_path=output,
+        input_sha256=sha256_file(path), output_sha256=sha256_file(output), n_frames_in=analysis.n_frames,
+        n_frames_out=info["frames"], regions=analysis.regions,
+        timings={**analysis.timings, "render_s": info["render_s"]},
+        extra={"damaged_frames": len(info["damaged"]) + len(analysis.damaged), "kind": analysis.kind},
+    )
+    if report:
+        write_report(rep, report)
+    return rep

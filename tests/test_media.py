@@ -1,0 +1,235 @@
+"""Media I/O: exact seeking, faithful export (frames, timestamps, rotation, audio), photos, bad input."""
+
+import random
+import subprocess
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from anonlab.errors import MediaError, OutputError
+from anonlab.media import (VideoReader, atomic_output, check_output_path, open_media, probe, read_photo,
+                           sha256_file, write_photo, write_video)
+from anonlab.verify import verify_photo, verify_video
+from mediagen import barcode_frame, ffmpeg_exe, make_clip, read_barcode
+
+
+@pytest.mark.parametrize("name", ["plain", "audio", "vfr", "rot90", "rot270"])
+def test_reader_index_and_exact_seek(clips, name):
+    with VideoReader(clips[name]) as video:
+        n = video.n_frames
+        assert [read_barcode(f) for _, f in video.frames()] == list(range(n))
+        order = list(range(n))
+        random.Random(1).shuffle(order)
+        assert [read_barcode(video.get(i)) for i in order] == order
+        assert (video.width, video.height) == (160, 96)  # displayed orientation, whatever the rotation
+        assert video.times[0] == 0 and np.all(np.diff(video.times) > 0)
+
+
+def test_vfr_times_are_the_real_ones(clips):
+    with VideoReader(clips["vfr"]) as video:
+        steps = np.round(np.diff(video.times), 3)
+        assert set(steps.tolist()) <= {0.02, 0.04, 0.08} and len(set(steps.tolist())) > 1
+        assert video.fps == pytest.approx((video.n_frames - 1) / video.times[-1])
+
+
+def test_frames_range_and_cache(clips):
+    with VideoReader(clips["plain"], cache_size=4) as video:
+        assert [n for n, _ in video.frames(10, 15)] == [10, 11, 12, 13, 14]
+        for i in range(8):
+            video.get(i)
+        assert len(video._cache) == 4
+        with pytest.raises(IndexError):
+            video.get(video.n_frames)
+
+
+@pytest.mark.parametrize("name", ["plain", "audio", "vfr", "rot90", "rot270"])
+def test_export_is_faithful(clips, name, tmp_path):
+    dst = tmp_path / ("out" + clips[name].suffix)
+    info = write_video(clips[name], dst, lambda n, f: f, crf=10)
+    assert info["frames"] == 40 or info["frames"] == 30
+    checks = verify_video(clips[name], dst)
+    assert all(ok for _, ok, _ in checks), checks
+    with VideoReader(dst) as out:
+        assert [read_barcode(f) for _, f in out.frames()] == list(range(out.n_frames))
+
+
+def test_export_render_sees_each_frame_once_in_order(clips, tmp_path):
+    seen = []
+
+    def render(n, frame):
+        seen.append((n, read_barcode(frame)))
+        out = frame.copy()
+        out[40:60, 40:60] = 0
+        return out
+
+    write_video(clips["rot90"], tmp_path / "o.mp4", render)
+    assert seen == [(i, i) for i in range(30)]
+    with VideoReader(tmp_path / "o.mp4") as out:
+        assert out.get(5)[45:55, 45:55].max() < 40  # the edit landed in displayed coordinates
+
+
+def test_audio_packets_byte_identical(clips, tmp_path):
+    write_video(clips["audio"], tmp_path / "o.mp4", lambda n, f: f)
+    def packets(p):
+        with av.open(str(p)) as c:
+            return [bytes(x) for x in c.demux(c.streams.audio[0]) if x.size]
+    assert packets(clips["audio"]) == packets(tmp_path / "o.mp4") and packets(tmp_path / "o.mp4")
+
+
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="needs imageio-ffmpeg's ffmpeg to make an edit list")
+def test_edit_list_trimmed_clip(tmp_path):
+    src = make_clip(tmp_path / "long.mp4", n_frames=60, gop=30, audio=True)
+    trimmed = tmp_path / "trimmed.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", "0.5", "-i", str(src), "-c", "copy", str(trimmed)],
+                   check=True)
+    with VideoReader(trimmed) as video:
+        seq = [read_barcode(f) for _, f in video.frames()]
+        plain = sum(1 for _ in av.open(str(trimmed)).decode(video=0))
+        assert len(seq) == video.n_frames == plain  # discarded packets are not frames
+        assert seq == list(range(seq[0], seq[0] + len(seq)))
+        assert read_barcode(video.get(3)) == seq[3]
+    write_video(trimmed, tmp_path / "o.mp4", lambda n, f: f)
+    assert all(ok for _, ok, _ in verify_video(trimmed, tmp_path / "o.mp4"))
+
+
+def test_container_location_metadata_stripped(tmp_path):
+    src = make_clip(tmp_path / "gps.mp4", n_frames=5)
+    tagged = tmp_path / "tagged.mp4"
+    with av.open(str(src)) as inp, av.open(str(tagged), "w") as out:
+        out.metadata.update({"location": "+52.3700+004.8900/", "title": "Case 17 Main St"})
+        s = out.add_stream_from_template(inp.streams.video[0])
+        for pkt in inp.demux(inp.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = s
+                out.mux(pkt)
+    with av.open(str(tagged)) as c:
+        assert "location" in c.metadata  # the muxer really wrote it
+    write_video(tagged, tmp_path / "o.mp4", lambda n, f: f)
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert "location" not in c.metadata and "title" not in c.metadata
+    write_video(tagged, tmp_path / "k.mp4", lambda n, f: f, keep_metadata=True)
+    with av.open(str(tmp_path / "k.mp4")) as c:
+        assert "location" in c.metadata
+
+
+def _photo_with_gps(path, orientation=6, fmt="JPEG", mode="RGB"):
+    img = Image.fromarray(barcode_frame(77, 64, 48)[:, :, ::-1]).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Cam"
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 1.0, 2.0)})
+    img.save(path, format=fmt, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("ext, fmt", [(".jpg", "JPEG"), (".png", "PNG"), (".webp", "WEBP"), (".tif", "TIFF")])
+def test_photo_orientation_applied_and_metadata_stripped(tmp_path, ext, fmt):
+    src = _photo_with_gps(tmp_path / f"in{ext}", fmt=fmt)
+    photo = read_photo(src)
+    assert photo.image.shape[:2] == (64, 48)  # orientation 6: stored 64x48 landscape, displayed portrait
+    dst = tmp_path / f"out{ext}"
+    write_photo(photo, photo.image, dst)
+    checks = dict((n, ok) for n, ok, _ in verify_photo(src, dst))
+    assert checks["no EXIF"] and checks["no GPS"] and checks["size and orientation"]
+    with Image.open(dst) as out:
+        assert out.format == fmt
+
+
+def test_photo_keep_metadata_resets_orientation(tmp_path):
+    src = _photo_with_gps(tmp_path / "in.jpg")
+    photo = read_photo(src)
+    write_photo(photo, photo.image, tmp_path / "o.jpg", keep_metadata=True)
+    with Image.open(tmp_path / "o.jpg") as out:
+        exif = out.getexif()
+        assert exif[0x0112] == 1 and len(exif.get_ifd(0x8825)) > 0
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "I;16", "P"])
+def test_photo_modes(tmp_path, mode):
+    arr = barcode_frame(5, 40, 30)[:, :, ::-1]
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    if mode == "I;16":
+        img = Image.fromarray((np.asarray(img.convert("L")).astype(np.uint16) * 257))
+    else:
+        img = img.convert(mode)
+    path = tmp_path / ("in.png" if mode != "CMYK" else "in.jpg")
+    img.save(path)
+    photo = read_photo(path)
+    assert photo.image.shape == (30, 40, 3) and photo.image.dtype == np.uint8
+    assert (photo.alpha is not None) == (mode == "RGBA")
+    write_photo(photo, photo.image, tmp_path / ("out" + path.suffix))
+
+
+def test_probe_by_content_not_extension(tmp_path, clips):
+    jpg_named_mp4 = tmp_path / "photo.mp4"
+    Image.fromarray(barcode_frame(1)).save(jpg_named_mp4, format="JPEG")
+    assert probe(jpg_named_mp4) == "photo"
+    video_named_jpg = tmp_path / "clip.jpg"
+    video_named_jpg.write_bytes(clips["plain"].read_bytes())
+    assert probe(video_named_jpg) == "video"
+    assert open_media(video_named_jpg).n_frames == 40
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"this is not a video, just text\n" * 10, "not a video or photo"),
+])
+def test_bad_input_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(MediaError, match=message) as err:
+        open_media(path)
+    assert "\n" not in str(err.value) and "bad.mp4" in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MediaError, match="no such file"):
+        open_media(tmp_path / "nope.mp4")
+
+
+def test_truncated_video_keeps_readable_frames(tmp_path, clips):
+    data = clips["plain"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])  # mp4 with moov at the end: moov missing
+    with pytest.raises(MediaError):
+        VideoReader(cut)
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path):
+    dst = tmp_path / "o.mp4"
+    with pytest.raises(RuntimeError):
+        with atomic_output(dst) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_output(dst) as tmp:
+        tmp.write_bytes(b"whole")
+    assert dst.read_bytes() == b"whole" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_output_path_guards(tmp_path, clips):
+    with pytest.raises(OutputError, match="overwrite the input"):
+        check_output_path(clips["plain"], clips["plain"], overwrite=True)
+    existing = tmp_path / "e.mp4"
+    existing.write_bytes(b"x")
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_output_path(clips["plain"], existing, overwrite=False)
+    assert check_output_path(clips["plain"], existing, overwrite=True) == existing
+
+
+def test_failure_mid_export_leaves_input_untouched_and_no_partial(tmp_path, clips):
+    before = sha256_file(clips["audio"])
+    dst = tmp_path / "o.mp4"
+
+    def render(n, frame):
+        if n == 20:
+            raise RuntimeError("simulated crash mid-export")
+        return frame
+
+    with pytest.raises(RuntimeError):
+        with atomic_output(dst) as tmp:
+            write_video(clips["audio"], tmp, render)
+    assert not dst.exists() and list(tmp_path.iterdir()) == []
+    assert sha256_file(clips["audio"]) == before
