@@ -57,13 +57,13 @@ def analyse(
         >>> analysis = analyse("street.mp4", Settings(what=("face",)))     # doctest: +SKIP
         >>> analysis.regions.at_frame(10)                                   # doctest: +SKIP
     """
-    from anonlab.track.analyse import analyse_frames
-
     settings = settings or Settings()
     path = Path(path)
     t0 = time.perf_counter()
-    media = open_media(path)
+    media = open_media(path)  # first, so bad input is reported before any model loads
     try:
+        from anonlab.track.analyse import analyse_frames
+
         if detector is None:
             from anonlab.detect import build_detector
 
@@ -156,13 +156,13 @@ def anonymize(
     progress: bool = True,
 ) -> dict:
     """Analyse and render one file; optionally write ``--regions-out`` and ``--report``. Returns the report."""
-    from anonlab.report import make_report, write_report
-
     settings = settings or Settings()
     path = Path(path)
     output = Path(output) if output else default_output(path)
     check_output_path(path, output, overwrite)
     analysis = analyse(path, settings, progress=progress)
+    from anonlab.report import make_report, write_report
+
     info = render(analysis, output, overwrite=overwrite, progress=progress)
     if regions_out:
         write_regions_jsonl(analysis, regions_out)

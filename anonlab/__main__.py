@@ -1,0 +1,5 @@
+import sys
+
+from anonlab.cli import main
+
+sys.exit(main())
