@@ -81,12 +81,13 @@ def probe(path: str | Path) -> str:
         raise MediaError(f"{path.name}: the file is empty (0 bytes)")
     try:
         with Image.open(path) as img:
-            if img.format in ("GIF",) or getattr(img, "n_frames", 1) > 1 and img.format in ("WEBP", "PNG"):
+            if img.format == "GIF" or (getattr(img, "n_frames", 1) > 1 and img.format in ("WEBP", "PNG")):
                 raise MediaError(f"{path.name}: animated {img.format} is not supported; convert it to a video (MP4) first")
             return "photo"
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        pass
-    except OSError:
+    except Image.DecompressionBombError:
+        raise MediaError(f"{path.name}: declared image size is too large to process; likely corrupt or a "
+                         "decompression bomb") from None
+    except (UnidentifiedImageError, OSError):
         pass
     return "video"
 

@@ -35,7 +35,8 @@ def _open_input(path: Path):
     try:
         return av.open(str(path), "r", metadata_errors="ignore")
     except av.error.InvalidDataError:
-        raise MediaError(f"{path.name}: not a video or photo anonlab can read (unknown or corrupt format)") from None
+        raise MediaError(f"{path.name}: not a video or photo anonlab can read (unknown format, or a corrupt or "
+                         "truncated file such as a recording cut off before it was finalised)") from None
     except av.error.FileNotFoundError:
         raise MediaError(f"{path.name}: file not found") from None
     except av.error.PermissionError:

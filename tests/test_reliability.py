@@ -1,0 +1,109 @@
+"""The bad-input corpus through the real CLI: a correct output or one clear line, never a traceback,
+never a modified input, never a partial output."""
+
+import errno
+import json
+import subprocess
+import sys
+
+import pytest
+
+from anonlab import cli
+from anonlab.media import sha256_file
+from anonlab.verify import verify_photo, verify_video
+from badinputs import CORPUS
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "anonlab", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def snapshot(folder):
+    return sorted(p.name for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_corpus(tmp_path, name):
+    maker, expectation = CORPUS[name]
+    src = maker(tmp_path)
+    if src is None:
+        pytest.skip("no ffmpeg binary to make this input")
+    before_hash = sha256_file(src)
+    out_dir = tmp_path / "out dir ü"
+    out_dir.mkdir()
+    dst = out_dir / f"result{src.suffix}"
+    proc = run_cli("anonymize", src, "-o", dst, "--quiet", "--report", out_dir / "report.json")
+    assert "Traceback" not in proc.stderr
+    assert sha256_file(src) == before_hash  # the input is never modified
+    if expectation == "ok":
+        assert proc.returncode == 0, proc.stderr
+        checks = verify_video(src, dst) if src.suffix.lower() in (".mp4", ".mov", ".mkv") else verify_photo(src, dst)
+        failed = [c for c in checks if not c[1]]
+        assert not failed, failed
+        report = json.loads((out_dir / "report.json").read_text())
+        assert report["frames"]["input"] == report["frames"]["output"]
+    else:
+        fragment = expectation.split(":", 1)[1]
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+        assert fragment in lines[0] and src.name in lines[0], lines[0]
+        assert snapshot(out_dir) == []  # no partial output, no temp file
+
+
+def test_corrupt_frames_are_masked_whole_and_reported(tmp_path):
+    from anonlab.media import VideoReader
+
+    src = CORPUS["corrupt_frames"][0](tmp_path)
+    dst = tmp_path / "o.mkv"
+    proc = run_cli("anonymize", src, "-o", dst, "--quiet", "--report", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    with VideoReader(src) as inp:
+        list(inp.frames())
+        damaged = sorted(inp.damaged)
+    assert damaged and report["extra"]["damaged_frames"] >= 1
+    with VideoReader(dst) as out:
+        for n in damaged:
+            assert out.get(n).max() < 40  # black: nothing from a frame that could not be analysed
+
+
+def test_read_only_output_folder(tmp_path, clips, monkeypatch, capsys):
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # root ignores chmod, so simulate the refusal
+    code = cli.main(["anonymize", str(clips["plain"]), "-o", str(tmp_path / "o.mp4"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "not writable" in err[0]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_full_disk_leaves_no_partial_output(tmp_path, clips, monkeypatch, capsys):
+    import anonlab.pipeline as pipeline
+
+    real = pipeline.write_video
+
+    def fill_disk(src, dst, render, **kw):
+        def render_then_fail(n, frame):
+            if n == 5:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return render(n, frame)
+        return real(src, dst, render_then_fail, **kw)
+
+    monkeypatch.setattr(pipeline, "write_video", fill_disk)
+    before = sha256_file(clips["audio"])
+    code = cli.main(["anonymize", str(clips["audio"]), "-o", str(tmp_path / "o.mp4"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "No space left" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+    assert sha256_file(clips["audio"]) == before
+
+
+def test_debug_shows_the_trace(tmp_path):
+    src = tmp_path / "bad.mp4"
+    src.write_text("nope")
+    proc = run_cli("--debug", "anonymize", src, "-o", tmp_path / "o.mp4")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
