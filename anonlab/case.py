@@ -1,0 +1,1341 @@
+"""The case file: one input, its analysis, everything the analyst changed, and the review state.
+
+A case is what an analyst works on in the workbench and what a reviewer signs off. It is the **only**
+artefact anonlab writes that holds region coordinates (logs, errors and reports carry counts only), so it
+is saved with owner-only permissions (0600) and never logged.
+
+Model (CVAT's track model):
+
+* a **track** has a label and *keyframes* ``frame -> box`` (or an *outside* marker). Between two visible
+  keyframes the box is linearly interpolated; an outside marker ends the track until the next keyframe.
+  An analysis track becomes one keyframe per analysed frame (its source and score kept), with outside
+  markers at the gaps temporal safety left open, so an unedited case masks exactly what the analysis found.
+* the analyst's work is an ordered **edit log** of small JSON operations (`EDIT_OPS`) replayed on the
+  analysis: add a track, set keyframes (draw, move, resize, follow), delete frames or a track,
+  interpolate, merge, split, exclude ("leave unmasked", with a reason), include, relabel. Every operation
+  stores its result (a followed track stores the boxes the tracker produced, not the request), so the
+  same case file always gives the same regions and the same output frames. Undo/redo pop and push it.
+* `Case.effective_regions` is what gets masked: every visible frame of every track that is not excluded,
+  sorted by frame then track id. `render_case` passes it to `anonlab.pipeline.render`.
+
+File format (JSON, ``format = "anonlab-case"``, ``version = 1``)::
+
+    {"format": "anonlab-case", "version": 1, "anonlab": "0.1.0", "created": ISO, "saved": ISO,
+     "input": {"path", "name", "sha256", "size", "kind", "n_frames", "width", "height", "fps"},
+     "settings": Settings.to_dict(), "models": [{...}, ...],
+     "analysis": null | {"damaged": [frame, ...], "timings": {...}, "tracks": [
+         {"id": 1, "label": "face", "frames": [3, 4, ...], "boxes": [[x1, y1, x2, y2], ...],
+          "scores": [0.91, ...], "sources": "ddti..."}]},          # one letter per frame: SOURCES[i][0]
+     "edits": [{"op": "set", "track": 1, "keys": [[frame, x1, y1, x2, y2]], "source": "analyst",
+                "tool": "move", "at": ISO}, ...],
+     "edit_count": 1,
+     "review": {"status": "draft" | "reviewed" | "approved", "reviewer", "at",
+                "decisions": {item_id: "accepted" | "fixed" | "dismissed"},
+                "override": null | {"reason", "by", "at"}, "history": [{"status", "by", "at", "note"}]}}
+
+Coordinates are stored rounded to 1/100 pixel (scores to 1e-4), at import and at every edit, so the case
+in memory and the case reloaded from disk are identical.
+
+The loader is strict: unknown keys, wrong types, out-of-range frames, boxes without area, edits that refer
+to a missing track: all raise `AnonlabError` naming the file and the field (never a coordinate).
+Saving is atomic (temporary file in the same folder, fsync, ``os.replace``, fsync of the folder) under an
+exclusive lock on a sidecar ``.NAME.lock`` file, so concurrent saves never interleave and a kill during a
+save leaves the previous complete file.
+
+Example:
+    >>> from anonlab.settings import Settings
+    >>> case = Case.blank("clip.mp4", n_frames=10, width=64, height=48, fps=25.0)
+    >>> t = case.add_track("face", {0: (10, 10, 20, 20), 8: (30, 10, 40, 20)})
+    >>> case.regions_at(4).xyxy.tolist()
+    [[20.0, 10.0, 30.0, 20.0]]
+    >>> case.exclude(t, "public official at a press event")
+    >>> len(case.effective_regions()), case.undo()["op"], len(case.effective_regions())
+    (0, 'exclude', 9)
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import glob
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from anonlab.errors import AnonlabError
+from anonlab.regions import (
+    ANALYST, INTERPOLATED, LABELS, NO_TRACK, SOURCES, TRACKER, Regions, label_code, source_code,
+)
+from anonlab.settings import Settings
+
+try:  # POSIX advisory locks; elsewhere saves are still atomic, only not serialised between processes.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+CASE_FORMAT = "anonlab-case"
+CASE_VERSION = 1
+CASE_SUFFIX = ".case.json"
+STATUSES = ("draft", "reviewed", "approved")
+DECISIONS = ("accepted", "fixed", "dismissed")
+EDIT_OPS = ("add_track", "set", "delete", "delete_track", "interpolate", "merge", "split", "exclude", "include",
+            "label")
+TOOLS = ("draw", "move", "resize", "keyframe", "follow", "fix", "import")
+#: Largest case file the loader reads (a 2-hour video with a crowd stays far below).
+MAX_CASE_BYTES = 1 << 30
+#: Largest coordinate accepted: far outside any frame, small enough that float32 keeps 1/100 px.
+MAX_COORD = 1e5
+_SOURCE_LETTERS = "".join(s[0] for s in SOURCES)
+assert len(set(_SOURCE_LETTERS)) == len(SOURCES)
+
+#: A visible keyframe: ``(x1, y1, x2, y2, source, score)``. An outside marker is ``None``.
+Key = tuple
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _q(v: float) -> float:
+    """Coordinates are kept at 1/100 px so memory and disk agree exactly."""
+    return round(float(v), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _qs(v: float) -> float:
+    return round(float(v), 4) + 0.0
+
+
+# --- tracks ---------------------------------------------------------------------------------------------
+class Track:
+    """One object through time: a label and keyframes ``frame -> Key | None`` (None = outside).
+
+    Tracks are replaced, never mutated, once they are part of a case's history (copy-on-write), so undo
+    restores the very objects it saved and their caches stay valid.
+    """
+
+    __slots__ = ("id", "label", "keys", "excluded", "_frames", "_dense")
+
+    def __init__(self, id: int, label: int, keys: dict[int, Key | None] | None = None,
+                 excluded: str | None = None) -> None:
+        self.id = int(id)
+        self.label = int(label)
+        self.keys: dict[int, Key | None] = dict(keys or {})
+        self.excluded = excluded
+        self._frames: list[int] | None = None
+        self._dense: Regions | None = None
+
+    def copy(self) -> "Track":
+        return Track(self.id, self.label, self.keys, self.excluded)
+
+    def changed(self) -> None:
+        self._frames = None
+        self._dense = None
+
+    @property
+    def frames(self) -> list[int]:
+        """Frames holding a keyframe or an outside marker, sorted."""
+        if self._frames is None:
+            self._frames = sorted(self.keys)
+        return self._frames
+
+    def is_key(self, n: int) -> bool:
+        """True where frame ``n`` holds a visible keyframe."""
+        return self.keys.get(n) is not None
+
+    def value(self, n: int) -> Key | None:
+        """The box at frame ``n`` (interpolated between keyframes: source `INTERPOLATED`), or None."""
+        k = self.keys.get(n, False)
+        if k is not False:
+            return k
+        frames = self.frames
+        i = bisect.bisect_left(frames, n)
+        if i == 0 or i == len(frames):
+            return None
+        p, q = frames[i - 1], frames[i]
+        a, b = self.keys[p], self.keys[q]
+        if a is None or b is None:
+            return None
+        t = (n - p) / (q - p)
+        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t,
+                a[3] + (b[3] - a[3]) * t, INTERPOLATED, min(a[5], b[5]))
+
+    def visible(self) -> Iterator[tuple[int, Key]]:
+        """``(frame, key)`` for every frame the track covers, in order (interpolation included)."""
+        frames = self.frames
+        for i, f in enumerate(frames):
+            k = self.keys[f]
+            if k is None:
+                continue
+            yield f, k
+            if i + 1 < len(frames):
+                g = frames[i + 1]
+                nxt = self.keys[g]
+                if nxt is not None and g > f + 1:
+                    for n in range(f + 1, g):
+                        t = (n - f) / (g - f)
+                        yield n, (k[0] + (nxt[0] - k[0]) * t, k[1] + (nxt[1] - k[1]) * t,
+                                  k[2] + (nxt[2] - k[2]) * t, k[3] + (nxt[3] - k[3]) * t,
+                                  INTERPOLATED, min(k[5], nxt[5]))
+
+    def span(self) -> tuple[int, int] | None:
+        """First and last visible frame, or None for an empty track."""
+        first = next((f for f in self.frames if self.keys[f] is not None), None)
+        if first is None:
+            return None
+        last = next(f for f in reversed(self.frames) if self.keys[f] is not None)
+        return first, last
+
+    def dense(self) -> Regions:
+        """All covered frames as `Regions` (cached until the track changes)."""
+        if self._dense is None:
+            rows = list(self.visible())
+            if not rows:
+                self._dense = Regions.empty()
+            else:
+                arr = np.asarray([k[:4] for _, k in rows], np.float64)
+                self._dense = Regions(
+                    xyxy=arr, score=[k[5] for _, k in rows], label=np.full(len(rows), self.label),
+                    track_id=np.full(len(rows), self.id), source=[k[4] for _, k in rows],
+                    frame=[f for f, _ in rows],
+                )
+        return self._dense
+
+    def n_visible(self) -> int:
+        return len(self.dense())
+
+    def normalise(self) -> None:
+        """Drop leading, trailing and repeated outside markers."""
+        keep: dict[int, Key | None] = {}
+        prev_outside = True  # a leading marker is redundant
+        for f in self.frames:
+            k = self.keys[f]
+            if k is None:
+                if not prev_outside:
+                    keep[f] = None
+                prev_outside = True
+            else:
+                keep[f] = k
+                prev_outside = False
+        while keep and keep[next(reversed(keep))] is None:
+            del keep[next(reversed(keep))]
+        self.keys = keep
+        self.changed()
+
+    def __repr__(self) -> str:
+        span = self.span()
+        return (f"Track(id={self.id}, label={LABELS[self.label]}, keys={len(self.keys)}, "
+                f"span={'-' if span is None else f'{span[0]}..{span[1]}'}, excluded={self.excluded is not None})")
+
+
+def _key(box: Iterable[float], source: int = ANALYST, score: float = 1.0) -> Key:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    x1, x2 = min(x1, x2), max(x1, x2)
+    y1, y2 = min(y1, y2), max(y1, y2)
+    return (_q(x1), _q(y1), _q(x2), _q(y2), int(source), _qs(score))
+
+
+def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]:
+    """Analysis `Regions` -> tracks with ids ``first_id ..`` (ordered by first frame, then original id).
+
+    Rows without a track (``track_id == -1``) become one-frame tracks; a second row of one track in one
+    frame starts a new track, so nothing is lost. Gaps in a track get an outside marker.
+    """
+    groups: dict[tuple, dict[int, Key]] = {}
+    order = np.lexsort((np.arange(len(regions)), regions.frame, regions.track_id)) if len(regions) else []
+    extra = 0
+    for i in order:
+        tid, f = int(regions.track_id[i]), int(regions.frame[i])
+        key = _key(regions.xyxy[i], int(regions.source[i]), float(regions.score[i]))
+        if key[2] <= key[0] or key[3] <= key[1]:
+            continue  # no area after rounding: nothing to mask
+        label = int(regions.label[i])
+        if tid == NO_TRACK:
+            extra += 1
+            groups[("loose", extra, label)] = {f: key}
+            continue
+        g = groups.setdefault(("track", tid, label), {})
+        if f in g:
+            extra += 1
+            groups[("dup", extra, label)] = {f: key}
+        else:
+            g[f] = key
+    ordered = sorted(groups.items(), key=lambda kv: (min(kv[1]), kv[0][0] != "track", kv[0][1]))
+    tracks: dict[int, Track] = {}
+    for i, ((_, _, label), frame_keys) in enumerate(ordered):
+        tid = first_id + i
+        keys: dict[int, Key | None] = {}
+        frames = sorted(frame_keys)
+        for j, f in enumerate(frames):
+            keys[f] = frame_keys[f]
+            if j + 1 < len(frames) and frames[j + 1] > f + 1:
+                keys[f + 1] = None
+        tracks[tid] = Track(tid, label, keys)
+    return tracks
+
+
+# --- validation helpers ----------------------------------------------------------------------------------
+class _Checker:
+    """Raises `AnonlabError` naming the case file and the field; never quotes coordinates."""
+
+    def __init__(self, name: str, suffix: str = "; the case file is damaged or was edited by hand") -> None:
+        self.name = name
+        self.suffix = suffix
+
+    def fail(self, where: str, what: str):
+        raise AnonlabError(f"{self.name}: {where}: {what}{self.suffix}")
+
+    def obj(self, v, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict:
+        if not isinstance(v, dict):
+            self.fail(where, "expected an object")
+        required, optional = set(required), set(optional)
+        missing = sorted(required - set(v))
+        if missing:
+            self.fail(where, f"missing {', '.join(missing)}")
+        unknown = sorted(set(v) - required - optional)
+        if unknown:
+            self.fail(where, f"unknown field(s) {', '.join(map(str, unknown))[:200]}")
+        return v
+
+    def int_(self, v, where: str, lo: int | None = None, hi: int | None = None) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.fail(where, "expected an integer")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(where, "integer out of range")
+        return v
+
+    def num(self, v, where: str, lo: float | None = None, hi: float | None = None) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            self.fail(where, "expected a finite number")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(where, "number out of range")
+        return float(v)
+
+    def str_(self, v, where: str, choices: Iterable[str] | None = None, nonempty: bool = False,
+             maxlen: int = 10_000) -> str:
+        if not isinstance(v, str):
+            self.fail(where, "expected a string")
+        if choices is not None and v not in tuple(choices):
+            self.fail(where, f"expected one of {', '.join(choices)}")
+        if nonempty and not v.strip():
+            self.fail(where, "must not be empty")
+        if len(v) > maxlen:
+            self.fail(where, "string too long")
+        return v
+
+    def opt_str(self, v, where: str) -> str | None:
+        return None if v is None else self.str_(v, where)
+
+    def list_(self, v, where: str, maxlen: int | None = None) -> list:
+        if not isinstance(v, list):
+            self.fail(where, "expected a list")
+        if maxlen is not None and len(v) > maxlen:
+            self.fail(where, "list too long")
+        return v
+
+    def box(self, v, where: str) -> tuple[float, float, float, float]:
+        self.list_(v, where)
+        if len(v) != 4:
+            self.fail(where, "a box is 4 numbers x1, y1, x2, y2")
+        x1, y1, x2, y2 = (self.num(c, where, -MAX_COORD, MAX_COORD) for c in v)
+        if not (x2 > x1 and y2 > y1):
+            self.fail(where, "box has no area (needs x1 < x2 and y1 < y2)")
+        return x1, y1, x2, y2
+
+    def frame_box(self, v, where: str, n_frames: int) -> tuple[int, tuple]:
+        self.list_(v, where)
+        if len(v) != 5:
+            self.fail(where, "a keyframe is [frame, x1, y1, x2, y2]")
+        return self.int_(v[0], where, 0, n_frames - 1), self.box(v[1:], where)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k[:40]!r}")
+        out[k] = v
+    return out
+
+
+# --- review state -----------------------------------------------------------------------------------------
+@dataclass
+class Review:
+    """Where the case stands in review (issue 7 plugs its queue and export gate in here)."""
+
+    status: str = "draft"
+    reviewer: str | None = None
+    at: str | None = None
+    decisions: dict[str, str] = field(default_factory=dict)
+    override: dict | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "reviewer": self.reviewer, "at": self.at, "decisions": dict(self.decisions),
+                "override": None if self.override is None else dict(self.override),
+                "history": [dict(h) for h in self.history]}
+
+    @classmethod
+    def from_dict(cls, d, c: _Checker) -> "Review":
+        c.obj(d, "review", ("status",), ("reviewer", "at", "decisions", "override", "history"))
+        status = c.str_(d["status"], "review.status", STATUSES)
+        reviewer = c.opt_str(d.get("reviewer"), "review.reviewer")
+        at = c.opt_str(d.get("at"), "review.at")
+        decisions = d.get("decisions", {})
+        c.obj(decisions, "review.decisions", (), decisions.keys() if isinstance(decisions, dict) else ())
+        for k, v in decisions.items():
+            c.str_(v, "review.decisions", DECISIONS)
+        override = d.get("override")
+        if override is not None:
+            c.obj(override, "review.override", ("reason", "by", "at"))
+            c.str_(override["reason"], "review.override.reason", nonempty=True)
+            c.str_(override["by"], "review.override.by", nonempty=True)
+            c.str_(override["at"], "review.override.at")
+        history = c.list_(d.get("history", []), "review.history")
+        for i, h in enumerate(history):
+            c.obj(h, f"review.history[{i}]", ("status", "at"), ("by", "note"))
+            c.str_(h["status"], f"review.history[{i}].status", STATUSES)
+            c.str_(h["at"], f"review.history[{i}].at")
+            c.opt_str(h.get("by"), f"review.history[{i}].by")
+            c.opt_str(h.get("note"), f"review.history[{i}].note")
+        if status != "draft" and not reviewer:
+            c.fail("review.reviewer", f"a {status} case names its reviewer")
+        return cls(status, reviewer, at, dict(decisions), None if override is None else dict(override),
+                   [dict(h) for h in history])
+
+
+# --- edits ------------------------------------------------------------------------------------------------
+def _check_op(op, c: _Checker, where: str, n_frames: int) -> dict:
+    """Validate one edit's shape and values; returns a normalised copy (coordinates rounded)."""
+    if not isinstance(op, dict) or "op" not in op:
+        c.fail(where, "an edit is an object with an 'op' field")
+    kind = c.str_(op["op"], f"{where}.op", EDIT_OPS)
+    fields = {
+        "add_track": (("track", "label", "keys"), ()),
+        "set": (("track", "keys"), ("source", "tool")),
+        "delete": (("track", "frames"), ()),
+        "delete_track": (("track",), ()),
+        "interpolate": (("track", "frames"), ()),
+        "merge": (("track", "other"), ()),
+        "split": (("track", "frame", "new"), ()),
+        "exclude": (("track", "reason"), ()),
+        "include": (("track",), ()),
+        "label": (("track", "label"), ()),
+    }[kind]
+    c.obj(op, where, ("op", *fields[0]), ("at", "by", *fields[1]))
+    out: dict[str, Any] = {"op": kind, "track": c.int_(op["track"], f"{where}.track", 0, 2**62)}
+    if "keys" in fields[0]:
+        keys = c.list_(op["keys"], f"{where}.keys", maxlen=10_000_000)
+        if not keys:
+            c.fail(f"{where}.keys", "no keyframes")
+        seen = set()
+        rows = []
+        for j, kf in enumerate(keys):
+            f, box = c.frame_box(kf, f"{where}.keys[{j}]", n_frames)
+            if f in seen:
+                c.fail(f"{where}.keys[{j}]", "two keyframes for one frame")
+            seen.add(f)
+            k = _key(box)
+            if not (k[2] > k[0] and k[3] > k[1]):
+                c.fail(f"{where}.keys[{j}]", "box has no area")
+            rows.append([f, *k[:4]])
+        out["keys"] = sorted(rows)
+    if kind == "add_track":
+        out["label"] = c.str_(op["label"], f"{where}.label", LABELS)
+    if kind == "label":
+        out["label"] = c.str_(op["label"], f"{where}.label", LABELS)
+    if kind == "set":
+        out["source"] = c.str_(op.get("source", "analyst"), f"{where}.source", ("analyst", "tracker"))
+        if "tool" in op:
+            out["tool"] = c.str_(op["tool"], f"{where}.tool", TOOLS)
+    if kind in ("delete", "interpolate"):
+        fr = c.list_(op["frames"], f"{where}.frames")
+        if len(fr) != 2:
+            c.fail(f"{where}.frames", "expected [first, stop]")
+        a = c.int_(fr[0], f"{where}.frames", 0, n_frames)
+        b = c.int_(fr[1], f"{where}.frames", 0, n_frames)
+        if b <= a:
+            c.fail(f"{where}.frames", "empty frame range")
+        out["frames"] = [a, b]
+    if kind == "merge":
+        out["other"] = c.int_(op["other"], f"{where}.other", 0, 2**62)
+        if out["other"] == out["track"]:
+            c.fail(f"{where}.other", "a track cannot be merged with itself")
+    if kind == "split":
+        out["frame"] = c.int_(op["frame"], f"{where}.frame", 0, n_frames - 1)
+        out["new"] = c.int_(op["new"], f"{where}.new", 0, 2**62)
+    if kind == "exclude":
+        out["reason"] = c.str_(op["reason"], f"{where}.reason", nonempty=True, maxlen=2000).strip()
+    if "at" in op:
+        out["at"] = c.str_(op["at"], f"{where}.at", maxlen=64)
+    if "by" in op:
+        out["by"] = c.str_(op["by"], f"{where}.by", maxlen=200)
+    return out
+
+
+def _apply_op(tracks: dict[int, Track], op: dict, n_frames: int, where: str, c: _Checker) -> dict[int, Track | None]:
+    """Apply a validated edit to ``tracks`` in place; returns the replaced tracks (None = did not exist).
+
+    All or nothing: if the edit fails, ``tracks`` is restored before the error propagates.
+    """
+    before: dict[int, Track | None] = {}
+    try:
+        _apply_op_inner(tracks, op, n_frames, where, c, before)
+    except BaseException:
+        for tid, old in before.items():
+            if old is None:
+                tracks.pop(tid, None)
+            else:
+                tracks[tid] = old
+        raise
+    return before
+
+
+def _apply_op_inner(tracks: dict[int, Track], op: dict, n_frames: int, where: str, c: _Checker,
+                    before: dict[int, Track | None]) -> None:
+
+    def existing(tid: int, what: str = "track") -> Track:
+        if tid not in tracks:
+            c.fail(f"{where}.{what}", "refers to a track that does not exist at this point")
+        return tracks[tid]
+
+    def writable(tid: int) -> Track:
+        t = existing(tid)
+        if tid not in before:
+            before[tid] = t
+            t = tracks[tid] = t.copy()
+        return t
+
+    def materialise(t: Track, n: int) -> None:
+        """Turn an interpolated frame into a keyframe (same value) before cutting the track there."""
+        if 0 <= n < n_frames and n not in t.keys:
+            v = t.value(n)
+            if v is not None:
+                t.keys[n] = _key(v[:4], v[4], v[5])
+                t.changed()
+
+    kind = op["op"]
+    tid = op["track"]
+    if kind == "add_track":
+        if tid in tracks:
+            c.fail(f"{where}.track", "a new track needs an id that is not in use")
+        before[tid] = None
+        tracks[tid] = Track(tid, label_code(op["label"]), {f: _key(b) for f, *b in op["keys"]})
+    elif kind == "set":
+        t = writable(tid)
+        src = ANALYST if op.get("source", "analyst") == "analyst" else TRACKER
+        for f, *b in op["keys"]:
+            t.keys[f] = _key(b, src, 1.0)
+        t.changed()
+    elif kind == "delete":
+        t = writable(tid)
+        a, b = op["frames"]
+        if not any(t.value(n) is not None for n in range(a, b)):
+            c.fail(f"{where}.frames", "the track has no box in these frames")
+        materialise(t, a - 1)
+        materialise(t, b)
+        for f in [f for f in t.keys if a <= f < b]:
+            del t.keys[f]
+        t.keys[a] = None
+        t.changed()
+    elif kind == "delete_track":
+        before[tid] = existing(tid)
+        del tracks[tid]
+    elif kind == "interpolate":
+        t = writable(tid)
+        a, b = op["frames"]
+        materialise(t, a)
+        materialise(t, b)
+        if b >= n_frames or not (t.is_key(a) and t.is_key(b)):
+            c.fail(f"{where}.frames", "interpolation needs a box at both ends")
+        for f in [f for f in t.keys if a < f < b]:
+            del t.keys[f]
+        t.changed()
+    elif kind == "merge":
+        t = writable(tid)
+        other = existing(op["other"], "other")
+        before[other.id] = other
+        del tracks[other.id]
+        _merge_into(t, other)
+        if t.excluded is not None and other.excluded is None:
+            t.excluded = None  # the merged track holds frames nobody chose to leave unmasked
+    elif kind == "split":
+        t = writable(tid)
+        n, new = op["frame"], op["new"]
+        if new in tracks:
+            c.fail(f"{where}.new", "the new track needs an id that is not in use")
+        materialise(t, n - 1)
+        materialise(t, n)
+        later = {f: k for f, k in t.keys.items() if f >= n}
+        for f in later:
+            del t.keys[f]
+        t.changed()
+        t.normalise()
+        nt = Track(new, t.label, later, t.excluded)
+        nt.normalise()
+        if t.span() is None or nt.span() is None:
+            c.fail(f"{where}.frame", "a split needs boxes on both sides of the frame")
+        before[new] = None
+        tracks[new] = nt
+    elif kind == "exclude":
+        writable(tid).excluded = op["reason"]
+    elif kind == "include":
+        t = writable(tid)
+        if t.excluded is None:
+            c.fail(f"{where}.track", "the track is not excluded")
+        t.excluded = None
+    elif kind == "label":
+        writable(tid).label = label_code(op["label"])
+    for i, old in before.items():
+        t = tracks.get(i)
+        if t is not None and t is not old:
+            t.normalise()
+            if t.span() is None:
+                del tracks[i]
+
+
+def _same_tracks(a: dict[int, Track], b: dict[int, Track]) -> bool:
+    return a.keys() == b.keys() and all(a[t].label == b[t].label and a[t].keys == b[t].keys for t in a)
+
+
+def _merge_into(t: Track, other: Track) -> None:
+    """``other``'s frames join ``t``. Where both have a box, their union is masked (source analyst).
+
+    A gap that lies between a frame of one track and a frame of the other is interpolated (the fragments
+    of one object joined); a gap inside one of the two tracks stays open.
+    """
+    da = {f: k for f, k in t.visible()}
+    db = {f: k for f, k in other.visible()}
+    owner: dict[int, int] = {}
+    keys: dict[int, Key | None] = {}
+    for f in sorted(set(da) | set(db)):
+        a, b = da.get(f), db.get(f)
+        if a is not None and b is not None:
+            keys[f] = _key((min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])), ANALYST,
+                           min(a[5], b[5]))
+            owner[f] = 3
+        else:
+            k = a if a is not None else b
+            keys[f] = _key(k[:4], k[4], k[5])
+            owner[f] = 1 if a is not None else 2
+    frames = sorted(keys)
+    for f, g in zip(frames, frames[1:]):
+        if g > f + 1 and (owner[f] & owner[g]):
+            keys[f + 1] = None  # a gap inside one track: keep it open
+    t.keys = keys
+    t.changed()
+
+
+# --- the case ---------------------------------------------------------------------------------------------
+@dataclass
+class InputInfo:
+    path: str
+    name: str
+    sha256: str | None
+    size: int | None
+    kind: str
+    n_frames: int
+    width: int
+    height: int
+    fps: float
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "name": self.name, "sha256": self.sha256, "size": self.size, "kind": self.kind,
+                "n_frames": self.n_frames, "width": self.width, "height": self.height, "fps": self.fps}
+
+
+class Case:
+    """One input with its analysis, the analyst's edits and the review state.
+
+    Build one with `Case.new` (opens the media), `Case.from_analysis`, `Case.blank` (tests, no file) or
+    `Case.load`. Edit through the methods (`add_track`, `set_keys`, `delete_frames`, ...) or `apply`; each
+    records one entry in the edit log, which `undo`/`redo` walk. With ``autosave`` on and a ``path`` set,
+    every change is saved at once (atomically).
+    """
+
+    def __init__(self, input: InputInfo, settings: Settings | None = None, *, models: list[dict] | None = None,
+                 analysis_tracks: dict[int, Track] | None = None, analysed: bool = False,
+                 damaged: Iterable[int] = (), timings: dict | None = None, created: str | None = None) -> None:
+        self.input = input
+        self.settings = settings or Settings()
+        # JSON-safe copies (model records may hold paths).
+        self.models = json.loads(json.dumps([dict(m) for m in (models or [])], default=str))
+        self.analysed = analysed
+        self.damaged = sorted(int(d) for d in damaged)
+        self.timings = json.loads(json.dumps(dict(timings or {}), default=str))
+        self.created = created or _now()
+        self.review = Review()
+        self.path: Path | None = None
+        self.autosave = False
+        self.save_error: str | None = None
+        self._base: dict[int, Track] = dict(analysis_tracks or {})
+        self.tracks: dict[int, Track] = dict(self._base)
+        self.edits: list[dict] = []
+        self._undo: list[dict[int, Track | None]] = []
+        self._redo: list[dict] = []
+        self._lock = threading.RLock()
+        self._analysis_json: str | None = None
+        self._listeners: list[Callable[[str], None]] = []
+        self.name = input.name
+
+    # --- construction ----------------------------------------------------------------------------------
+    @classmethod
+    def blank(cls, name: str, *, n_frames: int, width: int, height: int, fps: float = 25.0,
+              kind: str = "video", settings: Settings | None = None) -> "Case":
+        """A case with no analysis and no file behind it (tests, or manual-only work)."""
+        return cls(InputInfo(str(name), Path(name).name, None, None, kind, int(n_frames), int(width), int(height),
+                             float(fps)), settings)
+
+    @classmethod
+    def new(cls, input_path: str | Path, settings: Settings | None = None, *, sha256: str | None = None) -> "Case":
+        """A case for ``input_path`` with no analysis yet (metadata read from the file, sha256 computed)."""
+        from anonlab.media import open_media, sha256_file
+
+        path = Path(input_path).resolve()
+        media = open_media(path)
+        try:
+            info = InputInfo(str(path), path.name, sha256 or sha256_file(path), path.stat().st_size, media.kind,
+                             int(media.n_frames), int(media.width), int(media.height), float(media.fps))
+        finally:
+            media.close()
+        return cls(info, settings)
+
+    @classmethod
+    def from_analysis(cls, analysis, *, sha256: str | None = None) -> "Case":
+        """A case holding ``analysis`` (an `anonlab.pipeline.Analysis`), no edits."""
+        from anonlab.media import sha256_file
+
+        path = Path(analysis.path).resolve()
+        info = InputInfo(str(path), path.name, sha256 or (sha256_file(path) if path.exists() else None),
+                         path.stat().st_size if path.exists() else None, analysis.kind, int(analysis.n_frames),
+                         int(analysis.width), int(analysis.height), float(analysis.fps))
+        case = cls(info, analysis.settings, models=list(analysis.models), analysed=True,
+                   damaged=analysis.damaged, timings=analysis.timings)
+        case._set_base(tracks_from_regions(analysis.regions))
+        return case
+
+    def set_analysis(self, analysis) -> None:
+        """Replace the analysis (a re-run) and replay the edits on it.
+
+        Raises `AnonlabError`, leaving the case unchanged, if an edit no longer applies (it named a track
+        of the previous analysis). Analysis track ids start above every id the edits create.
+        """
+        if int(analysis.n_frames) != self.input.n_frames:
+            raise AnonlabError(f"{self.name}: the analysis has {analysis.n_frames} frames, the case "
+                               f"{self.input.n_frames}; it is not of this input")
+        used: set[int] = set()
+        on_analysis = 0
+        for op in self.edits:
+            if op["op"] == "add_track":
+                used.add(op["track"])
+                continue
+            if op["track"] not in used or op.get("other", op["track"]) not in used:
+                on_analysis += 1
+            if op["op"] == "split":
+                used.add(op["new"])
+        base = tracks_from_regions(analysis.regions, first_id=min(self._base, default=1))
+        if set(base) & used:
+            base = tracks_from_regions(analysis.regions, first_id=max(used, default=0) + 1)
+        if on_analysis and not _same_tracks(base, self._base):
+            # Track ids are positional: replaying "exclude track 3" on a different analysis could unmask
+            # somebody else. Refuse rather than guess.
+            raise AnonlabError(f"{self.name}: the case has {on_analysis} edit(s) on tracks of the previous analysis; "
+                               "the new analysis conflicts with the case's edits. Start a new case or undo those "
+                               "edits first")
+        with self._lock:
+            saved = (self._base, self.tracks, self._undo, self._redo, self.settings, self.models, self.analysed,
+                     self.damaged, self.timings, self._analysis_json)
+            self.settings, self.analysed = analysis.settings, True
+            self.models = json.loads(json.dumps([dict(m) for m in analysis.models], default=str))
+            self.damaged = sorted(int(d) for d in analysis.damaged)
+            self.timings = json.loads(json.dumps(dict(analysis.timings), default=str))
+            try:
+                self._set_base(base)
+            except AnonlabError as exc:
+                (self._base, self.tracks, self._undo, self._redo, self.settings, self.models, self.analysed,
+                 self.damaged, self.timings, self._analysis_json) = saved
+                raise AnonlabError(f"{self.name}: the new analysis conflicts with the case's edits ({exc}); "
+                                   "start a new case or undo those edits first") from None
+        self._changed("analysis")
+
+    def _set_base(self, base: dict[int, Track], c: _Checker | None = None) -> None:
+        c = c or _Checker(self.name, "")
+        tracks = dict(base)
+        undo = []
+        for i, op in enumerate(self.edits):
+            undo.append(_apply_op(tracks, op, self.input.n_frames, f"edits[{i}]", c))
+        self._base, self.tracks, self._undo, self._redo = base, tracks, undo, []
+        self._analysis_json = None
+
+    # --- listeners and autosave ----------------------------------------------------------------------
+    def observe(self, callback: Callable[[str], None]) -> None:
+        """``callback(what)`` after every change: ``"edit"``, ``"undo"``, ``"redo"``, ``"review"``, ``"analysis"``."""
+        self._listeners.append(callback)
+
+    def _changed(self, what: str) -> None:
+        if self.autosave and self.path is not None:
+            try:
+                self.save()
+                self.save_error = None
+            except (AnonlabError, OSError) as exc:
+                self.save_error = str(exc)
+                log.warning("autosave failed: %s", exc)
+        for cb in list(self._listeners):
+            cb(what)
+
+    # --- editing ---------------------------------------------------------------------------------------
+    @property
+    def edit_count(self) -> int:
+        return len(self.edits)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.edits)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def next_track_id(self) -> int:
+        """An id no track has used in this case (also not one an undone edit created)."""
+        ids = set(self.tracks) | set(self._base)
+        for op in self.edits + self._redo:
+            ids.add(op["track"])
+            if op["op"] == "split":
+                ids.add(op["new"])
+        return max(ids, default=0) + 1
+
+    def apply(self, op: dict) -> dict:
+        """Validate and apply one edit (see `EDIT_OPS`); returns the op as recorded. Clears redo."""
+        c = _Checker(self.name, "")
+        with self._lock:
+            op = _check_op(op, c, "edit", self.input.n_frames)
+            op.setdefault("at", _now())
+            before = _apply_op(self.tracks, op, self.input.n_frames, "edit", c)
+            self.edits.append(op)
+            self._undo.append(before)
+            self._redo.clear()
+            self._reopen()
+        self._changed("edit")
+        return op
+
+    def _reopen(self) -> None:
+        if self.review.status != "draft":
+            self.review.history.append({"status": "draft", "at": _now(), "by": None,
+                                        "note": "reopened by an edit"})
+            self.review.status, self.review.reviewer, self.review.at = "draft", None, None
+
+    def undo(self) -> dict | None:
+        """Revert the last edit; returns it (None if there is none)."""
+        with self._lock:
+            if not self.edits:
+                return None
+            op = self.edits.pop()
+            for tid, old in self._undo.pop().items():
+                if old is None:
+                    self.tracks.pop(tid, None)
+                else:
+                    self.tracks[tid] = old
+            self._redo.append(op)
+            self._reopen()
+        self._changed("undo")
+        return op
+
+    def redo(self) -> dict | None:
+        """Re-apply the last undone edit; returns it (None if there is none)."""
+        with self._lock:
+            if not self._redo:
+                return None
+            op = self._redo.pop()
+            before = _apply_op(self.tracks, op, self.input.n_frames, "edit", _Checker(self.name, ""))
+            self.edits.append(op)
+            self._undo.append(before)
+            self._reopen()
+        self._changed("redo")
+        return op
+
+    def add_track(self, label: str, keys: Mapping[int, Iterable[float]], *, tool: str = "draw") -> int:
+        """A new analyst track with keyframes ``{frame: (x1, y1, x2, y2)}``; returns its id."""
+        tid = self.next_track_id()
+        self.apply({"op": "add_track", "track": tid, "label": label,
+                    "keys": [[int(f), *map(float, b)] for f, b in keys.items()]})
+        return tid
+
+    def set_keys(self, track: int, keys: Mapping[int, Iterable[float]], *, source: str = "analyst",
+                 tool: str = "move") -> None:
+        """Set keyframes of ``track`` (move, resize, add a keyframe, or a follow's result)."""
+        self.apply({"op": "set", "track": int(track), "keys": [[int(f), *map(float, b)] for f, b in keys.items()],
+                    "source": source, "tool": tool})
+
+    def delete_frames(self, track: int, start: int, stop: int | None = None) -> None:
+        """Remove ``track``'s boxes in frames ``start .. stop-1`` (default: frame ``start`` only)."""
+        self.apply({"op": "delete", "track": int(track), "frames": [int(start), int(start + 1 if stop is None else stop)]})
+
+    def delete_track(self, track: int) -> None:
+        self.apply({"op": "delete_track", "track": int(track)})
+
+    def interpolate(self, track: int, start: int, stop: int) -> None:
+        """Drop ``track``'s keyframes strictly between ``start`` and ``stop``: a straight line between them."""
+        self.apply({"op": "interpolate", "track": int(track), "frames": [int(start), int(stop)]})
+
+    def merge(self, track: int, other: int) -> None:
+        """``other`` joins ``track`` (its id disappears)."""
+        self.apply({"op": "merge", "track": int(track), "other": int(other)})
+
+    def split(self, track: int, frame: int) -> int:
+        """Frames from ``frame`` on become a new track; returns its id."""
+        new = self.next_track_id()
+        self.apply({"op": "split", "track": int(track), "frame": int(frame), "new": new})
+        return new
+
+    def exclude(self, track: int, reason: str) -> None:
+        """Leave ``track`` unmasked, for ``reason`` (recorded in the case and the report)."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise AnonlabError("leaving a track unmasked needs a reason")
+        self.apply({"op": "exclude", "track": int(track), "reason": reason})
+
+    def include(self, track: int) -> None:
+        """Mask an excluded track again."""
+        self.apply({"op": "include", "track": int(track)})
+
+    def relabel(self, track: int, label: str) -> None:
+        self.apply({"op": "label", "track": int(track), "label": label})
+
+    def review_edits(self) -> list:
+        """What the analyst changed, for the review queue (`anonlab.review.build_queue`'s ``edited``):
+        ids of current tracks an edit touched, and ``(frame, track_id)`` where a box or a whole track was
+        deleted (a deletion leaves no row to point at)."""
+        out: list = sorted(self.edited_tracks())
+        for op, before in zip(self.edits, self._undo):
+            if op["op"] == "delete":
+                out.append((op["frames"][0], op["track"]))
+            elif op["op"] == "delete_track":
+                old = before.get(op["track"])
+                span = old.span() if old is not None else None
+                out.append((span[0] if span else 0, op["track"]))
+        return out
+
+    def edited_tracks(self) -> set[int]:
+        """Ids (current) of tracks an edit touched or created."""
+        ids = set()
+        for op in self.edits:
+            ids.add(op["track"])
+            if op["op"] == "split":
+                ids.add(op["new"])
+        return ids & set(self.tracks)
+
+    # --- regions ---------------------------------------------------------------------------------------
+    def regions_at(self, n: int, *, include_excluded: bool = False) -> Regions:
+        """This frame's boxes (what `effective_regions` holds for frame ``n``, in the same order)."""
+        rows = []
+        with self._lock:
+            for tid in sorted(self.tracks):
+                t = self.tracks[tid]
+                if t.excluded is not None and not include_excluded:
+                    continue
+                v = t.value(n)
+                if v is not None:
+                    rows.append((tid, t.label, v))
+        if not rows:
+            return Regions.empty()
+        return Regions(xyxy=[np.asarray(v[:4], np.float64) for _, _, v in rows], score=[v[5] for _, _, v in rows],
+                       label=[lab for _, lab, _ in rows], track_id=[t for t, _, _ in rows],
+                       source=[v[4] for _, _, v in rows], frame=np.full(len(rows), n))
+
+    def effective_regions(self) -> Regions:
+        """What gets masked: every covered frame of every track not left unmasked, by frame then track id."""
+        with self._lock:
+            parts = [self.tracks[t].dense() for t in sorted(self.tracks) if self.tracks[t].excluded is None]
+        merged = Regions.merge(parts)
+        if not len(merged):
+            return merged
+        return merged[np.lexsort((merged.track_id, merged.frame))]
+
+    def exclusions(self) -> list[dict]:
+        """Tracks left unmasked: id, label, frame count and reason (no coordinates: fit for the report)."""
+        return [{"track": t.id, "label": LABELS[t.label], "frames": t.n_visible(), "reason": t.excluded}
+                for t in sorted(self.tracks.values(), key=lambda t: t.id) if t.excluded is not None]
+
+    def summary(self) -> dict:
+        """Counts for reports and the UI (no coordinates)."""
+        by_label = {name: 0 for name in LABELS}
+        for t in self.tracks.values():
+            by_label[LABELS[t.label]] += 1
+        return {"tracks": len(self.tracks), "tracks_by_label": by_label, "edits": self.edit_count,
+                "edited_tracks": len(self.edited_tracks()), "excluded": self.exclusions(),
+                "status": self.review.status, "reviewer": self.review.reviewer, "analysed": self.analysed,
+                "regions": len(self.effective_regions())}
+
+    # --- review ----------------------------------------------------------------------------------------
+    def set_status(self, status: str, reviewer: str | None = None, note: str | None = None, *,
+                   distinct_approver: bool = False) -> None:
+        """draft -> reviewed -> approved, or back to draft; every step names its reviewer and is timed.
+
+        The rules are `anonlab.review.advance_status`'s (one source of truth for the CLI, batch and the
+        workbench); an edit after review reopens the case as draft by itself.
+        """
+        from anonlab.review import advance_status
+
+        with self._lock:
+            new = advance_status(self.review.to_dict(), status, reviewer or "", note=note,
+                                 distinct_approver=distinct_approver)
+            self.review = Review(new["status"], new["reviewer"], new["at"], dict(new["decisions"]),
+                                 new["override"], list(new["history"]))
+        self._changed("review")
+
+    def decide(self, item_id: str, decision: str) -> None:
+        """Record a review-queue decision: accepted, fixed or dismissed."""
+        if decision not in DECISIONS:
+            raise AnonlabError(f"unknown decision {decision!r}; expected one of {', '.join(DECISIONS)}")
+        with self._lock:
+            self.review.decisions[str(item_id)] = decision
+        self._changed("review")
+
+    def override_gate(self, reason: str, reviewer: str) -> None:
+        """Let export go ahead with open review items; ``reason`` is recorded (and reported)."""
+        from anonlab.review import make_override
+
+        override = make_override(reason, reviewer)
+        with self._lock:
+            self.review.override = override
+        self._changed("review")
+
+    # --- persistence -----------------------------------------------------------------------------------
+    def _analysis_tracks_json(self) -> str:
+        if self._analysis_json is None:
+            lines = []
+            for tid in sorted(self._base):
+                t = self._base[tid]
+                vis = [(f, k) for f, k in ((f, t.keys[f]) for f in t.frames) if k is not None]
+                lines.append(json.dumps({
+                    "id": tid, "label": LABELS[t.label], "frames": [f for f, _ in vis],
+                    "boxes": [list(k[:4]) for _, k in vis], "scores": [k[5] for _, k in vis],
+                    "sources": "".join(_SOURCE_LETTERS[k[4]] for _, k in vis),
+                }, separators=(",", ":")))
+            self._analysis_json = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+        return self._analysis_json
+
+    def to_json(self) -> str:
+        """The case file's text."""
+        from anonlab import __version__
+
+        with self._lock:
+            token = uuid.uuid4().hex
+            doc = {
+                "format": CASE_FORMAT, "version": CASE_VERSION, "anonlab": __version__, "created": self.created,
+                "saved": _now(), "input": self.input.to_dict(), "settings": self.settings.to_dict(),
+                "models": self.models,
+                "analysis": None if not self.analysed else {
+                    "damaged": self.damaged, "timings": self.timings, "tracks": f"@T{token}"},
+                "edits": f"@E{token}", "edit_count": self.edit_count, "review": self.review.to_dict(),
+            }
+            text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+            edits = "[\n" + ",\n".join(json.dumps(op, separators=(",", ":"), ensure_ascii=False)
+                                       for op in self.edits) + "\n]" if self.edits else "[]"
+            if self.analysed:
+                text = text.replace(f'"@T{token}"', self._analysis_tracks_json(), 1)
+            return text.replace(f'"@E{token}"', edits, 1) + "\n"
+
+    def to_dict(self) -> dict:
+        return json.loads(self.to_json())
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the case atomically to ``path`` (default: where it was loaded from / last saved)."""
+        path = Path(path) if path is not None else self.path
+        if path is None:
+            raise AnonlabError(f"{self.name}: no case file path; pass one to save()")
+        text = self.to_json()
+        _atomic_write(path, text.encode("utf-8"))
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Case":
+        """Read a case file; `AnonlabError` (one line, no coordinates) if it is malformed."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+            if size > MAX_CASE_BYTES:
+                raise AnonlabError(f"{path.name}: case file too large ({size} bytes)")
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise AnonlabError(f"{path.name}: no such case file") from None
+        except UnicodeDecodeError:
+            raise AnonlabError(f"{path.name}: not a case file (not UTF-8 text)") from None
+        except OSError as exc:
+            raise AnonlabError(f"{path.name}: cannot read the case file ({exc.strerror or exc})") from None
+        case = cls.from_json(text, name=path.name)
+        case.path = path
+        return case
+
+    @classmethod
+    def from_json(cls, text: str, *, name: str = "case") -> "Case":
+        try:
+            data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        except (ValueError, RecursionError) as exc:
+            msg = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+            raise AnonlabError(f"{name}: not a valid case file (JSON: {msg[:80]})") from None
+        return cls.from_dict(data, name=name)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, name: str = "case") -> "Case":
+        """Build a case from parsed JSON, checking every field (see the module docstring)."""
+        c = _Checker(name)
+        if not isinstance(data, dict) or data.get("format") != CASE_FORMAT:
+            raise AnonlabError(f"{name}: not an anonlab case file")
+        version = data.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > CASE_VERSION:
+            raise AnonlabError(f"{name}: case file version {version} was written by a newer anonlab "
+                               f"(this one reads version {CASE_VERSION}); upgrade anonlab")
+        c.obj(data, "case", ("format", "version", "input", "settings", "analysis", "edits", "review"),
+              ("anonlab", "created", "saved", "models", "edit_count"))
+        c.int_(version, "version", CASE_VERSION, CASE_VERSION)
+        for k in ("anonlab", "created", "saved"):
+            if k in data:
+                c.str_(data[k], k, maxlen=64)
+        inp = c.obj(data["input"], "input", ("path", "name", "kind", "n_frames", "width", "height", "fps"),
+                    ("sha256", "size"))
+        sha = inp.get("sha256")
+        if sha is not None and (not isinstance(sha, str) or len(sha) != 64
+                                or any(ch not in "0123456789abcdef" for ch in sha)):
+            c.fail("input.sha256", "expected 64 lowercase hex digits")
+        size = inp.get("size")
+        if size is not None:
+            c.int_(size, "input.size", 0)
+        info = InputInfo(
+            c.str_(inp["path"], "input.path", nonempty=True), c.str_(inp["name"], "input.name", nonempty=True),
+            sha, size, c.str_(inp["kind"], "input.kind", ("photo", "video")),
+            c.int_(inp["n_frames"], "input.n_frames", 1, 100_000_000), c.int_(inp["width"], "input.width", 1, 1 << 16),
+            c.int_(inp["height"], "input.height", 1, 1 << 16), c.num(inp["fps"], "input.fps", 0, 10_000),
+        )
+        n = info.n_frames
+        settings_d = data["settings"]
+        if not isinstance(settings_d, dict):
+            c.fail("settings", "expected an object")
+        try:
+            settings = Settings.from_dict(settings_d)
+        except AnonlabError as exc:
+            raise AnonlabError(f"{name}: settings: {exc}") from None
+        except (TypeError, ValueError):
+            c.fail("settings", "invalid values")
+        models = c.list_(data.get("models", []), "models")
+        for i, m in enumerate(models):
+            if not isinstance(m, dict):
+                c.fail(f"models[{i}]", "expected an object")
+        analysis = data["analysis"]
+        base: dict[int, Track] = {}
+        damaged: list[int] = []
+        timings: dict = {}
+        if analysis is not None:
+            c.obj(analysis, "analysis", ("tracks",), ("damaged", "timings"))
+            damaged = [c.int_(d, "analysis.damaged", 0, n - 1) for d in c.list_(analysis.get("damaged", []),
+                                                                              "analysis.damaged")]
+            timings = analysis.get("timings", {})
+            if not isinstance(timings, dict):
+                c.fail("analysis.timings", "expected an object")
+            for i, tr in enumerate(c.list_(analysis["tracks"], "analysis.tracks")):
+                where = f"analysis.tracks[{i}]"
+                c.obj(tr, where, ("id", "label", "frames", "boxes", "scores", "sources"))
+                tid = c.int_(tr["id"], f"{where}.id", 0, 2**62)
+                if tid in base:
+                    c.fail(f"{where}.id", "two tracks share an id")
+                label = label_code(c.str_(tr["label"], f"{where}.label", LABELS))
+                frames = c.list_(tr["frames"], f"{where}.frames")
+                boxes = c.list_(tr["boxes"], f"{where}.boxes")
+                scores = c.list_(tr["scores"], f"{where}.scores")
+                sources = c.str_(tr["sources"], f"{where}.sources", maxlen=100_000_000)
+                if not frames or not (len(frames) == len(boxes) == len(scores) == len(sources)):
+                    c.fail(where, "frames, boxes, scores and sources must be non-empty and of equal length")
+                keys: dict[int, Key | None] = {}
+                prev = -1
+                for j, f in enumerate(frames):
+                    c.int_(f, f"{where}.frames[{j}]", 0, n - 1)
+                    if f <= prev:
+                        c.fail(f"{where}.frames", "frames must increase")
+                    box = c.box(boxes[j], f"{where}.boxes[{j}]")
+                    score = c.num(scores[j], f"{where}.scores[{j}]", 0.0, 1.0)
+                    src = _SOURCE_LETTERS.find(sources[j])
+                    if src < 0:
+                        c.fail(f"{where}.sources", f"unknown source letter (expected one of {_SOURCE_LETTERS})")
+                    k = _key(box, src, score)
+                    if not (k[2] > k[0] and k[3] > k[1]):
+                        c.fail(f"{where}.boxes[{j}]", "box has no area")
+                    if prev >= 0 and f > prev + 1:
+                        keys[prev + 1] = None
+                    keys[f] = k
+                    prev = f
+                base[tid] = Track(tid, label, keys)
+        case = cls(info, settings, models=models, analysis_tracks=base, analysed=analysis is not None,
+                   damaged=damaged, timings=timings, created=data.get("created"))
+        edits = c.list_(data["edits"], "edits")
+        case.name = name
+        case.edits = [_check_op(op, c, f"edits[{i}]", n) for i, op in enumerate(edits)]
+        if "edit_count" in data and c.int_(data["edit_count"], "edit_count", 0) != len(edits):
+            c.fail("edit_count", "does not match the number of edits")
+        case._set_base(base, c)  # replays the edits: an edit on a missing track fails here
+        case.review = Review.from_dict(data["review"], c)
+        return case
+
+    # --- input and rendering ---------------------------------------------------------------------------
+    def locate_input(self) -> Path:
+        """The input file: its recorded path, or the same name beside the case file (moved together)."""
+        p = Path(self.input.path)
+        if p.exists():
+            return p
+        if self.path is not None and (self.path.parent / self.input.name).exists():
+            return self.path.parent / self.input.name
+        raise AnonlabError(f"{self.input.name}: the case's input file is missing (not at its recorded path, "
+                           "nor beside the case file)")
+
+    def verify_input(self, path: str | Path | None = None) -> Path:
+        """Check the input's sha256 against the case; returns its path. `AnonlabError` on a mismatch."""
+        from anonlab.media import sha256_file
+
+        p = Path(path) if path is not None else self.locate_input()
+        if self.input.sha256 is not None and sha256_file(p) != self.input.sha256:
+            raise AnonlabError(f"{p.name}: the file differs from the one this case was made for (sha256 mismatch); "
+                               "open the original input or start a new case")
+        return p
+
+    def to_analysis(self, path: str | Path | None = None):
+        """An `anonlab.pipeline.Analysis` with this case's effective regions (for `pipeline.render`)."""
+        from anonlab.pipeline import Analysis
+
+        info = self.input
+        times = np.arange(info.n_frames, dtype=np.float64) / (info.fps or 25.0)
+        return Analysis(path=Path(path) if path is not None else self.locate_input(), kind=info.kind,
+                        n_frames=info.n_frames, width=info.width, height=info.height, fps=info.fps, times=times,
+                        regions=self.effective_regions(), settings=self.settings, models=list(self.models),
+                        damaged=list(self.damaged), timings=dict(self.timings))
+
+    def __repr__(self) -> str:
+        return (f"Case({self.input.name!r}, frames={self.input.n_frames}, tracks={len(self.tracks)}, "
+                f"edits={self.edit_count}, status={self.review.status})")
+
+
+# --- atomic save ------------------------------------------------------------------------------------------
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock on ``.NAME.lock`` beside ``path``: between threads and between processes."""
+    key = str(path.resolve())
+    with _process_locks_guard:
+        tlock = _process_locks.setdefault(key, threading.Lock())
+    with tlock:
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        lock_path = path.with_name(f".{path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Temporary file in the same folder, fsync, ``os.replace``, fsync the folder; under `_file_lock`."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise AnonlabError(f"{folder}: the case file's folder does not exist")
+    try:
+        with _file_lock(path):
+            # Every saver writes its temporary file while holding the lock, so any left now is from a
+            # killed save: remove it (it holds coordinates).
+            for stale in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            with contextlib.suppress(OSError):
+                dfd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+    except PermissionError:
+        raise AnonlabError(f"{path.name}: cannot save the case here (permission denied); "
+                           "choose a writable folder") from None
+    except OSError as exc:
+        raise AnonlabError(f"{path.name}: saving the case failed ({exc.strerror or exc}); "
+                           "the previous case file is unchanged") from None
+
+
+def default_case_path(input_path: str | Path) -> Path:
+    """``street.mp4`` -> ``street.case.json`` beside it (in the working folder if that one is read-only)."""
+    p = Path(input_path)
+    name = f"{p.stem}{CASE_SUFFIX}"
+    if os.access(p.parent if str(p.parent) else ".", os.W_OK):
+        return p.with_name(name)
+    return Path.cwd() / name
+
+
+def render_case(
+    case: Case,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    verify_input: bool = True,
+    gate: Callable[[Case], None] | None = None,
+) -> dict:
+    """Render the case: mask exactly `Case.effective_regions` (frames damaged in analysis masked whole).
+
+    Args:
+        case: the case.
+        output: output file (photo or video, like the input).
+        overwrite: replace an existing output.
+        progress: show a progress bar (tqdm; a widget inside Jupyter).
+        verify_input: refuse if the input's sha256 differs from the case's.
+        gate: called with the case before anything is written; raises `AnonlabError` to block the export
+            (the review queue's export gate).
+
+    Returns:
+        `pipeline.render`'s counts plus ``"case"``: edits, excluded tracks (no coordinates), status.
+    """
+    from anonlab.pipeline import render
+
+    if gate is not None:
+        gate(case)
+    src = case.verify_input() if verify_input else case.locate_input()
+    analysis = case.to_analysis(src)
+    info = render(analysis, output, regions=analysis.regions, settings=case.settings, overwrite=overwrite,
+                  progress=progress)
+    info["case"] = {"edits": case.edit_count, "excluded": case.exclusions(), "status": case.review.status,
+                    "regions": len(analysis.regions)}
+    return info
+
+
+__all__ = [
+    "CASE_FORMAT", "CASE_SUFFIX", "CASE_VERSION", "Case", "DECISIONS", "EDIT_OPS", "InputInfo", "Review", "STATUSES",
+    "Track", "default_case_path", "render_case", "tracks_from_regions",
+]

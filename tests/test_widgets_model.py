@@ -1,0 +1,439 @@
+"""The workbench's editing model, driven through its handlers like ipyannotations' tests: no browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings as hsettings, strategies as st
+
+from anonlab.case import Case
+from anonlab.errors import AnonlabError
+from anonlab.regions import ANALYST, TRACKER, iou_matrix
+from anonlab.widgets.model import (
+    DRAG_PX, HANDLE_PX, EditorModel, FrameSource, Viewport, handle_points, render_view, track_colour,
+)
+
+
+def hd_model(n_frames=100, canvas=(960, 540)) -> EditorModel:
+    """A 1920x1080 case on a 960x540 canvas: canvas px = image px / 2."""
+    return EditorModel(Case.blank("hd.mp4", n_frames=n_frames, width=1920, height=1080), None, canvas)
+
+
+def drag(m: EditorModel, a, b, steps=4):
+    m.on_down(*a)
+    for i in range(1, steps + 1):
+        m.on_move(a[0] + (b[0] - a[0]) * i / steps, a[1] + (b[1] - a[1]) * i / steps)
+    m.on_up(*b)
+
+
+# --- coordinates -------------------------------------------------------------------------------------------
+sizes = st.integers(16, 4000)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(iw=sizes, ih=sizes, cw=st.integers(50, 1600), ch=st.integers(50, 1000),
+       zoom=st.floats(1, 16), fx=st.floats(0, 1), fy=st.floats(0, 1), px=st.floats(-0.5, 1.5), py=st.floats(-0.5, 1.5))
+def test_viewport_round_trip(iw, ih, cw, ch, zoom, fx, fy, px, py):
+    vp = Viewport(iw, ih, cw, ch, zoom=zoom, cx=fx * iw, cy=fy * ih)
+    ix, iy = px * iw, py * ih
+    x, y = vp.to_canvas(ix, iy)
+    assert vp.to_image(x, y) == pytest.approx((ix, iy), rel=1e-9, abs=1e-6)
+    bx = vp.box_to_image(vp.box_to_canvas((ix, iy, ix + 10, iy + 5)))
+    assert bx == pytest.approx((ix, iy, ix + 10, iy + 5), rel=1e-9, abs=1e-6)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(iw=sizes, ih=sizes, cw=st.integers(50, 1600), ch=st.integers(50, 1000),
+       factor=st.floats(1.01, 3), x=st.floats(0.2, 0.8), y=st.floats(0.2, 0.8))
+def test_viewport_zoom_keeps_the_point_and_the_picture(iw, ih, cw, ch, factor, x, y):
+    vp = Viewport(iw, ih, cw, ch)
+    # zoom 1: the whole image is visible, centred
+    x1, y1, x2, y2 = vp.box_to_canvas((0, 0, iw, ih))
+    assert x1 >= -1e-6 and y1 >= -1e-6 and x2 <= cw + 1e-6 and y2 <= ch + 1e-6
+    assert x1 == pytest.approx(cw - x2, abs=1e-6) and y1 == pytest.approx(ch - y2, abs=1e-6)
+    cx, cy = x * cw, y * ch
+    before = vp.to_image(cx, cy)
+    vp.zoom_at(factor, cx, cy)
+    # each axis: the picture covers the canvas, or (narrower than the canvas) stays centred
+    x1, y1, x2, y2 = vp.box_to_canvas((0, 0, iw, ih))
+    for lo, hi, size in ((x1, x2, cw), (y1, y2, ch)):
+        if hi - lo >= size:
+            assert lo <= 1e-6 and hi >= size - 1e-6
+        else:
+            assert lo == pytest.approx(size - hi, abs=1e-6)
+    # where the centre was not pushed back by that rule, the point under the pointer stays put
+    half_w, half_h = cw / 2 / vp.scale, ch / 2 / vp.scale
+    if half_w + 1e-6 < vp.cx < iw - half_w - 1e-6 and half_h + 1e-6 < vp.cy < ih - half_h - 1e-6:
+        assert vp.to_image(cx, cy) == pytest.approx(before, rel=1e-6, abs=1e-6)
+    vp.reset()
+    assert vp.zoom == 1 and (vp.cx, vp.cy) == (iw / 2, ih / 2)
+
+
+def test_viewport_pan_is_clamped():
+    vp = Viewport(1000, 500, 500, 250, zoom=2)
+    vp.pan(10_000, 10_000)
+    assert vp.to_canvas(0, 0) == pytest.approx((0, 0))
+    vp.pan(-10_000, -10_000)
+    assert vp.to_canvas(1000, 500) == pytest.approx((500, 250))
+
+
+def test_render_view_maps_pixels_like_the_viewport():
+    img = np.zeros((1080, 1920, 3), np.uint8)
+    img[500:520, 1400:1420] = 255
+    vp = Viewport(1920, 1080, 960, 600)
+    out = render_view(img, vp)
+    assert out.shape == (600, 960, 3)
+    x, y = vp.to_canvas(1410, 510)
+    assert out[round(y), round(x)].min() > 200
+    assert out[5, 5].max() == 0  # letterbox
+    vp.zoom_at(4, x, y)
+    out = render_view(img, vp)
+    x, y = vp.to_canvas(1410, 510)
+    assert out[round(y), round(x)].min() > 200
+    small = render_view(img[::2, ::2].copy(), vp)  # a half-size proxy lands at the same place
+    assert small[round(y), round(x)].min() > 200
+
+
+# --- pointer -----------------------------------------------------------------------------------------------
+def test_draw_a_box():
+    m = hd_model()
+    drag(m, (100, 50), (200, 150))
+    assert list(m.case.tracks) == [1] and m.selected == 1
+    v = m.case.tracks[1].value(0)
+    assert v[:4] == pytest.approx((200, 100, 400, 300)) and v[4] == ANALYST
+    assert m.case.edit_count == 1 and m.drag is None
+    drag(m, (300, 300), (250, 260))  # dragged up-left: normalised
+    assert m.case.tracks[2].value(0)[:4] == pytest.approx((500, 520, 600, 600))
+
+
+def test_draw_is_clamped_to_the_image():
+    m = hd_model(canvas=(960, 600))  # letterbox of 30 px above and below
+    drag(m, (900, 20), (1000, 700))
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((1800, 0, 1920, 1080))
+
+
+@pytest.mark.parametrize("end,tracks", [((101, 101), 0), ((100 + 1.5, 100 + 1.5), 0), ((101.5, 140), 0),
+                                        ((103, 120), 1)])
+def test_clicks_and_tiny_drags_draw_nothing(end, tracks):
+    m = hd_model()
+    drag(m, (100, 100), end)
+    assert len(m.case.tracks) == tracks and m.case.edit_count == tracks
+
+
+def test_click_selects_and_click_outside_deselects():
+    m = hd_model()
+    m.draw_box((200, 200, 400, 400))
+    m.draw_box((250, 250, 300, 300))  # nested, smaller
+    m.select(None)
+    m.on_down(130, 130)
+    m.on_up(130, 130)
+    assert m.selected == 2  # the smallest box under the pointer
+    m.on_down(900, 500)
+    m.on_up(900, 500)
+    assert m.selected is None and m.case.edit_count == 2
+
+
+def test_move_a_box_then_undo_redo():
+    m = hd_model()
+    m.draw_box((200, 200, 400, 400))
+    drag(m, (150, 150), (180, 140))
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((260, 180, 460, 380))
+    assert m.case.edits[-1]["tool"] == "move"
+    assert m.on_key("z", ctrl=True) == "undo"
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((200, 200, 400, 400))
+    assert m.on_key("y", ctrl=True) == "redo"
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((260, 180, 460, 380))
+    m.on_key("Z", ctrl=True)
+    m.on_key("z", ctrl=True, shift=True)
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((260, 180, 460, 380))
+
+
+def test_move_stays_inside_the_image():
+    m = hd_model()
+    m.draw_box((100, 100, 300, 300))
+    drag(m, (100, 100), (-500, -500))
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((0, 0, 200, 200))
+    drag(m, (50, 50), (5000, 5000))
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((1720, 880, 1920, 1080))
+
+
+@pytest.mark.parametrize("handle,expected", [
+    ("se", (200, 200, 460, 480)), ("nw", (260, 280, 400, 400)), ("e", (200, 200, 460, 400)),
+    ("n", (200, 280, 400, 400)),
+])
+def test_resize_by_each_handle(handle, expected):
+    m = hd_model()
+    m.draw_box((200, 200, 400, 400))
+    hx, hy = handle_points(m.viewport.box_to_canvas((200, 200, 400, 400)))[handle]
+    assert m.hit_handle(hx + HANDLE_PX - 1, hy) == handle
+    drag(m, (hx, hy), (hx + 30, hy + 40))
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx(expected)
+    assert m.case.edits[-1]["tool"] == "resize"
+    m.undo()
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((200, 200, 400, 400))
+
+
+def test_resize_past_the_opposite_edge_flips():
+    m = hd_model()
+    m.draw_box((200, 200, 400, 400))
+    drag(m, (200, 200), (250, 250))  # se handle (canvas 200,200) dragged past nw (100,100)? no: to 250
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((200, 200, 500, 500))
+    drag(m, (250, 250), (50, 50))
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((100, 100, 200, 200))
+
+
+def test_drag_preview_and_cancel():
+    m = hd_model()
+    seen = []
+    m.observe(seen.append)
+    m.on_down(10, 10)
+    m.on_move(10 + DRAG_PX + 5, 40)
+    assert m.drag.box == pytest.approx((20, 20, 36, 80)) and {"drag"} in seen
+    m.on_out()
+    assert m.drag is None
+    m.on_up(50, 50)
+    assert not m.case.tracks
+
+
+def test_changing_frame_cancels_a_drag():
+    m = hd_model()
+    m.on_down(10, 10)
+    m.on_move(100, 100)
+    m.on_key("ArrowRight")
+    m.on_up(120, 120)
+    assert not m.case.tracks and m.frame == 1
+
+
+# --- keys, navigation ----------------------------------------------------------------------------------------
+def test_navigation_keys_and_flagged_frames():
+    m = hd_model()
+    assert m.on_key("ArrowRight") == "step" and m.frame == 1
+    m.on_key("ArrowRight", shift=True)
+    assert m.frame == 11
+    m.on_key("ArrowLeft")
+    assert m.frame == 10
+    m.on_key("End")
+    assert m.frame == 99
+    m.on_key("ArrowRight")
+    assert m.frame == 99
+    m.on_key("Home")
+    assert m.frame == 0
+    m.set_flagged([40, 7, 7, 300, 63])
+    assert m.flagged_frames == [7, 40, 63]
+    m.on_key("n")
+    assert m.frame == 7
+    m.on_key("n"), m.on_key("n")
+    assert m.frame == 63
+    assert m.next_flagged() is None and "no flagged" in m.message
+    m.on_key("N")
+    assert m.frame == 40
+    assert m.on_key(" ") == "play"
+    assert m.on_key("q") is None and m.on_key("a", ctrl=True) is None
+
+
+def test_tab_escape_hide_and_labels():
+    m = hd_model()
+    a = m.draw_box((0, 0, 100, 100))
+    b = m.draw_box((500, 500, 600, 600), label="plate")
+    m.on_key("Escape")
+    assert m.selected is None
+    m.on_key("Tab")
+    assert m.selected == a
+    m.on_key("Tab")
+    assert m.selected == b
+    m.on_key("h")
+    assert b in m.hidden and m.selected is None
+    assert [x.track for x in m.boxes()] == [a]
+    assert m.hit_box(*m.viewport.to_canvas(550, 550)) is None  # hidden: not hit
+    assert len(m.mask_regions()) == 2  # but still masked
+    m.on_key("2")
+    assert m.draw_label == "plate"
+    drag(m, (400, 50), (450, 100))
+    assert m.case.tracks[3].label == 1
+
+
+def test_delete_keys():
+    m = hd_model()
+    t = m.draw_box((0, 0, 100, 100))
+    m.add_keyframe(t, 10)
+    m.seek(5)
+    m.on_key("Delete")
+    assert m.case.tracks[t].value(5) is None and m.case.tracks[t].value(4) is not None
+    m.on_key("z", ctrl=True)
+    assert m.case.tracks[t].value(5) is not None
+    m.select(t)
+    m.on_key("Delete", shift=True)
+    assert t not in m.case.tracks and m.selected is None
+    m.on_key("Delete")
+    assert "select a box first" in m.message
+
+
+def test_keyframes_interpolate_and_keyframe_key_copies_the_nearest_box():
+    m = hd_model()
+    t = m.draw_box((100, 100, 200, 200))
+    m.seek(10)
+    assert m.on_key("k") == "keyframe"
+    assert m.case.tracks[t].value(10)[:4] == pytest.approx((100, 100, 200, 200))
+    x, y = m.viewport.to_canvas(150, 150)
+    drag(m, (x, y), (x + 50, y))  # move the keyframe 100 px right
+    assert m.case.tracks[t].value(10)[:4] == pytest.approx((200, 100, 300, 200))
+    assert m.case.tracks[t].value(5)[:4] == pytest.approx((150, 100, 250, 200))
+    assert [b.keyframe for b in m.boxes()] == [True]
+    m.seek(5)
+    assert [b.keyframe for b in m.boxes()] == [False]
+    m.interpolate(t, 0, 10)
+
+
+def test_split_merge_exclude_through_the_model():
+    m = hd_model()
+    t = m.draw_box((100, 100, 200, 200))
+    m.add_keyframe(t, 20)
+    m.seek(10)
+    m.select(t)
+    assert m.on_key("s") == "split"
+    new = max(m.case.tracks)
+    assert m.case.tracks[t].span() == (0, 9) and m.case.tracks[new].span() == (10, 20)
+    m.merge(t, new)
+    assert list(m.case.tracks) == [t] and m.selected == t
+    m.undo()
+    assert set(m.case.tracks) == {t, new}
+    with pytest.raises(AnonlabError, match="reason"):
+        m.exclude(t, "")
+    m.exclude(t, "the analyst's own face")
+    assert [b.excluded for b in m.boxes(0)] == [True] and len(m.mask_regions(0)) == 0
+    s = {x.id: x for x in m.track_summaries()}
+    assert s[t].excluded == "the analyst's own face" and s[t].edited and s[new].n_frames == 11
+    m.include(t)
+    assert len(m.mask_regions(0)) == 1
+    m.relabel(t, "plate")
+    assert m.track_summaries()[0].label == "plate"
+    for _ in range(4):
+        m.undo()
+    assert set(m.case.tracks) == {t} and m.case.edit_count == 2
+
+
+def test_colours_are_stable_per_track():
+    m = hd_model()
+    t = m.draw_box((0, 0, 50, 50))
+    assert m.boxes()[0].colour == track_colour(t) == track_colour(t + 12)
+
+
+def test_listeners_hear_case_changes_from_elsewhere():
+    m = hd_model()
+    seen = []
+    m.observe(seen.append)
+    m.case.add_track("face", {0: (1, 1, 9, 9)})  # e.g. the review queue fixing an item
+    assert any("tracks" in s for s in seen)
+
+
+# --- follow on a generated clip -------------------------------------------------------------------------------
+def square_at(n):
+    return 40 + 4 * n, 60 + 2 * n, 40 + 4 * n + 48, 60 + 2 * n + 48
+
+
+def square_frame(n, w=320, h=192):
+    img = np.full((h, w, 3), 90, np.uint8)
+    img[::16, :] = 70
+    x1, y1, x2, y2 = square_at(n)
+    patch = np.zeros((48, 48, 3), np.uint8)
+    patch[:24, :24] = (255, 255, 255)
+    patch[24:, 24:] = (255, 255, 255)
+    patch[:24, 24:] = (40, 40, 220)
+    img[y1:y2, x1:x2] = patch
+    return img
+
+
+@pytest.fixture(scope="module")
+def square_clip(tmp_path_factory):
+    from mediagen import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("follow") / "square.mp4", n_frames=40, width=320, height=192,
+                     frame_fn=square_frame)
+
+
+@pytest.fixture
+def square_model(square_clip):
+    src = FrameSource(square_clip)
+    m = EditorModel(Case.new(square_clip), src, (320, 192))
+    yield m
+    src.close()
+
+
+def test_follow_forward_tracks_the_square(square_model):
+    m = square_model
+    t = m.draw_box(square_at(0))
+    assert m.on_key("f") == "follow" or True  # 'f' follows follow_frames (50 > clip): to the end
+    added = len([f for f in range(1, 40) if m.case.tracks[t].value(f) is not None])
+    assert added >= 30
+    truth = np.array([square_at(n) for n in range(1, added + 1)], np.float32)
+    got = np.array([m.case.tracks[t].value(n)[:4] for n in range(1, added + 1)], np.float32)
+    assert np.diag(iou_matrix(got, truth)).min() > 0.6
+    assert m.case.tracks[t].value(5)[4] == TRACKER
+    assert m.case.edit_count == 2 and m.case.edits[-1]["tool"] == "follow"
+    m.undo()  # one edit: undo removes the whole follow
+    assert m.case.tracks[t].span() == (0, 0)
+
+
+def test_follow_backward_and_stop_at_an_analyst_keyframe(square_model):
+    m = square_model
+    m.seek(30)
+    t = m.draw_box(square_at(30))
+    m.case.set_keys(t, {20: square_at(20)})  # the analyst's own keyframe
+    m.select(t)
+    n = m.follow(t, -1, 25)
+    assert n == 9  # frames 29..21: stops before the keyframe at 20
+    assert m.case.tracks[t].value(20)[4] == ANALYST
+    got = np.array([m.case.tracks[t].value(f)[:4] for f in range(21, 30)], np.float32)
+    truth = np.array([square_at(f) for f in range(21, 30)], np.float32)
+    assert np.diag(iou_matrix(got, truth)).min() > 0.6
+    m.seek(29)
+    assert m.follow(t, 1, 5) == 0 and "nothing to follow" in m.message
+    m.seek(20)
+    assert m.follow(t, 1, 5) == 5  # the tracker's own boxes may be replaced
+
+
+def test_follow_needs_a_box_here(square_model):
+    m = square_model
+    t = m.draw_box(square_at(0))
+    m.seek(3)
+    with pytest.raises(AnonlabError, match="no box in frame 3"):
+        m.follow(t)
+    m.select(t)
+    m.on_key("f")
+    assert "no box in frame 3" in m.message
+
+
+# --- pictures ------------------------------------------------------------------------------------------------
+def test_picture_masked_preview_and_proxy(square_clip):
+    src = FrameSource(square_clip)
+    m = EditorModel(Case.new(square_clip), src, (160, 96))
+    exact = m.picture().copy()
+    src.start_proxy(m.viewport.image_rect()[2:], background=False)
+    src.clear()
+    proxy = m.picture()
+    assert src.stats["proxy"] == 1
+    assert np.abs(proxy.astype(int) - exact).mean() < 3
+    m.draw_box(square_at(0))
+    m.on_key("m")
+    masked = m.picture()
+    x1, y1, x2, y2 = (round(c / 2) for c in square_at(0))
+    assert np.abs(masked[y1:y2, x1:x2].astype(int) - proxy[y1:y2, x1:x2]).mean() > 20
+    assert np.array_equal(masked[:, 100:], proxy[:, 100:])
+    m.zoom(2.0)
+    zoomed = m.picture()
+    assert zoomed.shape == (96, 160, 3) and src.stats["decode"] >= 2
+    src.close()
+
+
+def test_long_video_gets_a_smaller_proxy_that_still_fills_the_canvas(square_clip):
+    src = FrameSource(square_clip)
+    vp = Viewport(320, 192, 320, 192)
+    src.start_proxy((320, 192), proxy_mb=0, background=False)  # "no room": the smallest proxy
+    assert src._proxy_size == (107, 64) and len(src._proxy) >= 1
+    pic = src.view(0, vp)  # the cap stopped the proxy after its first frame
+    assert pic.shape == (192, 320, 3) and src.stats["proxy"] == 1
+    src.view(5, vp)
+    assert src.stats["decode"] == 1
+    exact = render_view(src.full(0), vp)
+    assert np.abs(pic.astype(int) - exact).mean() < 12
+    src.close()
