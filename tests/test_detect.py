@@ -1,0 +1,480 @@
+"""The detection layer: model loading, decoding and letterbox geometry (with fakes), tiling and merging,
+the builders, and a smoke run of every real model on generated frames (no face or plate needed)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from anonlab.detect import Detector, UnionDetector, as_bgr, build_detector, face_detectors, make_regions
+from anonlab.detect import centerface as cfm
+from anonlab.detect import plates as plm
+from anonlab.detect.centerface import CenterFace, decode, dynamic_dims, pad_to_multiple
+from anonlab.detect.plates import PlateDetector, letterbox
+from anonlab.detect.tiling import AutoScale, Pyramid, Tiled, merge_regions, overlap_matrix, tile_grid
+from anonlab.detect.yunet import YuNet
+from anonlab.errors import AnonlabError
+from anonlab.models import model_path
+from anonlab.regions import DETECTOR, FACE, PLATE, Regions
+from anonlab.settings import Settings
+
+
+# --- fakes -----------------------------------------------------------------------------------------
+
+
+class BlobDetector(Detector):
+    """Finds white (255) blobs: the box of each connected component of the crop, score 0.9."""
+
+    name = "blobs"
+    default_thresh = 0.5
+
+    def __init__(self, label: int = FACE, min_side: int = 1, thresh=None):
+        super().__init__(thresh)
+        self.label = label
+        self.min_side = min_side
+        self.models = [{"name": "blobs", "sha256": "0" * 64, "licence": "test"}]
+        self.calls: list[tuple[int, int]] = []
+
+    def detect(self, frame):
+        self.calls.append(frame.shape[:2])
+        mask = (frame[:, :, 0] == 255).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        boxes = [[x, y, x + w, y + h] for x, y, w, h, _ in stats[1:] if min(w, h) >= self.min_side]
+        score = np.full(len(boxes), 0.9 if 0.9 >= self.thresh else -1.0)
+        keep = score >= 0
+        return make_regions(np.asarray(boxes, np.float32).reshape(-1, 4)[keep], score[keep], self.label,
+                            frame.shape[1], frame.shape[0])
+
+
+class FakeSession:
+    """Stands in for an onnxruntime session; records the input it was given."""
+
+    def __init__(self, outputs, input_shape=None):
+        self.outputs = outputs
+        self.inputs = []
+        self.input_shape = input_shape
+
+    def run(self, names, feeds):
+        (blob,) = feeds.values()
+        self.inputs.append(blob)
+        return self.outputs(blob) if callable(self.outputs) else self.outputs
+
+    def get_inputs(self):
+        class I:  # noqa: N801
+            name = "images"
+            shape = self.input_shape
+
+        return [I()]
+
+
+def white_squares(h, w, boxes):
+    frame = np.zeros((h, w, 3), np.uint8)
+    for x1, y1, x2, y2 in boxes:
+        frame[y1:y2, x1:x2] = 255
+    return frame
+
+
+# --- frames ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, out_shape, error",
+    [
+        ((4, 5, 3), np.uint8, (4, 5, 3), None),
+        ((4, 5), np.uint8, (4, 5, 3), None),
+        ((4, 5, 1), np.uint8, (4, 5, 3), None),
+        ((4, 5, 4), np.uint8, (4, 5, 3), None),
+        ((4, 5, 3), np.float32, None, ValueError),
+        ((4, 5, 2), np.uint8, None, ValueError),
+        ((2, 4, 5, 3), np.uint8, None, ValueError),
+    ],
+)
+def test_as_bgr(shape, dtype, out_shape, error):
+    frame = np.zeros(shape, dtype)
+    if error:
+        with pytest.raises(error):
+            as_bgr(frame)
+    else:
+        out = as_bgr(frame)
+        assert out.shape == out_shape and out.dtype == np.uint8 and out.flags.c_contiguous
+
+
+# --- CenterFace ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**31, 2**63 - 1])
+def test_varint_round_trip(value):
+    encoded = cfm._varint(value)
+    assert cfm._read_varint(encoded + b"\x00", 0) == (value, len(encoded))
+
+
+def test_dynamic_dims_keeps_the_model_and_frees_the_size():
+    data = model_path("centerface").read_bytes()
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    static = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    dynamic = ort.InferenceSession(dynamic_dims(data), opts, providers=["CPUExecutionProvider"])
+    assert static.get_inputs()[0].shape == [10, 3, 32, 32]
+    assert dynamic.get_inputs()[0].shape == ["B", 3, "H", "W"]
+    assert [o.shape for o in dynamic.get_outputs()][0] == ["B", 1, "h", "w"]
+    assert len(dynamic.get_inputs()) == 1  # initializers no longer listed as inputs
+    x = np.random.default_rng(0).uniform(0, 255, (10, 3, 32, 32)).astype(np.float32)
+    for a, b in zip(static.run(None, {"input.1": x}), dynamic.run(None, {"input.1": x})):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    (heat,) = dynamic.run(["537"], {"input.1": np.zeros((1, 3, 96, 160), np.float32)})
+    assert heat.shape == (1, 1, 24, 40)
+
+
+def test_rewrite_dims_rejects_non_models():
+    with pytest.raises(ValueError):
+        cfm.rewrite_dims(b"\x08\x07", {})
+
+
+@pytest.mark.parametrize("h, w, out", [(1, 1, (32, 32)), (32, 64, (32, 64)), (33, 65, (64, 96)), (720, 1280, (736, 1280))])
+def test_pad_to_multiple(h, w, out):
+    padded = pad_to_multiple(np.ones((h, w, 3), np.uint8))
+    assert padded.shape[:2] == out
+    assert padded[:h, :w].all() and not padded[h:].any() and not padded[:, w:].any()
+
+
+def centerface_outputs(h, w, cells):
+    """Heatmap/scale/offset maps for an input of h×w with faces at grid cells (row, col, score, bh, bw, oy, ox)."""
+    heat = np.zeros((1, 1, h // 4, w // 4), np.float32)
+    scale = np.zeros((1, 2, h // 4, w // 4), np.float32)
+    offset = np.zeros((1, 2, h // 4, w // 4), np.float32)
+    for r, c, s, bh, bw, oy, ox in cells:
+        heat[0, 0, r, c] = s
+        scale[0, :, r, c] = np.log(bh / 4), np.log(bw / 4)
+        offset[0, :, r, c] = oy, ox
+    return heat, scale, offset
+
+
+def test_decode_geometry():
+    heat, scale, offset = centerface_outputs(64, 96, [(5, 10, 0.8, 20, 16, 0.25, 0.5), (1, 1, 0.1, 8, 8, 0, 0)])
+    xyxy, score = decode(heat, scale, offset, thresh=0.5)
+    cy, cx = (5 + 0.25 + 0.5) * 4, (10 + 0.5 + 0.5) * 4
+    np.testing.assert_allclose(xyxy, [[cx - 8, cy - 10, cx + 8, cy + 10]], atol=1e-4)
+    np.testing.assert_allclose(score, [0.8])
+    assert decode(heat, scale, offset, thresh=0.9)[0].shape == (0, 4)
+
+
+def fake_centerface(outputs_for_blob, thresh=0.5):
+    det = CenterFace.__new__(CenterFace)
+    Detector.__init__(det, thresh)
+    det.models = [{"name": "centerface"}]
+    det.session = FakeSession(outputs_for_blob)
+    return det
+
+
+def test_centerface_input_and_mapping_with_a_fake_session():
+    def outputs(blob):
+        _, _, h, w = blob.shape
+        heat, scale, offset = centerface_outputs(h, w, [(2, 3, 0.9, 12, 10, 0, 0), (2, 4, 0.7, 12, 10, 0, 0),
+                                                         (15, 23, 0.6, 40, 40, 0, 0)])
+        return [heat, scale, offset]
+
+    frame = np.zeros((50, 70, 3), np.uint8)
+    frame[..., 0] = 10  # blue in BGR
+    det = fake_centerface(outputs)
+    r = det(frame)
+    blob = det.session.inputs[0]
+    assert blob.shape == (1, 3, 64, 96) and blob.dtype == np.float32
+    assert blob[0, 2, 0, 0] == 10 and blob[0, 0, 0, 0] == 0  # RGB order for the network
+    assert blob[0, :, 50:, :].max() == 0  # padding
+    # The two neighbouring cells are one face (NMS); the third face lies in the padding: clipped away.
+    assert len(r) == 1
+    np.testing.assert_allclose(r.xyxy[0], [14 - 5, 10 - 6, 14 + 5, 10 + 6], atol=1e-4)
+    assert r.label.tolist() == [FACE] and r.source.tolist() == [DETECTOR] and r.frame.tolist() == [0]
+
+
+def test_centerface_real_model_smoke():
+    det = CenterFace()
+    assert det.models[0]["sha256"].startswith("09189dea")
+    for shape in [(1, 1, 3), (7, 5, 3), (33, 65, 3), (360, 640, 3)]:
+        r = det(np.full(shape, 128, np.uint8))
+        assert isinstance(r, Regions) and r.xyxy.dtype == np.float32
+        assert (r.label == FACE).all()
+    low = det.with_threshold(0.01)
+    assert low.session is det.session and low.thresh == 0.01 and det.thresh == CenterFace.default_thresh
+
+
+# --- YuNet -----------------------------------------------------------------------------------------
+
+
+def test_yunet_wrapper_with_a_fake_library():
+    det = YuNet(thresh=0.5)
+    seen = {}
+
+    def fake(w, h, data):
+        seen["args"] = (w, h, data[:3])
+        return [(2, 3, 10, 12, 90), (20, 20, 5, 5, 30)]
+
+    det._detect = fake
+    frame = np.zeros((40, 50, 3), np.uint8)
+    frame[0, 0] = (1, 2, 3)  # B, G, R
+    r = det(frame)
+    assert seen["args"] == (50, 40, bytes([3, 2, 1]))  # packed RGB
+    np.testing.assert_allclose(r.xyxy, [[2, 3, 12, 15]])
+    np.testing.assert_allclose(r.score, [0.9])
+    assert len(det.with_threshold(0.2)(frame)) == 2
+
+
+def test_yunet_real_library_smoke():
+    det = YuNet()
+    for shape in [(1, 1, 3), (9, 4, 3), (120, 160, 3)]:
+        r = det(np.zeros(shape, np.uint8))
+        assert isinstance(r, Regions) and len(r) == 0
+    assert det.models[0]["licence"] == "BSD-3-Clause"
+
+
+# --- plates ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h, w", [(100, 200), (720, 1280), (1080, 1920), (736, 100), (1, 1)])
+def test_letterbox_geometry(h, w):
+    image = np.full((h, w, 3), 200, np.uint8)
+    out, gain, (px, py) = letterbox(image, (1280, 736))
+    assert out.shape == (736, 1280, 3)
+    nw, nh = round(w * gain), round(h * gain)
+    assert nw <= 1280 and nh <= 736 and (nw == 1280 or nh == 736 or abs(nw - 1280) <= 1 or abs(nh - 736) <= 1)
+    assert (out[py : py + nh, px : px + nw] == 200).all()
+    assert out.sum() == 200 * 3 * nw * nh + 114 * 3 * (1280 * 736 - nw * nh)
+
+
+def test_plate_decode():
+    out = np.zeros((1, 5, 4), np.float32)
+    out[0, :, 0] = [100, 50, 40, 20, 0.9]
+    out[0, :, 1] = [10, 10, 4, 4, 0.2]
+    xyxy, score = plm.decode(out, 0.5)
+    np.testing.assert_allclose(xyxy, [[80, 40, 120, 60]])
+    np.testing.assert_allclose(score, [0.9])
+    with pytest.raises(AnonlabError, match="YOLOv8"):
+        plm.decode(np.zeros((1, 3, 4), np.float32), 0.5)
+
+
+@pytest.mark.parametrize("grayscale", [True, False])
+def test_plate_detector_mapping_with_a_fake_session(grayscale):
+    frame = np.zeros((360, 640, 3), np.uint8)
+    frame[..., 2] = 255  # red
+    # In the 1280×736 letterbox the 640×360 frame is scaled 2x and padded 8 px top and bottom.
+    out = np.zeros((1, 5, 3), np.float32)
+    out[0, :, 0] = [200, 8 + 100, 80, 40, 0.8]  # letterbox (160, 88)-(240, 128) = frame (80, 40)-(120, 60)
+    out[0, :, 1] = [202, 8 + 101, 80, 40, 0.7]  # duplicate: NMS
+    det = PlateDetector.__new__(PlateDetector)
+    Detector.__init__(det, 0.5)
+    det.grayscale = grayscale
+    det.models = []
+    det.session = FakeSession([out], input_shape=[1, 3, 736, 1280])
+    det.input_name, det.input_size = "images", (1280, 736)
+    r = det(frame)
+    np.testing.assert_allclose(r.xyxy, [[80, 40, 120, 60]], atol=1e-4)
+    assert r.label.tolist() == [PLATE]
+    blob = det.session.inputs[0]
+    assert blob.shape == (1, 3, 736, 1280) and 0 <= blob.min() and blob.max() <= 1
+    centre = blob[0, :, 368, 640]
+    if grayscale:
+        assert centre[0] == centre[1] == centre[2]
+    else:
+        assert centre[0] == 1.0 and centre[2] == 0.0  # RGB order
+
+
+def test_plate_size_for_dynamic_models():
+    det = PlateDetector.__new__(PlateDetector)
+    det.input_size = None
+    assert det.size_for(1920, 1080) == (1280, 736)
+    assert det.size_for(100, 50) == (128, 64)
+
+
+def test_plate_real_model_smoke():
+    det = PlateDetector()
+    assert det.input_size == (1280, 736)
+    for shape in [(1, 1, 3), (50, 300, 3), (720, 1280, 3)]:
+        r = det(np.full(shape, 90, np.uint8))
+        assert isinstance(r, Regions) and (r.label == PLATE).all()
+
+
+# --- merging and tiling ----------------------------------------------------------------------------
+
+
+def regions(rows, label=FACE, frame=0):
+    xyxy = [r[:4] for r in rows]
+    return Regions(xyxy=xyxy, score=[r[4] for r in rows], label=[label] * len(rows), frame=[frame] * len(rows))
+
+
+def test_overlap_metrics():
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[0, 0, 5, 10]], np.float32)
+    assert overlap_matrix(a, b, "iou")[0, 0] == pytest.approx(0.5)
+    assert overlap_matrix(a, b, "ios")[0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        overlap_matrix(a, b, "giou")
+
+
+WBF = (0 * 0.6 + 2 * 0.3) / 0.9, (10 * 0.6 + 12 * 0.3) / 0.9  # score-weighted mean of 0/2 and 10/12
+
+
+@pytest.mark.parametrize(
+    "method, box",
+    [
+        ("nms", [0, 0, 10, 10]),
+        ("enclose", [0, 0, 12, 12]),
+        ("wbf", [WBF[0], WBF[0], WBF[1], WBF[1]]),
+    ],
+)
+def test_merge_methods(method, box):
+    r = regions([[0, 0, 10, 10, 0.6], [2, 2, 12, 12, 0.3], [50, 50, 60, 60, 0.5]])
+    out = merge_regions(r, iou=0.4, method=method)
+    assert len(out) == 2
+    np.testing.assert_allclose(out.xyxy[0], box, atol=1e-3)
+    assert out.score[0] == pytest.approx(0.6)
+
+
+def test_merge_keeps_labels_and_frames_apart():
+    r = Regions.merge([regions([[0, 0, 10, 10, 0.9]]), regions([[0, 0, 10, 10, 0.8]], label=PLATE),
+                       regions([[0, 0, 10, 10, 0.7]], frame=3)])
+    assert len(merge_regions(r)) == 3
+    with pytest.raises(ValueError):
+        merge_regions(r, method="avg")
+
+
+@pytest.mark.parametrize("w, h, tile, overlap", [(1280, 720, (640, 640), 0.25), (100, 50, (640, 640), 0.2),
+                                                  (1000, 1000, (300, 200), 64), (961, 960, (960, 960), 0.25)])
+def test_tile_grid_covers_with_overlap(w, h, tile, overlap):
+    tiles = tile_grid(w, h, tile, overlap)
+    covered = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in tiles:
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        assert x2 - x1 == min(tile[0], w) and y2 - y1 == min(tile[1], h)
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+    xs = sorted({t[0] for t in tiles})
+    want = overlap * min(tile[0], w) if overlap < 1 else overlap
+    for a, b in zip(xs, xs[1:]):
+        assert (a + min(tile[0], w)) - b >= want - 1
+
+
+def test_tiled_merges_an_object_cut_by_a_seam_and_maps_scale_back():
+    frame = white_squares(200, 300, [(140, 60, 170, 90), (10, 10, 14, 14)])
+    base = BlobDetector()
+    out = Tiled(base, scale=2.0, tile=(320, 256), overlap=0.25)(frame)
+    boxes = sorted(out.xyxy.tolist())
+    assert len(boxes) == 2
+    np.testing.assert_allclose(boxes[0], [10, 10, 14, 14], atol=0.6)
+    np.testing.assert_allclose(boxes[1], [140, 60, 170, 90], atol=0.6)
+    assert max(h for h, w in base.calls) <= 256 and max(w for h, w in base.calls) <= 320
+    assert len(base.calls) > 1
+
+
+def test_upscale_finds_what_the_base_misses():
+    frame = white_squares(100, 100, [(20, 20, 26, 26), (50, 50, 90, 90)])
+    base = BlobDetector(min_side=10)  # "misses" objects under 10 px
+    assert len(base(frame)) == 1
+    assert len(Tiled(base, scale=2.0)(frame)) == 2
+    assert len(Pyramid(base, scales=(1.0, 2.0))(frame)) == 2
+
+
+@pytest.mark.parametrize("w, h, scale", [(400, 300, 2.0), (1280, 720, 1.0), (640, 360, 2.0), (900, 600, 1.25),
+                                         (3840, 2160, 1.0), (1, 1, 2.0)])
+def test_autoscale_scale_for(w, h, scale):
+    assert AutoScale(BlobDetector()).scale_for(w, h) == scale
+
+
+def test_autoscale_tiles_for_models_with_a_size_limit():
+    base = BlobDetector()
+    det = AutoScale(base, max_side=300)
+    det(white_squares(200, 250, [(100, 100, 110, 110)]))
+    assert max(max(c) for c in base.calls) <= 300
+    native = AutoScale(BlobDetector(min_side=10), keep_native=True)
+    assert len(native(white_squares(100, 100, [(20, 20, 26, 26), (50, 50, 90, 90)]))) == 2
+
+
+def test_wrappers_pass_thresholds_and_models_through():
+    base = BlobDetector(thresh=0.5)
+    det = AutoScale(base)
+    assert det.thresh == 0.5 and det.models == base.models and det.name == "blobs"
+    high = det.with_threshold(0.95)
+    assert high.thresh == 0.95 and det.thresh == 0.5
+    assert len(high(white_squares(64, 64, [(5, 5, 30, 30)]))) == 0
+    assert det.lowered(0.5).thresh == 0.25
+
+
+# --- union and builders ----------------------------------------------------------------------------
+
+
+def test_union_merges_one_label_and_concatenates_labels():
+    frame = white_squares(64, 64, [(5, 5, 30, 30)])
+    faces = UnionDetector([BlobDetector(), BlobDetector()])
+    assert len(faces(frame)) == 1
+    both = UnionDetector([BlobDetector(FACE), BlobDetector(PLATE)], iou=None)
+    assert sorted(both(frame).label.tolist()) == [FACE, PLATE]
+    assert both.label == -1 and len(both.models) == 2
+    low = both.lowered(0.5)
+    assert [d.thresh for d in low.detectors] == [0.25, 0.25]
+    assert [d.thresh for d in both.with_threshold(0.1).detectors] == [0.1, 0.1]
+    with pytest.raises(AnonlabError):
+        UnionDetector([])
+
+
+def test_builders():
+    plates = build_detector(Settings(what=("plate",)))
+    assert isinstance(plates, PlateDetector) and plates.thresh == PlateDetector.default_thresh
+    faces = face_detectors(Settings(what=("face",)))
+    assert [d.name for d in faces] == ["centerface", "yunet"]
+    assert all(isinstance(d, AutoScale) for d in faces)
+    one = build_detector(Settings(what=("face",), second_face_detector=False, thresh=0.4))
+    assert one.name == "centerface" and one.thresh == 0.4
+    full = build_detector(Settings())
+    assert [m["name"] for m in full.models] == ["centerface", "yunet", "plate_yolov8n"]
+    assert all(len(m["sha256"]) == 64 for m in full.models)
+    r = full(np.zeros((48, 64, 3), np.uint8))
+    assert isinstance(r, Regions)
+    off = face_detectors(Settings(what=("face",)), max_upscale=1.0)[0]
+    assert off.scale_for(100, 100) == 1.0
+
+
+def test_user_plate_model_path(tmp_path):
+    user = tmp_path / "plates.onnx"
+    user.write_bytes(model_path("plate_yolov8n").read_bytes())
+    det = build_detector(Settings(what=("plate",), plate_model=str(user)))
+    assert det.models[0]["bundled"] is False and det.models[0]["file"] == "plates.onnx"
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(AnonlabError, match="cannot load model bad.onnx"):
+        build_detector(Settings(what=("plate",), plate_model=str(bad)))
+
+
+def test_mediapipe_backend_errors_are_clear(tmp_path):
+    from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
+
+    with pytest.raises(AnonlabError, match="needs a face detector model file"):
+        MediapipeFaceDetector(None)
+    with pytest.raises(AnonlabError, match="does not exist"):
+        build_detector(Settings(what=("face",), face_model=str(tmp_path / "face.tflite")))
+    with pytest.raises(AnonlabError, match=".tflite or .task"):
+        MediapipeFaceDetector(str(tmp_path / "face.onnx"))
+    model = tmp_path / "face.task"
+    model.write_bytes(b"x")
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        with pytest.raises(AnonlabError, match=r"pip install 'anonlab\[mediapipe\]'"):
+            build_detector(Settings(what=("face",), face_model=str(model)))
+    else:  # pragma: no cover - only where the extra is installed
+        with pytest.raises(AnonlabError, match="mediapipe cannot use"):
+            build_detector(Settings(what=("face",), face_model=str(model)))
+
+
+def test_detectors_are_fast_enough_to_test():
+    # Guard against an accidental slow path (e.g. NMS on thousands of boxes) in the smoke inputs above.
+    det = build_detector(Settings())
+    frame = np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    import time
+
+    t0 = time.perf_counter()
+    det(frame)
+    assert time.perf_counter() - t0 < 20
+    assert math.isfinite(det.thresh)
