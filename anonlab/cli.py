@@ -125,9 +125,9 @@ def cmd_anonymize(args) -> int:
         logging.getLogger("anonlab").info("%s: unusual extension; judging the file by its content", src.name)
     report = anonymize(src, args.output, settings, overwrite=args.overwrite, regions_out=args.regions_out,
                        report=args.report, progress=not args.quiet)
-    counts = report.get("regions", {})
-    print(f"{src.name}: {report['frames']['output']} frame(s) written to {report['output']['name']}; "
-          f"masked {json.dumps(counts.get('by_label', counts))}")
+    regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]
+    print(f"{src.name}: {report['output']['frames']} frame(s) written to {report['output']['file']}; masked "
+          + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
     return 0
 
 

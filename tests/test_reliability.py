@@ -42,7 +42,7 @@ def test_corpus(tmp_path, name):
         failed = [c for c in checks if not c[1]]
         assert not failed, failed
         report = json.loads((out_dir / "report.json").read_text())
-        assert report["frames"]["input"] == report["frames"]["output"]
+        assert report["input"]["frames"] == report["output"]["frames"] and report["frames_match"]
     else:
         fragment = expectation.split(":", 1)[1]
         lines = proc.stderr.strip().splitlines()
