@@ -193,8 +193,17 @@ def test_workbench_in_jupyterlab(lab, tmp_path):
             page.keyboard.press("Home")
             _wait(lambda: "0 / 99" in _frame_label(page), 10, "Home")
 
+            # export is gated by the review queue: blocked first, then the analyst overrides with a reason
+            export_button = page.locator(".anonlab-workbench button", has_text="export").first
+            export_button.click()
+            _wait(lambda: "export failed" in page.locator(".anonlab-workbench").inner_text(), 30, "the gate")
+            assert not lab["media"].with_name("street_anonymized.mp4").exists()
+            page.locator(".anonlab-workbench input[placeholder='your name']").fill("Test Reviewer")
+            page.locator(".anonlab-workbench input[placeholder='why export with open items']").fill("browser test")
+            page.locator(".anonlab-workbench button", has_text="override gate").first.click()
+            _wait(lambda: Case.load(case_file).review.override is not None, 20, "the override in the case")
             # export: the output masks the analyst's box, leaves the rest
-            page.locator(".anonlab-workbench button", has_text="export").first.click()
+            export_button.click()
             out = lab["media"].with_name("street_anonymized.mp4")
             _wait(lambda: out.exists(), 60, "the export")
             _wait(lambda: "exported" in page.locator(".anonlab-workbench").inner_text(), 30, "the export message")

@@ -176,6 +176,13 @@ def test_reopening_loads_the_case(clip):
 def test_export_respects_edits_exactly(wb, tmp_path):
     drag(wb, (30, 50), (70, 90))
     wb.export_path.value = str(tmp_path / "out.mp4")
+    assert wb.export() is None and "export failed" in wb.message.value  # the review queue blocks it
+    assert not (tmp_path / "out.mp4").exists()
+    session = wb.review.session
+    assert session.pending and wb.flagged_frames
+    while session.next_pending() is not None:  # the analyst looks at every item and decides
+        wb.review._decide("accepted")
+    assert not session.pending and wb.flagged_frames == []
     info = wb.export()
     assert info["frames"] == 30 and info["case"]["regions"] == 1 and "exported out.mp4" in wb.message.value
     with open_media(tmp_path / "out.mp4") as out, open_media(wb.input_path) as src:
@@ -219,6 +226,7 @@ def test_photo(tmp_path):
     assert w.case.input.kind == "photo" and w.slider.max == 0
     drag(w, (30, 50), (70, 90))
     w.export_path.value = str(tmp_path / "p_out.jpg")
+    w.review.session.override("nothing to review in a test photo", "Tester")  # recorded, then allowed
     assert w.export()["frames"] == 1
     w.close()
 

@@ -82,6 +82,12 @@ class Workbench:
         self._build(output)
         self.model.observe(self._on_model)
         self._redraw({"frame", "boxes", "drag", "tracks", "selection"})
+        # The review queue steps the player through what needs a look and gates the export (issue 7).
+        from anonlab.widgets.review_panel import ReviewPanel
+
+        self.review = ReviewPanel(self)
+        self.add_panel(self.review.widget)
+        self.export_gate = self.review.session.gate
         if proxy and info.kind == "video":
             self.frames.start_proxy(self.model.viewport.image_rect()[2:])
             # Until the proxy is there a random frame costs a seek and a GOP of decoding: update on release
@@ -310,7 +316,10 @@ class Workbench:
             with self.progress:
                 analysis = analyse(self.input_path, self.case.settings, progress=True)
             self.case.set_analysis(analysis)
-            self.model.say(f"analysis done: {len(self.case.tracks)} track(s)")
+            self.review.session.scene_cuts = list(getattr(analysis, "scene_cuts", []))
+            self.review.refresh()
+            self.model.say(f"analysis done: {len(self.case.tracks)} track(s), "
+                           f"{len(self.review.session.pending)} review item(s)")
         except AnonlabError as exc:
             self.model.say(str(exc))
         finally:
