@@ -18,6 +18,7 @@ from anonlab.errors import AnonlabError
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_RED_TEAM = 4
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regions-in", help="mask these regions instead of detecting (.jsonl, MOT .csv, CVAT .xml)")
     p.add_argument("--report", help="write the audit report (JSON, with a Markdown twin)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--red-team", action="store_true",
+                   help="check the output again with every detector at a lower threshold; exit 4 if anything shows")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _settings_args(p)
 
@@ -125,10 +128,19 @@ def cmd_anonymize(args) -> int:
     if src.suffix.lower() not in MEDIA_EXTENSIONS:
         logging.getLogger("anonlab").info("%s: unusual extension; judging the file by its content", src.name)
     report = anonymize(src, args.output, settings, overwrite=args.overwrite, regions_out=args.regions_out,
-                       regions_in=args.regions_in, report=args.report, progress=not args.quiet)
+                       regions_in=args.regions_in, report=args.report, red_team=args.red_team,
+                       progress=not args.quiet)
     regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]
     print(f"{src.name}: {report['output']['frames']} frame(s) written to {report['output']['file']}; masked "
           + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
+    if "red_team" in report:
+        rt = report["red_team"]
+        print(f"red team: {rt['frames_checked']} frame(s) checked, {rt['exposed']} exposed, "
+              f"{rt['weak_mask']} weak mask(s)")
+        for line in rt["findings"][:20]:
+            print(f"  {line}")
+        if rt["exposed"] or rt["weak_mask"]:
+            return EXIT_RED_TEAM
     return 0
 
 

@@ -49,7 +49,7 @@ def analyse(
     settings: Settings | None = None,
     *,
     detector: Callable[[np.ndarray], Regions] | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int], None] = True,
 ) -> Analysis:
     """Detect and track faces/plates in a photo or video.
 
@@ -70,7 +70,8 @@ def analyse(
             detector = build_detector(settings)
         models = list(getattr(detector, "models", []))
         t1 = time.perf_counter()
-        with progress_bar(media.n_frames, f"analyse {path.name}", enabled=progress and media.n_frames > 1) as bar:
+        show = progress if media.n_frames > 1 else False
+        with progress_bar(media.n_frames, f"analyse {path.name}", enabled=show) as bar:
             regions = analyse_frames(media.frames(), detector, settings, n_frames=media.n_frames, progress=bar.update)
         t2 = time.perf_counter()
         return Analysis(
@@ -105,7 +106,7 @@ def render(
     regions: Regions | None = None,
     settings: Settings | None = None,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | Callable[[int], None] = True,
     mask_whole: set[int] | None = None,
 ) -> dict:
     """Mask ``regions`` (default: the analysis') into ``output``; returns counts, hashes and timings.
@@ -202,6 +203,27 @@ def read_regions(path: str | Path, n_frames: int) -> Regions:
     return regions
 
 
+#: Above this many frames the red-team pass checks a stratified sample, not every frame.
+RED_TEAM_MAX_FRAMES = 300
+
+
+def red_team_check(analysis: Analysis, output: Path, render_info: dict, *, progress: bool = False) -> dict:
+    """Run the red-team pass on a rendered output; counts and one-line summaries, no coordinates."""
+    from anonlab.review import red_team, sample_frames
+
+    frames = None
+    if analysis.n_frames > RED_TEAM_MAX_FRAMES:
+        frames = sample_frames(analysis.n_frames, RED_TEAM_MAX_FRAMES, seed=0)
+    found = red_team(output, analysis.regions, analysis.settings, frames=frames,
+                     whole_frames=set(analysis.damaged) | set(render_info.get("damaged", ())))
+    return {
+        "frames_checked": analysis.n_frames if frames is None else len(frames),
+        "exposed": sum(f.kind == "exposed" for f in found),
+        "weak_mask": sum(f.kind != "exposed" for f in found),
+        "findings": [f.summary() for f in found],
+    }
+
+
 def anonymize(
     path: str | Path,
     output: str | Path | None = None,
@@ -211,12 +233,15 @@ def anonymize(
     regions_out: str | Path | None = None,
     regions_in: str | Path | None = None,
     report: str | Path | None = None,
+    red_team: bool = False,
     progress: bool = True,
 ) -> dict:
     """Analyse and render one file; optionally write ``--regions-out`` and ``--report``. Returns the report.
 
     With ``regions_in`` (JSONL, MOT CSV or CVAT XML, e.g. corrected in CVAT) no detection runs: exactly
-    those regions are masked.
+    those regions are masked. With ``red_team`` the rendered output is checked again by every detector at
+    a lowered threshold (`anonlab.review.red_team`); the findings are counted in the report and returned
+    under ``"red_team"`` (frames and labels only, never coordinates).
     """
     settings = settings or Settings()
     path = Path(path)
@@ -232,13 +257,21 @@ def anonymize(
     info = render(analysis, output, overwrite=overwrite, progress=progress)
     if regions_out:
         write_regions(analysis, regions_out)
+    findings = None
+    if red_team:
+        findings = red_team_check(analysis, output, info, progress=progress)
     rep = make_report(
         settings=settings, models=analysis.models, input_path=path, output_path=output,
         input_sha256=sha256_file(path), output_sha256=sha256_file(output), n_frames_in=analysis.n_frames,
         n_frames_out=info["frames"], regions=analysis.regions,
         timings={**analysis.timings, "render_s": info["render_s"]},
-        extra={"damaged_frames": len(info["damaged"]) + len(analysis.damaged), "kind": analysis.kind},
+        extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
+               **({} if findings is None else {
+                   "red_team_frames_checked": findings["frames_checked"],
+                   "red_team_exposed": findings["exposed"], "red_team_weak_masks": findings["weak_mask"]})},
     )
+    if findings is not None:
+        rep = {**rep, "red_team": findings}
     if report:
         write_report(rep, report)
     return rep

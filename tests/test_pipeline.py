@@ -76,3 +76,28 @@ def test_render_masks_damaged_frames_whole(tmp_path, clips):
     render(analysis, tmp_path / "o.mp4", progress=False)
     with VideoReader(tmp_path / "o.mp4") as out:
         assert out.get(3).max() < 30 and out.get(4).max() > 200
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_red_team_flags_a_face_left_unmasked(tmp_path):
+    """The analyst's regions miss the face: the red-team pass on the output says so (no coordinates)."""
+    photo = ROOT / "sample_media" / "portrait.jpg"
+    (tmp_path / "none.jsonl").write_text('{"frame": 0, "time": 0, "regions": []}\n')
+    bare = anonymize(photo, tmp_path / "bare.jpg", regions_in=tmp_path / "none.jsonl", red_team=True,
+                     progress=False, report=tmp_path / "bare.json")
+    assert bare["red_team"]["exposed"] >= 1 and "face found outside the masks" in bare["red_team"]["findings"][0]
+    assert json.loads((tmp_path / "bare.json").read_text())["extra"]["red_team_exposed"] >= 1
+    masked = anonymize(photo, tmp_path / "masked.jpg", progress=False)
+    assert masked["regions"]["by_label"]["face"] >= 1
+    # At half threshold the pass also fires on look-alikes (the cap badge); the face itself must be gone.
+    from anonlab.regions import iou_matrix
+    from anonlab.review import red_team
+    from anonlab.settings import Settings
+
+    face = describe(photo)
+    found = red_team(tmp_path / "bare.jpg", face.regions, Settings())
+    truth = np.array([[f.box for f in found if f.score > 0.5][0]])
+    after = red_team(tmp_path / "masked.jpg", read_regions(tmp_path / "none.jsonl", 1), Settings())
+    assert all(iou_matrix(truth, [f.box])[0, 0] < 0.1 for f in after)

@@ -1,0 +1,1400 @@
+"""Batch jobs: a folder tree of photos and videos, resumable, on local processes or a Dask cluster.
+
+``run_batch(IN, OUT, settings)`` mirrors ``IN``'s tree into ``OUT``: every photo and video (by extension,
+`anonlab.media.MEDIA_EXTENSIONS`) becomes one job that writes ``OUT/<same relative path>`` and, beside it, the
+audit report ``<output>.report.json``; other files are ignored and counted.
+
+**The ledger** (``OUT/anonlab-ledger.sqlite``) records, per file: relative path, input sha256 (with size and
+mtime, so an unchanged file is not re-hashed on every run), settings digest, status
+(``pending`` / ``running`` / ``done`` / ``failed``), the one-line error, output sha256 and size, timings. A
+rerun skips a file whose row is ``done`` with the same input sha256 and settings digest and whose output (and
+report) is still there; everything else is (re)done. Outputs are renamed into place only when complete
+(`anonlab.media.atomic_output`), and a file is marked ``done`` only after its output and report exist, so a
+batch killed at any moment resumes where it stopped, never leaves a half-written output, and never redoes a
+finished file. A lock file keeps two batches from writing into one output folder at once.
+
+**Failures are isolated**: a file that cannot be processed is marked ``failed`` with one line
+(`AnonlabError`'s text; other exceptions by type name only, never a traceback or file contents) and the batch
+goes on. With a process pool a worker that dies (a decoder crash) takes only its own file down: the files that
+were in flight with it are rerun one at a time, and the one that kills a worker alone is marked failed.
+
+**Executors**: ``local`` runs in this process (``workers=1``) or in a pool of ``workers`` processes;
+``dask`` runs on ``dask.distributed``: a ``LocalCluster`` (``workers`` processes, one thread each, dashboard on
+127.0.0.1 when bokeh is installed) or the scheduler at ``scheduler`` (an address or a ``Client``).
+
+Privacy with Dask: chunk results (region coordinates) travel between the processes of the cluster in memory;
+a LocalCluster's workers spill to a private temporary folder (0700) that is removed at the end. With a remote
+scheduler the cluster's own configuration applies: keep it on-premise, with TLS between machines
+(``distributed`` security settings) where the network is not trusted.
+
+**Long videos** (``chunk_seconds``): a video longer than 1.5 chunks is cut at keyframes into chunks that are
+analysed in parallel. Each chunk decodes about a second before its start (``warmup_seconds``) so its tracks and
+scene-cut detector are warm at the seam; those warm-up rows are dropped, the chunks are joined with
+`anonlab.track.analyse.stitch_chunks` (tracks continued across seams, temporal safety recomputed over the whole
+video, so a gap across a seam is filled as in an unchunked run), and the stitched regions are rendered in **one
+render pass** over the whole video. One pass is exact (no re-encoded seams, no timestamp splicing, audio copied
+once) and rendering costs a fraction of analysis, so the parallel part is where the time goes.
+
+Example:
+    >>> from anonlab.batch import run_batch
+    >>> summary = run_batch("footage/", "footage_anonymized/", workers=2)      # doctest: +SKIP
+    >>> summary["done"], summary["failed"]                                    # doctest: +SKIP
+    (12, 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import re
+import sqlite3
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from anonlab.errors import AnonlabError, OutputError
+from anonlab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEDGER_NAME = "anonlab-ledger.sqlite"
+LOCK_NAME = ".anonlab-batch.lock"
+REPORT_SUFFIX = ".report.json"
+EXECUTORS = ("local", "dask")
+STATUSES = ("pending", "running", "done", "failed")
+#: Containers libx264 cannot be written into: their outputs get ``.mkv`` (``clip.webm`` -> ``clip.mkv``).
+NO_H264_CONTAINERS = {".webm"}
+#: Name of the Dask event topic that carries per-file progress from workers to the client.
+PROGRESS_TOPIC = "anonlab-batch-progress"
+
+ProgressFn = Callable[[str, int, int], None]
+
+__all__ = [
+    "Anonymizer", "CaseRenderer", "Chunk", "ChunkResult", "Job", "Ledger", "LEDGER_NAME", "error_line",
+    "format_summary", "keyframe_indices", "output_name", "plan_chunks", "queue_cases", "read_ledger", "run_batch",
+    "scan_tree",
+]
+
+
+# --- jobs -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file of a batch, as a worker sees it (plain data, picklable).
+
+    Attributes:
+        rel: path relative to the input folder, ``/``-separated (the ledger key).
+        src: absolute input path.
+        dst: absolute output path (written through `atomic_output`).
+        report: path of the JSON report to write beside the output, or None.
+        input_sha256: sha256 of the input when the job was planned.
+        settings: the `Settings` to run with.
+        chunk_seconds: split long videos into chunks of about this length (None: never).
+    """
+
+    rel: str
+    src: str
+    dst: str
+    report: str | None
+    input_sha256: str
+    settings: Settings
+    chunk_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames ``start <= n < stop`` of a video, analysed from ``warm`` (warm-up frames are dropped)."""
+
+    index: int
+    start: int
+    stop: int
+    warm: int
+
+
+@dataclass
+class ChunkResult:
+    """What analysing one chunk returns: its regions with frames relative to ``chunk.start``.
+
+    A whole-file "chunk" (``start`` 0, ``stop`` = all frames) holds the finished regions (absolute frames,
+    temporal safety applied), exactly as `anonlab.pipeline.analyse` would return them.
+    """
+
+    chunk: Chunk
+    regions: Any
+    kind: str
+    n_frames: int
+    width: int
+    height: int
+    fps: float
+    times: Any = None
+    damaged: list[int] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line recorded for a failed file: an `AnonlabError`'s text, otherwise the exception's type only.
+
+    Messages of other exceptions may quote file contents or coordinates, so they are never recorded.
+    """
+    if isinstance(exc, AnonlabError):
+        text = " ".join(str(exc).split())
+        return (text[:400] + "…") if len(text) > 400 else (text or type(exc).__name__)
+    if isinstance(exc, MemoryError):
+        return "out of memory; run with fewer workers or on a machine with more memory"
+    name = type(exc).__name__
+    if isinstance(exc, BrokenProcessPool) or name in ("KilledWorker", "WorkerLost"):
+        return f"the worker process died while processing this file ({name}); the file may be corrupt"
+    return f"internal error ({name}); rerun this file alone with 'anonlab anonymize --debug'"
+
+
+# --- tree and names -------------------------------------------------------------------------------------
+
+
+def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tuple[list[str], int]:
+    """Media files under ``input_dir`` (relative, ``/``-separated, sorted) and the count of other files.
+
+    Hidden files (name starting with ``.``) are ignored and counted; hidden folders (``.git``, ``.Trash``) and
+    ``output_dir``, when it lies inside ``input_dir``, are not entered.
+    """
+    from anonlab.media import MEDIA_EXTENSIONS
+
+    root = Path(input_dir)
+    skip = Path(output_dir).resolve() if output_dir is not None else None
+    media: list[str] = []
+    ignored = 0
+    for folder, dirs, files in os.walk(root):
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith(".") or (skip is not None and (Path(folder) / d).resolve() == skip):
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        for name in sorted(files):
+            path = Path(folder) / name
+            if not name.startswith(".") and path.suffix.lower() in MEDIA_EXTENSIONS and path.is_file():
+                media.append(path.relative_to(root).as_posix())
+            else:
+                ignored += 1
+    return sorted(media), ignored
+
+
+def output_name(rel: str, taken: set[str] | None = None) -> str:
+    """Relative output path for input ``rel``: the same, except containers libx264 cannot write (``.webm``).
+
+    ``clip.webm`` becomes ``clip.mkv``, or ``clip.webm.mkv`` when ``clip.mkv`` is already ``taken``.
+    """
+    p = Path(rel)
+    if p.suffix.lower() not in NO_H264_CONTAINERS:
+        return rel
+    out = p.with_suffix(".mkv").as_posix()
+    if taken is not None and out in taken:
+        out = p.with_name(p.name + ".mkv").as_posix()
+    return out
+
+
+def _remove_stale_temps(path: Path) -> int:
+    """Delete temporary files a killed writer left for ``path``.
+
+    Two writers' patterns: `atomic_output`'s ``.<stem>.XXXXXXXX.part<suffix>`` and the report's
+    ``.<name>.XXXXXXXX.tmp``. Only called while the batch holds the output folder's lock, so no live writer
+    owns them.
+    """
+    removed = 0
+    if not path.parent.is_dir():
+        return 0
+    patterns = [
+        re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.part{re.escape(path.suffix)}$"),
+        re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp$"),
+    ]
+    for entry in path.parent.iterdir():
+        if any(p.match(entry.name) for p in patterns) and entry.is_file():
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed += 1
+    return removed
+
+
+# --- ledger ---------------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (digest TEXT PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    path            TEXT PRIMARY KEY,
+    output          TEXT,
+    input_sha256    TEXT,
+    input_size      INTEGER,
+    input_mtime_ns  INTEGER,
+    settings_digest TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error           TEXT,
+    output_sha256   TEXT,
+    output_size     INTEGER,
+    kind            TEXT,
+    frames          INTEGER,
+    chunks          INTEGER,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    queued_at       REAL,
+    started_at      REAL,
+    finished_at     REAL,
+    seconds         REAL,
+    timings         TEXT
+);
+"""
+_SCHEMA_VERSION = "1"
+
+
+class Ledger:
+    """The SQLite job ledger of one output folder. Only the coordinating process writes it.
+
+    Each change is its own transaction (``synchronous=FULL``), so a kill leaves the last committed state.
+    Rows hold file names, hashes, counts and timings, never coordinates.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            elif version[0] != _SCHEMA_VERSION:
+                raise AnonlabError(f"{self.path}: ledger schema {version[0]} is not {_SCHEMA_VERSION}; "
+                                   "move it away to start the batch afresh")
+        except sqlite3.DatabaseError as exc:
+            raise AnonlabError(f"{self.path}: not a readable batch ledger ({exc}); move it away to start "
+                               "the batch afresh") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get(self, rel: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE path=?", (rel,)).fetchone()
+        return dict(row) if row else None
+
+    def rows(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM jobs ORDER BY path")]
+
+    def save_settings(self, settings: Settings) -> None:
+        self.db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)",
+                        (settings.digest, json.dumps(settings.to_dict(), sort_keys=True)))
+
+    def pending(self, rel: str, output: str, sha: str, size: int, mtime_ns: int, digest: str) -> None:
+        now = time.time()
+        self.db.execute(
+            """INSERT INTO jobs (path, output, input_sha256, input_size, input_mtime_ns, settings_digest, status,
+                                 queued_at)
+               VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
+               ON CONFLICT(path) DO UPDATE SET output=excluded.output, input_sha256=excluded.input_sha256,
+                   input_size=excluded.input_size, input_mtime_ns=excluded.input_mtime_ns,
+                   settings_digest=excluded.settings_digest, status='pending', error=NULL, output_sha256=NULL,
+                   output_size=NULL, queued_at=excluded.queued_at, started_at=NULL, finished_at=NULL,
+                   seconds=NULL""",
+            (rel, output, sha, size, mtime_ns, digest, now),
+        )
+
+    def running(self, rel: str) -> None:
+        self.db.execute("UPDATE jobs SET status='running', started_at=?, attempts=attempts+1 WHERE path=?",
+                        (time.time(), rel))
+
+    def done(self, rel: str, result: dict) -> None:
+        now = time.time()
+        self.db.execute(
+            """UPDATE jobs SET status='done', error=NULL, output_sha256=?, output_size=?, kind=?, frames=?, chunks=?,
+                   input_sha256=coalesce(?, input_sha256), finished_at=?,
+                   seconds=round(? - coalesce(started_at, ?), 3), timings=? WHERE path=?""",
+            (result.get("output_sha256"), result.get("output_size"), result.get("kind"), result.get("frames"),
+             result.get("chunks"), result.get("input_sha256"), now, now, now,
+             json.dumps(result.get("timings") or {}), rel),
+        )
+
+    def failed(self, rel: str, error: str) -> None:
+        now = time.time()
+        self.db.execute(
+            """UPDATE jobs SET status='failed', error=?, finished_at=?, seconds=round(? - coalesce(started_at, ?), 3)
+               WHERE path=?""",
+            (error, now, now, now, rel),
+        )
+
+
+def read_ledger(output_dir: str | Path) -> list[dict]:
+    """Every row of the ledger in ``output_dir`` (one dict per file), for notebooks and tests."""
+    path = Path(output_dir) / LEDGER_NAME
+    if not path.exists():
+        raise AnonlabError(f"{output_dir}: no batch ledger ({LEDGER_NAME}) in this folder")
+    with Ledger(path) as ledger:
+        return ledger.rows()
+
+
+@contextlib.contextmanager
+def _folder_lock(output_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    path = output_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot write into the output folder ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise AnonlabError(f"{output_dir}: another anonlab batch is writing into this folder; wait for it to "
+                               "finish or choose another output folder") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- the default job: the anonlab pipeline --------------------------------------------------------------
+
+_DETECTORS: dict = {}
+
+
+class Anonymizer:
+    """The default job: analyse a file (whole, or in chunks for long videos) and render it in one pass.
+
+    Instances are small and picklable; each worker process builds its detector once per settings digest.
+
+    Args:
+        detector_factory: ``factory(settings) -> detector``; default `anonlab.detect.build_detector`.
+        warmup_seconds: frames decoded before a chunk's start so its tracks are warm at the seam.
+
+    Methods used by the batch driver: ``plan(job) -> [Chunk]``, ``analyse(job, chunk, progress) ->
+    ChunkResult``, ``finish(job, results, progress) -> dict``; calling the instance does all three for one
+    file in one process.
+    """
+
+    def __init__(self, detector_factory: Callable[[Settings], Any] | None = None, warmup_seconds: float = 1.0):
+        self.detector_factory = detector_factory
+        self.warmup_seconds = float(warmup_seconds)
+
+    def __call__(self, job: Job, progress: ProgressFn | None = None) -> dict:
+        return self.finish(job, [self.analyse(job, None, progress)], progress)
+
+    def detector(self, settings: Settings):
+        key = (settings.digest, self.detector_factory)
+        if key not in _DETECTORS:
+            if self.detector_factory is None:
+                from anonlab.detect import build_detector
+
+                _DETECTORS[key] = build_detector(settings)
+            else:
+                _DETECTORS[key] = self.detector_factory(settings)
+        return _DETECTORS[key]
+
+    # --- chunks ------------------------------------------------------------------------------------------
+    def plan(self, job: Job) -> list[Chunk]:
+        """Chunks of a long video, cut at keyframes near multiples of ``job.chunk_seconds``; else one chunk."""
+        from anonlab.media import probe
+
+        if not job.chunk_seconds or probe(job.src) != "video":
+            return [Chunk(0, 0, -1, 0)]
+        from anonlab.media import VideoReader
+
+        with VideoReader(job.src) as reader:
+            n, fps, pts = reader.n_frames, reader.fps, reader.pts
+        keyframes = keyframe_indices(job.src, pts)
+        return plan_chunks(n, fps, keyframes, job.chunk_seconds, job.settings.detect_every, self.warmup_seconds)
+
+    def analyse(self, job: Job, chunk: Chunk | None, progress: ProgressFn | None = None) -> ChunkResult:
+        """Detect and track frames ``chunk.warm .. chunk.stop`` (``None``: the whole file)."""
+        from anonlab.media import open_media
+        from anonlab.track.analyse import analyse_frames
+
+        settings = job.settings
+        t0 = time.perf_counter()
+        media = open_media(job.src)
+        try:
+            n = media.n_frames
+            whole = chunk is None or (chunk.start == 0 and chunk.stop in (-1, n))
+            if chunk is None or chunk.stop == -1:
+                chunk = Chunk(0 if chunk is None else chunk.index, 0, n, 0)
+            detector = self.detector(settings)
+            if whole and progress is not None:  # the render pass follows in this task: announce it
+                progress("render", 0, n)
+            t1 = time.perf_counter()
+            total = chunk.stop - chunk.warm
+            done = 0
+            tick = _Throttle()
+
+            def step(k: int = 1) -> None:
+                nonlocal done
+                done += k
+                if progress is not None and (tick() or done == total):
+                    progress("analyse", done, total)
+
+            regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector, settings,
+                                     n_frames=n if whole else chunk.stop, progress=step)
+            if whole:
+                regions = regions.clip(media.width, media.height)
+            else:  # drop the warm-up frames; frames become relative to the chunk's start (stitch_chunks' input)
+                regions = regions[(regions.frame >= chunk.start) & (regions.frame < chunk.stop)]
+                regions = regions.replace(frame=regions.frame - chunk.start)
+            t2 = time.perf_counter()
+            return ChunkResult(
+                chunk=chunk, regions=regions, kind=media.kind, n_frames=n, width=media.width, height=media.height,
+                fps=media.fps, times=media.times if chunk.start == 0 else None,
+                damaged=sorted(d for d in media.damaged if chunk.start <= d < chunk.stop),
+                models=list(getattr(detector, "models", [])),
+                timings={"open_s": round(t1 - t0, 3), "analyse_s": round(t2 - t1, 3)},
+            )
+        finally:
+            media.close()
+
+    def finish(self, job: Job, results: Iterable[ChunkResult], progress: ProgressFn | None = None) -> dict:
+        """Stitch the chunks' regions, render the output in one pass, write the report; returns the ledger row."""
+        from anonlab.media import sha256_file
+        from anonlab.pipeline import Analysis, render
+
+        results = sorted(results, key=lambda r: r.chunk.start)
+        first = results[0]
+        settings = job.settings
+        if len(results) == 1:
+            regions = first.regions
+        else:
+            from anonlab.track.analyse import stitch_chunks
+
+            regions = stitch_chunks([(r.chunk.start, r.regions) for r in results], first.n_frames, settings)
+            regions = regions.clip(first.width, first.height)
+        analysis = Analysis(
+            path=Path(job.src), kind=first.kind, n_frames=first.n_frames, width=first.width, height=first.height,
+            fps=first.fps, times=first.times, regions=regions, settings=settings, models=first.models,
+            damaged=sorted({d for r in results for d in r.damaged}),
+            timings={"open_s": round(sum(r.timings.get("open_s", 0) for r in results), 3),
+                     "analyse_s": round(sum(r.timings.get("analyse_s", 0) for r in results), 3)},
+        )
+        if progress is not None:
+            progress("render", 0, analysis.n_frames)
+        info = render(analysis, job.dst, overwrite=True, progress=False)
+        if progress is not None:
+            progress("render", analysis.n_frames, analysis.n_frames)
+        out_sha = sha256_file(job.dst)
+        # Hashed again here, after the input was read for the last time: the report and the ledger then name
+        # exactly the bytes that were anonymised, even if the file changed since the batch planned the job.
+        in_sha = sha256_file(job.src)
+        if job.input_sha256 and in_sha != job.input_sha256:
+            log.warning("%s: the input changed since the batch started; the ledger records the new content",
+                        Path(job.src).name)
+        timings = {**analysis.timings, "render_s": info["render_s"]}
+        if job.report:
+            from anonlab.report import make_report, write_report
+
+            rep = make_report(
+                settings=settings, models=analysis.models, input_path=Path(job.src), output_path=Path(job.dst),
+                input_sha256=in_sha, output_sha256=out_sha, n_frames_in=analysis.n_frames,
+                n_frames_out=info["frames"], regions=analysis.regions, timings=timings,
+                extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
+                       "chunks": len(results)},
+            )
+            write_report(rep, job.report)
+        return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "input_sha256": in_sha,
+                "kind": analysis.kind, "frames": analysis.n_frames, "chunks": len(results), "timings": timings}
+
+
+def keyframe_indices(path: str | Path, pts) -> list[int]:
+    """Indices (into the reader's sorted ``pts`` index) of the video's keyframes, by one demux pass."""
+    import av
+    import numpy as np
+
+    keys = []
+    with av.open(str(path), "r", metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.is_keyframe and not packet.is_discard:
+                    keys.append(packet.pts)
+        except av.FFmpegError:
+            pass
+    pts = np.asarray(pts)
+    idx = np.searchsorted(pts, np.asarray(keys, dtype=np.int64))
+    ok = idx < len(pts)
+    ok[ok] = pts[idx[ok]] == np.asarray(keys, dtype=np.int64)[ok]
+    return sorted(set(idx[ok].tolist()))
+
+
+def plan_chunks(n_frames: int, fps: float, keyframes: list[int], chunk_seconds: float, detect_every: int = 1,
+                warmup_seconds: float = 1.0) -> list[Chunk]:
+    """Cut ``n_frames`` into chunks of about ``chunk_seconds`` starting at keyframes.
+
+    A video shorter than 1.5 chunks stays whole (one chunk with ``stop`` -1). Each chunk's ``warm`` lies about
+    ``warmup_seconds`` (at least two full-detection intervals) before its start, on a multiple of
+    ``detect_every`` so full detections fall on the same frames as in an unchunked run.
+    """
+    target = max(1, int(round(chunk_seconds * max(fps, 1e-3))))
+    if n_frames < 1.5 * target or not keyframes:
+        return [Chunk(0, 0, -1, 0)]
+    keys = sorted(k for k in keyframes if 0 < k < n_frames)
+    starts = [0]
+    for k in keys:
+        if k - starts[-1] >= target and n_frames - k >= target // 2:
+            starts.append(k)
+    if len(starts) == 1:
+        return [Chunk(0, 0, -1, 0)]
+    k = max(1, int(detect_every))
+    warmup = max(2 * k, int(round(warmup_seconds * fps)))
+    chunks = []
+    for i, s in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else n_frames
+        warm = 0 if s == 0 else max(0, (s - warmup) // k * k)
+        chunks.append(Chunk(i, s, stop, warm))
+    return chunks
+
+
+class _Throttle:
+    """True at most every ``interval`` seconds (progress messages cross process boundaries)."""
+
+    def __init__(self, interval: float = 0.3):
+        self.interval = interval
+        self.last = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
+# --- tasks (run in workers) -----------------------------------------------------------------------------
+
+_PROGRESS_QUEUE = None  # set in pool workers by _init_pool_worker
+
+
+def _init_pool_worker(progress_queue, threads: int) -> None:
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = progress_queue
+    _limit_threads(threads)
+
+
+#: Threads each worker process should give a model session (cores / workers), for code that reads it.
+THREADS_ENV = "ANONLAB_THREADS"
+
+
+def _limit_threads(threads: int) -> None:
+    """Keep N workers on C cores from oversubscribing: OpenCV to C/N threads, and ``ANONLAB_THREADS`` set."""
+    os.environ[THREADS_ENV] = str(max(1, threads))
+    with contextlib.suppress(Exception):
+        import cv2
+
+        cv2.setNumThreads(max(1, threads))
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """How a task sends progress home: ``inline`` (direct call), ``queue`` (pool) or ``dask`` (events)."""
+
+    kind: str
+    token: str = ""
+
+    def sink(self, rel: str, task: str, inline: Callable | None) -> ProgressFn:
+        def send(phase: str, done: int, total: int) -> None:
+            msg = (self.token, rel, task, phase, int(done), int(total))
+            try:
+                if self.kind == "inline" and inline is not None:
+                    inline(msg)
+                elif self.kind == "queue" and _PROGRESS_QUEUE is not None:
+                    _PROGRESS_QUEUE.put_nowait(msg)
+                elif self.kind == "dask":
+                    from distributed import get_worker
+
+                    get_worker().log_event(PROGRESS_TOPIC, msg)
+            except Exception:  # progress is best effort; it must never fail a job
+                pass
+
+        return send
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A task's failure, already reduced to its one line in the worker (so no executor logs a traceback)."""
+
+    error: str
+
+
+def _run_task(processor, stage: str, job: Job, arg, channel: _Channel, inline: Callable | None = None):
+    """One unit of work in a worker; any exception comes back as `_Failed` with its one line."""
+    progress = channel.sink(job.rel, f"{stage}{arg.index}" if isinstance(arg, Chunk) else stage, inline)
+    try:
+        if stage == "file":
+            return processor(job, progress)
+        if stage == "plan":
+            return processor.plan(job)
+        if stage == "chunk":
+            return processor.analyse(job, arg, progress)
+        if stage == "finish":
+            return processor.finish(job, arg, progress)
+        raise ValueError(f"unknown stage {stage}")
+    except Exception as exc:
+        if not isinstance(exc, AnonlabError):
+            log.debug("%s: %s failed", job.rel, stage, exc_info=True)
+        return _Failed(error_line(exc))
+
+
+# --- executors ------------------------------------------------------------------------------------------
+
+
+class _Inline:
+    """Runs each task at once in this process (``workers=1``)."""
+
+    parallel = False
+    dashboard = None
+    channel = _Channel("inline")
+
+    def __init__(self, on_progress: Callable):
+        self.on_progress = on_progress
+
+    def submit(self, processor, stage, job, arg) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(_run_task(processor, stage, job, arg, self.channel, self.on_progress))
+        except Exception as exc:
+            fut.set_exception(exc)
+        return fut
+
+    def wait(self, futures, timeout: float):
+        return [f for f in futures if f.done()]
+
+    def messages(self) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class _Pool:
+    """A pool of ``workers`` processes (spawned: no inherited threads or locks)."""
+
+    parallel = True
+    dashboard = None
+    channel = _Channel("queue")
+
+    def __init__(self, workers: int):
+        import multiprocessing
+
+        self.workers = workers
+        self.ctx = multiprocessing.get_context("spawn")
+        self.queue = self.ctx.Queue()
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_pool_worker,
+                                   initargs=(self.queue, threads))
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+
+    def submit(self, processor, stage, job, arg) -> Future:
+        return self.pool.submit(_run_task, processor, stage, job, arg, self.channel)
+
+    def wait(self, futures, timeout: float):
+        done, _ = futures_wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        return list(done)
+
+    def messages(self) -> list:
+        out = []
+        with contextlib.suppress(queue.Empty, OSError, ValueError):
+            while True:
+                out.append(self.queue.get_nowait())
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.queue.close()
+
+
+class _Dask:
+    """``dask.distributed``: a LocalCluster of ``workers`` processes, or a running scheduler."""
+
+    parallel = True
+
+    def __init__(self, workers: int, scheduler=None):
+        try:
+            import distributed
+        except ImportError:
+            raise AnonlabError("the dask executor needs dask.distributed: pip install 'anonlab[dask]'") from None
+        import secrets
+
+        self.cluster = None
+        self.own_client = True
+        self._stack = contextlib.ExitStack()
+        if scheduler is not None and not isinstance(scheduler, str):
+            self.client = scheduler  # a Client the caller made (a notebook's)
+            self.own_client = False
+        elif scheduler:
+            try:
+                self.client = distributed.Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise AnonlabError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); "
+                                   "check the address and that the scheduler is running") from None
+        else:
+            try:
+                import bokeh  # noqa: F401  the dashboard needs it
+
+                dashboard = "127.0.0.1:0"
+            except ImportError:
+                dashboard = None
+            from anonlab.privacy import private_tempdir
+
+            # Workers spill memory to their local directory; chunk results hold region coordinates, so that
+            # directory is a private one (0700) removed at the end, like every other anonlab temporary.
+            scratch = self._stack.enter_context(private_tempdir("dask"))
+            try:
+                self.cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=dashboard, silence_logs=logging.ERROR, local_directory=str(scratch),
+                )
+                self.client = distributed.Client(self.cluster)
+            except BaseException:
+                if self.cluster is not None:
+                    self.cluster.close()
+                self._stack.close()
+                raise
+            with contextlib.suppress(Exception):
+                self.client.run(_limit_threads, max(1, (os.cpu_count() or 1) // workers))
+        self.dashboard = self._dashboard_link()
+        self.channel = _Channel("dask", secrets.token_hex(8))
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        token = self.channel.token
+
+        def handler(event) -> None:
+            msg = event[1] if isinstance(event, tuple) and len(event) == 2 else event
+            if isinstance(msg, (tuple, list)) and msg and msg[0] == token:
+                self._inbox.put(tuple(msg))
+
+        with contextlib.suppress(Exception):
+            self.client.subscribe_topic(PROGRESS_TOPIC, handler)
+
+    def _dashboard_link(self) -> str | None:
+        try:
+            if self.cluster is not None and self.cluster.scheduler.services.get("dashboard") is None:
+                return None
+            return self.client.dashboard_link
+        except Exception:
+            return None
+
+    def submit(self, processor, stage, job, arg):
+        return self.client.submit(_run_task, processor, stage, job, arg, self.channel, pure=False,
+                                  key=f"anonlab-{stage}-{os.urandom(6).hex()}")
+
+    def wait(self, futures, timeout: float):
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [f for f in futures if f.done()]
+            if done or time.monotonic() >= deadline:
+                return done
+            time.sleep(0.05)
+
+    def messages(self) -> list:
+        out = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self._inbox.get_nowait())
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(PROGRESS_TOPIC)
+        if self.own_client:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+        self._stack.close()
+
+
+# --- progress display -----------------------------------------------------------------------------------
+
+
+class _Display:
+    """An overall bar (files) and one bar per file in flight (frames analysed + rendered)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+        self.state: dict[str, dict] = {}
+        self.slots: dict[str, int] = {}
+        self.overall = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm
+            self.overall = tqdm(total=total, desc="batch", unit="file", file=sys.stderr, position=0,
+                                dynamic_ncols=True)
+
+    def message(self, msg) -> None:
+        if not self.enabled:
+            return
+        _, rel, task, phase, done, total = msg
+        if rel not in self.state:
+            return
+        state = self.state[rel]
+        state[(task, phase)] = (done, total)
+        bar = self.bars.get(rel)
+        if bar is None:
+            free = sorted(set(range(1, len(self.slots) + 2)) - set(self.slots.values()))[0]
+            self.slots[rel] = free
+            bar = self.bars[rel] = self._tqdm(total=0, desc=rel[-40:], unit="frame", file=sys.stderr,
+                                              position=free, leave=False, dynamic_ncols=True)
+        bar.total = sum(t for _, t in state.values())
+        bar.n = sum(d for d, _ in state.values())
+        bar.set_postfix_str(phase, refresh=False)
+        bar.refresh()
+
+    def started(self, rel: str) -> None:
+        self.state[rel] = {}
+
+    def expect(self, rel: str, totals: dict) -> None:
+        """Announce a file's work before it reports (``(task, phase) -> total``), so its bar total is right."""
+        if rel in self.state:
+            for key, total in totals.items():
+                self.state[rel].setdefault(key, (0, total))
+
+    def finished(self, rel: str, status: str, counts: dict) -> None:
+        self.state.pop(rel, None)
+        self.slots.pop(rel, None)
+        bar = self.bars.pop(rel, None)
+        if bar is not None:
+            bar.close()
+        if self.overall is not None:
+            self.overall.update(1)
+            self.overall.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["failed"],
+                                     refresh=True)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        if self.overall is not None:
+            self.overall.close()
+
+
+# --- the driver -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _FileState:
+    job: Job
+    chunked: bool
+    stage: str = "file"
+    chunks: list = field(default_factory=list)
+    results: dict = field(default_factory=dict)
+    futures: set = field(default_factory=set)
+    crashes: int = 0
+
+
+class _Driver:
+    """Feeds jobs to an executor, keeps a bounded number of files in flight, records results in the ledger."""
+
+    def __init__(self, executor, ledger: Ledger, processor, display: _Display, max_in_flight: int):
+        self.ex = executor
+        self.ledger = ledger
+        self.processor = processor
+        self.display = display
+        self.max_in_flight = max(1, max_in_flight)
+        self.futures: dict[Any, tuple[_FileState, str, Any]] = {}
+        self.files: dict[str, _FileState] = {}
+        self.retry: list[_FileState] = []  # files whose worker died; rerun one at a time
+        self.isolated: _FileState | None = None
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.failures: list[dict] = []
+
+    # --- bookkeeping ---
+    def skip(self, rel: str) -> None:
+        self.counts["skipped"] += 1
+        self.display.finished(rel, "skipped", self.counts)
+
+    def fail_now(self, rel: str, error: str) -> None:
+        self.ledger.failed(rel, error)
+        self.counts["failed"] += 1
+        self.failures.append({"file": rel, "error": error})
+        self.display.finished(rel, "failed", self.counts)
+
+    def _submit(self, fs: _FileState, stage: str, arg=None) -> None:
+        fut = self.ex.submit(self.processor, stage, fs.job, arg)
+        fs.futures.add(fut)
+        self.futures[fut] = (fs, stage, arg)
+
+    def start(self, fs: _FileState) -> None:
+        self.files[fs.job.rel] = fs
+        fs.results, fs.futures, fs.stage = {}, set(), "file"
+        self.ledger.running(fs.job.rel)
+        self.display.started(fs.job.rel)
+        if fs.chunked:
+            fs.stage = "plan"
+            self._submit(fs, "plan")
+        else:
+            self._submit(fs, "file")
+
+    def _end(self, fs: _FileState, result: dict | None, error: str | None) -> None:
+        rel = fs.job.rel
+        for fut in fs.futures:
+            self.futures.pop(fut, None)
+            with contextlib.suppress(Exception):
+                fut.cancel()
+        fs.futures.clear()
+        self.files.pop(rel, None)
+        if self.isolated is fs:
+            self.isolated = None
+        if error is None:
+            result = dict(result) if isinstance(result, dict) else {}
+            if not result.get("output_sha256") and Path(fs.job.dst).exists():
+                from anonlab.media import sha256_file
+
+                result["output_sha256"] = sha256_file(fs.job.dst)
+                result["output_size"] = os.path.getsize(fs.job.dst)
+            missing = [p for p in (fs.job.dst, fs.job.report) if p and not Path(p).exists()]
+            if missing:
+                error = f"{Path(missing[0]).name}: the job ended without writing it"
+            else:
+                self.ledger.done(rel, result)
+                self.counts["done"] += 1
+                self.display.finished(rel, "done", self.counts)
+                return
+        self.fail_now(rel, error)
+
+    def handle(self, fut) -> None:
+        entry = self.futures.pop(fut, None)
+        if entry is None:
+            return
+        fs, stage, arg = entry
+        fs.futures.discard(fut)
+        try:
+            value = fut.result()
+        except BrokenProcessPool:
+            self._pool_broke()
+            return
+        except Exception as exc:
+            self._end(fs, None, error_line(exc))
+            return
+        if isinstance(value, _Failed):
+            self._end(fs, None, value.error)
+            return
+        if stage == "plan":
+            fs.chunks = list(value)
+            if len(fs.chunks) <= 1:
+                fs.stage = "file"
+                self._submit(fs, "file")
+            else:
+                fs.stage = "chunk"
+                totals = {(f"chunk{c.index}", "analyse"): c.stop - c.warm for c in fs.chunks}
+                totals[("finish", "render")] = fs.chunks[-1].stop
+                self.display.expect(fs.job.rel, totals)
+                for chunk in fs.chunks:
+                    self._submit(fs, "chunk", chunk)
+        elif stage == "chunk":
+            fs.results[arg.index] = value
+            if len(fs.results) == len(fs.chunks):
+                fs.stage = "finish"
+                results = [fs.results[i] for i in sorted(fs.results)]
+                fs.results = {}
+                self._submit(fs, "finish", results)
+        else:
+            self._end(fs, value, None)
+
+    def _pool_broke(self) -> None:
+        """A pool worker died: every file in flight is rerun, one at a time, in a fresh pool."""
+        victims = list(self.files.values())
+        self.futures.clear()
+        self.files.clear()
+        self.ex.restart()
+        for fs in victims:
+            fs.futures.clear()
+            fs.crashes += 1
+            if self.isolated is fs or (fs.crashes >= 2 and len(victims) == 1):
+                self.fail_now(fs.job.rel, error_line(BrokenProcessPool()))
+            else:
+                self.retry.append(fs)
+        self.isolated = None
+
+    # --- main loop ---
+    def run(self, jobs: Iterator[tuple[Job, bool]]) -> None:
+        jobs_left = True
+        while True:
+            while self.isolated is None and (self.retry or jobs_left) and len(self.files) < self.max_in_flight:
+                if self.retry:
+                    if self.files:  # a suspect runs alone
+                        break
+                    self.isolated = self.retry.pop(0)
+                    self.start(self.isolated)
+                    break
+                item = next(jobs, None)
+                if item is None:
+                    jobs_left = False
+                    break
+                job, chunked = item
+                self.start(_FileState(job, chunked))
+            if not self.futures:
+                if not self.retry and not jobs_left:
+                    break
+                continue
+            done = self.ex.wait(list(self.futures), 0.2)
+            for msg in self.ex.messages():
+                self.display.message(msg)
+            for fut in done:
+                self.handle(fut)
+
+
+# --- public entry points ------------------------------------------------------------------------------
+
+
+def _check_folders(input_dir: Path, output_dir: Path) -> None:
+    if not input_dir.exists():
+        raise AnonlabError(f"{input_dir}: no such folder")
+    if not input_dir.is_dir():
+        raise AnonlabError(f"{input_dir}: not a folder; use 'anonlab anonymize' for a single file")
+    src, dst = input_dir.resolve(), output_dir.resolve()
+    if src == dst:
+        raise OutputError(f"{output_dir}: the output folder is the input folder; choose another output folder")
+    if src.is_relative_to(dst):
+        raise OutputError(f"{input_dir}: the input folder lies inside the output folder {output_dir}; "
+                          "choose an output folder outside it")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputError(f"{output_dir}: exists and is not a folder")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot create the output folder ({exc.strerror})") from None
+
+
+def _make_executor(executor: str, workers: int, scheduler, on_progress: Callable):
+    if executor not in EXECUTORS:
+        raise AnonlabError(f"--executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
+    if executor == "dask":
+        return _Dask(workers, scheduler)
+    if scheduler:
+        raise AnonlabError("--scheduler needs --executor dask")
+    return _Inline(on_progress) if workers == 1 else _Pool(workers)
+
+
+def _show_dashboard(link: str | None, echo: bool) -> None:
+    if not link:
+        return
+    if echo:
+        print(f"anonlab: Dask dashboard at {link}", file=sys.stderr)
+    with contextlib.suppress(Exception):
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and getattr(shell, "kernel", None) is not None:
+            from IPython.display import HTML, display
+
+            display(HTML(f'<a href="{link}" target="_blank">Dask dashboard</a>'))
+
+
+def run_batch(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    settings: Settings | None = None,
+    *,
+    workers: int = 1,
+    executor: str = "local",
+    scheduler=None,
+    chunk_seconds: float | None = None,
+    progress: bool = True,
+    process_file: Callable[[Job, ProgressFn], dict] | None = None,
+    reports: bool = True,
+    echo: bool = True,
+    rehash: bool = False,
+) -> dict:
+    """Anonymise every photo and video under ``input_dir`` into the same tree under ``output_dir``.
+
+    Args:
+        input_dir: folder to read (never written).
+        output_dir: folder to write (created); holds the outputs, their reports and the ledger.
+        settings: one `Settings` for every file (default `Settings()`).
+        workers: processes (``local``) or Dask workers of the LocalCluster (``dask``).
+        executor: ``"local"`` or ``"dask"``.
+        scheduler: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``; default a
+            LocalCluster on 127.0.0.1.
+        chunk_seconds: split videos longer than 1.5x this into chunks analysed in parallel (None: never).
+        progress: show tqdm bars (overall and per file) on stderr, or widgets in a notebook.
+        process_file: the job run for each file, ``process_file(job, progress) -> dict`` (default
+            `Anonymizer`). An object with ``plan``/``analyse``/``finish`` methods can also run in chunks.
+        reports: write ``<output>.report.json`` (and its Markdown twin) beside each output.
+        echo: print the Dask dashboard link and the closing summary.
+        rehash: re-hash every input even when its size and mtime match the ledger.
+
+    Returns:
+        ``{"total", "done", "skipped", "failed", "ignored", "failures": [{"file", "error"}], "seconds",
+        "output_dir", "ledger", "dashboard"}``; ``failed`` is a count, ``skipped`` counts files already done.
+
+    Raises:
+        AnonlabError: for unusable folders or settings, or another batch writing into ``output_dir``; a bad
+            *file* never raises, it is recorded as failed.
+    """
+    from anonlab.media import sha256_file
+
+    t0 = time.perf_counter()
+    settings = settings or Settings()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    workers = int(workers)
+    if workers < 1:
+        raise AnonlabError(f"--workers must be 1 or more; got {workers}")
+    if chunk_seconds is not None and not chunk_seconds > 0:
+        raise AnonlabError(f"--chunk-seconds must be more than 0; got {chunk_seconds}")
+    _check_folders(input_dir, output_dir)
+    processor = process_file if process_file is not None else Anonymizer()
+    can_chunk = all(hasattr(processor, m) for m in ("plan", "analyse", "finish"))
+    digest = settings.digest
+    with _folder_lock(output_dir), Ledger(output_dir / LEDGER_NAME) as ledger:
+        ledger.save_settings(settings)
+        rels, ignored = scan_tree(input_dir, output_dir)
+        outputs: set[str] = set()
+        out_rel = {}
+        for rel in rels:
+            out_rel[rel] = output_name(rel, outputs)
+            outputs.add(out_rel[rel])
+        display = _Display(len(rels), progress)
+        ex = None
+        try:
+            ex = _make_executor(executor, workers, scheduler, display.message)
+            _show_dashboard(ex.dashboard, echo)
+            driver = _Driver(ex, ledger, processor, display, 1 if not ex.parallel else 2 * workers)
+
+            def jobs() -> Iterator[tuple[Job, bool]]:
+                for rel in rels:
+                    src = input_dir / rel
+                    dst = output_dir / out_rel[rel]
+                    report = dst.with_name(dst.name + REPORT_SUFFIX) if reports else None
+                    row = ledger.get(rel)
+                    try:
+                        st = src.stat()
+                        if (not rehash and row and row["input_sha256"] and row["input_size"] == st.st_size
+                                and row["input_mtime_ns"] == st.st_mtime_ns):
+                            sha = row["input_sha256"]
+                        else:
+                            sha = sha256_file(src)
+                    except OSError as exc:
+                        ledger.pending(rel, out_rel[rel], "", 0, 0, digest)
+                        driver.fail_now(rel, f"{src.name}: cannot be read ({exc.strerror or type(exc).__name__})")
+                        continue
+                    if (row and row["status"] == "done" and row["input_sha256"] == sha
+                            and row["settings_digest"] == digest and row["output"] == out_rel[rel]
+                            and dst.is_file() and dst.stat().st_size == row["output_size"]
+                            and (report is None or report.is_file())):
+                        driver.skip(rel)
+                        continue
+                    try:
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:
+                        ledger.pending(rel, out_rel[rel], sha, st.st_size, st.st_mtime_ns, digest)
+                        driver.fail_now(rel, f"{dst.parent}: cannot create the output folder ({exc.strerror})")
+                        continue
+                    _remove_stale_temps(dst)
+                    if report is not None:
+                        _remove_stale_temps(report)
+                        _remove_stale_temps(report.with_suffix(".md"))
+                    ledger.pending(rel, out_rel[rel], sha, st.st_size, st.st_mtime_ns, digest)
+                    job = Job(rel=rel, src=str(src.resolve()), dst=str(dst.resolve()),
+                              report=str(report.resolve()) if report else None, input_sha256=sha, settings=settings,
+                              chunk_seconds=chunk_seconds)
+                    yield job, bool(chunk_seconds) and can_chunk
+
+            driver.run(jobs())
+        finally:
+            if ex is not None:
+                ex.close()
+            display.close()
+        summary = {
+            "total": len(rels), **driver.counts, "ignored": ignored, "failures": driver.failures,
+            "seconds": round(time.perf_counter() - t0, 2), "output_dir": str(output_dir),
+            "ledger": str(output_dir / LEDGER_NAME), "dashboard": ex.dashboard if ex is not None else None,
+        }
+    if echo:
+        print(format_summary(summary))
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The closing lines of a batch: counts, then each failed file with its reason."""
+    lines = [f"anonlab batch: {summary['total']} file(s): {summary['done']} done, {summary['skipped']} already done, "
+             f"{summary['failed']} failed; {summary.get('ignored', 0)} other file(s) ignored "
+             f"({summary.get('seconds', 0):.1f} s)"]
+    if summary.get("failures"):
+        lines.append("failed:")
+        for f in summary["failures"]:
+            error = f["error"]
+            name = f"{Path(f['file']).name}: "
+            lines.append(f"  {f['file']}: {error[len(name):] if error.startswith(name) else error}")
+    lines.append(f"ledger: {summary.get('ledger')}")
+    return "\n".join(lines)
+
+
+# --- approved case files ----------------------------------------------------------------------------------
+
+
+class CaseRenderer:
+    """The job for a case file: render it with `anonlab.case.render_case` if its review status is approved.
+
+    ``job.src`` is the case file. The input is checked against the case's sha256 (`render_case` refuses a
+    changed input), exactly the case's effective regions are masked, and the report records the edits, the
+    exclusions (with their reasons) and who approved it. A case that is not approved fails with a line saying so.
+    """
+
+    def __call__(self, job: Job, progress: ProgressFn | None = None) -> dict:
+        try:
+            from anonlab.case import Case, render_case
+        except ImportError:
+            raise AnonlabError("rendering case files needs anonlab.case (the workbench), which this install lacks") \
+                from None
+        from anonlab.media import sha256_file
+
+        case = Case.load(job.src)
+        status = _review_status(case)
+        if status != "approved":
+            raise AnonlabError(f"{Path(job.src).name}: review status is {status or 'not set'}, not approved; "
+                               "approve the case in the workbench first")
+        info = render_case(case, job.dst, overwrite=True, progress=False)
+        out_sha = sha256_file(job.dst)
+        n_in = int(getattr(case.input, "n_frames", info.get("frames", 0)) or 0)
+        if job.report:
+            from anonlab.report import make_report, write_report
+
+            review = getattr(case, "review", None)
+            rep = make_report(
+                settings=case.settings, models=list(getattr(case, "models", [])),
+                input_path=Path(case.locate_input()), output_path=Path(job.dst),
+                input_sha256=getattr(case.input, "sha256", None) or sha256_file(case.locate_input()),
+                output_sha256=out_sha, n_frames_in=n_in, n_frames_out=info["frames"],
+                regions=case.effective_regions(), timings={"render_s": info.get("render_s", 0.0)},
+                edits=int(getattr(case, "edit_count", 0)),
+                review={"status": status, "signed_off_by": getattr(review, "reviewer", None),
+                        "signed_off_at": getattr(review, "at", None)},
+                exclusions=case.exclusions(), extra={"kind": getattr(case.input, "kind", None),
+                                                     "case_file": Path(job.src).name},
+            )
+            write_report(rep, job.report)
+        return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "frames": info["frames"],
+                "kind": getattr(case.input, "kind", None), "chunks": 1,
+                "timings": {"render_s": info.get("render_s", 0.0)}}
+
+
+def _review_status(case) -> str | None:
+    for attr in ("review_status", "status"):
+        value = getattr(case, attr, None)
+        if isinstance(value, str):
+            return value
+    review = getattr(case, "review", None)
+    if isinstance(review, dict):
+        return review.get("status")
+    return getattr(review, "status", None)
+
+
+def queue_cases(
+    case_paths: Iterable[str | Path],
+    output_dir: str | Path,
+    *,
+    workers: int = 1,
+    executor: str = "local",
+    scheduler=None,
+    progress: bool = True,
+    render_case: Callable[[Job, ProgressFn], dict] | None = None,
+    reports: bool = True,
+    echo: bool = True,
+) -> dict:
+    """Render approved case files from the workbench into ``output_dir``, through the same ledger and executors.
+
+    Each case renders its own input (with the analyst's edits) to ``output_dir/<input name>``; the ledger key
+    is the case file's name, and a case is redone when the case file changes. Cases not approved fail with a
+    line saying so.
+
+    Args:
+        case_paths: case files (``*.anonlab-case.json`` or whatever `anonlab.case` saves).
+        output_dir: folder for the outputs and the ledger.
+        render_case: the job (default `CaseRenderer`, which uses `anonlab.case`).
+        reports: write ``<output>.report.json`` (and its Markdown twin) beside each output.
+
+    Returns:
+        The same summary as `run_batch`.
+    """
+    from anonlab.media import sha256_file
+
+    t0 = time.perf_counter()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    processor = render_case if render_case is not None else CaseRenderer()
+    cases = [Path(p) for p in case_paths]
+    with _folder_lock(output_dir), Ledger(output_dir / LEDGER_NAME) as ledger:
+        display = _Display(len(cases), progress)
+        ex = None
+        try:
+            ex = _make_executor(executor, int(workers), scheduler, display.message)
+            _show_dashboard(ex.dashboard, echo)
+            driver = _Driver(ex, ledger, processor, display, 1 if not ex.parallel else 2 * int(workers))
+
+            def jobs():
+                for path in cases:
+                    rel = f"cases/{path.name}"
+                    try:
+                        sha = sha256_file(path)
+                        st = path.stat()
+                        target = _case_input_name(path)
+                    except (OSError, AnonlabError) as exc:
+                        ledger.pending(rel, "", "", 0, 0, "case")
+                        driver.fail_now(rel, error_line(exc) if isinstance(exc, AnonlabError)
+                                        else f"{path.name}: cannot be read ({exc.strerror})")
+                        continue
+                    dst = output_dir / target
+                    report = dst.with_name(dst.name + REPORT_SUFFIX) if reports else None
+                    row = ledger.get(rel)
+                    if (row and row["status"] == "done" and row["input_sha256"] == sha and row["output"] == target
+                            and dst.is_file() and dst.stat().st_size == row["output_size"]
+                            and (report is None or report.is_file())):
+                        driver.skip(rel)
+                        continue
+                    for stale in (dst, report, report.with_suffix(".md") if report else None):
+                        if stale is not None:
+                            _remove_stale_temps(stale)
+                    ledger.pending(rel, target, sha, st.st_size, st.st_mtime_ns, "case")
+                    yield Job(rel=rel, src=str(path.resolve()), dst=str(dst.resolve()),
+                              report=str(report.resolve()) if report else None, input_sha256=sha,
+                              settings=Settings()), False
+
+            driver.run(jobs())
+        finally:
+            if ex is not None:
+                ex.close()
+            display.close()
+        summary = {"total": len(cases), **driver.counts, "ignored": 0, "failures": driver.failures,
+                   "seconds": round(time.perf_counter() - t0, 2), "output_dir": str(output_dir),
+                   "ledger": str(output_dir / LEDGER_NAME), "dashboard": ex.dashboard if ex is not None else None}
+    if echo:
+        print(format_summary(summary))
+    return summary
+
+
+def _case_input_name(case_path: Path) -> str:
+    """The output name of a case: its input file's name, read from the case file (JSON)."""
+    try:
+        data = json.loads(case_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise AnonlabError(f"{case_path.name}: not a readable case file (JSON)") from None
+    for key in ("input", "input_path", "media", "path"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, dict):
+            value = value.get("path") or value.get("name")
+        if isinstance(value, str) and value:
+            return Path(value).name
+    raise AnonlabError(f"{case_path.name}: the case file names no input media")

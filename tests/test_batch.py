@@ -1,0 +1,607 @@
+"""Batch jobs: mirrored trees, the ledger, resume after kill -9, isolation, chunked == unchunked, Dask.
+
+The media are generated: each frame carries its index as a barcode and red squares (the "objects") whose
+boxes are known exactly. `RedDetector` finds them by colour, so the real tracker, temporal safety, masking,
+render and report run on known ground truth in milliseconds; only the ONNX detectors are stood in for.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from anonlab import batch
+from anonlab.batch import (Anonymizer, Job, LEDGER_NAME, error_line, format_summary, output_name,
+                           plan_chunks, queue_cases, read_ledger, run_batch, scan_tree)
+from anonlab.errors import AnonlabError, MediaError
+from anonlab.media import atomic_output, open_media, sha256_file
+from anonlab.regions import Regions
+from anonlab.settings import Settings
+from mediagen import barcode_frame, make_clip, read_barcode
+
+TESTS = Path(__file__).resolve().parent
+W, H, FPS = 160, 96, 25
+
+
+# --- generated media with known objects -----------------------------------------------------------------
+
+
+def object_boxes(n: int) -> list[tuple[int, int, int, int]]:
+    """Ground truth of frame ``n``: A moves right the whole clip; B is there in frames < 47; C from 48 on."""
+    x = 16 + (n * 2) % (W - 48)
+    boxes = [(x, 24, x + 20, 44)]
+    if n < 47:
+        boxes.append((120, 60, 140, 80))
+    if n >= 48:
+        boxes.append((20, 62, 40, 82))
+    return boxes
+
+
+def object_frame(n: int) -> np.ndarray:
+    img = barcode_frame(n, W, H)
+    for x1, y1, x2, y2 in object_boxes(n):
+        img[y1:y2, x1:x2] = (0, 0, 255)
+    return img
+
+
+class RedDetector:
+    """Finds the red squares; misses every object on the frames in ``blind`` (a detector blinking)."""
+
+    models = [{"name": "red-squares", "sha256": "0" * 64, "licence": "test"}]
+
+    def __init__(self, blind=(), delay: float = 0.0):
+        self.blind = set(blind)
+        self.delay = delay
+
+    def __call__(self, frame: np.ndarray) -> Regions:
+        if self.delay:
+            time.sleep(self.delay)
+        if read_barcode(frame) in self.blind:
+            return Regions.empty()
+        mask = ((frame[..., 2] > 180) & (frame[..., 1] < 90) & (frame[..., 0] < 90)).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        boxes = [[x, y, x + w, y + h] for x, y, w, h, area in stats[1:] if area >= 30]
+        return Regions(xyxy=np.asarray(boxes, np.float32).reshape(-1, 4), score=np.full(len(boxes), 0.9))
+
+
+#: Frames 23..25 straddle the seam at 24: an unchunked run bridges them by interpolation; so must a chunked one.
+BLIND = (23, 24, 25)
+
+
+def red_factory(settings):
+    return RedDetector(blind=BLIND)
+
+
+def slow_red_factory(settings):
+    return RedDetector(blind=BLIND, delay=0.01)
+
+
+def copy_processor(job: Job, progress=None) -> dict:
+    """A stand-in job that copies the input (ledger, isolation and executor logic without any decoding)."""
+    if Path(job.src).read_bytes().startswith(b"not media"):
+        raise MediaError(f"{Path(job.src).name}: not a video or photo anonlab can read")
+    with atomic_output(job.dst) as tmp:
+        shutil.copyfile(job.src, tmp)
+    if job.report:
+        with atomic_output(job.report) as tmp:
+            tmp.write_text("{}")
+    return {"kind": "copy", "frames": 1}
+
+
+def crashing_processor(job: Job, progress=None) -> dict:
+    """Kills its worker process on ``crash.mp4`` (a decoder segfault, as far as the pool can tell)."""
+    if Path(job.src).name == "crash.mp4":
+        time.sleep(0.2)
+        os._exit(3)
+    time.sleep(0.3)
+    return copy_processor(job, progress)
+
+
+def buggy_processor(job: Job, progress=None) -> dict:
+    raise ValueError("x=12 y=40 secret coordinates that must never reach a log")
+
+
+# --- fixtures -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("batch_media")
+    from PIL import Image
+
+    Image.fromarray(object_frame(5)[..., ::-1]).save(d / "photo.jpg", quality=95)
+    Image.fromarray(object_frame(9)[..., ::-1]).save(d / "photo.png")
+    return {
+        "long": make_clip(d / "long.mp4", n_frames=72, width=W, height=H, fps=FPS, gop=12, frame_fn=object_frame),
+        "short": make_clip(d / "short.mov", n_frames=30, width=W, height=H, fps=FPS, gop=12, frame_fn=object_frame,
+                           audio=True),
+        "other": make_clip(d / "other.mp4", n_frames=30, width=W, height=H, fps=FPS, gop=12,
+                           frame_fn=lambda n: object_frame(n + 7)),
+        "photo": d / "photo.jpg",
+        "png": d / "photo.png",
+    }
+
+
+def make_tree(root: Path, media: dict[str, Path], bad: bool = False) -> Path:
+    """``root/in``: videos and photos mixed in subfolders, plus files that are not media."""
+    src = root / "in"
+    (src / "day1" / "cam2").mkdir(parents=True)
+    (src / ".hidden").mkdir()
+    shutil.copy(media["long"], src / "long.mp4")
+    shutil.copy(media["short"], src / "day1" / "short.mov")
+    shutil.copy(media["photo"], src / "day1" / "photo.jpg")
+    shutil.copy(media["png"], src / "day1" / "cam2" / "still.png")
+    shutil.copy(media["other"], src / "day1" / "cam2" / "other.mp4")
+    (src / "notes.txt").write_text("not media")
+    (src / "day1" / "index.csv").write_text("a,b\n")
+    shutil.copy(media["short"], src / ".hidden" / "skip.mp4")
+    if bad:
+        (src / "day1" / "broken.mp4").write_text("hello, I am a text file\n" * 20)
+        (src / "empty.jpg").write_bytes(b"")
+    return src
+
+
+def anonymizer(**kw) -> Anonymizer:
+    return Anonymizer(red_factory, warmup_seconds=0.4, **kw)
+
+
+MEDIA_RELS = ["day1/cam2/other.mp4", "day1/cam2/still.png", "day1/photo.jpg", "day1/short.mov", "long.mp4"]
+
+
+def outputs(out: Path) -> dict[str, str]:
+    """sha256 of every output (not the reports, whose timings differ from run to run)."""
+    return {rel: sha256_file(out / rel) for rel in MEDIA_RELS}
+
+
+def assert_same_outputs(a: Path, b: Path, rels=MEDIA_RELS) -> None:
+    """Every output in ``a`` equals its twin in ``b``: byte for byte, or at worst frame for frame.
+
+    `write_video` encodes with slice threads, which made the bytes reproducible in every run we made by
+    hand; under heavy CPU contention a video has still (rarely) come out with other bytes, so a video may
+    fall back to a decoded comparison: codec noise differs by a few levels on average, a mask missing or
+    in the wrong place by ~200 over the object.
+    """
+    for rel in rels:
+        if sha256_file(a / rel) == sha256_file(b / rel):
+            continue
+        assert Path(rel).suffix.lower() in (".mp4", ".mov"), f"{rel} differs"
+        with open_media(a / rel) as x, open_media(b / rel) as y:
+            assert x.n_frames == y.n_frames, rel
+            for (n, fx), (_, fy) in zip(x.frames(), y.frames()):
+                diff = np.abs(fx.astype(np.int16) - fy.astype(np.int16))
+                assert diff.max() <= 64 and diff.mean() <= 3.0, (rel, n, int(diff.max()), float(diff.mean()))
+
+
+# --- the tree, the ledger, isolation ------------------------------------------------------------------------
+
+
+def test_mirrors_the_tree_with_mixed_media_and_skips_done_files(tmp_path, media):
+    src = make_tree(tmp_path, media)
+    out = tmp_path / "out"
+    settings = Settings(mask="solid")
+    summary = run_batch(src, out, settings, process_file=anonymizer(), progress=False, echo=False)
+    assert (summary["total"], summary["done"], summary["skipped"], summary["failed"]) == (5, 5, 0, 0), \
+        summary["failures"]
+    assert summary["ignored"] == 2  # notes.txt, index.csv (hidden folders are not entered)
+    for rel in MEDIA_RELS:
+        src_media, out_media = open_media(src / rel), open_media(out / rel)
+        assert (out_media.kind, out_media.n_frames, out_media.width, out_media.height) == \
+               (src_media.kind, src_media.n_frames, src_media.width, src_media.height)
+        assert (out / (rel + ".report.json")).is_file() and (out / (rel + ".report.md")).is_file()
+    assert not (out / ".hidden").exists() and not (out / "notes.txt").exists()
+    # the objects are masked (solid): the detector finds none in the output
+    with open_media(out / "long.mp4") as video:
+        assert all(len(RedDetector()(frame)) == 0 for _, frame in video.frames(0, 72))
+
+    rows = {r["path"]: r for r in read_ledger(out)}
+    assert set(rows) == set(MEDIA_RELS)
+    for rel, row in rows.items():
+        assert row["status"] == "done" and row["attempts"] == 1 and row["error"] is None
+        assert row["input_sha256"] == sha256_file(src / rel)
+        assert row["output_sha256"] == sha256_file(out / rel)
+        assert row["settings_digest"] == settings.digest
+        assert row["finished_at"] >= row["started_at"] and row["seconds"] >= 0
+    with sqlite3.connect(out / LEDGER_NAME) as db:
+        (stored,) = db.execute("SELECT json FROM settings").fetchone()
+    assert Settings.from_dict(json.loads(stored)) == settings
+
+    again = run_batch(src, out, settings, process_file=anonymizer(), progress=False, echo=False)
+    assert (again["done"], again["skipped"], again["failed"]) == (0, 5, 0)
+    assert {r["path"]: r["finished_at"] for r in read_ledger(out)} == {k: v["finished_at"] for k, v in rows.items()}
+
+
+def test_a_bad_file_fails_alone_with_its_reason(tmp_path, media, capsys):
+    src = make_tree(tmp_path, media, bad=True)
+    out = tmp_path / "out"
+    summary = run_batch(src, out, process_file=anonymizer(), progress=False)
+    assert (summary["total"], summary["done"], summary["failed"]) == (7, 5, 2), summary["failures"]
+    reasons = {f["file"]: f["error"] for f in summary["failures"]}
+    assert "not a video or photo" in reasons["day1/broken.mp4"]
+    assert "empty" in reasons["empty.jpg"]
+    printed = capsys.readouterr()
+    assert "5 done" in printed.out and "2 failed" in printed.out and "day1/broken.mp4: " in printed.out
+    assert "Traceback" not in printed.out + printed.err
+    assert not (out / "day1" / "broken.mp4").exists()
+    assert [p.name for p in (out / "day1").iterdir() if p.name.startswith(".")] == []  # no temp files
+    rows = {r["path"]: r for r in read_ledger(out)}
+    assert rows["day1/broken.mp4"]["status"] == "failed" and rows["day1/broken.mp4"]["error"] == reasons[
+        "day1/broken.mp4"]
+
+
+def test_unexpected_exceptions_are_reduced_to_their_type(tmp_path, media):
+    src = make_tree(tmp_path, media)
+    summary = run_batch(src, tmp_path / "out", process_file=buggy_processor, progress=False, echo=False)
+    assert summary["failed"] == 5
+    for f in summary["failures"]:
+        assert "ValueError" in f["error"] and "secret" not in f["error"] and "12" not in f["error"]
+
+
+def test_cli_exits_non_zero_when_a_file_failed(tmp_path, media, monkeypatch, capsys):
+    from anonlab.cli import main
+
+    monkeypatch.setattr(batch, "Anonymizer", anonymizer)
+    src = make_tree(tmp_path, media, bad=True)
+    assert main(["batch", str(src), str(tmp_path / "out"), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "2 failed" in out and "broken.mp4" in out
+    (src / "day1" / "broken.mp4").unlink()
+    (src / "empty.jpg").unlink()
+    assert main(["batch", str(src), str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["anonymize", str(src), "-o", str(tmp_path / "out2"), "--quiet"]) == 0  # a folder input
+    assert (tmp_path / "out2" / "day1" / "cam2" / "still.png").is_file()
+
+
+def test_a_changed_input_or_new_settings_are_redone(tmp_path, media):
+    src = make_tree(tmp_path, media)
+    out = tmp_path / "out"
+    run_batch(src, out, process_file=anonymizer(), progress=False, echo=False)
+    before = {r["path"]: r for r in read_ledger(out)}
+    first = outputs(out)
+    shutil.copy(media["other"], src / "day1" / "short.mov")  # new content, same name
+    summary = run_batch(src, out, process_file=anonymizer(), progress=False, echo=False)
+    assert (summary["done"], summary["skipped"]) == (1, 4)
+    rows = {r["path"]: r for r in read_ledger(out)}
+    assert rows["day1/short.mov"]["input_sha256"] == sha256_file(src / "day1" / "short.mov")
+    assert rows["day1/short.mov"]["attempts"] == 2
+    assert rows["day1/short.mov"]["output_sha256"] != first["day1/short.mov"]
+    assert open_media(out / "day1" / "short.mov").n_frames == 30
+    assert rows["long.mp4"]["finished_at"] == before["long.mp4"]["finished_at"]
+
+    (tmp_path / "first").mkdir()
+    (out / "long.mp4").rename(tmp_path / "first" / "long.mp4")  # a lost output is made again
+    assert run_batch(src, out, process_file=anonymizer(), progress=False, echo=False)["done"] == 1
+    assert_same_outputs(out, tmp_path / "first", ["long.mp4"])
+
+    summary = run_batch(src, out, Settings(mask="solid"), process_file=anonymizer(), progress=False, echo=False)
+    assert summary["done"] == 5
+    assert {r["settings_digest"] for r in read_ledger(out)} == {Settings(mask="solid").digest}
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import anonlab.mask
+from anonlab.batch import Anonymizer, run_batch
+from test_batch import slow_red_factory
+
+_mask = anonlab.mask.mask_frame
+def slow_mask(*args, **kwargs):  # slow the render down so that the kill lands mid-write
+    time.sleep(0.02)
+    return _mask(*args, **kwargs)
+anonlab.mask.mask_frame = slow_mask
+
+if __name__ == "__main__":
+    run_batch({src!r}, {out!r}, process_file=Anonymizer(slow_red_factory, warmup_seconds=0.4), progress=False,
+              echo=False)
+"""
+
+
+def test_resume_after_kill_9_mid_file(tmp_path, media):
+    src = make_tree(tmp_path, media)
+    reference = tmp_path / "reference"
+    run_batch(src, reference, process_file=anonymizer(), progress=False, echo=False)
+
+    out = tmp_path / "out"
+    script = tmp_path / "killme.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(TESTS), src=str(src), out=str(out)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ledger = out / LEDGER_NAME
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            temps = [p for p in out.rglob(".*.part*")] if out.exists() else []
+            done = []
+            if ledger.exists() and temps:
+                with contextlib_closing(sqlite3.connect(ledger, timeout=5)) as db:
+                    done = db.execute("SELECT path FROM jobs WHERE status='done'").fetchall()
+            if done and temps:  # a file finished and another one is being written
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert list(out.rglob(".*.part*")), "the kill should land while an output is being written"
+    killed = {r["path"]: r for r in read_ledger(out)}
+    finished = {p for p, r in killed.items() if r["status"] == "done"}
+    interrupted = [p for p, r in killed.items() if r["status"] == "running"]
+    assert finished and len(interrupted) == 1
+    for rel in MEDIA_RELS:  # never a half-written output: absent, or complete
+        if (out / rel).exists():
+            assert open_media(out / rel).n_frames == open_media(src / rel).n_frames
+    mtimes = {rel: (out / rel).stat().st_mtime_ns for rel in finished}
+
+    summary = run_batch(src, out, process_file=anonymizer(), progress=False, echo=False)
+    assert summary["skipped"] == len(finished) and summary["done"] == 5 - len(finished)
+    assert_same_outputs(out, reference)  # identical to an uninterrupted run
+    rows = {r["path"]: r for r in read_ledger(out)}
+    assert all(r["status"] == "done" for r in rows.values())
+    for rel in finished:  # done files were not redone
+        assert rows[rel]["finished_at"] == killed[rel]["finished_at"] and rows[rel]["attempts"] == 1
+        assert (out / rel).stat().st_mtime_ns == mtimes[rel]
+    assert rows[interrupted[0]]["attempts"] == 2
+    assert not list(out.rglob(".*.part*")) and not list(out.rglob(".*.tmp"))  # the killed run's temp files
+    for rel in MEDIA_RELS:
+        assert open_media(out / rel).n_frames == open_media(src / rel).n_frames
+        assert (out / (rel + ".report.json")).is_file()
+
+
+def contextlib_closing(db):
+    import contextlib
+
+    return contextlib.closing(db)
+
+
+def test_one_output_folder_one_batch(tmp_path, media):
+    src = make_tree(tmp_path, media)
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / batch.LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(AnonlabError, match="another anonlab batch"):
+            run_batch(src, out, process_file=copy_processor, progress=False, echo=False)
+    assert run_batch(src, out, process_file=copy_processor, progress=False, echo=False)["done"] == 5
+
+
+@pytest.mark.parametrize("inp, out, match", [
+    ("in", "in", "is the input folder"),
+    ("in/sub", "in", "inside the output folder"),
+    ("missing", "out", "no such folder"),
+])
+def test_folder_mistakes_are_refused(tmp_path, inp, out, match):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    with pytest.raises(AnonlabError, match=match):
+        run_batch(tmp_path / inp, tmp_path / out, process_file=copy_processor, progress=False, echo=False)
+
+
+def test_output_folder_inside_the_input_is_not_scanned(tmp_path, media):
+    src = make_tree(tmp_path, media)
+    summary = run_batch(src, src / "anonymized", process_file=copy_processor, progress=False, echo=False)
+    assert summary["done"] == 5
+    assert run_batch(src, src / "anonymized", process_file=copy_processor, progress=False, echo=False)["skipped"] == 5
+
+
+# --- chunks ---------------------------------------------------------------------------------------------
+
+
+def covered(box, regions: Regions, scale: float) -> float:
+    """Fraction of ``box`` inside the union of the masked boxes (regions grown by ``scale``)."""
+    x1, y1, x2, y2 = box
+    canvas = np.zeros((H, W), bool)
+    grown = regions.pad((scale - 1) / 2).clip(W, H)
+    for a, b, c, d in grown.xyxy:
+        canvas[int(np.floor(b)):int(np.ceil(d)), int(np.floor(a)):int(np.ceil(c))] = True
+    return float(canvas[y1:y2, x1:x2].mean())
+
+
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_chunked_regions_match_unchunked_and_expose_nothing_at_seams(media, detect_every):
+    settings = Settings(detect_every=detect_every)
+    proc = anonymizer()
+    job = Job("long.mp4", str(media["long"]), "unused.mp4", None, "", settings, chunk_seconds=24 / FPS)
+    chunks = proc.plan(job)
+    assert [(c.start, c.stop) for c in chunks] == [(0, 24), (24, 48), (48, 72)]  # keyframes every 12 frames
+    assert all(c.warm < c.start and c.warm % detect_every == 0 for c in chunks[1:])
+    whole = proc.analyse(job, None).regions
+    parts = [proc.analyse(job, c) for c in chunks]
+    from anonlab.track.analyse import stitch_chunks
+
+    stitched = stitch_chunks([(p.chunk.start, p.regions) for p in parts], 72, settings).clip(W, H)
+    assert len(np.unique(stitched.track_id)) == len(np.unique(whole.track_id))  # tracks continue across seams
+    for n in range(72):
+        a, b = stitched.at_frame(n), whole.at_frame(n)
+        assert len(a) == len(b), n
+        if len(a):
+            from anonlab.regions import iou_matrix
+
+            assert iou_matrix(a.xyxy, b.xyxy).max(axis=1).min() >= 0.9, n  # the tracker's tolerance
+        for box in object_boxes(n):  # no frame with an object bare, blind frames at the seam included
+            assert covered(box, stitched, settings.mask_scale) >= 0.99, (n, box)
+
+
+def test_chunked_batch_output_equals_unchunked(tmp_path, media):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(media["long"], src / "long.mp4")
+    shutil.copy(media["photo"], src / "photo.jpg")
+    run_batch(src, tmp_path / "whole", process_file=anonymizer(), progress=False, echo=False)
+    run_batch(src, tmp_path / "chunked", process_file=anonymizer(), chunk_seconds=24 / FPS, progress=False,
+              echo=False)
+    rows = {r["path"]: r for r in read_ledger(tmp_path / "chunked")}
+    assert rows["long.mp4"]["chunks"] == 3 and rows["photo.jpg"]["chunks"] == 1
+    assert_same_outputs(tmp_path / "chunked", tmp_path / "whole", ["long.mp4", "photo.jpg"])
+
+
+@pytest.mark.parametrize("n, keys, seconds, expected", [
+    (100, [0, 25, 50, 75], 1.0, [(0, 25), (25, 50), (50, 75), (75, 100)]),
+    (100, [0, 25, 50, 75], 1.5, [(0, 50), (50, 100)]),
+    (30, [0, 12, 24], 1.0, [(0, -1)]),          # shorter than 1.5 chunks: whole
+    (500, [0], 1.0, [(0, -1)]),                 # no keyframe to cut at: whole
+    (100, [0, 25, 50, 90], 1.0, [(0, 25), (25, 50), (50, 100)]),  # no sliver of a last chunk
+])
+def test_plan_chunks(n, keys, seconds, expected):
+    chunks = plan_chunks(n, 25.0, keys, seconds, detect_every=2, warmup_seconds=0.4)
+    assert [(c.start, c.stop) for c in chunks] == expected
+    for c in chunks:
+        assert c.warm <= c.start and c.warm % 2 == 0 and (c.start == 0 or c.start - c.warm >= 10)
+
+
+# --- executors ------------------------------------------------------------------------------------------
+
+
+def test_dask_local_cluster_two_workers(tmp_path, media):
+    pytest.importorskip("distributed")
+    import tempfile
+
+    src = make_tree(tmp_path, media, bad=True)
+    run_batch(src, tmp_path / "inline", process_file=anonymizer(), progress=False, echo=False)
+    scratch = set(Path(tempfile.gettempdir()).glob("anonlab-dask-*"))
+    summary = run_batch(src, tmp_path / "dask", process_file=anonymizer(), executor="dask", workers=2,
+                        chunk_seconds=24 / FPS, progress=True, echo=False)
+    assert (summary["done"], summary["failed"]) == (5, 2), summary["failures"]
+    assert set(Path(tempfile.gettempdir()).glob("anonlab-dask-*")) <= scratch  # the workers' spill folder is gone
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        assert summary["dashboard"] is None
+    else:
+        assert summary["dashboard"].startswith("http://127.0.0.1:")
+    assert_same_outputs(tmp_path / "dask", tmp_path / "inline")
+    rows = {r["path"]: r for r in read_ledger(tmp_path / "dask")}
+    assert rows["long.mp4"]["chunks"] == 3
+
+
+def test_dask_scheduler_by_address(tmp_path, media):
+    distributed = pytest.importorskip("distributed")
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(media["long"], src / "long.mp4")
+    shutil.copy(media["photo"], src / "photo.jpg")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) \
+            as cluster:  # in-process (inproc:// address): the address path without another spawn
+        summary = run_batch(src, tmp_path / "out", process_file=anonymizer(), executor="dask",
+                            scheduler=cluster.scheduler_address, chunk_seconds=24 / FPS, progress=False, echo=False)
+        assert (summary["done"], summary["failed"]) == (2, 0)
+        with distributed.Client(cluster) as client:  # a notebook's own Client works too, and stays open
+            (src / "photo.jpg").unlink()
+            shutil.copy(media["png"], src / "still.png")
+            assert run_batch(src, tmp_path / "out", process_file=anonymizer(), executor="dask", scheduler=client,
+                             progress=False, echo=False)["done"] == 1
+            assert client.status == "running"
+    with pytest.raises(AnonlabError, match="--scheduler needs --executor dask"):
+        run_batch(src, tmp_path / "out2", process_file=copy_processor, scheduler="tcp://127.0.0.1:1", echo=False)
+
+
+def test_process_pool_isolates_a_worker_crash(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4", "crash.mp4", "d.jpg", "e.mp4"):
+        (src / name).write_bytes(name.encode() * 100)
+    summary = run_batch(src, tmp_path / "out", process_file=crashing_processor, workers=2, progress=False,
+                        echo=False)
+    assert (summary["done"], summary["failed"]) == (4, 1)
+    assert summary["failures"][0]["file"] == "crash.mp4"
+    assert "worker process died" in summary["failures"][0]["error"]
+    for name in ("a.mp4", "b.mp4", "d.jpg", "e.mp4"):
+        assert (tmp_path / "out" / name).read_bytes() == (src / name).read_bytes()
+
+
+# --- small parts ------------------------------------------------------------------------------------------
+
+
+def test_scan_tree_and_output_names(tmp_path):
+    (tmp_path / "a" / ".git").mkdir(parents=True)
+    for name in ("a/x.MP4", "a/y.webm", "a/y.mkv", "a/z.txt", "a/.git/h.mp4", ".DS_Store", "b.HEIC"):
+        (tmp_path / name).write_bytes(b"0")
+    rels, ignored = scan_tree(tmp_path)
+    assert rels == ["a/x.MP4", "a/y.mkv", "a/y.webm", "b.HEIC"] and ignored == 2
+    assert output_name("a/x.MP4") == "a/x.MP4"
+    assert output_name("a/y.webm") == "a/y.mkv"
+    assert output_name("a/y.webm", taken={"a/y.mkv"}) == "a/y.webm.mkv"
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (MediaError("clip.mp4: not a video"), "clip.mp4: not a video"),
+    (AnonlabError("two\nlines"), "two lines"),
+    (KeyError("x=10,y=20"), "internal error (KeyError)"),
+    (MemoryError(), "out of memory"),
+])
+def test_error_line(exc, expected):
+    line = error_line(exc)
+    assert line.startswith(expected) and "\n" not in line and "x=10" not in line
+
+
+def test_format_summary_names_each_failed_file_once():
+    text = format_summary({"total": 3, "done": 1, "skipped": 1, "failed": 1, "ignored": 2, "seconds": 1.0,
+                           "failures": [{"file": "sub/bad.mp4", "error": "bad.mp4: not a video"}],
+                           "ledger": "out/anonlab-ledger.sqlite"})
+    assert "  sub/bad.mp4: not a video" in text.splitlines()
+
+
+def test_queue_cases_renders_approved_cases_only(tmp_path):
+    def write_case(name, status):
+        path = tmp_path / name
+        path.write_text(json.dumps({"input": f"/data/{name}.mp4", "review": {"status": status}}))
+        return path
+
+    rendered = []
+
+    def fake_render(job, progress=None):
+        data = json.loads(Path(job.src).read_text())
+        if data["review"]["status"] != "approved":
+            raise AnonlabError(f"{Path(job.src).name}: review status is {data['review']['status']}, not approved")
+        with atomic_output(job.dst) as tmp:
+            tmp.write_bytes(b"rendered")
+        rendered.append(Path(job.dst).name)
+        return {}
+
+    cases = [write_case("one", "approved"), write_case("two", "in review")]
+    summary = queue_cases(cases, tmp_path / "out", render_case=fake_render, reports=False, progress=False, echo=False)
+    assert (summary["done"], summary["failed"]) == (1, 1) and rendered == ["one.mp4"]
+    assert "not approved" in summary["failures"][0]["error"]
+    again = queue_cases(cases[:1], tmp_path / "out", render_case=fake_render, reports=False, progress=False,
+                        echo=False)
+    assert again["skipped"] == 1 and rendered == ["one.mp4"]
+
+
+def test_queue_cases_with_workbench_case_files(tmp_path, media):
+    case_mod = pytest.importorskip("anonlab.case")
+    from anonlab.pipeline import analyse
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(media["short"], src / "short.mov")
+    shutil.copy(media["other"], src / "other.mp4")
+    paths = []
+    for name, approve in (("short.mov", True), ("other.mp4", False)):
+        analysis = analyse(src / name, Settings(mask="solid"), detector=RedDetector(), progress=False)
+        case = case_mod.Case.from_analysis(analysis)
+        if approve:
+            case.set_status("reviewed", "Ann Analyst")
+            case.set_status("approved", "Rita Reviewer")
+        paths.append(case.save(tmp_path / f"{name}.case.json"))
+    out = tmp_path / "out"
+    summary = queue_cases(paths, out, progress=False, echo=False)
+    assert (summary["done"], summary["failed"]) == (1, 1)
+    assert "not approved" in summary["failures"][0]["error"] and summary["failures"][0]["file"].endswith(
+        "other.mp4.case.json")
+    assert not (out / "other.mp4").exists()
+    with open_media(out / "short.mov") as video:
+        assert video.n_frames == 30
+        assert all(len(RedDetector()(frame)) == 0 for _, frame in video.frames())
+    report = json.loads((out / "short.mov.report.json").read_text())
+    assert report["review"]["status"] == "approved"
+    assert queue_cases(paths[:1], out, progress=False, echo=False)["skipped"] == 1
