@@ -80,9 +80,9 @@ class VideoReader:
         self.path = Path(path)
         self._container = _open_input(self.path)
         if not self._container.streams.video:
+            what = "audio only, no picture" if self._container.streams.audio else "no video stream"
             self._container.close()
-            kinds = "audio only" if self._container.streams.audio else "no video stream"
-            raise MediaError(f"{self.path.name}: {kinds}; anonlab needs a video or a photo")
+            raise MediaError(f"{self.path.name}: {what}; anonlab masks videos and photos")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         ctx = self._stream.codec_context
