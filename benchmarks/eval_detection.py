@@ -1,13 +1,16 @@
 """Detection benchmark: run the default detectors on ../shared/eval and print the figures of issue 3.
 
     .venv/bin/python benchmarks/eval_detection.py                 # default detectors, both sets
-    .venv/bin/python benchmarks/eval_detection.py --curves        # + precision/recall vs threshold
+    .venv/bin/python benchmarks/eval_detection.py --curves        # + precision/recall vs threshold, by size
     .venv/bin/python benchmarks/eval_detection.py --variants      # + recall/speed trade-off of each choice
 
 For each set (faces, plates): predictions of the default detector (``build_detector(Settings(what=...))``),
 precision / recall / F1 / mean IoU / FP per image, recall by size and by source, ms per image; then the
 time of one 1280×720 frame (min and median of ``--repeat`` runs; the machine's load average is printed
 beside it, since other jobs share the cores). Predictions and a JSON of all figures go to ``--out``.
+
+Every set is also reported on two halves (even- and odd-indexed images of its labels file): parameters
+chosen on one half should hold on the other (the face fusion defaults were chosen on the even half).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from anonlab.detect import Detector, build_detector, face_detectors  # noqa: E402
+from anonlab.detect import Detector, UnionDetector, build_detector, face_detectors  # noqa: E402
 from anonlab.detect.plates import PlateDetector  # noqa: E402
 from anonlab.detect.tiling import AutoScale  # noqa: E402
 from anonlab.evaluate import (  # noqa: E402
+    RECALL_ONLY_SOURCES,
+    SIZE_BUCKETS,
     detect_labelled_set,
     evaluate,
+    evaluate_rows,
     format_summary,
     load_jsonl,
     read_image,
@@ -84,6 +90,27 @@ def headline(label: str, result: dict) -> str:
             + f" ms/img={f(result['ms_per_image'], 1)}")
 
 
+def halves(labels: Path, pred: Path, thresh: float | None = None) -> dict:
+    """Figures on the even- and odd-indexed images of the labels file (a held-out check of tuned defaults)."""
+    rows, preds = load_jsonl(labels, "labels"), load_jsonl(pred, "pred")
+    return {name: evaluate_rows(rows[start::2], preds, thresh=thresh, recall_only=RECALL_ONLY_SOURCES)
+            for name, start in (("even", 0), ("odd", 1))}
+
+
+def size_curves(labels: Path, pred: Path, label: str, thresholds) -> list[dict]:
+    """Per size bucket: recall (by true size) and precision (by predicted size) against one flat threshold.
+
+    The curves from which a size-dependent threshold is read: where precision stays high at a low
+    threshold (small boxes), a lower threshold buys recall cheaply.
+    """
+    rows, preds = load_jsonl(labels, "labels"), load_jsonl(pred, "pred")
+    out = []
+    for t in thresholds:
+        res = evaluate_rows(rows, preds, thresh=float(t), recall_only=RECALL_ONLY_SOURCES)["by_label"][label]["by_size"]
+        out.append({"thresh": float(t), **{f"{k}_{m}": res[k][m] for k in res for m in ("recall", "precision", "fp")}})
+    return out
+
+
 def variants(label: str) -> list[tuple[str, Detector]]:
     """The alternatives whose recall/speed trade-off the report shows."""
     s = Settings(what=(label,))
@@ -97,7 +124,8 @@ def variants(label: str) -> list[tuple[str, Detector]]:
         ("CenterFace, upscale <=1.5x", face_detectors(cf_only, max_upscale=1.5)[0]),
         ("CenterFace, upscale <=2x", face_detectors(cf_only)[0]),
         ("YuNet alone, upscale <=2x", yunet),
-        ("CenterFace + YuNet, <=2x (default)", build_detector(s)),
+        ("CenterFace + YuNet union (previous default)", UnionDetector(face_detectors(s), name="faces")),
+        ("CenterFace + YuNet fused (default)", build_detector(s)),
     ]
 
 
@@ -169,6 +197,10 @@ def main(argv=None) -> int:
                 f"median {timing['median_ms']:.0f} (load {timing['load']:.1f})")
         summary.append(line)
         entry = {"default": result}
+        split = halves(labels, args.out / f"pred_{name}.jsonl")
+        entry["halves"] = split
+        for half, res in split.items():
+            summary.append(f"  {half} half: {headline(label, dict(res, ms_per_image=result['ms_per_image']))}")
 
         if args.curves:
             low = detector.with_threshold(0.05)
@@ -176,13 +208,21 @@ def main(argv=None) -> int:
             detect_labelled_set(labels, pred_low, settings, progress=not args.no_progress, detector=low)
             curve = threshold_curve(labels, pred_low, [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7])
             entry["curve"] = curve
-            print(f"\n{name}: one --thresh for every model (predictions at 0.05, filtered)")
+            print(f"\n{name}: one flat threshold on the output score (detector at 0.05, filtered; faces: fused score)")
             print(f"  {'thresh':>6} {'recall':>7} {'precis.':>8} {'FP/img':>7} {'R<16':>6} {'R16-32':>7}")
             for row in curve[label]:
                 def f(v, d=3):
                     return "-" if v is None else f"{v:.{d}f}"
                 print(f"  {row['thresh']:>6.2f} {f(row['recall']):>7} {f(row['precision']):>8} "
                       f"{f(row['fp_per_image'], 2):>7} {f(row['recall_<16']):>6} {f(row['recall_16-32']):>7}")
+            sc = size_curves(labels, pred_low, label, [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
+            entry["size_curves"] = sc
+            print(f"\n{name}: by size (recall by true size / precision by predicted size / false boxes), one threshold")
+            print(f"  {'thresh':>6} " + " ".join(f"{k + ' px':>21}" for k, _, _ in SIZE_BUCKETS))
+            for row in sc:
+                print(f"  {row['thresh']:>6.2f} " + " ".join(
+                    f"{f(row[k + '_recall']):>6}/{f(row[k + '_precision']):>6}/{str(row[k + '_fp']):>6}" + "  "
+                    for k, _, _ in SIZE_BUCKETS))
 
         if args.variants:
             entry["variants"] = {}

