@@ -107,3 +107,47 @@ def test_debug_shows_the_trace(tmp_path):
     src.write_text("nope")
     proc = run_cli("--debug", "anonymize", src, "-o", tmp_path / "o.mp4")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+KILL_EXPORT = """
+import sys, time
+import anonlab.mask
+_mask = anonlab.mask.mask_frame
+def slow(*a, **k):  # slow the render so the kill lands mid-export
+    time.sleep(0.05)
+    return _mask(*a, **k)
+anonlab.mask.mask_frame = slow
+from anonlab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_during_export_keeps_previous_output(tmp_path, clips):
+    import os
+    import signal
+    import time
+
+    src = clips["audio"]
+    dst = tmp_path / "o.mp4"
+    (tmp_path / "r.jsonl").write_text("")  # no regions: no model needed, only the export runs
+    dst.write_bytes(b"previous complete output")
+    script = tmp_path / "kill_export.py"
+    script.write_text(KILL_EXPORT)
+    args = ["anonymize", str(src), "-o", str(dst), "--overwrite", "--quiet", "--regions-in", str(tmp_path / "r.jsonl")]
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        parts = list(tmp_path.glob(".o.*.part.mp4"))
+        if parts and parts[0].stat().st_size > 0:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    assert dst.read_bytes() == b"previous complete output"  # the previous state is intact
+    assert list(tmp_path.glob(".o.*.part.mp4"))  # the killed writer's temporary is still there...
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.glob(".o.*.part.mp4"))  # ...until the next run sweeps it
+    assert all(ok for _, ok, _ in verify_video(src, dst))

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Iterator
 
@@ -119,6 +120,24 @@ def check_output_path(src: str | Path, dst: str | Path, overwrite: bool) -> Path
     return dst
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_parts(folder: Path, dst: Path) -> None:
+    """Remove temporaries of ``dst`` left by a writer that was killed (its pid is in the name)."""
+    for part in folder.glob(f".{glob_escape(dst.stem)}.*-*.part{glob_escape(dst.suffix)}"):
+        pid = part.name[len(dst.stem) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output(dst: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dst``; rename it to ``dst`` only if the block succeeds.
@@ -130,8 +149,9 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
     folder = dst.parent if str(dst.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{folder}: output folder does not exist")
+    _sweep_stale_parts(folder, dst)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.{os.getpid()}-", suffix=f".part{dst.suffix}", dir=folder)
     except PermissionError:
         raise OutputError(f"{folder}: output folder is not writable; choose another output folder") from None
     except OSError as exc:
