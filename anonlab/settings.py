@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
@@ -60,7 +60,8 @@ class Settings:
         object.__setattr__(self, "what", what)
         bad = [w for w in what if w not in LABELS]
         if not what or bad:
-            raise AnonlabError(f"--what must name one or more of {', '.join(LABELS)}; got {','.join(what) or 'nothing'}")
+            got = ",".join(map(str, what)) or "nothing"
+            raise AnonlabError(f"--what must name one or more of {', '.join(LABELS)}; got {got!r}")
         if self.thresh is not None and not 0.0 < self.thresh < 1.0:
             raise AnonlabError(f"--thresh must lie between 0 and 1; got {self.thresh}")
         if self.mask not in MASK_STYLES:

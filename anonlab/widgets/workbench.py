@@ -306,6 +306,22 @@ class Workbench:
         self.model.select(track)
 
     # --- long actions -----------------------------------------------------------------------------
+    def _in_progress(self, fn: Callable[[], object]):
+        """Run ``fn`` with its progress bars shown in the workbench.
+
+        In a kernel, an ``Output`` widget used as a context manager swallows exceptions (it displays
+        them instead), so the error is carried out of the ``with`` block and raised here.
+        """
+        result, error = None, None
+        with self.progress:
+            try:
+                result = fn()
+            except BaseException as exc:  # re-raised below, outside the Output widget
+                error = exc
+        if error is not None:
+            raise error
+        return result
+
     def analyse(self) -> None:
         """Detect and track (progress bar in the workbench), then merge the analysis into the case."""
         from anonlab.pipeline import analyse
@@ -313,8 +329,7 @@ class Workbench:
         self.analyse_button.disabled = True
         self.model.say("analysing…")
         try:
-            with self.progress:
-                analysis = analyse(self.input_path, self.case.settings, progress=True)
+            analysis = self._in_progress(lambda: analyse(self.input_path, self.case.settings, progress=True))
             self.case.set_analysis(analysis)
             self.review.session.scene_cuts = list(getattr(analysis, "scene_cuts", []))
             self.review.refresh()
@@ -332,9 +347,8 @@ class Workbench:
         self.export_button.disabled = True
         self.model.say(f"exporting {out.name}…")
         try:
-            with self.progress:
-                info = render_case(self.case, out, overwrite=self.overwrite.value, progress=True,
-                                   gate=self.export_gate)
+            info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
+                                                         progress=True, gate=self.export_gate))
             self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
                            f"{info['case']['regions']} masked region(s)")
             self.last_export = info
