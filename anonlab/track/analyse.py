@@ -1,0 +1,414 @@
+"""The analysis loop that the CLI, the workbench and batch jobs share: frames in, tracked regions out.
+
+For each frame, in decoding order (each frame decoded once):
+
+1. scene-cut check on a downscaled copy (`SceneCutDetector`); at a cut the tracker is reset;
+2. **full detection** on every ``settings.detect_every``-th frame, at every cut and after any jump in the
+   frame numbers; the detections go through `Tracker.update`;
+3. **optical flow** follows boxes where there is no detection: on the frames between full detections (the
+   live tracks), and on any frame where the detector misses a confirmed track. Each box is moved by the
+   median Lucas-Kanade flow of a grid of points inside it, forward-backward checked (the MedianFlow idea,
+   Kalal et al. 2010); where the flow is unreliable, a track detected at the last full detection falls back
+   on the Kalman prediction, any other stops. A track is followed for at most ``max(max_gap, detect_every-1)``
+   frames after its last detection;
+4. each **new track is followed backwards** by optical flow through the shot's last frames, so the frames
+   before its first detection (a face too small, blurred or turned to be detected yet, or one that appeared
+   between two full detections) are masked too.
+
+Followed rows have ``source`` = tracker. At the end, `apply_temporal_safety` fills remaining gaps and adds
+lead/trail frames; with ``detect_every`` = k the lead is at least k-1 frames, for objects that flow could not
+follow back to where they appeared.
+
+**What ``detect_every`` > 1 trades**: between full detections, objects are carried by optical flow rather
+than found; an object that enters and that flow cannot follow back, or a track that flow loses, is covered
+only by the lead/trail extension. A higher k is faster and relies more on flow. Recall against k is measured
+by ``benchmarks/eval_tracking.py``.
+
+Long videos processed in chunks (batch) are joined with `stitch_chunks`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+
+from anonlab.regions import DETECTOR, EXTENDED, INTERPOLATED, NO_TRACK, TRACKER, Regions, iou_matrix, label_code
+from anonlab.track.bytetrack import Tracker, greedy_match
+from anonlab.track.scenecut import SceneCutDetector
+from anonlab.track.temporal import apply_temporal_safety, end_velocity, iter_tracks, per_frame_boxes
+
+Detector = Callable[[np.ndarray], Regions]
+
+#: Points per box side for the median flow (5 x 5 = 25 points per box).
+FLOW_GRID = 5
+#: Above this many boxes, optical flow runs once over the whole frame instead of once per box crop.
+FLOW_MAX_CROPS = 12
+#: Pixels of context around a box (plus half its size) in which its motion is measured.
+FLOW_MARGIN = 24
+#: Frames are halved until no wider than this before optical flow (720p -> 640, 1080p -> 960 px wide): a
+#: quarter of the work or less, and boxes keep their position to about a pixel.
+FLOW_MAX_WIDTH = 960
+_LK = dict(winSize=(15, 15), criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+
+
+def effective_settings(settings):
+    """``settings`` with the lead raised to ``detect_every - 1`` (see the module docstring)."""
+    k = int(settings.detect_every)
+    return settings.replace(lead=max(int(settings.lead), k - 1)) if k > 1 else settings
+
+
+def _lk_forward_backward(a: np.ndarray, b: np.ndarray, p0: np.ndarray, levels: int):
+    """Lucas-Kanade from ``a`` to ``b`` and back: ``(p1, forward-backward error, usable)`` per point."""
+    p1, st1, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, maxLevel=levels, **_LK)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, p1, None, maxLevel=levels, **_LK)
+    fb = np.linalg.norm(p0 - back, axis=2).ravel()
+    return p1.reshape(-1, 2), fb, ((st1 & st2).ravel() == 1) & np.isfinite(fb)
+
+
+def median_flow(prev_gray: np.ndarray, gray: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move each box by the median Lucas-Kanade flow of a grid of points inside it.
+
+    Up to `FLOW_MAX_CROPS` boxes are each tracked in a crop around them (cost grows with the boxes, not the
+    frame); more boxes are tracked in one pass over the rectangle that holds all their crops. Points whose forward-backward error is
+    above the box's median, or above 10 % of its size, are discarded; the shift is the median displacement of
+    the rest and the scale the median ratio of their pairwise distances (limited to 0.8-1.25 a frame).
+
+    Args:
+        prev_gray, gray: consecutive grayscale frames of equal size.
+        boxes: ``(N, 4)`` xyxy boxes in ``prev_gray``.
+
+    Returns:
+        ``(moved, ok)``: ``(N, 4)`` float32 boxes in ``gray`` and a boolean mask of the boxes that had
+        enough reliable points (for the others, ``moved`` is the input box).
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    moved, ok = boxes.copy(), np.zeros(len(boxes), bool)
+    if not len(boxes):
+        return moved, ok
+    g = FLOW_GRID
+    frac = (np.arange(g, dtype=np.float32) + 0.5) / g
+    wh = boxes[:, 2:] - boxes[:, :2]
+    xs = boxes[:, 0:1] + frac[None, :] * wh[:, 0:1]
+    ys = boxes[:, 1:2] + frac[None, :] * wh[:, 1:2]
+    pts = np.stack([np.tile(xs, (1, g)), np.repeat(ys, g, axis=1)], axis=2)  # (N, g*g, 2)
+    height, width = gray.shape[:2]
+    margin = FLOW_MARGIN + 0.5 * wh.max(axis=1, keepdims=True)
+    crops = np.concatenate([np.maximum(boxes[:, :2] - margin, 0), np.minimum(boxes[:, 2:] + margin, [width, height])],
+                           axis=1).astype(int)
+    if len(boxes) > FLOW_MAX_CROPS:  # one pass over the region holding all the boxes
+        crops[:] = np.concatenate([crops[:, :2].min(axis=0), crops[:, 2:].max(axis=0)])
+        groups = [np.arange(len(boxes))]
+    else:  # a pass per box, in a crop around it
+        groups = [np.array([i]) for i in range(len(boxes))]
+    tracked: list[tuple | None] = [None] * len(boxes)
+    for group in groups:
+        x1, y1, x2, y2 = crops[group[0]]
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            continue
+        levels = int(np.clip(np.log2(min(x2 - x1, y2 - y1) / 16), 0, 3))
+        origin = np.array([x1, y1], np.float32)
+        p1, fb, good = _lk_forward_backward(prev_gray[y1:y2, x1:x2], gray[y1:y2, x1:x2],
+                                            (pts[group] - origin).reshape(-1, 1, 2), levels)
+        for j, i in enumerate(group):
+            part = slice(j * g * g, (j + 1) * g * g)
+            tracked[i] = (p1[part] + origin, fb[part], good[part])
+    for i, item in enumerate(tracked):
+        if item is None:
+            continue
+        p1, fb, good = item
+        if good.sum() < 4:
+            continue
+        keep = good & (fb <= np.median(fb[good])) & (fb <= max(1.0, 0.1 * float(wh[i].min())))
+        if keep.sum() < max(4, g * g // 4):
+            continue
+        a, b = pts[i][keep], p1[keep]
+        shift = np.median(b - a, axis=0)
+        iu = np.triu_indices(len(a), 1)
+        d0 = np.linalg.norm(a[:, None] - a[None], axis=2)[iu]
+        d1 = np.linalg.norm(b[:, None] - b[None], axis=2)[iu]
+        valid = d0 > 1e-3
+        scale = float(np.clip(np.median(d1[valid] / d0[valid]), 0.8, 1.25)) if valid.any() else 1.0
+        centre = (boxes[i, :2] + boxes[i, 2:]) / 2 + shift
+        moved[i] = np.concatenate([centre - wh[i] * scale / 2, centre + wh[i] * scale / 2])
+        ok[i] = True
+    return moved, ok
+
+
+class Analyser:
+    """Incremental analysis of one video: `feed` each frame in order, then `result`.
+
+    Args:
+        detector: ``detector(frame_bgr) -> Regions`` (one frame's rows; ``frame`` is set here).
+        settings: an `anonlab.settings.Settings` (``what``, ``detect_every``, ``max_gap``, ``lead``, ``trail``).
+        tracker: a `Tracker` to use (default: a new one with ``track_buffer`` >= ``settings.max_gap``).
+        cut_detector: a `SceneCutDetector` (default: a new one), or None to disable cut detection.
+
+    Attributes:
+        scene_cuts: frame indices where a cut was detected (the review queue looks at them).
+        keyframes: frame indices that had a full detection.
+        timings: seconds spent in ``detect``, ``propagate``, ``scene_cut``, ``track``; ``frames`` fed.
+
+    Example:
+        >>> from anonlab.settings import Settings
+        >>> a = Analyser(lambda f: Regions(xyxy=[[8, 8, 24, 24]], score=[0.9]), Settings(detect_every=1))
+        >>> for n in range(3):
+        ...     _ = a.feed(n, np.zeros((32, 32, 3), np.uint8))
+        >>> a.result().track_id.tolist()
+        [0, 0, 0]
+    """
+
+    def __init__(self, detector: Detector, settings, *, tracker: Tracker | None = None,
+                 cut_detector: SceneCutDetector | None | bool = True):
+        self.detector = detector
+        self.settings = settings
+        self.k = int(settings.detect_every)
+        self.tracker = tracker or Tracker(track_buffer=max(30, int(settings.max_gap) + 1))
+        self.max_follow = max(int(settings.max_gap), self.k - 1)
+        self.cut_detector = SceneCutDetector() if cut_detector is True else (cut_detector or None)
+        self._labels = np.array([label_code(w) for w in settings.what])
+        self.scene_cuts: list[int] = []
+        self.keyframes: list[int] = []
+        self.timings = {"detect": 0.0, "propagate": 0.0, "scene_cut": 0.0, "track": 0.0, "frames": 0}
+        self._parts: list[Regions] = []
+        self._last_n: int | None = None
+        self._last_key = -(10**9)
+        # this shot's last frames (newest last): enough to follow a track back max_follow frames from its first
+        # detection once it is confirmed, which can take tentative_buffer + 1 more full detections
+        self._grays: deque[np.ndarray] = deque(
+            maxlen=self.max_follow + 1 + self.k * (self.tracker.tentative_buffer + 1))
+        self._firsts: dict[int, Regions] = {}  # first detection of each tentative track
+        self._prev: Regions = Regions.empty()
+        self._max_n = -1
+
+    def feed(self, n: int, frame: np.ndarray) -> Regions:
+        """Analyse frame ``n``; return its tracked regions (before temporal safety and backward following)."""
+        t0 = time.perf_counter()
+        cut = self.cut_detector is not None and self.cut_detector.update(frame)
+        if cut:
+            self.tracker.reset()
+            self.scene_cuts.append(n)
+        self.timings["scene_cut"] += time.perf_counter() - t0
+        follows = self._last_n is not None and n == self._last_n + 1 and not cut
+        if not follows:
+            self._grays.clear()
+            self._firsts.clear()
+        t1 = time.perf_counter()
+        self._grays.append(self._gray(frame))
+        if not follows or n - self._last_key >= self.k:
+            self.timings["propagate"] += time.perf_counter() - t1
+            t1 = time.perf_counter()
+            confirmed = {t.id for t in self.tracker.tracks if t.confirmed}
+            regions = self._detect(frame, n)
+            t2 = time.perf_counter()
+            out = self.tracker.update(regions, n)
+            self.timings["detect"] += t2 - t1
+            self.timings["track"] += time.perf_counter() - t2
+            self._last_key = n
+            self.keyframes.append(n)
+            t1 = time.perf_counter()
+            # confirmed tracks the detector missed here are followed by optical flow (see `_carry`) ...
+            missed = [t.id for t in self.tracker.tracks if t.confirmed and not t.tracked]
+            if follows and missed:
+                out = Regions.merge([out, self._carry(n, frame, missed, keyframe=True)])
+            # ... and tracks confirmed here are followed back to the frames before their first detection
+            self._parts.append(self._confirmed_now(out, confirmed, frame.shape))
+        else:
+            out = self._carry(n, frame, [t.id for t in self.tracker.tracks if t.tracked], keyframe=False)
+        self.timings["propagate"] += time.perf_counter() - t1
+        self._prev, self._last_n = out, n
+        self._max_n = max(self._max_n, n)
+        self._parts.append(out)
+        self.timings["frames"] += 1
+        return out
+
+    def tracked(self) -> Regions:
+        """All frames' regions as the detector and tracker gave them, before temporal safety."""
+        return Regions.merge(self._parts)
+
+    def result(self, n_frames: int | None = None) -> Regions:
+        """All frames' regions with temporal safety applied (``n_frames`` default: last frame fed + 1)."""
+        n_frames = self._max_n + 1 if n_frames is None else int(n_frames)
+        return apply_temporal_safety(self.tracked(), n_frames, effective_settings(self.settings))
+
+    # --- steps ---------------------------------------------------------------------------------------
+    def _detect(self, frame: np.ndarray, n: int) -> Regions:
+        regions = self.detector(frame)
+        regions = regions[np.isin(regions.label, self._labels)]
+        return regions.replace(frame=n, track_id=NO_TRACK)
+
+    def _gray(self, frame: np.ndarray) -> np.ndarray:
+        """Grayscale for optical flow, halved until no wider than `FLOW_MAX_WIDTH`."""
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        while gray.shape[1] > FLOW_MAX_WIDTH:
+            gray = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        return gray
+
+    def _carry(self, n: int, frame: np.ndarray, track_ids: list[int], keyframe: bool) -> Regions:
+        """Rows at frame ``n`` for tracks followed without a detection here, moved by optical flow.
+
+        Each track's box at frame n-1 is moved by `median_flow`. Where the flow is unreliable, a track detected
+        at the last full detection falls back on the motion model (between full detections); any other track
+        stops being followed (lost). A track is followed for at most ``max(max_gap, detect_every - 1)`` frames
+        after its last detection: the detector missing a face for a few frames (blur, a turn of the head)
+        leaves it masked, and a track of something that has gone ends soon.
+        """
+        prev = {int(t): box for t, box in zip(self._prev.track_id, self._prev.xyxy)}
+        by_id = {t.id: t for t in self.tracker.tracks}
+        follow = [i for i in track_ids if i in prev and n - by_id[i].last_detected <= self.max_follow]
+        self.tracker.mark_lost(set(track_ids) - set(follow))
+        if not follow:
+            return Regions.empty()
+        predicted = self.tracker.predict(n, follow)  # same order as the tracker's list
+        ids = predicted.track_id.tolist()
+        scale = self._grays[-1].shape[1] / frame.shape[1]
+        start = np.stack([prev[i] for i in ids]) * scale
+        moved, ok = median_flow(self._grays[-2], self._grays[-1], start)
+        moved /= scale
+        self.tracker.correct(predicted[ok].replace(xyxy=moved[ok]), n)
+        fallback = ~ok & np.array([not keyframe and by_id[i].last_detected == self._last_key for i in ids])
+        self.tracker.mark_lost([i for i, o, f in zip(ids, ok, fallback) if not (o or f)])
+        xyxy = np.where(ok[:, None], moved, predicted.xyxy)
+        out = predicted.replace(xyxy=xyxy)[ok | fallback]
+        return out.clip(frame.shape[1], frame.shape[0])
+
+    def _confirmed_now(self, out: Regions, confirmed_before: set[int], shape: tuple[int, ...]) -> Regions:
+        """Backward rows for the tracks confirmed at this full detection (see `_follow_back`).
+
+        Only confirmed tracks are followed back, so a one-off false detection costs no optical flow.
+        """
+        n = int(out.frame[0]) if len(out) else self._last_key
+        for row in out[out.source == DETECTOR]:
+            self._firsts.setdefault(int(row.track_id[0]), row)
+        tracks = {t.id: t for t in self.tracker.tracks}
+        new = [tid for tid, t in tracks.items() if t.confirmed and tid not in confirmed_before and tid in self._firsts]
+        firsts = [self._firsts.pop(tid) for tid in new]
+        self._firsts = {tid: row for tid, row in self._firsts.items() if tid in tracks and not tracks[tid].confirmed}
+        parts = []
+        for f in sorted({int(r.frame[0]) for r in firsts}):
+            parts.append(self._follow_back(Regions.merge([r for r in firsts if int(r.frame[0]) == f]), n, shape))
+        return Regions.merge(parts)
+
+    def _follow_back(self, born: Regions, n: int, shape: tuple[int, ...]) -> Regions:
+        """Rows for new tracks in the frames before their first detection, found by optical flow backwards.
+
+        A face is often detected only some frames after it came into view (too small, blurred, turned, or
+        between two full detections): each new track is followed back up to ``max_follow`` frames through
+        this shot's buffered frames, for as long as the flow is reliable and the box stays in the frame.
+
+        Args:
+            born: first detections of the tracks, all in one frame.
+            n: the newest frame fed (the last buffered gray frame).
+        """
+        first = int(born.frame[0])
+        back = n - first  # position of the first frame from the newest end of the buffer
+        scale = self._grays[-1].shape[1] / shape[1]
+        boxes, rows = born.xyxy * scale, []
+        alive = np.ones(len(born), bool)
+        for step in range(1, min(self.max_follow, len(self._grays) - 1 - back) + 1):
+            a, b = self._grays[-1 - back - step + 1], self._grays[-1 - back - step]
+            moved, ok = median_flow(a, b, boxes[alive])
+            idx = np.flatnonzero(alive)
+            boxes[idx[ok]] = moved[ok]
+            alive[idx[~ok]] = False
+            found = born[alive].replace(xyxy=boxes[alive] / scale, source=TRACKER, frame=first - step)
+            found = found.clip(shape[1], shape[0])
+            alive &= np.isin(born.track_id, found.track_id)
+            if not len(found):
+                break
+            rows.append(found)
+        return Regions.merge(rows)
+
+
+def analyse_frames(
+    frames: Iterable[tuple[int, np.ndarray]],
+    detector: Detector,
+    settings,
+    n_frames: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_frame: Callable[[int, np.ndarray, Regions], None] | None = None,
+) -> Regions:
+    """Detect, track and apply temporal safety over a sequence of frames.
+
+    Args:
+        frames: ``(frame_index, frame_bgr)`` in decoding order (e.g. ``VideoReader(path).frames()``).
+        detector: ``detector(frame_bgr) -> Regions``.
+        settings: an `anonlab.settings.Settings`.
+        n_frames: frames in the video (trail extension stops before it); default: the last
+            index seen + 1.
+        progress: called as ``progress(1)`` after each frame (tqdm's ``update``).
+        on_frame: called as ``on_frame(index, frame, regions)`` with each frame's tracked regions (before
+            temporal safety, and without the rows that following a new track backwards adds later), e.g. for
+            a live preview.
+
+    Returns:
+        Every frame's regions: ``track_id`` set, ``source`` detector / tracker / interpolated / extended.
+
+    Example:
+        >>> from anonlab.settings import Settings
+        >>> frames = ((n, np.zeros((32, 32, 3), np.uint8)) for n in range(4))
+        >>> det = lambda f: Regions(xyxy=[[8, 8, 24, 24]], score=[0.9])
+        >>> analyse_frames(frames, det, Settings()).frame.tolist()
+        [0, 1, 2, 3]
+    """
+    analyser = Analyser(detector, settings)
+    for n, frame in frames:
+        regions = analyser.feed(n, frame)
+        if on_frame is not None:
+            on_frame(n, frame, regions)
+        if progress is not None:
+            progress(1)
+    return analyser.result(n_frames)
+
+
+def stitch_chunks(chunks: Iterable[tuple[int, Regions]], n_frames: int, settings,
+                  iou_threshold: float = 0.3) -> Regions:
+    """Join the regions of consecutive chunks of one video into the regions of the whole video.
+
+    Each chunk was analysed on its own (e.g. by a batch worker): frame numbers start at 0 in the chunk and
+    track ids are the chunk's own. Frames are shifted by the chunk's offset, ids renumbered to be unique, and a
+    track that ends near the seam continues as a track that starts near it when their boxes overlap (the
+    earlier box moved on with its velocity, IoU >= ``iou_threshold``, same label, at most ``max_gap`` frames
+    apart). Temporal safety is then recomputed over the whole, so a gap across a seam is filled and lead/trail
+    cross the seam as in an unchunked run.
+
+    Args:
+        chunks: ``(offset, regions)`` with ``offset`` the chunk's first frame in the video.
+        n_frames: frames in the whole video.
+        settings: the `Settings` the chunks were analysed with.
+    """
+    max_gap = int(settings.max_gap)
+    parts: list[Regions] = []
+    next_id = 0
+    previous: Regions = Regions.empty()
+    for offset, regions in sorted(chunks, key=lambda c: c[0]):
+        obs = regions[~np.isin(regions.source, (INTERPOLATED, EXTENDED))]
+        obs = obs.replace(frame=obs.frame + int(offset))
+        local = np.unique(obs.track_id[obs.track_id != NO_TRACK])
+        mapping = {int(t): next_id + i for i, t in enumerate(local)}
+        next_id += len(local)
+        mapping.update(_join_at_seam(previous, obs, int(offset), max_gap, iou_threshold))
+        ids = np.array([mapping.get(int(t), NO_TRACK) for t in obs.track_id], np.int64)
+        obs = obs.replace(track_id=ids)
+        parts.append(obs)
+        previous = obs
+    return apply_temporal_safety(Regions.merge(parts), n_frames, effective_settings(settings))
+
+
+def _join_at_seam(before: Regions, after: Regions, seam: int, max_gap: int, iou_threshold: float) -> dict[int, int]:
+    """Local track id in ``after`` -> global id in ``before`` for tracks that continue across ``seam``."""
+    ends = [(tid, *per_frame_boxes(rows)) for tid, rows in iter_tracks(before[before.frame >= seam - 1 - max_gap])]
+    starts = [(tid, *per_frame_boxes(rows)) for tid, rows in iter_tracks(after[after.frame <= seam + max_gap])]
+    if not ends or not starts:
+        return {}
+    iou = np.zeros((len(ends), len(starts)), np.float32)
+    for i, (_, f0, b0, _, lab0) in enumerate(ends):
+        v = end_velocity(f0, b0, forward=False)
+        for j, (_, f1, b1, _, lab1) in enumerate(starts):
+            gap = int(f1[0] - f0[-1])
+            if lab0 == lab1 and 0 < gap <= max_gap + 1:
+                iou[i, j] = iou_matrix(b0[-1] + gap * v, b1[0])[0, 0]
+    return {int(starts[j][0]): int(ends[i][0]) for i, j in greedy_match(iou, iou_threshold)}

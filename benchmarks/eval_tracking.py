@@ -1,0 +1,390 @@
+"""Tracking and temporal safety, measured: interruptions, recall per frame, throughput against detect_every.
+
+    .venv/bin/python benchmarks/eval_tracking.py [--eval-dir ../shared/eval] [--deface PATH_TO_deface]
+
+Sections (``--sections``, default all):
+
+* ``clips`` — the clips in ``videos/`` (no ground truth): masking interruptions inside tracks before and after
+  temporal safety, gap frames, spatial interruptions, tracks, short tracks, regions per frame, scene cuts, and
+  for each k the share of the detector's every-frame detections that the k run covers (IoU >= 0.3);
+* ``dashcam`` — the labelled 1-fps dashcam sequence: per-frame plate recall, detector alone vs tracked;
+* ``synth`` — semi-synthetic clips made from labelled photos (`anonlab.synth`): the detector's per-image recall
+  on the source photos against per-frame recall on the clips for each k, and the critical error rate;
+* ``speed`` — 720p throughput (a 1280x720 transcode of the facenet clip, played forwards and backwards
+  ``--speed-repeat`` times, faces + plates): analysis fps for each
+  k with its time split, and end to end (decode, analyse, mask, encode) through the CLI against deface on the
+  same clip in the same run when ``--deface`` names its executable (deface needs its own virtual
+  environment: it depends on opencv-python, which must not sit beside opencv-contrib-python). Besides wall
+  fps, CPU time per frame is printed: on a shared machine wall time follows the other users' load, CPU time
+  much less.
+
+Recall sections run the detector once per frame and replay those detections for every k (the detector is
+deterministic, so a keyframe's detections are the same whichever k chose it); only ``speed`` times detection.
+Evaluation data is read from ``--eval-dir`` and never copied; generated clips go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from anonlab.evaluate_temporal import MATCH_IOU, load_frame_labels, match_frame, recall_metrics, temporal_metrics
+from anonlab.regions import Regions, label_code
+from anonlab.settings import Settings
+from anonlab.synth import SynthClip, load_labelled_photo, write_clip
+from anonlab.track.analyse import Analyser
+
+ROOT = Path(__file__).resolve().parents[1]
+MASK_SCALE = Settings().mask_scale
+
+
+def log(*args) -> None:
+    print(*args, flush=True)
+
+
+def load() -> str:
+    return "load %.1f/%.1f/%.1f" % os.getloadavg()
+
+
+def frames_of(path: Path):
+    """``(n, frame_bgr)`` in order: the project's VideoReader where present, PyAV otherwise."""
+    try:
+        from anonlab.media.video import VideoReader
+    except ImportError:
+        VideoReader = None
+    if VideoReader is not None:
+        reader = VideoReader(path)
+        try:
+            yield from reader.frames()
+        finally:
+            reader.close()
+        return
+    with av.open(str(path)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            yield n, frame.to_ndarray(format="bgr24")
+
+
+def video_fps(path: Path) -> float:
+    with av.open(str(path)) as c:
+        return float(c.streams.video[0].average_rate or 25)
+
+
+class Replay:
+    """A detector that returns detections recorded per frame index (set ``.n`` before each call)."""
+
+    def __init__(self, detections: list[Regions]):
+        self.detections, self.n, self.calls = detections, 0, 0
+
+    def __call__(self, frame: np.ndarray) -> Regions:
+        self.calls += 1
+        return self.detections[self.n]
+
+
+def detect_all(detector, frames, cache: Path | None = None, key: str = "") -> tuple[list[Regions], float]:
+    """Run ``detector`` on every frame; return the detections and the seconds spent detecting.
+
+    With ``cache``, detections are stored as JSON under a name made of ``key`` and the detector's description,
+    and read back on the next run instead of detecting again (spent = 0 then).
+    """
+    if cache is not None:
+        tag = hashlib.sha256(f"{key}|{detector}".encode()).hexdigest()[:16]
+        path = cache / f"{Path(key).name}.{tag}.json"
+        if path.exists():
+            return [Regions.from_records(r, frame=0) for r in json.loads(path.read_text())], 0.0
+    dets, spent = [], 0.0
+    for _, frame in frames:
+        t = time.perf_counter()
+        dets.append(detector(frame))
+        spent += time.perf_counter() - t
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps([d.to_records(with_track=False, ndigits=2) for d in dets]))
+    return dets, spent
+
+
+def replay(frames, dets: list[Regions], settings: Settings) -> Analyser:
+    """Analyse ``(n, frame)`` pairs with the recorded detections (frames decoded again: memory stays flat)."""
+    det = Replay(dets)
+    analyser = Analyser(det, settings)
+    for n, frame in frames:
+        det.n = n
+        analyser.feed(n, frame)
+    return analyser
+
+
+def per_image_recall(regions: Regions, truth: Regions) -> tuple[int, int]:
+    m = match_frame(regions, truth, MATCH_IOU)
+    return int((m >= 0).sum()), len(truth)
+
+
+# --- sections ------------------------------------------------------------------------------------------------
+def section_clips(args, detector, out: dict) -> None:
+    log(f"\n== clips in {args.eval_dir / 'videos'} (no ground truth; faces+plates, k = {args.clip_ks}) ==")
+    log("clip | k | frames | cuts | tracks | short | regions/frame | interruptions raw->safe | "
+        "gap frames raw->safe | spatial interruptions raw->safe | every-frame detections matched/hidden")
+    log("  raw: detector + tracker + optical flow; safe: after gap filling and lead/trail. Last column: the\n"
+        "  detector's output on every frame taken as truth for the k run: matched = IoU >= 0.3 one to one,\n"
+        f"  hidden = at least 90 % of the box under the masks as drawn (mask_scale {MASK_SCALE}, rect)")
+    for path in sorted((args.eval_dir / "videos").glob("*.mp4")):
+        limit = args.max_frames or None
+
+        def frames():
+            return ((n, f) for n, f in frames_of(path) if limit is None or n < limit)
+
+        dets, spent = detect_all(detector, frames(), args.cache, f"{path}:{limit}")
+        n = len(dets)
+        fps = video_fps(path)
+        if spent:
+            log(f"  {path.name}: {n} frames, detector {n / spent:.2f} fps on every frame ({load()})")
+        # the detector's output on every frame stands in for the truth when k > 1 skips frames
+        every = Regions.merge([d.replace(frame=i) for i, d in enumerate(dets)])
+        for k in args.clip_ks:
+            a = replay(frames(), dets, Settings(detect_every=k))
+            result = a.result(n)
+            raw, safe = temporal_metrics(a.tracked(), n), temporal_metrics(result, n, fps)
+            vs_every = recall_metrics(result, every, n, fps, mask_scale=MASK_SCALE)
+            row = {"frames": n, "cuts": a.scene_cuts, "raw": raw, "safe": safe,
+                   "every_frame_detections_matched": vs_every["recall"], "every_frame_detections_hidden":
+                   vs_every["hidden"]}
+            out.setdefault("clips", {}).setdefault(path.name, {})[k] = row
+            log(f"{path.name} | {k} | {n} | {len(a.scene_cuts)} | {safe['tracks']} | {safe['short_tracks']} | "
+                f"{safe['regions_per_frame']:.2f} | {raw['interruptions']} -> {safe['interruptions']} | "
+                f"{raw['gap_frames']} -> {safe['gap_frames']} | "
+                f"{raw['spatial_interruptions']} -> {safe['spatial_interruptions']} | "
+                f"{vs_every['recall']:.4f} matched, {vs_every['hidden']:.4f} hidden (of {vs_every['object_frames']})")
+
+
+def section_dashcam(args, detector, out: dict) -> None:
+    seq = args.eval_dir / "videos" / "romania_dayride_type1_001_t775-793"
+    log(f"\n== dashcam sequence {seq.name} (1 fps, per-frame plate boxes) ==")
+    truth, meta = load_frame_labels(seq / "labels.jsonl")
+    records = [json.loads(line) for line in (seq / "labels.jsonl").read_text().splitlines() if line.strip()]
+    frames = [cv2.imread(str(seq / r["image"])) for r in records]
+    n = len(frames)
+    dets = [detector(f) for f in frames]
+    alone = Regions.merge([d.replace(frame=i) for i, d in enumerate(dets)])
+    rows = {"detector alone": recall_metrics(alone, truth, n, 1.0)}
+    for k in sorted({1, args.default_k}):
+        a = replay(enumerate(frames), dets, Settings(detect_every=k))
+        rows[f"tracked k={k}"] = recall_metrics(a.result(n), truth, n, 1.0, mask_scale=MASK_SCALE)
+    rows["detector alone"]["hidden"] = recall_metrics(alone, truth, n, 1.0, mask_scale=MASK_SCALE)["hidden"]
+    for name, m in rows.items():
+        log(f"{name:>16}: per-frame recall {m['recall']:.3f} ({m['found']}/{m['object_frames']}), "
+            f"hidden {m['hidden']:.3f}, missed object-frames per minute {m['critical_error_rate']:.1f}")
+    log("  (frames are 1 s apart: propagation between keyframes has nothing to follow; k>1 here is a worst case)")
+    out["dashcam"] = {k: {x: v for x, v in m.items() if x != "missed_frames"} for k, m in rows.items()}
+
+
+def pick_photos(labels: Path, count: int, source: str | None, seed: int) -> list[int]:
+    lines = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    idx = [i for i, r in enumerate(lines) if r["boxes"] and (source is None or r["source"] == source)]
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(idx, size=min(count, len(idx)), replace=False).tolist())
+
+
+def section_synth(args, detector, out: dict, tmp: Path) -> None:
+    log(f"\n== semi-synthetic clips ({args.synth_frames} frames at 25 fps, pan/zoom 1.0-1.35, motion blur, "
+        f"libx264 crf 23; k = {args.ks}) ==")
+    sets = [("face", args.eval_dir / "faces" / "labels.jsonl", None, args.synth_faces),
+            ("plate", args.eval_dir / "plates" / "labels.jsonl", "romania_dashcam", args.synth_plates)]
+    for name, labels, source, count in sets:
+        if count <= 0:
+            continue
+        code = label_code(name)
+        photo_found = photo_total = 0
+        truths, detections, paths = [], [], []
+        for j, index in enumerate(pick_photos(labels, count, source, seed=7)):
+            photo, boxes, _ = load_labelled_photo(labels, index)
+            boxes = boxes[boxes.label == code]
+            f, t = per_image_recall(detector(photo), boxes)
+            photo_found, photo_total = photo_found + f, photo_total + t
+            clip = SynthClip.plan(photo.shape[1], photo.shape[0], n_frames=args.synth_frames, fps=25.0, seed=j)
+            path = tmp / f"{name}_{j}.mp4"
+            truth = write_clip(photo, boxes, clip, path, crf=23, source=f"synth:{name}:{index}")
+            truths.append(truth)
+            detections.append(detect_all(detector, frames_of(path), args.cache,
+                                         f"{name}_{index}_{args.synth_frames}.mp4")[0])
+            paths.append(path)
+        photo_recall = photo_found / max(photo_total, 1)
+        log(f"{name}: {len(paths)} photos, detector per-image recall on the source photos "
+            f"{photo_recall:.3f} ({photo_found}/{photo_total})")
+        rows = {"photos": {"recall": photo_recall, "found": photo_found, "boxes": photo_total}}
+        variants = [("detector alone, every frame", None)] + [(f"tracked k={k}", k) for k in args.ks]
+        for title, k in variants:
+            found = total = missed = 0
+            hidden = 0.0
+            n_total = 0
+            switches = 0
+            for path, dets, truth in zip(paths, detections, truths):
+                n = len(dets)
+                if k is None:
+                    regions = Regions.merge([d.replace(frame=i) for i, d in enumerate(dets)])
+                else:
+                    regions = replay(frames_of(path), dets, Settings(detect_every=k)).result(n)
+                regions = regions[regions.label == code]
+                m = recall_metrics(regions, truth, n, 25.0, mask_scale=MASK_SCALE)
+                found, total, missed = found + m["found"], total + m["object_frames"], missed + m["missed"]
+                hidden += m["hidden"] * m["object_frames"]
+                n_total += n
+                switches += m.get("id_switches", 0) if k else 0
+            recall = found / max(total, 1)
+            rate = missed / (n_total / 25.0 / 60.0)
+            rows[title] = {"recall": recall, "found": found, "object_frames": total, "critical_error_rate": rate,
+                           "id_switches": switches, "hidden": hidden / max(total, 1)}
+            verdict = ">=" if recall >= photo_recall else "<"
+            log(f"  {title:>28}: per-frame recall {recall:.3f} ({found}/{total}) {verdict} per-image "
+                f"{photo_recall:.3f}; hidden {hidden / max(total, 1):.3f}; missed object-frames per minute {rate:.1f}"
+                + (f"; id switches {switches}" if k else ""))
+        out.setdefault("synth", {})[name] = rows
+
+
+def transcode_720p(src: Path, dst: Path, repeat: int = 1) -> int:
+    """Scale ``src`` to 1280x720 H.264 (crf 18), played forwards and backwards in turn ``repeat`` times (a longer
+    clip without cuts, so process start and model loading weigh less); return the frame count."""
+    with av.open(str(src)) as inp:
+        rate = inp.streams.video[0].average_rate
+        frames = [cv2.resize(f.to_ndarray(format="bgr24"), (1280, 720), interpolation=cv2.INTER_AREA)
+                  for f in inp.decode(video=0)]
+    n = 0
+    with av.open(str(dst), "w") as outp:
+        stream = outp.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for r in range(repeat):
+            for img in frames if r % 2 == 0 else frames[::-1]:
+                for p in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                    outp.mux(p)
+                n += 1
+        for p in stream.encode():
+            outp.mux(p)
+    return n
+
+
+def timed_run(cmd: list[str]) -> tuple[float, float, int]:
+    """Run ``cmd``; return wall seconds, CPU seconds (user + system, its process tree) and the exit code."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode:
+        log(f"  command failed ({proc.returncode}): {' '.join(cmd)}\n  {proc.stderr.strip()[-400:]}")
+    return wall, cpu, proc.returncode
+
+
+def section_speed(args, detector, out: dict, tmp: Path) -> None:
+    src = args.eval_dir / "videos" / "facenet_pytorch_video.mp4"
+    clip = tmp / "facenet_720p.mp4"
+    n = transcode_720p(src, clip, args.speed_repeat)
+    log(f"\n== 720p throughput: {src.name} scaled to 1280x720, played forwards and backwards to {n} frames, "
+        f"faces+plates, "
+        f"{os.cpu_count()} CPUs, {load()} ==")
+    t = time.perf_counter()
+    decoded = sum(1 for _ in frames_of(clip))
+    decode_fps = decoded / (time.perf_counter() - t)
+    log(f"decode alone: {decode_fps:.0f} fps")
+    rows = {}
+    for k in args.ks:
+        a = Analyser(detector, Settings(detect_every=k))
+        t, c = time.perf_counter(), time.process_time()
+        for i, frame in frames_of(clip):
+            a.feed(i, frame)
+        a.result(n)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        tm = a.timings
+        rows[k] = {"fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n, **{x: round(v, 3) for x, v in tm.items()}}
+        log(f"analysis k={k}: {n / wall:.2f} fps, {1000 * cpu / n:.0f} CPU-ms/frame (wall: detect "
+            f"{tm['detect']:.1f} s on {len(a.keyframes)} frames = {1000 * tm['detect'] / max(len(a.keyframes), 1):.0f}"
+            f" ms each, flow {tm['propagate']:.2f} s, scene cuts {tm['scene_cut']:.2f} s, tracker {tm['track']:.2f} s;"
+            f" {load()})")
+    out["speed_analysis"] = rows
+    anonlab = shutil.which("anonlab", path=str(ROOT / ".venv" / "bin")) or shutil.which("anonlab")
+    e2e = {}
+    for k in args.e2e_ks:
+        if anonlab is None:
+            log("anonlab CLI not found; end-to-end skipped")
+            break
+        wall, cpu, rc = timed_run([anonlab, "anonymize", str(clip), "-o", str(tmp / f"anonlab_k{k}.mp4"),
+                                   "--overwrite", "--quiet", "--detect-every", str(k)])
+        if rc == 0:
+            e2e[f"anonlab k={k}"] = {"fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n}
+            log(f"end to end anonlab (CLI, faces+plates, detect every {k}): {n / wall:.2f} fps, "
+                f"{1000 * cpu / n:.0f} CPU-ms/frame ({wall:.1f} s wall, process start and model load included; {load()})")
+    if args.deface:
+        wall, cpu, rc = timed_run([args.deface, str(clip), "-o", str(tmp / "deface.mp4")])
+        if rc == 0:
+            e2e["deface"] = {"fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n}
+            log(f"end to end deface (faces only, defaults): {n / wall:.2f} fps, {1000 * cpu / n:.0f} CPU-ms/frame "
+                f"({wall:.1f} s wall; {load()})")
+            ref = e2e["deface"]
+            for name, m in e2e.items():
+                if name != "deface":
+                    log(f"  {name}: {m['fps'] / ref['fps']:.2f}x deface's fps, "
+                        f"{ref['cpu_ms_per_frame'] / m['cpu_ms_per_frame']:.2f}x less CPU per frame")
+    out["speed_end_to_end"] = e2e
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    p.add_argument("--sections", default="clips,dashcam,synth,speed")
+    p.add_argument("--ks", default="1,2,3,5,8", help="detect_every values for synth and speed")
+    p.add_argument("--clip-ks", default="1,3", help="detect_every values for the clips section")
+    p.add_argument("--e2e-ks", default="1,3", help="detect_every values timed end to end through the CLI")
+    p.add_argument("--default-k", type=int, default=3, help="the k proposed as default (dashcam section)")
+    p.add_argument("--synth-faces", type=int, default=12, help="face photos made into clips")
+    p.add_argument("--synth-plates", type=int, default=6, help="dashcam photos made into clips")
+    p.add_argument("--synth-frames", type=int, default=48)
+    p.add_argument("--max-frames", type=int, default=0, help="cap frames per clip in the clips section (0: all)")
+    p.add_argument("--speed-repeat", type=int, default=4, help="times the 720p clip is played (forwards, backwards)")
+    p.add_argument("--deface", help="deface executable (in its own virtual environment) to time side by side")
+    p.add_argument("--json", type=Path, help="also write all figures here")
+    p.add_argument("--cache", type=Path, help="keep per-frame detections here and reuse them on the next run")
+    args = p.parse_args(argv)
+    args.ks = [int(k) for k in args.ks.split(",")]
+    args.clip_ks = [int(k) for k in args.clip_ks.split(",")]
+    args.e2e_ks = [int(k) for k in args.e2e_ks.split(",")]
+    sections = set(args.sections.split(","))
+    if not args.eval_dir.is_dir():
+        log(f"no evaluation data at {args.eval_dir}")
+        return 2
+
+    from anonlab.detect import build_detector
+
+    detector = build_detector(Settings())
+    log(f"detector: {detector}")
+    log(f"machine: {os.cpu_count()} CPUs, {load()}, python {sys.version.split()[0]}")
+    out: dict = {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="anonlab-eval-tracking-") as tmp:
+        tmp = Path(tmp)
+        if "clips" in sections:
+            section_clips(args, detector, out)
+        if "dashcam" in sections:
+            section_dashcam(args, detector, out)
+        if "synth" in sections:
+            section_synth(args, detector, out, tmp)
+        if "speed" in sections:
+            section_speed(args, detector, out, tmp)
+    log(f"\ntotal {time.perf_counter() - t0:.0f} s, {load()}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
