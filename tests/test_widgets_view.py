@@ -285,3 +285,25 @@ def test_slider_waits_for_release_until_the_proxy_is_ready(clip):
     w.next_flag_button.click()
     assert w.model.frame == 4
     w.close()
+
+
+def test_folder_of_photos(tmp_path):
+    import cv2
+
+    from anonlab.widgets.folder import FolderWorkbench
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"p{i}.jpg"), moving_square(i))
+    (tmp_path / "notes.txt").write_text("not a photo")
+    fw = Workbench(tmp_path)
+    assert isinstance(fw, FolderWorkbench) and [p.name for p in fw.photos] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    fw.current.model.draw_box((10, 10, 40, 40))
+    assert (tmp_path / "p0.case.json").exists()  # each photo keeps its own case file
+    fw.next_button.click()
+    assert fw.chooser.value == 1 and fw.current.case.input.name == "p1.jpg" and not fw.current.case.tracks
+    fw.chooser.value = 0
+    assert len(fw.current.case.tracks) == 1  # back on the first photo, its edit is still there
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(AnonlabError, match="no photos"):
+        Workbench(empty)

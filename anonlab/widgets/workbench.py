@@ -63,6 +63,14 @@ class Workbench:
     (a callable that raises `AnonlabError` to block an export).
     """
 
+    def __new__(cls, path_or_case=None, *args, **kwargs):
+        # A folder of photos opens as a chooser over one workbench per photo.
+        if isinstance(path_or_case, (str, Path)) and Path(path_or_case).is_dir():
+            from anonlab.widgets.folder import FolderWorkbench
+
+            return FolderWorkbench(path_or_case, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, path_or_case, settings: Settings | None = None, *, case_path: str | Path | None = None,
                  autosave: bool = True, proxy: bool = True, send: str = "put", output: str | Path | None = None,
                  canvas_box: tuple[int, int] = MAX_CANVAS) -> None:

@@ -1,0 +1,63 @@
+"""A folder of photos in the workbench: pick a photo, work on it, move to the next.
+
+Each photo keeps its own case file (``NAME.case.json`` beside it, as for a single file), so the folder
+view is only a chooser over `Workbench` instances; `Workbench(folder)` returns one of these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from anonlab.errors import AnonlabError
+from anonlab.media import PHOTO_EXTENSIONS
+
+
+def photos_in(folder: str | Path) -> list[Path]:
+    """The photos directly in ``folder``, sorted by name (hidden files skipped)."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_EXTENSIONS)
+    if not found:
+        raise AnonlabError(f"{folder.name}: no photos in this folder ({', '.join(sorted(PHOTO_EXTENSIONS))})")
+    return found
+
+
+class FolderWorkbench:
+    """A dropdown of the folder's photos above the `Workbench` of the chosen one."""
+
+    def __init__(self, folder: str | Path, settings=None, **workbench_options) -> None:
+        self.folder = Path(folder)
+        self.photos = photos_in(self.folder)
+        self.settings = settings
+        self.options = workbench_options
+        self.chooser = widgets.Dropdown(options=[(p.name, i) for i, p in enumerate(self.photos)], value=0,
+                                        description="photo")
+        self.prev_button = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
+        self.next_button = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
+        self.prev_button.on_click(lambda _: self.step(-1))
+        self.next_button.on_click(lambda _: self.step(1))
+        self.holder = widgets.Box()
+        self.widget = widgets.VBox([widgets.HBox([self.prev_button, self.chooser, self.next_button]), self.holder])
+        self.current = None
+        self.chooser.observe(lambda change: self.open(change["new"]), names="value")
+        self.open(0)
+
+    def open(self, index: int):
+        """Show the workbench of photo ``index`` (its case file is autosaved as it is edited)."""
+        from anonlab.widgets.workbench import Workbench
+
+        if self.current is not None:
+            self.current.close()
+        self.current = Workbench(self.photos[index], self.settings, **self.options)
+        self.holder.children = (self.current.widget,)
+        if self.chooser.value != index:
+            self.chooser.value = index
+        return self.current
+
+    def step(self, k: int):
+        return self.open((self.chooser.value + k) % len(self.photos))
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
