@@ -384,15 +384,21 @@ class Review:
     decisions: dict[str, str] = field(default_factory=dict)
     override: dict | None = None
     history: list[dict] = field(default_factory=list)
+    #: The residual-risk check: ``{"seed", "frames": [sampled frames], "checked": {"frame": misses}}``.
+    risk: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"status": self.status, "reviewer": self.reviewer, "at": self.at, "decisions": dict(self.decisions),
-                "override": None if self.override is None else dict(self.override),
-                "history": [dict(h) for h in self.history]}
+        d = {"status": self.status, "reviewer": self.reviewer, "at": self.at, "decisions": dict(self.decisions),
+             "override": None if self.override is None else dict(self.override),
+             "history": [dict(h) for h in self.history]}
+        if self.risk is not None:
+            d["risk"] = {"seed": self.risk["seed"], "frames": list(self.risk["frames"]),
+                         "checked": dict(self.risk["checked"])}
+        return d
 
     @classmethod
     def from_dict(cls, d, c: _Checker) -> "Review":
-        c.obj(d, "review", ("status",), ("reviewer", "at", "decisions", "override", "history"))
+        c.obj(d, "review", ("status",), ("reviewer", "at", "decisions", "override", "history", "risk"))
         status = c.str_(d["status"], "review.status", STATUSES)
         reviewer = c.opt_str(d.get("reviewer"), "review.reviewer")
         at = c.opt_str(d.get("at"), "review.at")
@@ -415,8 +421,18 @@ class Review:
             c.opt_str(h.get("note"), f"review.history[{i}].note")
         if status != "draft" and not reviewer:
             c.fail("review.reviewer", f"a {status} case names its reviewer")
+        risk = d.get("risk")
+        if risk is not None:
+            c.obj(risk, "review.risk", ("seed", "frames", "checked"))
+            seed = c.int_(risk["seed"], "review.risk.seed", 0)
+            frames = [c.int_(f, "review.risk.frames", 0) for f in c.list_(risk["frames"], "review.risk.frames")]
+            checked = risk["checked"]
+            c.obj(checked, "review.risk.checked", (), checked.keys() if isinstance(checked, dict) else ())
+            checked = {str(c.int_(int(k) if str(k).isdigit() else -1, "review.risk.checked", 0)):
+                       c.int_(v, "review.risk.checked", 0) for k, v in checked.items()}
+            risk = {"seed": seed, "frames": frames, "checked": checked}
         return cls(status, reviewer, at, dict(decisions), None if override is None else dict(override),
-                   [dict(h) for h in history])
+                   [dict(h) for h in history], risk)
 
 
 # --- edits ------------------------------------------------------------------------------------------------
@@ -1006,6 +1022,23 @@ class Case:
             self.review.decisions[str(item_id)] = decision
         self._changed("review")
 
+    def set_risk_sample(self, frames: Iterable[int], seed: int) -> None:
+        """Start a residual-risk check on these sampled frames (earlier checks are discarded)."""
+        with self._lock:
+            self.review.risk = {"seed": int(seed), "frames": sorted(int(f) for f in frames), "checked": {}}
+        self._changed("review")
+
+    def record_risk_check(self, frame: int, misses: int) -> None:
+        """The analyst looked at sampled ``frame`` and counted ``misses`` objects left unmasked there."""
+        risk = self.review.risk
+        if risk is None or int(frame) not in risk["frames"]:
+            raise AnonlabError(f"frame {frame} is not in the residual-risk sample; draw a sample first")
+        if int(misses) < 0:
+            raise AnonlabError("the number of missed objects cannot be negative")
+        with self._lock:
+            risk["checked"][str(int(frame))] = int(misses)
+        self._changed("review")
+
     def override_gate(self, reason: str, reviewer: str) -> None:
         """Let export go ahead with open review items; ``reason`` is recorded (and reported)."""
         from anonlab.review import make_override
@@ -1335,7 +1368,22 @@ def render_case(
     return info
 
 
+def case_report(case: Case, output: str | Path, render_info: dict, *, review: dict | None = None) -> dict:
+    """The audit report of a case's export: counts, hashes, edits, exclusions (reasons), review sign-off."""
+    from anonlab.media import sha256_file
+    from anonlab.report import make_report
+
+    regions = case.effective_regions()
+    return make_report(
+        settings=case.settings, models=case.models, input_path=case.input.path, output_path=output,
+        input_sha256=case.input.sha256 or sha256_file(case.locate_input()), output_sha256=sha256_file(output),
+        n_frames_in=case.input.n_frames, n_frames_out=render_info.get("frames", 0), regions=regions,
+        timings={"render_s": render_info.get("render_s", 0.0)}, edits=case.edit_count, review=review,
+        exclusions=case.exclusions(), extra={"damaged_frames": len(render_info.get("damaged", ()))},
+    )
+
+
 __all__ = [
     "CASE_FORMAT", "CASE_SUFFIX", "CASE_VERSION", "Case", "DECISIONS", "EDIT_OPS", "InputInfo", "Review", "STATUSES",
-    "Track", "default_case_path", "render_case", "tracks_from_regions",
+    "Track", "case_report", "default_case_path", "render_case", "tracks_from_regions",
 ]

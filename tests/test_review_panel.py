@@ -39,3 +39,46 @@ def test_bad_decision_rejected():
     session = ReviewSession(case_with_track())
     with pytest.raises(AnonlabError):
         session.decide("maybe")
+
+
+def test_residual_risk_sample_is_recorded_and_bounded(tmp_path):
+    from anonlab.review import risk_bound
+
+    case = case_with_track()
+    case.path = tmp_path / "c.case.json"
+    session = ReviewSession(case)
+    frames = session.draw_sample(5, seed=3)
+    assert len(frames) == 5 and session.unchecked_sample() == frames and session.risk() is None
+    for f, misses in zip(frames, [0, 1, 0, 0, 2]):
+        session.record_check(f, misses)
+    assert session.unchecked_sample() == []
+    expected = risk_bound(5, 3, 20, 25.0, n_frames_with_miss=2)
+    assert session.risk() == expected
+    assert session.report_fields()["residual_risk"] == expected["statement"]
+    with pytest.raises(AnonlabError):
+        session.record_check(max(set(range(20)) - set(frames)), 0)  # not a sampled frame
+    case.save()
+    back = Case.load(case.path)
+    assert back.review.risk == case.review.risk  # the sample and the checks survive a reload
+
+
+def test_workbench_export_writes_the_audit_report(tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from anonlab.widgets import Workbench
+
+    photo = tmp_path / "p.jpg"
+    cv2.imwrite(str(photo), np.full((48, 64, 3), 120, np.uint8))
+    wb = Workbench(photo)
+    wb.model.draw_box((10, 10, 30, 30))
+    wb.review.session.override("test photo", "Tester")
+    wb.review.session.draw_sample(1, seed=0)
+    wb.review.session.record_check(0, 0)
+    wb.export_path.value = str(tmp_path / "out.jpg")
+    assert wb.export() is not None
+    report = json.loads((tmp_path / "out.jpg.report.json").read_text())
+    assert report["manual_edits"] == 1 and report["review"]["residual_risk"]
+    assert (tmp_path / "out.jpg.report.md").exists()

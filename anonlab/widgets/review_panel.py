@@ -80,6 +80,41 @@ class ReviewSession:
         review = self.case.review
         require_export_allowed(self.queue, review.decisions, review.override)
 
+    # --- residual risk: a stratified sample of frames the analyst checks by eye ---------------------
+    def draw_sample(self, k: int, seed: int | None = None) -> list[int]:
+        from anonlab.review import sample_frames
+
+        seed = int(seed if seed is not None else int.from_bytes(__import__("os").urandom(4), "little"))
+        frames = sample_frames(self.case.input.n_frames, int(k), scene_cuts=self.scene_cuts, seed=seed)
+        self.case.set_risk_sample(frames, seed)
+        return frames
+
+    def unchecked_sample(self) -> list[int]:
+        risk = self.case.review.risk
+        return [] if risk is None else [f for f in risk["frames"] if str(f) not in risk["checked"]]
+
+    def record_check(self, frame: int, misses: int) -> None:
+        self.case.record_risk_check(frame, misses)
+
+    def risk(self) -> dict | None:
+        """`anonlab.review.risk_bound` over the frames checked so far (None before any check)."""
+        from anonlab.review import risk_bound
+
+        risk = self.case.review.risk
+        if not risk or not risk["checked"]:
+            return None
+        misses = list(risk["checked"].values())
+        info = self.case.input
+        return risk_bound(len(misses), sum(misses), info.n_frames, info.fps or 25.0,
+                          n_frames_with_miss=sum(1 for m in misses if m))
+
+    def report_fields(self) -> dict:
+        """The ``review`` argument of `anonlab.report.make_report` for this case."""
+        from anonlab.review import report_review_fields
+
+        self.refresh()
+        return report_review_fields(self.case.review.to_dict(), self.queue, self.risk())
+
     def summary(self) -> dict:
         review = self.case.review
         return gate_summary(self.queue, review.decisions, review.override)
@@ -104,6 +139,14 @@ class ReviewPanel:
         self.reviewer = widgets.Text(placeholder="your name", description="reviewer")
         self.reason = widgets.Text(placeholder="why export with open items", description="override")
         self.override_button = button("override gate", self._override, "record a reason and allow export")
+        self.sample_size = widgets.BoundedIntText(value=30, min=1, max=10_000, description="sample",
+                                                  layout=widgets.Layout(width="160px"))
+        self.sample_button = button("draw frames to check", self._draw_sample,
+                                    "a stratified random sample for the residual-risk estimate")
+        self.misses = widgets.BoundedIntText(value=0, min=0, max=1000, description="missed here",
+                                             layout=widgets.Layout(width="170px"))
+        self.checked_button = button("checked ▶", self._checked, "record this sample frame and go to the next")
+        self.risk_text = widgets.HTML()
         self.reviewed_button = button("mark reviewed", lambda: self._status("reviewed"))
         self.approved_button = button("approve", lambda: self._status("approved"))
         self.widget = widgets.VBox([
@@ -112,6 +155,9 @@ class ReviewPanel:
             widgets.HBox([self.accept_button, self.fixed_button, self.dismiss_button]),
             self.reviewer, widgets.HBox([self.reason, self.override_button]),
             widgets.HBox([self.reviewed_button, self.approved_button]),
+            widgets.HTML("<b>Residual risk</b>: check a random sample of frames by eye"),
+            widgets.HBox([self.sample_size, self.sample_button]),
+            widgets.HBox([self.misses, self.checked_button]), self.risk_text,
         ])
         self.update()
         workbench.model.observe(self._on_model)
@@ -150,6 +196,25 @@ class ReviewPanel:
         self._guard(lambda: (self.session.decide(decision), self.session.next_pending()))
         self._show(self.session.current)
 
+    def _draw_sample(self) -> None:
+        self._guard(lambda: self.session.draw_sample(self.sample_size.value))
+        self._show_sample()
+
+    def _show_sample(self) -> None:
+        todo = self.session.unchecked_sample()
+        if todo:
+            self.wb.model.seek(todo[0])
+        self.update()
+
+    def _checked(self) -> None:
+        todo = self.session.unchecked_sample()
+        if not todo:
+            self.wb.model.say("no sample frame left to check; draw a sample first")
+            return
+        self._guard(lambda: self.session.record_check(todo[0], self.misses.value))
+        self.misses.value = 0
+        self._show_sample()
+
     def _override(self) -> None:
         self._guard(lambda: self.session.override(self.reason.value, self.reviewer.value))
 
@@ -172,3 +237,6 @@ class ReviewPanel:
             + (f", track {item.track_id}" if item.track_id is not None and item.track_id >= 0 else "")
             + f" — {item.reason}" + (f" <i>({s.decisions[item.id]})</i>" if item.id in s.decisions else ""))
         self.wb.flagged_frames = s.flagged_frames()
+        risk, todo = s.risk(), s.unchecked_sample()
+        self.risk_text.value = ((f"{len(todo)} sample frame(s) left to check (now at frame {todo[0]}). " if todo else "")
+                                + (risk["statement"] if risk else "no frames checked yet"))

@@ -21,7 +21,8 @@ import ipywidgets as widgets
 import numpy as np
 from ipycanvas import MultiCanvas, hold_canvas
 
-from anonlab.case import Case, default_case_path, render_case
+from anonlab.case import Case, case_report, default_case_path, render_case
+from anonlab.report import write_report
 from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
 from anonlab.settings import Settings
@@ -357,8 +358,10 @@ class Workbench:
         try:
             info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
                                                          progress=True, gate=self.export_gate))
+            report = case_report(self.case, out, info, review=self.review.session.report_fields())
+            write_report(report, out.with_name(out.name + ".report.json"))
             self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
-                           f"{info['case']['regions']} masked region(s)")
+                           f"{info['case']['regions']} masked region(s); report {out.name}.report.json")
             self.last_export = info
             return info
         except AnonlabError as exc:
