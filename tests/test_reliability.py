@@ -41,6 +41,11 @@ def test_corpus(tmp_path, name):
         checks = verify_video(src, dst) if src.suffix.lower() in (".mp4", ".mov", ".mkv") else verify_photo(src, dst)
         failed = [c for c in checks if not c[1]]
         assert not failed, failed
+        if name == "subtitles":  # subtitle and data streams are dropped (they can carry names, places)
+            import av
+
+            with av.open(str(dst)) as c:
+                assert not c.streams.subtitles and not c.streams.data and len(c.streams.audio) == 1
         report = json.loads((out_dir / "report.json").read_text())
         assert report["input"]["frames"] == report["output"]["frames"] and report["frames_match"]
     else:
