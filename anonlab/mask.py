@@ -196,6 +196,11 @@ def mask_boxes(regions: Regions, settings: Settings | None, width: int, height: 
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
     out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
     out[:, 2:] = np.maximum(out[:, 2:], out[:, :2])
+    # A sliver thinner than the rounding tolerance still touches a pixel row/column: mask one.
+    for lo, hi, size in ((0, 2, width), (1, 3, height)):
+        thin = (out[:, hi] <= out[:, lo]) & (g[:, hi] > g[:, lo]) & (g[:, hi] > 0) & (g[:, lo] < size)
+        out[thin, hi] = np.minimum(out[thin, lo] + 1, size)
+        out[thin, lo] = out[thin, hi] - 1
     return out.astype(np.int64)
 
 

@@ -323,7 +323,8 @@ def section_speed(args, detector, out: dict, tmp: Path) -> None:
         if rc == 0:
             e2e[f"anonlab k={k}"] = {"fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n}
             log(f"end to end anonlab (CLI, faces+plates, detect every {k}): {n / wall:.2f} fps, "
-                f"{1000 * cpu / n:.0f} CPU-ms/frame ({wall:.1f} s wall, process start and model load included; {load()})")
+                f"{1000 * cpu / n:.0f} CPU-ms/frame ({wall:.1f} s wall, process start and model load included; "
+                f"{load()})")
     if args.deface:
         wall, cpu, rc = timed_run([args.deface, str(clip), "-o", str(tmp / "deface.mp4")])
         if rc == 0:

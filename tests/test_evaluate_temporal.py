@@ -108,7 +108,8 @@ def test_bad_fps_is_an_error():
 def test_load_frame_labels_reads_frames_and_objects(tmp_path):
     path = tmp_path / "gt.jsonl"
     lines = [
-        {"frame": 0, "width": 64, "height": 48, "boxes": [{"label": "face", "x": 1, "y": 2, "w": 3, "h": 4, "object": 5}]},
+        {"frame": 0, "width": 64, "height": 48,
+         "boxes": [{"label": "face", "x": 1, "y": 2, "w": 3, "h": 4, "object": 5}]},
         {"frame": 2, "width": 64, "height": 48, "boxes": []},
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -240,3 +240,10 @@ def test_any_boxes(boxes, style, shape, scale, feather):
         for x1, y1, x2, y2 in regions.clip(80, 60).xyxy.tolist():
             sl = solid_out[math.floor(y1):math.ceil(y2), math.floor(x1):math.ceil(x2)]
             assert (sl == 0).all()
+
+
+def test_sliver_box_still_masks_the_pixel_it_touches():
+    frame = noise(60, 80, seed=1)
+    regions = Regions(xyxy=[[0.0, 0.0, 1.0, 9.042119830660056e-10], [10.0, 20.0, 10.001, 25.0]])
+    out = mask_frame(frame, regions, Settings(mask="solid", mask_scale=1.0))
+    assert (out[0, 0] == 0).all() and (out[20:25, 10] == 0).all()

@@ -73,9 +73,10 @@ def median_flow(prev_gray: np.ndarray, gray: np.ndarray, boxes: np.ndarray) -> t
     """Move each box by the median Lucas-Kanade flow of a grid of points inside it.
 
     Up to `FLOW_MAX_CROPS` boxes are each tracked in a crop around them (cost grows with the boxes, not the
-    frame); more boxes are tracked in one pass over the rectangle that holds all their crops. Points whose forward-backward error is
-    above the box's median, or above 10 % of its size, are discarded; the shift is the median displacement of
-    the rest and the scale the median ratio of their pairwise distances (limited to 0.8-1.25 a frame).
+    frame); more boxes are tracked in one pass over the rectangle that holds all their crops. Points whose
+    forward-backward error is above the box's median, or above 10 % of its size, are discarded; the shift is
+    the median displacement of the rest and the scale the median ratio of their pairwise distances (limited
+    to 0.8-1.25 a frame).
 
     Args:
         prev_gray, gray: consecutive grayscale frames of equal size.

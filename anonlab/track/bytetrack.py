@@ -302,8 +302,10 @@ class Tracker:
     def _forget(self, n: int) -> None:
         """Drop confirmed tracks undetected for over ``track_buffer`` frames at frame ``n``, and tentative tracks
         that missed over ``tentative_buffer`` detections."""
-        self.tracks = [t for t in self.tracks
-                       if (n - t.last_detected <= self.track_buffer if t.confirmed else t.misses <= self.tentative_buffer)]
+        def keep(t: Track) -> bool:
+            return n - t.last_detected <= self.track_buffer if t.confirmed else t.misses <= self.tentative_buffer
+
+        self.tracks = [t for t in self.tracks if keep(t)]
 
     def _frame_index(self, regions: Regions, frame_index: int | None) -> int:
         if frame_index is not None:
