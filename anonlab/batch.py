@@ -419,7 +419,7 @@ class Anonymizer:
     def analyse(self, job: Job, chunk: Chunk | None, progress: ProgressFn | None = None) -> ChunkResult:
         """Detect and track frames ``chunk.warm .. chunk.stop`` (``None``: the whole file)."""
         from anonlab.media import open_media
-        from anonlab.track.analyse import analyse_frames
+        from anonlab.track.analyse import analyse_frames, settings_for_rate
 
         settings = job.settings
         t0 = time.perf_counter()
@@ -443,7 +443,7 @@ class Anonymizer:
                 if progress is not None and (tick() or done == total):
                     progress("analyse", done, total)
 
-            regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector, settings,
+            regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector, settings_for_rate(settings, media.fps),
                                      n_frames=n if whole else chunk.stop, progress=step)
             if whole:
                 regions = regions.clip(media.width, media.height)

@@ -30,7 +30,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mask-scale", type=float, default=None, help="grow boxes by this factor before masking (1.3)")
     g.add_argument("--feather", type=float, default=None, help="soft mask edge, fraction of box size (0)")
     g.add_argument("--detect-every", type=int, default=None,
-                   help="full detection every k frames; tracking carries the frames between")
+                   help="full detection every k frames (default 3); tracking carries the frames between. "
+                        "Higher is faster but TRADES RECALL: objects appearing between detections rely on "
+                        "flow and the lead extension. 1 = most thorough")
     g.add_argument("--crf", type=int, default=None, help="video quality, libx264 CRF (18)")
     g.add_argument("--keep-metadata", action="store_true", help="keep EXIF/GPS and container metadata")
     g.add_argument("--face-model", default=None, help="path to another CenterFace-compatible ONNX face model")

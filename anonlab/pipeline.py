@@ -62,7 +62,7 @@ def analyse(
     t0 = time.perf_counter()
     media = open_media(path)  # first, so bad input is reported before any model loads
     try:
-        from anonlab.track.analyse import analyse_frames
+        from anonlab.track.analyse import analyse_frames, settings_for_rate
 
         if detector is None:
             from anonlab.detect import build_detector
@@ -72,7 +72,8 @@ def analyse(
         t1 = time.perf_counter()
         show = progress if media.n_frames > 1 else False
         with progress_bar(media.n_frames, f"analyse {path.name}", enabled=show) as bar:
-            regions = analyse_frames(media.frames(), detector, settings, n_frames=media.n_frames, progress=bar.update)
+            regions = analyse_frames(media.frames(), detector, settings_for_rate(settings, media.fps),
+                                     n_frames=media.n_frames, progress=bar.update)
         t2 = time.perf_counter()
         return Analysis(
             path=path, kind=media.kind, n_frames=media.n_frames, width=media.width, height=media.height,

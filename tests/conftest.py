@@ -2,6 +2,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# CI replays the same examples every run (no flaky reds); developers keep random exploration locally.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():

@@ -240,3 +240,14 @@ def test_scene_cut_detector_ignores_a_second_change_within_min_scene_len():
     b[:, :, 0] = 240
     d = SceneCutDetector(min_scene_len=4)
     assert [d.update(f) for f in (a, b, a, a, a, a, a, b)] == [False, True, False, False, False, False, False, True]
+
+
+import pytest as _pytest
+
+
+@_pytest.mark.parametrize("k, fps, expected", [(3, 25.0, 3), (6, 25.0, 6), (6, 10.0, 2), (6, 1.0, 1), (3, 0.0, 1)])
+def test_detect_every_capped_by_frame_rate(k, fps, expected):
+    from anonlab.settings import Settings
+    from anonlab.track.analyse import settings_for_rate
+
+    assert settings_for_rate(Settings(detect_every=k), fps).detect_every == expected
