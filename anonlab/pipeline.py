@@ -39,6 +39,7 @@ class Analysis:
     models: list[dict] = field(default_factory=list)
     damaged: list[int] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    scene_cuts: list[int] = field(default_factory=list)
 
     def regions_at(self, n: int) -> Regions:
         return self.regions.at_frame(n)
@@ -62,7 +63,7 @@ def analyse(
     t0 = time.perf_counter()
     media = open_media(path)  # first, so bad input is reported before any model loads
     try:
-        from anonlab.track.analyse import analyse_frames, settings_for_rate
+        from anonlab.track.analyse import Analyser, settings_for_rate
 
         if detector is None:
             from anonlab.detect import build_detector
@@ -72,13 +73,16 @@ def analyse(
         t1 = time.perf_counter()
         show = progress if media.n_frames > 1 else False
         with progress_bar(media.n_frames, f"analyse {path.name}", enabled=show) as bar:
-            regions = analyse_frames(media.frames(), detector, settings_for_rate(settings, media.fps),
-                                     n_frames=media.n_frames, progress=bar.update)
+            analyser = Analyser(detector, settings_for_rate(settings, media.fps))
+            for n, frame in media.frames():
+                analyser.feed(n, frame)
+                bar.update(1)
+            regions = analyser.result(media.n_frames)
         t2 = time.perf_counter()
         return Analysis(
             path=path, kind=media.kind, n_frames=media.n_frames, width=media.width, height=media.height,
             fps=media.fps, times=media.times, regions=regions.clip(media.width, media.height), settings=settings,
-            models=models, damaged=sorted(media.damaged),
+            models=models, damaged=sorted(media.damaged), scene_cuts=sorted(analyser.scene_cuts),
             timings={"open_s": round(t1 - t0, 3), "analyse_s": round(t2 - t1, 3)},
         )
     finally:
