@@ -233,17 +233,28 @@ class Regions:
         return f"Regions(n={len(self)}, labels={labels}, frames={len(np.unique(self.frame))})"
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(N,4)`` and ``(M,4)`` xyxy boxes -> ``(N, M)``."""
+def _intersections(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairwise intersection areas ``(N, M)`` and each box's area, for ``(N,4)``/``(M,4)`` xyxy boxes."""
     a = np.asarray(a, np.float32).reshape(-1, 4)
     b = np.asarray(b, np.float32).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    return inter, (a[:, 2:] - a[:, :2]).prod(axis=1), (b[:, 2:] - b[:, :2]).prod(axis=1)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``(N,4)`` and ``(M,4)`` xyxy boxes -> ``(N, M)``."""
+    inter, area_a, area_b = _intersections(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+def ios_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over the smaller box's area -> ``(N, M)`` (a box inside another scores 1)."""
+    inter, area_a, area_b = _intersections(a, b)
+    small = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(small > 0, inter / np.maximum(small, 1e-9), 0.0).astype(np.float32)
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray:

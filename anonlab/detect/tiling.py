@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from anonlab.detect import Detector
-from anonlab.regions import Regions, iou_matrix
+from anonlab.regions import Regions, iou_matrix, ios_matrix
 
 
 def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
@@ -33,15 +33,7 @@ def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndar
         return iou_matrix(a, b)
     if metric != "ios":
         raise ValueError(f"unknown overlap metric {metric!r}")
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    small = np.minimum(area_a[:, None], area_b[None, :])
-    return np.where(small > 0, inter / np.maximum(small, 1e-9), 0.0).astype(np.float32)
+    return ios_matrix(a, b)
 
 
 def merge_regions(regions: Regions, iou: float = 0.4, method: str = "wbf", metric: str = "iou") -> Regions:
