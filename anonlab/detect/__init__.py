@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -86,6 +87,10 @@ def onnx_session(path: Path, digest: str, transform: Callable[[bytes], bytes] | 
         # Idle threads sleep instead of spinning: on 2 shared cores a spinning pool starves the other
         # model (YuNet's OpenMP), the video decoder and other jobs (measured: 2-3x slower per frame).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Batch workers share the machine: each gets cores / workers threads (set by anonlab.batch).
+        threads = os.environ.get("ANONLAB_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:
+            opts.intra_op_num_threads = int(threads)
         try:
             if transform is not None:
                 data = transform(data)
