@@ -60,14 +60,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from anonlab.errors import AnonlabError, OutputError
+from anonlab.errors import AnonlabError
 from anonlab.regions import (
     ANALYST,
     EXTENDED,
@@ -90,19 +89,9 @@ _MAX_BYTES = 1 << 30  # an annotation file larger than 1 GiB is refused rather t
 
 # --- shared -----------------------------------------------------------------------------------------
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise OutputError(f"cannot write {path.name}: {exc.strerror or exc}") from None
+    from anonlab.media import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def _read_bytes(path: Path) -> bytes:

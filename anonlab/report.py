@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import re
-import secrets
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path, PurePath
@@ -384,16 +383,9 @@ def render_markdown(report: dict) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write report {path.name}: {exc.strerror or exc}") from None
+    from anonlab.media import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def write_report(report: dict, path) -> tuple[Path, Path]:

@@ -173,8 +173,19 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a small text file (report, regions, interchange) through `atomic_output`, synced to disk."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return path
+
+
 __all__ = [
     "MEDIA_EXTENSIONS", "PHOTO_EXTENSIONS", "VIDEO_EXTENSIONS", "Photo", "PhotoReader", "VideoReader",
     "atomic_output", "check_output_path", "open_media", "probe", "read_photo", "sha256_file", "write_photo",
-    "write_video",
+    "write_text_atomic", "write_video",
 ]
