@@ -686,13 +686,15 @@ class Case:
 
     def __init__(self, input: InputInfo, settings: Settings | None = None, *, models: list[dict] | None = None,
                  analysis_tracks: dict[int, Track] | None = None, analysed: bool = False,
-                 damaged: Iterable[int] = (), timings: dict | None = None, created: str | None = None) -> None:
+                 damaged: Iterable[int] = (), timings: dict | None = None, created: str | None = None,
+                 scene_cuts: Iterable[int] = ()) -> None:
         self.input = input
         self.settings = settings or Settings()
         # JSON-safe copies (model records may hold paths).
         self.models = json.loads(json.dumps([dict(m) for m in (models or [])], default=str))
         self.analysed = analysed
         self.damaged = sorted(int(d) for d in damaged)
+        self.scene_cuts = sorted(int(f) for f in scene_cuts)  # the review queue looks after each cut
         self.timings = json.loads(json.dumps(dict(timings or {}), default=str))
         self.created = created or _now()
         self.review = Review()
@@ -741,7 +743,8 @@ class Case:
                          path.stat().st_size if path.exists() else None, analysis.kind, int(analysis.n_frames),
                          int(analysis.width), int(analysis.height), float(analysis.fps))
         case = cls(info, analysis.settings, models=list(analysis.models), analysed=True,
-                   damaged=analysis.damaged, timings=analysis.timings)
+                   damaged=analysis.damaged, timings=analysis.timings,
+                   scene_cuts=getattr(analysis, "scene_cuts", ()))
         case._set_base(tracks_from_regions(analysis.regions))
         return case
 
@@ -775,16 +778,17 @@ class Case:
                                "edits first")
         with self._lock:
             saved = (self._base, self.tracks, self._undo, self._redo, self.settings, self.models, self.analysed,
-                     self.damaged, self.timings, self._analysis_json)
+                     self.damaged, self.timings, self._analysis_json, self.scene_cuts)
             self.settings, self.analysed = analysis.settings, True
             self.models = json.loads(json.dumps([dict(m) for m in analysis.models], default=str))
             self.damaged = sorted(int(d) for d in analysis.damaged)
+            self.scene_cuts = sorted(int(f) for f in getattr(analysis, "scene_cuts", ()))
             self.timings = json.loads(json.dumps(dict(analysis.timings), default=str))
             try:
                 self._set_base(base)
             except AnonlabError as exc:
                 (self._base, self.tracks, self._undo, self._redo, self.settings, self.models, self.analysed,
-                 self.damaged, self.timings, self._analysis_json) = saved
+                 self.damaged, self.timings, self._analysis_json, self.scene_cuts) = saved
                 raise AnonlabError(f"{self.name}: the new analysis conflicts with the case's edits ({exc}); "
                                    "start a new case or undo those edits first") from None
         self._changed("analysis")
@@ -1074,7 +1078,8 @@ class Case:
                 "saved": _now(), "input": self.input.to_dict(), "settings": self.settings.to_dict(),
                 "models": self.models,
                 "analysis": None if not self.analysed else {
-                    "damaged": self.damaged, "timings": self.timings, "tracks": f"@T{token}"},
+                    "damaged": self.damaged, "scene_cuts": self.scene_cuts, "timings": self.timings,
+                    "tracks": f"@T{token}"},
                 "edits": f"@E{token}", "edit_count": self.edit_count, "review": self.review.to_dict(),
             }
             text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
@@ -1173,9 +1178,12 @@ class Case:
         analysis = data["analysis"]
         base: dict[int, Track] = {}
         damaged: list[int] = []
+        scene_cuts: list[int] = []
         timings: dict = {}
         if analysis is not None:
-            c.obj(analysis, "analysis", ("tracks",), ("damaged", "timings"))
+            c.obj(analysis, "analysis", ("tracks",), ("damaged", "scene_cuts", "timings"))
+            scene_cuts = [c.int_(f, "analysis.scene_cuts", 0, n - 1)
+                          for f in c.list_(analysis.get("scene_cuts", []), "analysis.scene_cuts")]
             damaged = [c.int_(d, "analysis.damaged", 0, n - 1) for d in c.list_(analysis.get("damaged", []),
                                                                               "analysis.damaged")]
             timings = analysis.get("timings", {})
@@ -1214,7 +1222,7 @@ class Case:
                     prev = f
                 base[tid] = Track(tid, label, keys)
         case = cls(info, settings, models=models, analysis_tracks=base, analysed=analysis is not None,
-                   damaged=damaged, timings=timings, created=data.get("created"))
+                   damaged=damaged, timings=timings, created=data.get("created"), scene_cuts=scene_cuts)
         edits = c.list_(data["edits"], "edits")
         case.name = name
         case.edits = [_check_op(op, c, f"edits[{i}]", n) for i, op in enumerate(edits)]
@@ -1254,7 +1262,7 @@ class Case:
         return Analysis(path=Path(path) if path is not None else self.locate_input(), kind=info.kind,
                         n_frames=info.n_frames, width=info.width, height=info.height, fps=info.fps, times=times,
                         regions=self.effective_regions(), settings=self.settings, models=list(self.models),
-                        damaged=list(self.damaged), timings=dict(self.timings))
+                        damaged=list(self.damaged), timings=dict(self.timings), scene_cuts=list(self.scene_cuts))
 
     def __repr__(self) -> str:
         return (f"Case({self.input.name!r}, frames={self.input.n_frames}, tracks={len(self.tracks)}, "

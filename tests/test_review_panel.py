@@ -82,3 +82,21 @@ def test_workbench_export_writes_the_audit_report(tmp_path):
     report = json.loads((tmp_path / "out.jpg.report.json").read_text())
     assert report["manual_edits"] == 1 and report["review"]["residual_risk"]
     assert (tmp_path / "out.jpg.report.md").exists()
+
+
+def test_scene_cuts_survive_the_case_file(tmp_path):
+    import numpy as np
+
+    from anonlab.pipeline import Analysis
+    from anonlab.regions import Regions
+    from anonlab.settings import Settings
+
+    analysis = Analysis(path=tmp_path / "clip.mp4", kind="video", n_frames=20, width=64, height=48, fps=25.0,
+                        times=np.arange(20) / 25, regions=Regions(xyxy=[[1, 1, 9, 9]], score=[0.9], track_id=[1]),
+                        settings=Settings(), scene_cuts=[7, 15])
+    case = Case.from_analysis(analysis, sha256="0" * 64)
+    case.path = tmp_path / "clip.case.json"
+    case.save()
+    back = Case.load(case.path)
+    assert back.scene_cuts == [7, 15]
+    assert {i.frame for i in ReviewSession(back).queue if i.kind == "scene_cut"} == {7, 15}

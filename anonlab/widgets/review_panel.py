@@ -21,7 +21,7 @@ class ReviewSession:
 
     def __init__(self, case: Case, *, scene_cuts: Sequence[int] = (), disagreement_frames: Sequence[int] = ()):
         self.case = case
-        self.scene_cuts = list(scene_cuts)
+        self.scene_cuts = list(scene_cuts) or list(getattr(case, "scene_cuts", []))
         self.disagreement_frames = list(disagreement_frames)
         self.queue: list[ReviewItem] = []
         self.index = 0

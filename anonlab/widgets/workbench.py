@@ -340,7 +340,7 @@ class Workbench:
         try:
             analysis = self._in_progress(lambda: analyse(self.input_path, self.case.settings, progress=True))
             self.case.set_analysis(analysis)
-            self.review.session.scene_cuts = list(getattr(analysis, "scene_cuts", []))
+            self.review.session.scene_cuts = list(self.case.scene_cuts)
             self.review.refresh()
             self.model.say(f"analysis done: {len(self.case.tracks)} track(s), "
                            f"{len(self.review.session.pending)} review item(s)")
