@@ -102,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _settings_args(p)
 
+    p = sub.add_parser("render-cases", help="render approved case files from the workbench (a batch of cases)")
+    p.add_argument("cases", nargs="+", help="case files (NAME.case.json); only approved cases are rendered")
+    p.add_argument("-o", "--output-dir", required=True, help="folder for the outputs and their reports")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("app", help="start the workbench as a local web app (Voila on 127.0.0.1)")
     p.add_argument("path", nargs="?", default=None)
     p.add_argument("--port", type=int, default=8866)
@@ -186,6 +194,14 @@ def cmd_batch(args) -> int:
     return 0 if summary["failed"] == 0 else 1
 
 
+def cmd_render_cases(args) -> int:
+    from anonlab.batch import queue_cases
+
+    summary = queue_cases([Path(c) for c in args.cases], Path(args.output_dir), workers=args.workers,
+                          executor=args.executor, scheduler=args.scheduler, progress=not args.quiet)
+    return 0 if summary["failed"] == 0 else 1
+
+
 def cmd_app(args) -> int:
     from anonlab.widgets.launch import run_app
 
@@ -199,7 +215,7 @@ def cmd_lab(args) -> int:
 
 
 COMMANDS = {"anonymize": cmd_anonymize, "detect": cmd_detect, "eval": cmd_eval, "models": cmd_models,
-            "batch": cmd_batch, "app": cmd_app, "lab": cmd_lab}
+            "batch": cmd_batch, "render-cases": cmd_render_cases, "app": cmd_app, "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:

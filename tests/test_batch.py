@@ -605,3 +605,21 @@ def test_queue_cases_with_workbench_case_files(tmp_path, media):
     report = json.loads((out / "short.mov.report.json").read_text())
     assert report["review"]["status"] == "approved"
     assert queue_cases(paths[:1], out, progress=False, echo=False)["skipped"] == 1
+
+
+def test_render_cases_command(tmp_path, media):
+    """``anonlab render-cases``: the CLI face of queue_cases; a draft case fails alone, exit 1."""
+    from anonlab import cli
+    from anonlab.case import Case
+    from anonlab.pipeline import analyse
+
+    shutil.copy(media["short"], tmp_path / "short.mov")
+    case = Case.from_analysis(analyse(tmp_path / "short.mov", Settings(mask="solid"), detector=RedDetector(),
+                                      progress=False))
+    draft = case.save(tmp_path / "draft.case.json")
+    assert cli.main(["render-cases", str(draft), "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    case.set_status("reviewed", "Ann Analyst")
+    case.set_status("approved", "Rita Reviewer")
+    approved = case.save(tmp_path / "approved.case.json")
+    assert cli.main(["render-cases", str(approved), "-o", str(tmp_path / "out2"), "--quiet"]) == 0
+    assert (tmp_path / "out2" / "short.mov").exists()
