@@ -104,17 +104,22 @@ def decompression_bomb(d: Path) -> Path:
     return p
 
 
-def _odd_clip(d: Path) -> Path:
-    p = d / "odd_97x33.mkv"
-    with av.open(str(p), "w") as out:
+def _encode(path: Path, width: int, height: int, pix_fmt: str, n_frames: int = 10) -> Path:
+    """An H.264 clip of barcode frames in a given pixel format (odd sizes need 4:4:4)."""
+    with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 97, 33, "yuv444p"
-        for n in range(10):
-            for pkt in s.encode(av.VideoFrame.from_ndarray(barcode_frame(n, 97, 33), format="bgr24")):
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        for n in range(n_frames):
+            f = av.VideoFrame.from_ndarray(barcode_frame(n, width, height), format="bgr24").reformat(format=pix_fmt)
+            for pkt in s.encode(f):
                 out.mux(pkt)
         for pkt in s.encode():
             out.mux(pkt)
-    return p
+    return path
+
+
+def _odd_clip(d: Path) -> Path:
+    return _encode(d / "odd_97x33.mkv", 97, 33, "yuv444p")
 
 
 def tiny_photo(d: Path) -> Path:
@@ -148,32 +153,22 @@ def alpha_photo(d: Path) -> Path:
     return p
 
 
-def animated_gif(d: Path) -> Path:
-    p = d / "anim.gif"
+def _animated(path: Path) -> Path:
     frames = [Image.fromarray(barcode_frame(i, 64, 48)) for i in range(3)]
-    frames[0].save(p, save_all=True, append_images=frames[1:], duration=100)
-    return p
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    return path
+
+
+def animated_gif(d: Path) -> Path:
+    return _animated(d / "anim.gif")
 
 
 def animated_webp(d: Path) -> Path:
-    p = d / "anim.webp"
-    frames = [Image.fromarray(barcode_frame(i, 64, 48)) for i in range(3)]
-    frames[0].save(p, save_all=True, append_images=frames[1:], duration=100)
-    return p
+    return _animated(d / "anim.webp")
 
 
 def ten_bit_video(d: Path) -> Path:
-    p = d / "tenbit.mp4"
-    with av.open(str(p), "w") as out:
-        s = out.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p10le"
-        for n in range(10):
-            f = av.VideoFrame.from_ndarray(barcode_frame(n), format="bgr24").reformat(format="yuv420p10le")
-            for pkt in s.encode(f):
-                out.mux(pkt)
-        for pkt in s.encode():
-            out.mux(pkt)
-    return p
+    return _encode(d / "tenbit.mp4", 160, 96, "yuv420p10le")
 
 
 def rotated_vfr_video(d: Path) -> Path:

@@ -39,6 +39,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(proc, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,12 +98,7 @@ def lab(tmp_path_factory):
 
     _wait(up, 90, "JupyterLab to start", 0.3)
     yield {"url": url, "token": token, "root": root, "media": media, "log": base / "lab.log"}
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    _stop(proc, log)
 
 
 def _kernel_idle(page) -> bool:
@@ -281,9 +285,4 @@ def test_voila_app(tmp_path):
             finally:
                 ctx.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        _stop(proc, log)
