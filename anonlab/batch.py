@@ -444,7 +444,7 @@ class Anonymizer:
                     progress("analyse", done, total)
 
             regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector, settings_for_rate(settings, media.fps),
-                                     n_frames=n if whole else chunk.stop, progress=step)
+                                     n_frames=n if whole else chunk.stop, progress=step, fps=media.fps)
             if whole:
                 regions = regions.clip(media.width, media.height)
             else:  # drop the warm-up frames; frames become relative to the chunk's start (stitch_chunks' input)

@@ -73,7 +73,7 @@ def analyse(
         t1 = time.perf_counter()
         show = progress if media.n_frames > 1 else False
         with progress_bar(media.n_frames, f"analyse {path.name}", enabled=show) as bar:
-            analyser = Analyser(detector, settings_for_rate(settings, media.fps))
+            analyser = Analyser(detector, settings_for_rate(settings, media.fps), fps=media.fps)
             for n, frame in media.frames():
                 analyser.feed(n, frame)
                 bar.update(1)

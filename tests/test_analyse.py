@@ -251,3 +251,38 @@ def test_detect_every_capped_by_frame_rate(k, fps, expected):
     from anonlab.track.analyse import settings_for_rate
 
     assert settings_for_rate(Settings(detect_every=k), fps).detect_every == expected
+
+
+class QuickColourDetector(ColourDetector):
+    """A `ColourDetector` whose ``quick`` pass is counted apart."""
+
+    def __init__(self, blind=()):
+        super().__init__(blind)
+        self.quick_calls = []
+
+    def quick(self, frame):
+        out = self(frame)
+        self.quick_calls.append(self.calls[-1])
+        return out
+
+
+@pytest.mark.parametrize("fps, k, thorough", [(None, 3, list(range(0, 30, 3))), (24, 3, [0, 12, 24]),
+                                              (6, 3, list(range(0, 30, 3))), (24, 1, [0, 12, 24])])
+def test_thorough_detection_runs_twice_a_second_and_quick_between(fps, k, thorough):
+    frames, truth = make_frames(30, MOVING)
+    det = QuickColourDetector()
+    out = run(frames, det, Settings(detect_every=k), fps=fps)
+    keyframes = list(range(0, 30, k))
+    assert det.calls == keyframes
+    assert sorted(set(det.calls) - set(det.quick_calls)) == thorough
+    assert coverage(out, truth, 30).all()
+
+
+def test_a_cut_gets_a_thorough_detection():
+    frames, _ = make_frames(30, [(FACE, 100, 80, 0.0, 0.0, 30, 0, 29)], cut_at=16)
+    det = QuickColourDetector()
+    analyser = Analyser(det, Settings(detect_every=2), fps=24)
+    for n, f in enumerate(frames):
+        analyser.feed(n, f)
+    assert analyser.scene_cuts == [16]
+    assert 16 in det.calls and 16 not in det.quick_calls and 18 in det.quick_calls

@@ -569,3 +569,45 @@ def test_detectors_are_fast_enough_to_test():
     det(frame)
     assert time.perf_counter() - t0 < 20
     assert math.isfinite(det.thresh)
+
+
+# --- quick pass: the second face model only where the first is unsure ---------------------------------
+
+
+def test_context_crops_join_overlaps_and_stay_in_the_frame():
+    from anonlab.detect.tiling import context_crops
+
+    crops = context_crops(np.array([[10, 10, 20, 20], [30, 10, 40, 20], [150, 150, 160, 160]]), 170, 165,
+                          expand=0.5, margin=4)
+    assert sorted(crops.tolist()) == [[1, 1, 49, 29], [141, 141, 169, 165]]
+    assert context_crops(np.zeros((0, 4)), 10, 10).shape == (0, 4)
+
+
+def test_detect_in_crops_matches_the_whole_frame():
+    frame = white_squares(300, 400, [(40, 50, 60, 70), (300, 200, 330, 240)])
+    det = AutoScale(BlobDetector(), pixel_budget=4 * 300 * 400, max_scale=2.0)
+    whole = det(frame)
+    inside = det.detect_in(frame, np.array([[20, 30, 90, 100]]))
+    assert len(whole) == 2 and len(inside) == 1
+    assert inside.xyxy[0] == pytest.approx(whole.xyxy[np.argmin(whole.xyxy[:, 0])], abs=1)
+    assert det.base.calls[-1] == (140, 140)  # the crop, at the whole frame's 2x scale
+
+
+def test_fused_quick_asks_the_second_model_only_around_unsure_boxes(monkeypatch):
+    from anonlab.detect import fusion
+
+    frame = white_squares(400, 400, [(50, 50, 90, 90), (300, 300, 340, 340)])
+    cf = ListDetector([[50, 50, 90, 90, 0.19], [300, 300, 340, 340, 0.9]])
+    yn = AutoScale(BlobDetector(), max_scale=1.0)
+    det = FusedFaces([cf, yn], [0.0, 0.5], thresh=0.25)
+    full = det(frame)
+    assert yn.base.calls == [(400, 400)]
+    quick = det.quick(frame)
+    assert yn.base.calls[1:] == [(146, 146)]  # one crop (0..90+56) around the unsure box, none around the sure one
+    order_q, order_f = np.argsort(quick.xyxy[:, 0]), np.argsort(full.xyxy[:, 0])
+    assert np.allclose(quick.xyxy[order_q], full.xyxy[order_f]) and len(quick) == 2
+    # the unsure box got the same second opinion; the sure one (>= QUICK_SURE alone) was not asked about
+    assert quick.score[order_q][0] == pytest.approx(full.score[order_f][0]) and quick.score[order_q][1] == 0.9
+    monkeypatch.setattr(fusion, "QUICK_MAX_AREA", 0.1)  # a crowd: the crops would cost more than the frame
+    det.quick(frame)
+    assert yn.base.calls[-1] == (400, 400)

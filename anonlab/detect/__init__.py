@@ -142,6 +142,14 @@ class Detector:
     def detect(self, frame: np.ndarray) -> Regions:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def quick(self, frame) -> Regions:
+        """A cheaper pass for video keyframes between thorough ones; the same as calling it, by default.
+
+        `anonlab.track.analyse.Analyser` runs the thorough pass at every cut and at least
+        `~anonlab.track.analyse.THOROUGH_PER_SECOND` times a second, and this one on the keyframes between.
+        """
+        return self(frame)
+
     def with_threshold(self, thresh: float) -> "Detector":
         """A copy at another score threshold, sharing the loaded model."""
         out = copy.copy(self)
@@ -180,9 +188,17 @@ class UnionDetector(Detector):
         self.default_thresh = self.thresh
 
     def detect(self, frame: np.ndarray) -> Regions:
+        return self._union([d(frame) for d in self.detectors])
+
+    def quick(self, frame) -> Regions:
+        frame = as_bgr(frame)
+        if frame.shape[0] == 0 or frame.shape[1] == 0:
+            return Regions.empty()
+        return self._union([d.quick(frame) for d in self.detectors])
+
+    def _union(self, parts: list[Regions]) -> Regions:
         from anonlab.detect.tiling import merge_regions
 
-        parts = [d(frame) for d in self.detectors]
         if len(parts) == 1 or self.iou is None:
             return Regions.merge(parts)
         return merge_regions(Regions.merge(parts), iou=self.iou, method=self.method)

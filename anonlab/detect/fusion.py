@@ -40,6 +40,14 @@ YUNET_OFFSET = 0.5
 FUSE_IOU = 0.4
 #: Lowest CenterFace heatmap value ever decoded (its members' floor never goes below this).
 MIN_FLOOR = 0.03
+#: `FusedFaces.quick`: context around an unsure box (times its longer side, plus px), and the share of
+#: the frame above which the second model runs on the whole frame instead of on crops.
+QUICK_EXPAND = 1.0
+QUICK_MARGIN = 16
+QUICK_MAX_AREA = 0.5
+#: ... and the score from which a box is sure without a second opinion (the tracker's high-score line and the
+#: review's low-score line are both 0.5).
+QUICK_SURE = 0.5
 
 
 def size_factor(side, small_factor: float = SMALL_FACTOR, small_side: float = SMALL_SIDE,
@@ -156,7 +164,39 @@ class FusedFaces(Detector):
         return self.thresh * size_factor(side, self.small_factor, self.small_side, self.large_side)
 
     def detect(self, frame: np.ndarray) -> Regions:
-        fused = fuse([d(frame) for d in self.detectors], self.offsets, self.iou)
+        return self._decide([d(frame) for d in self.detectors])
+
+    def quick(self, frame) -> Regions:
+        """The first member on the whole frame; the others only around the boxes it is unsure of.
+
+        A box the first member (CenterFace) scores at or above its size's threshold is kept whatever the
+        others say (noisy-or only raises a score), and at `QUICK_SURE` or more it is also a confident
+        detection for the tracker and the review; so the others' second opinion is needed only around the
+        boxes below that: they run on `context_crops` around those, at the frame's own scale. When the crops cover
+        more than `QUICK_MAX_AREA` of the frame (crowds) the full pass is cheaper. What this pass can miss
+        is a face that only the second model sees at all; the thorough pass, which the analyser runs at
+        least twice a second, finds those (measured on ../shared/eval/faces: 1 face of 2065, see
+        ``models/README.md``).
+        """
+        from anonlab.detect import as_bgr
+        from anonlab.detect.tiling import context_crops
+
+        frame = as_bgr(frame)
+        h, w = frame.shape[:2]
+        if h == 0 or w == 0:
+            return Regions.empty()
+        first = self.detectors[0](frame)
+        side = (first.xyxy[:, 2:] - first.xyxy[:, :2]).min(axis=1) if len(first) else np.zeros(0)
+        sure = np.maximum(self.threshold_for(side), QUICK_SURE)
+        unsure = first[np.flatnonzero(calibrate(first.score, self.offsets[0]) < sure)]
+        crops = context_crops(unsure.xyxy, w, h, QUICK_EXPAND, QUICK_MARGIN)
+        if ((crops[:, 2:] - crops[:, :2]).prod(axis=1).sum() > QUICK_MAX_AREA * w * h
+                or not all(hasattr(d, "detect_in") for d in self.detectors[1:])):
+            return self._decide([first] + [d(frame) for d in self.detectors[1:]])
+        return self._decide([first] + [d.detect_in(frame, crops) for d in self.detectors[1:]])
+
+    def _decide(self, parts: list[Regions]) -> Regions:
+        fused = fuse(parts, self.offsets, self.iou)
         return keep_by_size(fused, self.thresh, self.small_factor, self.small_side, self.large_side)
 
     def with_threshold(self, thresh: float) -> "FusedFaces":

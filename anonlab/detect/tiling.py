@@ -106,6 +106,31 @@ def tile_grid(width: int, height: int, tile: tuple[int, int], overlap: float | i
     return [(x, y, x + tw, y + th) for y in starts(height, th) for x in starts(width, tw)]
 
 
+def context_crops(boxes: np.ndarray, width: int, height: int, expand: float = 1.0, margin: int = 16) -> np.ndarray:
+    """Rectangles around ``boxes`` with context, overlapping ones joined: ``(M, 4)`` int xyxy in the frame.
+
+    Each box grows by ``expand`` times its longer side plus ``margin`` px on every side (a detector needs
+    the head and shoulders around a face to score it as it would in the whole frame); rectangles that
+    overlap are replaced by their enclosing one until none overlap, so no pixel is searched twice.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros((0, 4), int)
+    grow = expand * (boxes[:, 2:] - boxes[:, :2]).max(axis=1, keepdims=True) + margin
+    rects = np.concatenate([np.maximum(boxes[:, :2] - grow, 0), np.minimum(boxes[:, 2:] + grow, [width, height])], 1)
+    rects = np.round(rects).astype(int)
+    while True:
+        hit = ((rects[:, None, 0] < rects[None, :, 2]) & (rects[None, :, 0] < rects[:, None, 2])
+               & (rects[:, None, 1] < rects[None, :, 3]) & (rects[None, :, 1] < rects[:, None, 3]))
+        np.fill_diagonal(hit, False)
+        if not hit.any():
+            return rects
+        i = int(np.argmax(hit.any(axis=1)))
+        group = np.flatnonzero(hit[i] | (np.arange(len(rects)) == i))
+        joined = np.concatenate([rects[group, :2].min(axis=0), rects[group, 2:].max(axis=0)])
+        rects = np.vstack([np.delete(rects, group, axis=0), joined])
+
+
 def resize(frame: np.ndarray, scale: float) -> np.ndarray:
     """Resize by ``scale`` (bilinear up, area-averaging down); at least 1×1."""
     import cv2
@@ -264,6 +289,26 @@ class AutoScale(Wrapper):
         if self.keep_native and view.scale > 1.0:
             out = merge_regions(Regions.merge([out, self.base(frame)]), iou=self.merge_iou, method="wbf")
         return out
+
+    def detect_in(self, frame: np.ndarray, crops: np.ndarray) -> Regions:
+        """Boxes found inside ``crops`` (``(N, 4)`` int xyxy) of ``frame``, in frame pixels.
+
+        Each crop is seen at the scale the whole frame would get (`scale_for` of the frame, not of the
+        crop), so a face scores as it would in a full pass; only the pixels searched differ.
+        """
+        h, w = frame.shape[:2]
+        scale = self.scale_for(w, h)
+        parts = []
+        for x1, y1, x2, y2 in np.asarray(crops, int).reshape(-1, 4):
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                continue
+            tile = None
+            if self.max_side is not None and max(x2 - x1, y2 - y1) * scale > self.max_side:
+                tile = (self.max_side, self.max_side)
+            r = Tiled(self.base, scale=scale, tile=tile, overlap=0.25)(frame[y1:y2, x1:x2])
+            if len(r):
+                parts.append(r.replace(xyxy=r.xyxy + np.array([x1, y1, x1, y1], np.float32)))
+        return Regions.merge(parts).clip(w, h)
 
     def __repr__(self) -> str:
         return (f"AutoScale({self.base!r}, pixel_budget={self.pixel_budget:g}, max_scale={self.max_scale:g}"

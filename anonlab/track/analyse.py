@@ -4,7 +4,9 @@ For each frame, in decoding order (each frame decoded once):
 
 1. scene-cut check on a downscaled copy (`SceneCutDetector`); at a cut the tracker is reset;
 2. **full detection** on every ``settings.detect_every``-th frame, at every cut and after any jump in the
-   frame numbers; the detections go through `Tracker.update`;
+   frame numbers; the detections go through `Tracker.update`. Given the frame rate, only the keyframes at
+   a cut and `THOROUGH_PER_SECOND` a second run the detector's thorough pass; the others run its
+   ``quick`` pass (the fused face detector asks its second model only where the first is unsure);
 3. **optical flow** follows boxes where there is no detection: on the frames between full detections (the
    live tracks), and on any frame where the detector misses a confirmed track. Each box is moved by the
    median Lucas-Kanade flow of a grid of points inside it, forward-backward checked (the MedianFlow idea,
@@ -65,6 +67,17 @@ def effective_settings(settings):
 #: carries boxes between close frames, not across the long gaps of time-lapse or 1-fps footage (measured:
 #: the 1-fps dashcam sequence falls from recall 1.0 at k=1 to 0.76 at k=6).
 MIN_DETECTIONS_PER_SECOND = 4
+
+#: Thorough full detections per second of video (every model on the whole frame; `Detector.quick` on the
+#: keyframes between): a face that only the second face model sees is found within half a second.
+THOROUGH_PER_SECOND = 2
+
+
+def thorough_every(settings, fps: float | None) -> int:
+    """Every how many keyframes the thorough pass runs (1: all of them; also when the rate is unknown)."""
+    if not fps or fps <= 0:
+        return 1
+    return max(1, int(fps / (int(settings.detect_every) * THOROUGH_PER_SECOND)))
 
 
 def settings_for_rate(settings, fps: float):
@@ -160,6 +173,8 @@ class Analyser:
         settings: an `anonlab.settings.Settings` (``what``, ``detect_every``, ``max_gap``, ``lead``, ``trail``).
         tracker: a `Tracker` to use (default: a new one with ``track_buffer`` >= ``settings.max_gap``).
         cut_detector: a `SceneCutDetector` (default: a new one), or None to disable cut detection.
+        fps: the video's frame rate; with it, keyframes between the thorough ones (see `thorough_every`)
+            use the detector's ``quick`` pass where it has one. None: every keyframe is thorough.
 
     Attributes:
         scene_cuts: frame indices where a cut was detected (the review queue looks at them).
@@ -176,8 +191,10 @@ class Analyser:
     """
 
     def __init__(self, detector: Detector, settings, *, tracker: Tracker | None = None,
-                 cut_detector: SceneCutDetector | None | bool = True):
+                 cut_detector: SceneCutDetector | None | bool = True, fps: float | None = None):
         self.detector = detector
+        self.thorough_every = thorough_every(settings, fps)
+        self._quick_since = 0  # keyframes since the last thorough one
         self.settings = settings
         self.k = int(settings.detect_every)
         self.tracker = tracker or Tracker(track_buffer=max(30, int(settings.max_gap) + 1))
@@ -216,7 +233,7 @@ class Analyser:
             self.timings["propagate"] += time.perf_counter() - t1
             t1 = time.perf_counter()
             confirmed = {t.id for t in self.tracker.tracks if t.confirmed}
-            regions = self._detect(frame, n)
+            regions = self._detect(frame, n, thorough=not follows or self._quick_since + 1 >= self.thorough_every)
             t2 = time.perf_counter()
             out = self.tracker.update(regions, n)
             self.timings["detect"] += t2 - t1
@@ -249,8 +266,14 @@ class Analyser:
         return apply_temporal_safety(self.tracked(), n_frames, effective_settings(self.settings))
 
     # --- steps ---------------------------------------------------------------------------------------
-    def _detect(self, frame: np.ndarray, n: int) -> Regions:
-        regions = self.detector(frame)
+    def _detect(self, frame: np.ndarray, n: int, thorough: bool = True) -> Regions:
+        quick = getattr(self.detector, "quick", None)
+        if thorough or quick is None:
+            self._quick_since = 0
+            regions = self.detector(frame)
+        else:
+            self._quick_since += 1
+            regions = quick(frame)
         regions = regions[np.isin(regions.label, self._labels)]
         return regions.replace(frame=n, track_id=NO_TRACK)
 
@@ -344,6 +367,7 @@ def analyse_frames(
     n_frames: int | None = None,
     progress: Callable[[int], None] | None = None,
     on_frame: Callable[[int, np.ndarray, Regions], None] | None = None,
+    fps: float | None = None,
 ) -> Regions:
     """Detect, track and apply temporal safety over a sequence of frames.
 
@@ -357,6 +381,7 @@ def analyse_frames(
         on_frame: called as ``on_frame(index, frame, regions)`` with each frame's tracked regions (before
             temporal safety, and without the rows that following a new track backwards adds later), e.g. for
             a live preview.
+        fps: the frame rate (see `Analyser`).
 
     Returns:
         Every frame's regions: ``track_id`` set, ``source`` detector / tracker / interpolated / extended.
@@ -368,7 +393,7 @@ def analyse_frames(
         >>> analyse_frames(frames, det, Settings()).frame.tolist()
         [0, 1, 2, 3]
     """
-    analyser = Analyser(detector, settings)
+    analyser = Analyser(detector, settings, fps=fps)
     for n, frame in frames:
         regions = analyser.feed(n, frame)
         if on_frame is not None:
