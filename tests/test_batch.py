@@ -484,6 +484,20 @@ def test_dask_local_cluster_two_workers(tmp_path, media):
     assert rows["long.mp4"]["chunks"] == 3
 
 
+def test_local_cluster_workers_keep_adaptive_malloc_and_a_share_of_the_cores(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 4)
+    executor = batch._Dask(2)
+    try:
+        envs = executor.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"),
+                                            os.environ.get(batch.THREADS_ENV)))
+    finally:
+        executor.close()
+    assert sorted(envs.values()) == [(None, "2", "2")] * 2
+
+
 def test_dask_scheduler_by_address(tmp_path, media):
     distributed = pytest.importorskip("distributed")
     src = tmp_path / "in"
