@@ -51,8 +51,12 @@ def analyse(
     *,
     detector: Callable[[np.ndarray], Regions] | None = None,
     progress: bool | Callable[[int], None] = True,
+    on_frame: Callable[[object, object], None] | None = None,
 ) -> Analysis:
     """Detect and track faces/plates in a photo or video.
+
+    ``on_frame(analyser, media)`` is called after each frame is analysed (the streaming render of
+    `anonymize` takes the settled frames from it).
 
     Example:
         >>> analysis = analyse("street.mp4", Settings(what=("face",)))     # doctest: +SKIP
@@ -77,6 +81,8 @@ def analyse(
             for n, frame in media.frames():
                 analyser.feed(n, frame)
                 bar.update(1)
+                if on_frame is not None:
+                    on_frame(analyser, media)
             regions = analyser.result(media.n_frames)
         t2 = time.perf_counter()
         return Analysis(
@@ -148,6 +154,160 @@ def render(
                                    f"{analysis.n_frames}; output discarded")
     info["render_s"] = round(time.perf_counter() - t0, 3)
     return info
+
+
+class _Aborted(Exception):
+    """The analysis stopped: the streaming render discards its output."""
+
+
+class _StreamingRender:
+    """Renders a video in a thread while `analyse` goes on, each frame as soon as its regions are settled.
+
+    The analysis keeps both cores only partly busy (the detector's threads wait on each other, decoding and
+    tracking are serial), and rendering needs nothing but the settled frames' regions
+    (`anonlab.track.analyse.Analyser.settled_rows`), so the two overlap. The render decodes the input
+    itself (`write_video`: audio, timestamps and rotation as in `render`) into a temporary file that is
+    renamed only when complete. At the end the streamed regions are compared with the final ones; should
+    they ever differ, the streamed output is discarded and `render` runs again, so the output is always
+    the final analysis' masks.
+    """
+
+    BLOCK = 8  # frames published at a time
+
+    def __init__(self, src: Path, dst: Path, settings: Settings, progress) -> None:
+        import threading
+
+        self.src, self.dst, self.settings, self.progress = src, dst, settings, progress
+        self.cond = threading.Condition()
+        self.ready: dict[int, Regions] = {}
+        self.published: list[Regions] = []
+        self.upto = 0
+        self.final = False
+        self.aborted = False
+        self.error: BaseException | None = None
+        self.info: dict | None = None
+        self.thread: threading.Thread | None = None
+        self.damaged: set[int] = set()
+        self.n_frames = 0
+
+    # --- analysis side -------------------------------------------------------------------------------
+    def update(self, analyser, media) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.thread is None:
+            import threading
+
+            self.n_frames, self.damaged = media.n_frames, media.damaged  # the decoder's live set
+            self.width, self.height = media.width, media.height
+            self.thread = threading.Thread(target=self._run, name="anonlab-render", daemon=True)
+            self.thread.start()
+        stop = analyser.settled()
+        if stop - self.upto >= self.BLOCK:
+            rows = analyser.settled_rows(self.upto, stop, self.n_frames).clip(self.width, self.height)
+            self.published.append(rows)
+            self._publish(rows, stop)
+
+    def _publish(self, rows: Regions, stop: int) -> None:
+        per = rows.replace(frame=rows.frame - self.upto).by_frame(stop - self.upto)
+        with self.cond:
+            self.ready.update({self.upto + i: r for i, r in enumerate(per)})
+            self.upto = stop
+            self.cond.notify_all()
+
+    def finish(self, analysis: Analysis) -> dict | None:
+        """Publish the rest; the render's info, or None if the streamed regions differ from the final ones."""
+        if self.thread is None:  # no frame was decoded: nothing was streamed
+            return None
+        done = self.upto
+        final = analysis.regions
+        streamed = Regions.merge(self.published)
+        head = final[final.frame < done]
+        same = (len(streamed) == len(head) and np.array_equal(streamed.frame, head.frame)
+                and np.array_equal(streamed.xyxy, head.xyxy) and np.array_equal(streamed.label, head.label))
+        if not same:
+            self.abort()
+            return None
+        rest = final[final.frame >= done]
+        with self.cond:
+            self.final = True
+        self._publish(rest, analysis.n_frames)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.info
+
+    def abort(self) -> None:
+        with self.cond:
+            self.aborted = True
+            self.cond.notify_all()
+        if self.thread is not None:
+            self.thread.join()
+
+    # --- render side ---------------------------------------------------------------------------------
+    def _regions(self, n: int) -> Regions:
+        with self.cond:
+            while n >= self.upto and not self.aborted:
+                self.cond.wait()
+            if self.aborted:
+                raise _Aborted()
+            return self.ready.pop(n)
+
+    def _run(self) -> None:
+        from anonlab.mask import mask_frame, mask_whole_frame
+
+        def render_frame(n: int, frame: np.ndarray) -> np.ndarray:
+            regions = self._regions(n)
+            if n in self.damaged:  # decoded (so known) by the analysis before its regions could settle
+                return mask_whole_frame(frame)
+            return mask_frame(frame, regions, self.settings)
+
+        t0 = time.perf_counter()
+        try:
+            with atomic_output(self.dst) as tmp:
+                with progress_bar(self.n_frames, f"render {self.dst.name}", enabled=self.progress) as bar:
+                    info = write_video(self.src, tmp, render_frame, crf=self.settings.crf,
+                                       keep_metadata=self.settings.keep_metadata, progress=bar.update)
+                if info["frames"] != self.n_frames:
+                    raise AnonlabError(f"{self.src.name}: wrote {info['frames']} frames but the input has "
+                                       f"{self.n_frames}; output discarded")
+                with self.cond:  # keep the file only if the analysis finished and agreed
+                    if self.aborted or not self.final:
+                        raise _Aborted()
+            info["render_s"] = round(time.perf_counter() - t0, 3)
+            self.info = info
+        except _Aborted:
+            pass
+        except BaseException as exc:  # handed to the analysis thread, which raises it
+            self.error = exc
+
+
+def analyse_and_render(path: str | Path, output: str | Path, settings: Settings | None = None, *,
+                       overwrite: bool = False, progress: bool = True) -> tuple[Analysis, dict]:
+    """`analyse` and `render` of one video at once: frames are masked while later ones are analysed.
+
+    Same output as ``render(analyse(path), output)`` (the streamed regions are checked against the final
+    ones; see `_StreamingRender`); photos simply run one after the other.
+    """
+    settings = settings or Settings()
+    path, output = Path(path), Path(output)
+    check_output_path(path, output, overwrite)
+    from anonlab.media import probe
+
+    if probe(path) != "video":
+        analysis = analyse(path, settings, progress=progress)
+        return analysis, render(analysis, output, overwrite=overwrite, progress=progress)
+    stream = _StreamingRender(path, output, settings, progress)
+    try:
+        analysis = analyse(path, settings, progress=progress, on_frame=stream.update)
+    except BaseException:
+        stream.abort()
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+    info = stream.finish(analysis)
+    if info is None:
+        info = render(analysis, output, overwrite=overwrite, progress=progress)
+    return analysis, info
 
 
 def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None = None) -> None:
@@ -255,11 +415,11 @@ def anonymize(
     if regions_in:
         analysis = describe(path, settings)
         analysis.regions = read_regions(regions_in, analysis.n_frames).clip(analysis.width, analysis.height)
+        info = render(analysis, output, overwrite=overwrite, progress=progress)
     else:
-        analysis = analyse(path, settings, progress=progress)
+        analysis, info = analyse_and_render(path, output, settings, overwrite=overwrite, progress=progress)
     from anonlab.report import make_report, write_report
 
-    info = render(analysis, output, overwrite=overwrite, progress=progress)
     if regions_out:
         write_regions(analysis, regions_out)
     findings = None

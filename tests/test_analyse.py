@@ -286,3 +286,34 @@ def test_a_cut_gets_a_thorough_detection():
         analyser.feed(n, f)
     assert analyser.scene_cuts == [16]
     assert 16 in det.calls and 16 not in det.quick_calls and 18 in det.quick_calls
+
+
+@pytest.mark.parametrize("k, blind, cut_at", [(1, (), None), (3, (9, 10, 11, 30), None), (2, (), 24), (5, (20,), 33)])
+def test_settled_rows_equal_the_final_result(k, blind, cut_at):
+    objects = MOVING + [(FACE, 10, 160, 0.0, -2.0, 26, 5, 33), (FACE, 200, 20, 1.0, 1.0, 22, 18, 44)]
+    frames, _ = make_frames(60, objects, cut_at=cut_at)
+    analyser = Analyser(ColourDetector(blind=blind), Settings(detect_every=k, max_gap=4, lead=2, trail=3))
+    streamed, done = [], 0
+    for n, frame in enumerate(frames):
+        analyser.feed(n, frame)
+        stop = analyser.settled()
+        assert stop <= n + 1
+        if stop - done >= 4:
+            streamed.append(analyser.settled_rows(done, stop, len(frames)))
+            done = stop
+    assert done > 0  # some frames were settled before the end
+    final = analyser.result(len(frames))
+    part = final[final.frame < done]
+    got = Regions.merge(streamed)
+    assert got.frame.tolist() == part.frame.tolist() and got.track_id.tolist() == part.track_id.tolist()
+    assert np.array_equal(got.xyxy, part.xyxy) and got.source.tolist() == part.source.tolist()
+    with pytest.raises(ValueError):
+        analyser.settled_rows(0, analyser.settled() + 1, len(frames))
+
+
+def test_nothing_settles_when_frames_come_out_of_order():
+    frames, _ = make_frames(50, MOVING)
+    analyser = Analyser(ColourDetector(), Settings(detect_every=1, max_gap=2, lead=1, trail=1))
+    for n in list(range(40)) + [10]:
+        analyser.feed(n, frames[n])
+    assert analyser.settled() == 0

@@ -101,3 +101,103 @@ def test_red_team_flags_a_face_left_unmasked(tmp_path):
     truth = np.array([[f.box for f in found if f.score > 0.5][0]])
     after = red_team(tmp_path / "masked.jpg", read_regions(tmp_path / "none.jsonl", 1), Settings())
     assert all(iou_matrix(truth, [f.box])[0, 0] < 0.1 for f in after)
+
+
+# --- streaming: render while the analysis goes on ---------------------------------------------------------
+
+
+class BarcodeDetector:
+    """Finds one face that moves with the frame number (read from the barcode); blind on some frames."""
+
+    models: list = []
+
+    def __init__(self, blind=(5, 6, 7, 20), fail_at=None):
+        self.blind, self.fail_at, self.calls = set(blind), fail_at, 0
+
+    def __call__(self, frame):
+        self.calls += 1
+        n = read_barcode(frame)
+        if n == self.fail_at:
+            raise RuntimeError("detector failed")
+        if n in self.blind:
+            return Regions.empty()
+        return Regions(xyxy=[[40 + n, 30, 80 + n, 70]], score=[0.9], label=[FACE])
+
+
+STREAM_SETTINGS = Settings(detect_every=1, max_gap=3, lead=2, trail=2)
+
+
+def sha(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def streamed(monkeypatch):
+    """Patches in the barcode detector and records each block the streaming render publishes."""
+    from anonlab import pipeline
+
+    det = BarcodeDetector()
+    monkeypatch.setattr("anonlab.detect.build_detector", lambda settings: det)
+    monkeypatch.setattr(pipeline._StreamingRender, "BLOCK", 2)
+    stops = []
+    publish = pipeline._StreamingRender._publish
+
+    def spy(self, rows, stop):
+        stops.append(stop)
+        publish(self, rows, stop)
+
+    monkeypatch.setattr(pipeline._StreamingRender, "_publish", spy)
+    return det, stops
+
+
+def test_streaming_render_writes_what_analyse_then_render_writes(tmp_path, clips, streamed):
+    from anonlab.pipeline import analyse, analyse_and_render
+
+    _, stops = streamed
+    analysis, info = analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
+    assert len(stops) > 2 and stops[0] < analysis.n_frames  # frames were rendered before the analysis ended
+    assert info["frames"] == analysis.n_frames and info["audio_packets"] > 0
+    render(analyse(clips["audio"], STREAM_SETTINGS, progress=False), tmp_path / "q.mp4", progress=False)
+    assert sha(tmp_path / "s.mp4") == sha(tmp_path / "q.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.mp4", "s.mp4"]
+
+
+def test_streaming_render_falls_back_when_streamed_regions_differ(tmp_path, clips, streamed, monkeypatch):
+    from anonlab.pipeline import analyse, analyse_and_render
+    from anonlab.track.analyse import Analyser
+
+    _, stops = streamed
+    settled_rows = Analyser.settled_rows
+    monkeypatch.setattr(Analyser, "settled_rows", lambda self, *a: (lambda r: r.replace(xyxy=r.xyxy + 5))(
+        settled_rows(self, *a)))
+    analysis, _ = analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
+    assert stops  # something was streamed, then found to differ, discarded and rendered again
+    render(analyse(clips["audio"], STREAM_SETTINGS, progress=False), tmp_path / "q.mp4", progress=False)
+    assert sha(tmp_path / "s.mp4") == sha(tmp_path / "q.mp4")
+
+
+def test_streaming_render_leaves_nothing_when_the_analysis_fails(tmp_path, clips, streamed):
+    from anonlab.pipeline import analyse_and_render
+
+    det, stops = streamed
+    det.fail_at = 30
+    with pytest.raises(RuntimeError, match="detector failed"):
+        analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
+    assert stops and list(tmp_path.iterdir()) == []
+
+
+def test_streaming_render_stops_the_analysis_when_the_render_fails(tmp_path, clips, streamed, monkeypatch):
+    from anonlab import pipeline
+
+    det, _ = streamed
+
+    def broken(src, dst, render_frame, **kw):
+        render_frame(0, np.zeros((8, 8, 3), np.uint8))
+        raise AnonlabError("disk full")
+
+    monkeypatch.setattr(pipeline, "write_video", broken)
+    with pytest.raises(AnonlabError, match="disk full"):
+        pipeline.analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
+    assert det.calls < 40 and list(tmp_path.iterdir()) == []

@@ -31,6 +31,7 @@ Long videos processed in chunks (batch) are joined with `stitch_chunks`.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
 from typing import Callable, Iterable
@@ -41,7 +42,8 @@ import numpy as np
 from anonlab.regions import DETECTOR, EXTENDED, INTERPOLATED, NO_TRACK, TRACKER, Regions, iou_matrix, label_code
 from anonlab.track.bytetrack import Tracker, greedy_match
 from anonlab.track.scenecut import SceneCutDetector
-from anonlab.track.temporal import apply_temporal_safety, end_velocity, iter_tracks, per_frame_boxes
+from anonlab.track.temporal import (VELOCITY_WINDOW, apply_temporal_safety, end_velocity, iter_tracks,
+                                    per_frame_boxes)
 
 Detector = Callable[[np.ndarray], Regions]
 
@@ -205,6 +207,8 @@ class Analyser:
         self.keyframes: list[int] = []
         self.timings = {"detect": 0.0, "propagate": 0.0, "scene_cut": 0.0, "track": 0.0, "frames": 0}
         self._parts: list[Regions] = []
+        self._fed: list[int] = []  # the frame being fed when each part was added (parts hold no later frames)
+        self._in_order = True  # frames fed in increasing order: what streaming (`settled`) needs
         self._last_n: int | None = None
         self._last_key = -(10**9)
         # this shot's last frames (newest last): enough to follow a track back max_follow frames from its first
@@ -217,6 +221,7 @@ class Analyser:
 
     def feed(self, n: int, frame: np.ndarray) -> Regions:
         """Analyse frame ``n``; return its tracked regions (before temporal safety and backward following)."""
+        self._in_order = self._in_order and n > self._max_n
         t0 = time.perf_counter()
         cut = self.cut_detector is not None and self.cut_detector.update(frame)
         if cut:
@@ -247,12 +252,14 @@ class Analyser:
                 out = Regions.merge([out, self._carry(n, frame, missed, keyframe=True)])
             # ... and tracks confirmed here are followed back to the frames before their first detection
             self._parts.append(self._confirmed_now(out, confirmed, frame.shape))
+            self._fed.append(n)
         else:
             out = self._carry(n, frame, [t.id for t in self.tracker.tracks if t.tracked], keyframe=False)
         self.timings["propagate"] += time.perf_counter() - t1
         self._prev, self._last_n = out, n
         self._max_n = max(self._max_n, n)
         self._parts.append(out)
+        self._fed.append(n)
         self.timings["frames"] += 1
         return out
 
@@ -264,6 +271,41 @@ class Analyser:
         """All frames' regions with temporal safety applied (``n_frames`` default: last frame fed + 1)."""
         n_frames = self._max_n + 1 if n_frames is None else int(n_frames)
         return apply_temporal_safety(self.tracked(), n_frames, effective_settings(self.settings))
+
+    # --- streaming: regions of early frames while later ones are still being analysed ------------------
+    def _reach(self) -> int:
+        """Frames on either side of frame t whose rows decide t's rows after temporal safety.
+
+        Gap filling looks ``max_gap`` + 1 frames each way, lead/trail ``lead``/``trail`` frames and the
+        velocity at a stretch's end `VELOCITY_WINDOW` frames into it (see `anonlab.track.temporal`).
+        """
+        s = effective_settings(self.settings)
+        return max(int(s.max_gap) + 1, int(s.lead), int(s.trail)) + VELOCITY_WINDOW + 1
+
+    def settled(self) -> int:
+        """Frames before this index are final: `result` will give them exactly the rows `settled_rows` gives.
+
+        Following a new track backwards adds rows up to the length of the buffered shot behind the newest
+        frame; temporal safety then reaches `_reach` frames further.
+        """
+        if self._last_n is None or not self._in_order:
+            return 0
+        return max(0, self._max_n + 1 - self._grays.maxlen - self._reach())
+
+    def settled_rows(self, start: int, stop: int, n_frames: int) -> Regions:
+        """`result` restricted to frames ``start <= n < stop`` (``stop`` at most `settled`), from nearby rows only.
+
+        Equal to ``result(n_frames)`` on those frames (tests check it), at a cost that does not grow with the
+        length of the video; for rendering while the analysis goes on (`anonlab.pipeline.anonymize`).
+        """
+        if stop > self.settled():
+            raise ValueError(f"frames up to {stop} are not settled yet (settled: {self.settled()})")
+        lo = start - self._reach()
+        first = bisect.bisect_left(self._fed, lo)  # every part fed at frame f holds frames <= f only
+        rows = Regions.merge(self._parts[first:])
+        rows = rows[(rows.frame >= lo) & (rows.frame < stop + self._reach())]
+        safe = apply_temporal_safety(rows, n_frames, effective_settings(self.settings))
+        return safe[(safe.frame >= start) & (safe.frame < stop)]
 
     # --- steps ---------------------------------------------------------------------------------------
     def _detect(self, frame: np.ndarray, n: int, thorough: bool = True) -> Regions:
