@@ -35,7 +35,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                         "flow and the lead extension. 1 = most thorough")
     g.add_argument("--crf", type=int, default=None, help="video quality, libx264 CRF (18)")
     g.add_argument("--keep-metadata", action="store_true", help="keep EXIF/GPS and container metadata")
-    g.add_argument("--face-model", default=None, help="path to another CenterFace-compatible ONNX face model")
+    g.add_argument("--face-model", default=None, help="your own face model: a CenterFace- or SCRFD-format .onnx, or a mediapipe .tflite/.task (see models/README.md)")
     g.add_argument("--plate-model", default=None, help="path to another YOLOv8 plate ONNX model")
     g.add_argument("--no-second-face-detector", action="store_true",
                    help="use CenterFace alone (faster, lower recall on small faces)")

@@ -611,3 +611,87 @@ def test_fused_quick_asks_the_second_model_only_around_unsure_boxes(monkeypatch)
     monkeypatch.setattr(fusion, "QUICK_MAX_AREA", 0.1)  # a crowd: the crops would cost more than the frame
     det.quick(frame)
     assert yn.base.calls[-1] == (400, 400)
+
+
+# --- SCRFD (user-supplied) ---------------------------------------------------------------------------------
+
+
+class FakeSCRFDSession(FakeSession):
+    """SCRFD's nine outputs for whatever input it gets: one face at stride 8, cell (x=2, y=1), anchor 0."""
+
+    def __init__(self, input_shape=(1, 3, "height", "width")):
+        super().__init__(self.make, input_shape)
+
+    @staticmethod
+    def make(blob):
+        _, _, h, w = blob.shape
+        outs = []
+        for kind, width in (("score", 1), ("bbox", 4), ("kps", 10)):
+            for s in (8, 16, 32):
+                outs.append(np.zeros((1, (h // s) * (w // s) * 2, width), np.float32))
+        i = (1 * (w // 8) + 2) * 2
+        outs[0][0, i, 0] = 0.8
+        outs[3][0, i] = [1, 1, 2, 2]
+        return outs
+
+    def get_outputs(self):
+        class O:  # noqa: N801
+            def __init__(self, shape):
+                self.shape = shape
+
+        return [O([1, "anchors", c]) for c in (1, 1, 1, 4, 4, 4, 10, 10, 10)]
+
+
+def fake_scrfd(monkeypatch, tmp_path, session):
+    from anonlab.detect import scrfd
+
+    path = tmp_path / "scrfd.onnx"
+    path.write_bytes(b"not read: the session is a fake")
+    monkeypatch.setattr(scrfd, "onnx_session", lambda p, digest, transform=None: session)
+    monkeypatch.setattr("anonlab.detect.onnx_session", lambda p, digest, transform=None: session)
+    return path
+
+
+def test_scrfd_decoding_and_input_with_a_fake_session(monkeypatch, tmp_path):
+    from anonlab.detect.scrfd import SCRFD, decode, is_scrfd
+
+    session = FakeSCRFDSession()
+    assert is_scrfd(session)
+    xyxy, score = decode(FakeSCRFDSession.make(np.zeros((1, 3, 32, 64))), 32, 64, 0.5)
+    np.testing.assert_allclose(xyxy, [[16 - 8, 8 - 8, 16 + 16, 8 + 16]]) and score.tolist() == [0.8]
+    det = SCRFD(str(fake_scrfd(monkeypatch, tmp_path, session)))
+    frame = np.full((50, 70, 3), 255, np.uint8)
+    frame[..., 0] = 0  # no blue: RGB order puts it last
+    r = det(frame)
+    blob = session.inputs[0]
+    assert blob.shape == (1, 3, 64, 96) and det.fixed is None
+    assert blob[0, 2, 0, 0] == pytest.approx(-127.5 / 128) and blob[0, 0, 0, 0] == pytest.approx(127.5 / 128)
+    np.testing.assert_allclose(r.xyxy, [[8, 0, 32, 24]])
+    assert det.models[0]["name"] == "scrfd" and det.models[0]["licence"] == "user-supplied"
+
+
+def test_scrfd_with_a_fixed_input_runs_on_tiles(monkeypatch, tmp_path):
+    from anonlab.detect.scrfd import SCRFD
+
+    session = FakeSCRFDSession(input_shape=[1, 3, 64, 64])
+    det = SCRFD(str(fake_scrfd(monkeypatch, tmp_path, session)))
+    r = det(np.zeros((64, 112, 3), np.uint8))
+    assert det.fixed == (64, 64) and {b.shape for b in session.inputs} == {(1, 3, 64, 64)}
+    assert len(session.inputs) == 2  # two overlapping tiles across 112 px
+    assert sorted(r.xyxy[:, 0].tolist()) == [8.0, 8.0 + 48]  # the face each tile reports, in frame pixels
+
+
+def test_a_user_scrfd_file_is_recognised_and_fused(monkeypatch, tmp_path):
+    path = fake_scrfd(monkeypatch, tmp_path, FakeSCRFDSession())
+    faces = face_detectors(Settings(face_model=str(path)))
+    assert type(faces[0].base).__name__ == "SCRFD" and isinstance(faces[1].base, YuNet)
+    assert isinstance(build_detector(Settings(what=("face",), face_model=str(path))), FusedFaces)
+
+
+def test_a_model_that_is_not_scrfd_is_refused(monkeypatch, tmp_path):
+    from anonlab.detect.scrfd import SCRFD
+
+    session = FakeSCRFDSession()
+    session.get_outputs = lambda: []
+    with pytest.raises(AnonlabError, match="not an SCRFD model"):
+        SCRFD(str(fake_scrfd(monkeypatch, tmp_path, session)))

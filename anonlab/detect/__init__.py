@@ -223,9 +223,19 @@ class UnionDetector(Detector):
 
 
 def _face_model_kind(path: str | None) -> str:
-    if path is not None and str(path).lower().endswith((".tflite", ".task")):
+    """``mediapipe`` (.tflite/.task), ``scrfd`` (an ONNX with SCRFD's outputs) or ``centerface``."""
+    if path is None:
+        return "centerface"
+    if str(path).lower().endswith((".tflite", ".task")):
         return "mediapipe"
-    return "centerface"
+    from anonlab.detect.scrfd import is_scrfd
+    from anonlab.models import model_record
+
+    record = model_record("centerface", path)  # checks the file exists; its sha256 keys the session cache
+    try:
+        return "scrfd" if is_scrfd(onnx_session(path, record["sha256"])) else "centerface"
+    except AnonlabError:
+        return "centerface"  # CenterFace's loader (dims rewritten first) gives the error a user can act on
 
 
 #: Default small-face strategy: frames smaller than one 720p frame are upscaled (at most 2×) until they
@@ -237,8 +247,8 @@ MAX_UPSCALE = 2.0
 def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, max_upscale: float = MAX_UPSCALE) -> list[Detector]:
     """The individual face detectors ``settings`` asks for, each ready to run on its own.
 
-    CenterFace (or the user's ``face_model``: a CenterFace-format ``.onnx``, or a mediapipe ``.tflite`` /
-    ``.task``), then YuNet when ``settings.second_face_detector``; each behind the small-face upscale
+    CenterFace (or the user's ``face_model``: a CenterFace- or SCRFD-format ``.onnx``, or a mediapipe
+    ``.tflite`` / ``.task``), then YuNet when ``settings.second_face_detector``; each behind the small-face upscale
     (`AutoScale`: frames under ``pixel_budget`` pixels are enlarged, at most ``max_upscale`` times;
     ``max_upscale=1`` turns upscaling off). The review's disagreement check compares them;
     `build_detector` unites them.
@@ -246,10 +256,16 @@ def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, 
     from anonlab.detect.tiling import AutoScale
 
     dets: list[Detector] = []
-    if _face_model_kind(settings.face_model) == "mediapipe":
+    kind = _face_model_kind(settings.face_model)
+    if kind == "mediapipe":
         from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
 
         dets.append(MediapipeFaceDetector(settings.face_model, thresh=settings.thresh))
+    elif kind == "scrfd":
+        from anonlab.detect.scrfd import SCRFD
+
+        dets.append(AutoScale(SCRFD(settings.face_model, thresh=settings.thresh), pixel_budget=pixel_budget,
+                              max_scale=max_upscale))
     else:
         from anonlab.detect.centerface import CenterFace
 
