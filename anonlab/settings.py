@@ -75,12 +75,14 @@ class Settings:
             raise AnonlabError(f"--mask-scale must lie between 1 and 4; got {self.mask_scale}")
         if not 0.0 <= self.feather <= 0.5:
             raise AnonlabError(f"--feather must lie between 0 and 0.5; got {self.feather}")
-        for name in ("detect_every",):
-            if int(getattr(self, name)) < 1:
-                raise AnonlabError(f"--{name.replace('_', '-')} must be 1 or more")
-        for name in ("max_gap", "lead", "trail"):
-            if int(getattr(self, name)) < 0:
-                raise AnonlabError(f"--{name.replace('_', '-')} must be 0 or more")
+        for name, least in (("detect_every", 1), ("max_gap", 0), ("lead", 0), ("trail", 0)):
+            value = getattr(self, name)
+            flag = f"--{name.replace('_', '-')}"
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+                raise AnonlabError(f"{flag} must be a whole number; got {value!r}")
+            if value < least:
+                raise AnonlabError(f"{flag} must be {least} or more")
+            object.__setattr__(self, name, int(value))  # 4.0 from a JSON file is 4
         if not 0 <= self.crf <= 51:
             raise AnonlabError(f"--crf must lie between 0 and 51; got {self.crf}")
 
@@ -99,7 +101,7 @@ class Settings:
             raise AnonlabError(f"unknown setting(s): {', '.join(unknown)}")
         try:
             return cls(**data)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise AnonlabError(f"invalid settings: {exc}") from None
 
     def replace(self, **changes) -> "Settings":
