@@ -35,10 +35,15 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                         "flow and the lead extension. 1 = most thorough")
     g.add_argument("--crf", type=int, default=None, help="video quality, libx264 CRF (18)")
     g.add_argument("--keep-metadata", action="store_true", help="keep EXIF/GPS and container metadata")
-    g.add_argument("--face-model", default=None, help="your own face model: a CenterFace- or SCRFD-format .onnx, or a mediapipe .tflite/.task (see models/README.md)")
+    g.add_argument("--face-model", default=None,
+                   help="your own face model: a CenterFace- or SCRFD-format .onnx, or a mediapipe .tflite/.task "
+                        "(see models/README.md)")
     g.add_argument("--plate-model", default=None, help="path to another YOLOv8 plate ONNX model")
     g.add_argument("--no-second-face-detector", action="store_true",
                    help="use CenterFace alone (faster, lower recall on small faces)")
+    g.add_argument("--int8", action="store_true",
+                   help="int8 copies of the bundled models: 1.2-1.3x faster end to end on CPUs with VNNI, plate "
+                        "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -55,6 +60,8 @@ def settings_from_args(args: argparse.Namespace):
         changes["keep_metadata"] = True
     if args.no_second_face_detector:
         changes["second_face_detector"] = False
+    if getattr(args, "int8", False):
+        changes["int8"] = True
     return Settings(**changes)
 
 

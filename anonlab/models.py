@@ -89,6 +89,26 @@ REGISTRY: dict[str, ModelInfo] = {
             source="pyplatex==0.0.5 wheel, plate_detector_model_1.pt, exported by models/convert_plate_model.py",
             input_size="1x3x736x1280",
         ),
+        ModelInfo(
+            name="centerface_int8",
+            label="face",
+            file="centerface_int8.onnx",
+            sha256="56d282d85aa6202fdc82b92ed8caa7828cbd49890d7982d4ef8fa8e8f136bd00",
+            licence="MIT",
+            source="centerface.onnx quantized to int8 (QDQ, per-channel, percentile calibration) by "
+                   "models/quantize_int8.py; for --int8",
+            input_size="dynamic (any H, W padded to a multiple of 32)",
+        ),
+        ModelInfo(
+            name="plate_yolov8n_int8",
+            label="plate",
+            file="plate_yolov8n_1280x736_int8.onnx",
+            sha256="d6b0591a7dbf91c979b85046a4360d5664689f8b744ae5ed121d390307b9d6c9",
+            licence="MIT (pyplatex) / AGPL-3.0 (Ultralytics-trained weights)",
+            source="plate_yolov8n_1280x736.onnx quantized to int8 (QDQ, per-channel, percentile calibration, "
+                   "box decoding kept in float) by models/quantize_int8.py; for --int8",
+            input_size="1x3x736x1280",
+        ),
     )
 }
 
@@ -245,8 +265,8 @@ def list_models() -> list[dict]:
 def format_models(rows: list[dict] | None = None) -> str:
     """`list_models` as a plain-text table (one model a line)."""
     rows = list_models() if rows is None else rows
-    lines = [f"{'name':<14} {'finds':<6} {'licence':<56} {'sha256':<16} status"]
+    lines = [f"{'name':<18} {'finds':<6} {'licence':<56} {'sha256':<16} status"]
     for r in rows:
-        lines.append(f"{r['name']:<14} {r['label']:<6} {r['licence']:<56} {r['sha256'][:16]} "
+        lines.append(f"{r['name']:<18} {r['label']:<6} {r['licence']:<56} {r['sha256'][:16]} "
                      f"{'ok' if r['status'] == 'ok' else 'PROBLEM: ' + r['status']}")
     return "\n".join(lines)

@@ -183,6 +183,7 @@ def main() -> int:
     ap.add_argument("--no-local", action="store_true", help="skip the one-process run")
     ap.add_argument("--detect-every", default="1", help="anonlab --detect-every values to measure (default 1)")
     ap.add_argument("--what", default="face,plate", help="what anonlab masks (default face,plate)")
+    ap.add_argument("--int8", action="store_true", help="anonlab with --int8 (the int8 copies of the models)")
     ap.add_argument("--deface", default=None, help="deface executable (default: PATH, then /tmp/deface-venv)")
     ap.add_argument("--no-deface", action="store_true")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
@@ -226,10 +227,10 @@ def main() -> int:
             runs.append(("deface (faces, defaults)", [deface, str(clip["path"]), "-o",
                                                       str(work / f"deface_{clip['path'].name}")], None))
         for k in ks:
-            settings = Settings(what=tuple(args.what.split(",")), detect_every=k)
+            settings = Settings(what=tuple(args.what.split(",")), detect_every=k, int8=args.int8)
             sjson = json.dumps(settings.to_dict())
             base = [sys.executable, str(Path(__file__).resolve()), "--clip", str(clip["path"]), "--settings", sjson]
-            tag = f" k={k}" if len(ks) > 1 or k != 1 else ""
+            tag = (f" k={k}" if len(ks) > 1 or k != 1 else "") + (" int8" if args.int8 else "")
             if not args.no_local:
                 out = work / f"local_k{k}_{clip['path'].stem}"
                 out.mkdir(exist_ok=True)

@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default="faces,plates")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of the 720p frame")
     ap.add_argument("--curves", action="store_true", help="also print precision/recall vs threshold")
+    ap.add_argument("--int8", action="store_true", help="the int8 copies of the models (anonlab --int8)")
     ap.add_argument("--variants", action="store_true", help="also measure the alternatives (slow)")
     ap.add_argument("--time-only", action="store_true",
                     help="only time the default and alternative detectors on the 720p frame (no evaluation)")
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
             subset.write_text("".join(json.dumps({**json.loads(ln), "image": str(base / json.loads(ln)["image"])}) + "\n"
                                       for ln in lines))
             labels = subset
-        settings = Settings(what=(label,))
+        settings = Settings(what=(label,), int8=args.int8)
         detector = build_detector(settings)
         print(f"\n=== {name}: {detector!r}", flush=True)
         result = run(detector, labels, args.out / f"pred_{name}.jsonl", settings, not args.no_progress)

@@ -695,3 +695,27 @@ def test_a_model_that_is_not_scrfd_is_refused(monkeypatch, tmp_path):
     session.get_outputs = lambda: []
     with pytest.raises(AnonlabError, match="not an SCRFD model"):
         SCRFD(str(fake_scrfd(monkeypatch, tmp_path, session)))
+
+
+# --- int8 copies (--int8) ------------------------------------------------------------------------------------
+
+
+def test_int8_models_find_what_the_float_models_find():
+    from anonlab.media import VideoReader
+    from anonlab.regions import iou_matrix
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1] / "sample_media"
+    portrait = cv2.imread(str(root / "portrait.jpg"))
+    with VideoReader(root / "street.mp4") as reader:
+        street = reader.get(0)
+    for float_det, int8_det, image in ((CenterFace(), CenterFace(int8=True), portrait),
+                                       (PlateDetector(), PlateDetector(int8=True), street)):
+        assert int8_det.models[0]["name"].endswith("_int8") and int8_det.session is not float_det.session
+        want, got = float_det(image), int8_det(image)
+        assert len(want) >= 1 and len(got) == len(want)
+        assert iou_matrix(want.xyxy, got.xyxy).max(axis=1).min() > 0.8
+        assert np.abs(np.sort(want.score) - np.sort(got.score)).max() < 0.1
+    assert [m["name"] for m in build_detector(Settings(int8=True)).models] == ["centerface_int8", "yunet",
+                                                                               "plate_yolov8n_int8"]
+    user = PlateDetector(model=str(model_path("plate_yolov8n")), int8=True)  # a user's file wins
+    assert user.models[0]["bundled"] is False

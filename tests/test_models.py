@@ -37,7 +37,7 @@ def test_models_dir_defaults_to_repo_folder(monkeypatch):
     assert models_dir() == Path(models.__file__).resolve().parent.parent / "models"
 
 
-@pytest.mark.parametrize("name", ["centerface", "plate_yolov8n", "yunet"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_bundled_models_verify(name):
     path = model_path(name)
     assert path.is_file()

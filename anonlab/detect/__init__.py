@@ -269,7 +269,7 @@ def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, 
     else:
         from anonlab.detect.centerface import CenterFace
 
-        dets.append(AutoScale(CenterFace(settings.face_model, thresh=settings.thresh),
+        dets.append(AutoScale(CenterFace(settings.face_model, thresh=settings.thresh, int8=settings.int8),
                               pixel_budget=pixel_budget, max_scale=max_upscale))
     if settings.second_face_detector:
         from anonlab.detect.yunet import MAX_SIDE, YuNet
@@ -283,7 +283,7 @@ def plate_detector(settings: "Settings") -> Detector:
     """The plate detector (bundled YOLOv8n, or the user's ``plate_model`` in the same output format)."""
     from anonlab.detect.plates import PlateDetector
 
-    return PlateDetector(settings.plate_model, thresh=settings.thresh)
+    return PlateDetector(settings.plate_model, thresh=settings.thresh, int8=settings.int8)
 
 
 def detector_for(label: str, settings: "Settings", **face_options) -> Detector:

