@@ -188,7 +188,7 @@ class _StreamingRender:
         self.info: dict | None = None
         self.thread: threading.Thread | None = None
         self.damaged: set[int] = set()
-        self.n_frames = 0
+        self.n_frames = self.width = self.height = 0  # the video's, set when its first frame is analysed
 
     # --- analysis side -------------------------------------------------------------------------------
     def update(self, analyser, media) -> None:

@@ -658,7 +658,8 @@ def test_scrfd_decoding_and_input_with_a_fake_session(monkeypatch, tmp_path):
     session = FakeSCRFDSession()
     assert is_scrfd(session)
     xyxy, score = decode(FakeSCRFDSession.make(np.zeros((1, 3, 32, 64))), 32, 64, 0.5)
-    np.testing.assert_allclose(xyxy, [[16 - 8, 8 - 8, 16 + 16, 8 + 16]]) and score.tolist() == [0.8]
+    np.testing.assert_allclose(xyxy, [[16 - 8, 8 - 8, 16 + 16, 8 + 16]])
+    assert score.tolist() == pytest.approx([0.8])
     det = SCRFD(str(fake_scrfd(monkeypatch, tmp_path, session)))
     frame = np.full((50, 70, 3), 255, np.uint8)
     frame[..., 0] = 0  # no blue: RGB order puts it last

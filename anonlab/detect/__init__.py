@@ -134,10 +134,14 @@ class Detector:
         self.models: list[dict] = []
 
     def __call__(self, frame) -> Regions:
+        return self._checked(frame, self.detect)
+
+    @staticmethod
+    def _checked(frame, detect: Callable[[np.ndarray], Regions]) -> Regions:
         frame = as_bgr(frame)
         if frame.shape[0] == 0 or frame.shape[1] == 0:
             return Regions.empty()
-        return self.detect(frame)
+        return detect(frame)
 
     def detect(self, frame: np.ndarray) -> Regions:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -147,8 +151,12 @@ class Detector:
 
         `anonlab.track.analyse.Analyser` runs the thorough pass at every cut and at least
         `~anonlab.track.analyse.THOROUGH_PER_SECOND` times a second, and this one on the keyframes between.
+        Subclasses with a cheaper pass override `detect_quick`.
         """
-        return self(frame)
+        return self._checked(frame, self.detect_quick)
+
+    def detect_quick(self, frame: np.ndarray) -> Regions:
+        return self.detect(frame)
 
     def with_threshold(self, thresh: float) -> "Detector":
         """A copy at another score threshold, sharing the loaded model."""
@@ -190,10 +198,7 @@ class UnionDetector(Detector):
     def detect(self, frame: np.ndarray) -> Regions:
         return self._union([d(frame) for d in self.detectors])
 
-    def quick(self, frame) -> Regions:
-        frame = as_bgr(frame)
-        if frame.shape[0] == 0 or frame.shape[1] == 0:
-            return Regions.empty()
+    def detect_quick(self, frame: np.ndarray) -> Regions:
         return self._union([d.quick(frame) for d in self.detectors])
 
     def _union(self, parts: list[Regions]) -> Regions:

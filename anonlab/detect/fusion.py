@@ -40,7 +40,7 @@ YUNET_OFFSET = 0.5
 FUSE_IOU = 0.4
 #: Lowest CenterFace heatmap value ever decoded (its members' floor never goes below this).
 MIN_FLOOR = 0.03
-#: `FusedFaces.quick`: context around an unsure box (times its longer side, plus px), and the share of
+#: `FusedFaces.detect_quick`: context around an unsure box (times its longer side, plus px), and the share of
 #: the frame above which the second model runs on the whole frame instead of on crops.
 QUICK_EXPAND = 1.0
 QUICK_MARGIN = 16
@@ -166,7 +166,7 @@ class FusedFaces(Detector):
     def detect(self, frame: np.ndarray) -> Regions:
         return self._decide([d(frame) for d in self.detectors])
 
-    def quick(self, frame) -> Regions:
+    def detect_quick(self, frame: np.ndarray) -> Regions:
         """The first member on the whole frame; the others only around the boxes it is unsure of.
 
         A box the first member (CenterFace) scores at or above its size's threshold is kept whatever the
@@ -178,13 +178,9 @@ class FusedFaces(Detector):
         least twice a second, finds those (measured on ../shared/eval/faces: 1 face of 2065, see
         ``models/README.md``).
         """
-        from anonlab.detect import as_bgr
         from anonlab.detect.tiling import context_crops
 
-        frame = as_bgr(frame)
         h, w = frame.shape[:2]
-        if h == 0 or w == 0:
-            return Regions.empty()
         first = self.detectors[0](frame)
         side = (first.xyxy[:, 2:] - first.xyxy[:, :2]).min(axis=1) if len(first) else np.zeros(0)
         sure = np.maximum(self.threshold_for(side), QUICK_SURE)
