@@ -18,20 +18,25 @@ Model (CVAT's track model):
 * `Case.effective_regions` is what gets masked: every visible frame of every track that is not excluded,
   sorted by frame then track id. `render_case` passes it to `anonlab.pipeline.render`.
 
-File format (JSON, ``format = "anonlab-case"``, ``version = 1``)::
+File format (JSON, ``format = "anonlab-case"``, ``version = 2``; version 1 files are read too)::
 
-    {"format": "anonlab-case", "version": 1, "anonlab": "0.1.0", "created": ISO, "saved": ISO,
+    {"format": "anonlab-case", "version": 2, "anonlab": "0.1.0", "created": ISO, "saved": ISO,
      "input": {"path", "name", "sha256", "size", "kind", "n_frames", "width", "height", "fps"},
      "settings": Settings.to_dict(), "models": [{...}, ...],
      "analysis": null | {"damaged": [frame, ...], "timings": {...}, "tracks": [
          {"id": 1, "label": "face", "frames": [3, 4, ...], "boxes": [[x1, y1, x2, y2], ...],
           "scores": [0.91, ...], "sources": "ddti..."}]},          # one letter per frame: SOURCES[i][0]
      "edits": [{"op": "set", "track": 1, "keys": [[frame, x1, y1, x2, y2]], "source": "analyst",
-                "tool": "move", "at": ISO}, ...],
+                "tool": "move", "at": ISO, "by": NAME}, ...],       # "exclude" always names its "by"
      "edit_count": 1,
      "review": {"status": "draft" | "reviewed" | "approved", "reviewer", "at",
-                "decisions": {item_id: "accepted" | "fixed" | "dismissed"},
-                "override": null | {"reason", "by", "at"}, "history": [{"status", "by", "at", "note"}]}}
+                "decisions": {item_id: {"decision": "accepted" | "fixed" | "dismissed", "by", "at"}},
+                "override": null | {"reason", "by", "at"}, "history": [{"status", "by", "at", "note"}],
+                "without_analysis": {"mode": "whole_frames" | "manual_only", "reason", "by", "at"}}}
+
+Export policy (`Case.export_check`, applied by `render_case` whatever gate is passed): a case that was never
+analysed exports nothing unless the analyst chose to mask whole frames or to export their own boxes only
+(with a reason); a track left unmasked must name who decided it.
 
 Coordinates are stored rounded to 1/100 pixel (scores to 1e-4), at import and at every edit, so the case
 in memory and the case reloaded from disk are identical.
@@ -48,7 +53,7 @@ Example:
     >>> t = case.add_track("face", {0: (10, 10, 20, 20), 8: (30, 10, 40, 20)})
     >>> case.regions_at(4).xyxy.tolist()
     [[20.0, 10.0, 30.0, 20.0]]
-    >>> case.exclude(t, "public official at a press event")
+    >>> case.exclude(t, "public official at a press event", by="A. Analyst")
     >>> len(case.effective_regions()), case.undo()["op"], len(case.effective_regions())
     (0, 'exclude', 9)
 """
@@ -86,10 +91,16 @@ except ImportError:  # pragma: no cover - Windows
 log = logging.getLogger(__name__)
 
 CASE_FORMAT = "anonlab-case"
-CASE_VERSION = 1
+CASE_VERSION = 2
+#: Versions the loader reads. 2 added who took each review decision, who left a track unmasked, and the
+#: export choice for a never-analysed case (``review.without_analysis``); a version-1 file reads unchanged.
+READ_VERSIONS = (1, 2)
 CASE_SUFFIX = ".case.json"
 STATUSES = ("draft", "reviewed", "approved")
 DECISIONS = ("accepted", "fixed", "dismissed")
+#: How a never-analysed case may be exported: every frame masked whole, or only the analyst's own boxes
+#: (a reason and a name are recorded).
+WITHOUT_ANALYSIS = ("whole_frames", "manual_only")
 EDIT_OPS = ("add_track", "set", "delete", "delete_track", "interpolate", "merge", "split", "exclude", "include",
             "label")
 TOOLS = ("draw", "move", "resize", "keyframe", "follow", "fix", "import")
@@ -106,6 +117,11 @@ Key = tuple
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _name(name) -> str:
+    """A person's name as recorded: whitespace collapsed, at most 200 characters ('' for none)."""
+    return " ".join(str(name or "").split())[:200]
 
 
 def _q(v: float) -> float:
@@ -125,19 +141,21 @@ class Track:
     restores the very objects it saved and their caches stay valid.
     """
 
-    __slots__ = ("id", "label", "keys", "excluded", "_frames", "_dense")
+    __slots__ = ("id", "label", "keys", "excluded", "excluded_by", "_frames", "_dense")
 
     def __init__(self, id: int, label: int, keys: dict[int, Key | None] | None = None,
-                 excluded: str | None = None) -> None:
+                 excluded: str | None = None, excluded_by: tuple[str | None, str | None] = (None, None)) -> None:
         self.id = int(id)
         self.label = int(label)
         self.keys: dict[int, Key | None] = dict(keys or {})
+        #: The reason this track is left unmasked (None: it is masked), and who decided it, when (UTC ISO).
         self.excluded = excluded
+        self.excluded_by = excluded_by
         self._frames: list[int] | None = None
         self._dense: Regions | None = None
 
     def copy(self) -> "Track":
-        return Track(self.id, self.label, self.keys, self.excluded)
+        return Track(self.id, self.label, self.keys, self.excluded, self.excluded_by)
 
     def changed(self) -> None:
         self._frames = None
@@ -386,26 +404,52 @@ class Review:
     history: list[dict] = field(default_factory=list)
     #: The residual-risk check: ``{"seed", "frames": [sampled frames], "checked": {"frame": misses}}``.
     risk: dict | None = None
+    #: Who took each decision and when: ``{item_id: {"by": name | None, "at": ISO | None}}``.
+    decided: dict[str, dict] = field(default_factory=dict)
+    #: How a case that was never analysed may be exported (`Case.allow_without_analysis`):
+    #: ``{"mode": "whole_frames" | "manual_only", "reason", "by", "at"}``, or None (it may not).
+    without_analysis: dict | None = None
 
     def to_dict(self) -> dict:
-        d = {"status": self.status, "reviewer": self.reviewer, "at": self.at, "decisions": dict(self.decisions),
+        d = {"status": self.status, "reviewer": self.reviewer, "at": self.at,
+             "decisions": {k: {"decision": v, **{f: w for f, w in self.decided.get(k, {}).items() if w}}
+                           for k, v in self.decisions.items()},
              "override": None if self.override is None else dict(self.override),
              "history": [dict(h) for h in self.history]}
         if self.risk is not None:
             d["risk"] = {"seed": self.risk["seed"], "frames": list(self.risk["frames"]),
                          "checked": dict(self.risk["checked"])}
+        if self.without_analysis is not None:
+            d["without_analysis"] = dict(self.without_analysis)
         return d
 
     @classmethod
     def from_dict(cls, d, c: _Checker) -> "Review":
-        c.obj(d, "review", ("status",), ("reviewer", "at", "decisions", "override", "history", "risk"))
+        c.obj(d, "review", ("status",), ("reviewer", "at", "decisions", "override", "history", "risk",
+                                          "without_analysis"))
         status = c.str_(d["status"], "review.status", STATUSES)
         reviewer = c.opt_str(d.get("reviewer"), "review.reviewer")
         at = c.opt_str(d.get("at"), "review.at")
-        decisions = d.get("decisions", {})
-        c.obj(decisions, "review.decisions", (), decisions.keys() if isinstance(decisions, dict) else ())
-        for k, v in decisions.items():
-            c.str_(v, "review.decisions", DECISIONS)
+        raw = d.get("decisions", {})
+        c.obj(raw, "review.decisions", (), raw.keys() if isinstance(raw, dict) else ())
+        decisions: dict[str, str] = {}
+        decided: dict[str, dict] = {}
+        for k, v in raw.items():
+            if isinstance(v, str):  # version 1: the decision alone
+                decisions[k] = c.str_(v, "review.decisions", DECISIONS)
+                continue
+            c.obj(v, "review.decisions", ("decision",), ("by", "at"))
+            decisions[k] = c.str_(v["decision"], "review.decisions", DECISIONS)
+            decided[k] = {"by": c.opt_str(v.get("by"), "review.decisions.by"),
+                          "at": c.opt_str(v.get("at"), "review.decisions.at")}
+        without = d.get("without_analysis")
+        if without is not None:
+            c.obj(without, "review.without_analysis", ("mode", "by", "at"), ("reason",))
+            c.str_(without["mode"], "review.without_analysis.mode", WITHOUT_ANALYSIS)
+            c.str_(without["by"], "review.without_analysis.by", nonempty=True, maxlen=200)
+            c.str_(without["at"], "review.without_analysis.at", maxlen=64)
+            if without["mode"] == "manual_only":
+                c.str_(without.get("reason"), "review.without_analysis.reason", nonempty=True, maxlen=2000)
         override = d.get("override")
         if override is not None:
             c.obj(override, "review.override", ("reason", "by", "at"))
@@ -431,8 +475,8 @@ class Review:
             checked = {str(c.int_(int(k) if str(k).isdigit() else -1, "review.risk.checked", 0)):
                        c.int_(v, "review.risk.checked", 0) for k, v in checked.items()}
             risk = {"seed": seed, "frames": frames, "checked": checked}
-        return cls(status, reviewer, at, dict(decisions), None if override is None else dict(override),
-                   [dict(h) for h in history], risk)
+        return cls(status, reviewer, at, decisions, None if override is None else dict(override),
+                   [dict(h) for h in history], risk, decided, None if without is None else dict(without))
 
 
 # --- edits ------------------------------------------------------------------------------------------------
@@ -589,7 +633,7 @@ def _apply_op_inner(tracks: dict[int, Track], op: dict, n_frames: int, where: st
         del tracks[other.id]
         _merge_into(t, other)
         if t.excluded is not None and other.excluded is None:
-            t.excluded = None  # the merged track holds frames nobody chose to leave unmasked
+            t.excluded, t.excluded_by = None, (None, None)  # it holds frames nobody chose to leave unmasked
     elif kind == "split":
         t = writable(tid)
         n, new = op["frame"], op["new"]
@@ -602,19 +646,20 @@ def _apply_op_inner(tracks: dict[int, Track], op: dict, n_frames: int, where: st
             del t.keys[f]
         t.changed()
         t.normalise()
-        nt = Track(new, t.label, later, t.excluded)
+        nt = Track(new, t.label, later, t.excluded, t.excluded_by)
         nt.normalise()
         if t.span() is None or nt.span() is None:
             c.fail(f"{where}.frame", "a split needs boxes on both sides of the frame")
         before[new] = None
         tracks[new] = nt
     elif kind == "exclude":
-        writable(tid).excluded = op["reason"]
+        t = writable(tid)
+        t.excluded, t.excluded_by = op["reason"], (op.get("by"), op.get("at"))
     elif kind == "include":
         t = writable(tid)
         if t.excluded is None:
             c.fail(f"{where}.track", "the track is not excluded")
-        t.excluded = None
+        t.excluded, t.excluded_by = None, (None, None)
     elif kind == "label":
         writable(tid).label = label_code(op["label"])
     for i, old in before.items():
@@ -710,6 +755,9 @@ class Case:
         self._analysis_json: str | None = None
         self._listeners: list[Callable[[str], None]] = []
         self.name = input.name
+        #: Who is working on the case now (the workbench's name field): recorded with every edit and decision.
+        #: Not saved as such; each record carries its own name.
+        self.actor: str | None = None
 
     # --- construction ----------------------------------------------------------------------------------
     @classmethod
@@ -846,6 +894,8 @@ class Case:
         with self._lock:
             op = _check_op(op, c, "edit", self.input.n_frames)
             op.setdefault("at", _now())
+            if self.actor and "by" not in op:
+                op["by"] = self.actor
             before = _apply_op(self.tracks, op, self.input.n_frames, "edit", c)
             self.edits.append(op)
             self._undo.append(before)
@@ -923,11 +973,17 @@ class Case:
         self.apply({"op": "split", "track": int(track), "frame": int(frame), "new": new})
         return new
 
-    def exclude(self, track: int, reason: str) -> None:
-        """Leave ``track`` unmasked, for ``reason`` (recorded in the case and the report)."""
+    def exclude(self, track: int, reason: str, by: str | None = None) -> None:
+        """Leave ``track`` unmasked, for ``reason``, decided by ``by`` (default `actor`).
+
+        Both are recorded in the case and the report; `AnonlabError` if either is missing.
+        """
         if not isinstance(reason, str) or not reason.strip():
             raise AnonlabError("leaving a track unmasked needs a reason")
-        self.apply({"op": "exclude", "track": int(track), "reason": reason})
+        name = _name(by if by is not None else self.actor)
+        if not name:
+            raise AnonlabError("leaving a track unmasked needs your name (recorded with the reason)")
+        self.apply({"op": "exclude", "track": int(track), "reason": reason, "by": name})
 
     def include(self, track: int) -> None:
         """Mask an excluded track again."""
@@ -988,8 +1044,17 @@ class Case:
 
     def exclusions(self) -> list[dict]:
         """Tracks left unmasked: id, label, frame count and reason (no coordinates: fit for the report)."""
-        return [{"track": t.id, "label": LABELS[t.label], "frames": t.n_visible(), "reason": t.excluded}
+        return [{"track": t.id, "track_id": t.id, "label": LABELS[t.label], "frames": t.n_visible(),
+                 "reason": t.excluded, "by": t.excluded_by[0], "at": t.excluded_by[1]}
                 for t in sorted(self.tracks.values(), key=lambda t: t.id) if t.excluded is not None]
+
+    def dismissals(self) -> list[dict]:
+        """Review items dismissed ("nothing to mask here"), with who and when: they leave something visible.
+
+        In the report's override table beside `exclusions` (item ids hold kinds and frame numbers only).
+        """
+        return [{"label": "-", "reason": f"review item {item} dismissed", **self.review.decided.get(item, {})}
+                for item, d in sorted(self.review.decisions.items()) if d == "dismissed"]
 
     def summary(self) -> dict:
         """Counts for reports and the UI (no coordinates)."""
@@ -1012,19 +1077,77 @@ class Case:
         from anonlab.review import advance_status
 
         with self._lock:
-            new = advance_status(self.review.to_dict(), status, reviewer or "", note=note,
+            new = advance_status(self.review.to_dict(), status, reviewer or self.actor or "", note=note,
                                  distinct_approver=distinct_approver)
-            self.review = Review(new["status"], new["reviewer"], new["at"], dict(new["decisions"]),
-                                 new["override"], list(new["history"]))
+            r = self.review
+            r.status, r.reviewer, r.at, r.history = new["status"], new["reviewer"], new["at"], list(new["history"])
         self._changed("review")
 
-    def decide(self, item_id: str, decision: str) -> None:
-        """Record a review-queue decision: accepted, fixed or dismissed."""
+    def decide(self, item_id: str | Iterable[str], decision: str, by: str | None = None) -> None:
+        """Record a review-queue decision (accepted, fixed or dismissed) on one item or several at once.
+
+        ``by`` (default `actor`) is recorded with the time. A dismissal says "nothing to mask here", so it
+        leaves something visible: it needs a name (`AnonlabError` without one).
+        """
         if decision not in DECISIONS:
             raise AnonlabError(f"unknown decision {decision!r}; expected one of {', '.join(DECISIONS)}")
+        name = _name(by if by is not None else self.actor)
+        if decision == "dismissed" and not name:
+            raise AnonlabError("a dismissal leaves something unmasked: type your name first (it is recorded)")
+        ids = [item_id] if isinstance(item_id, str) else [str(i) for i in item_id]
+        stamp = _now()
         with self._lock:
-            self.review.decisions[str(item_id)] = decision
+            for i in ids:
+                self.review.decisions[i] = decision
+                self.review.decided[i] = {"by": name or None, "at": stamp}
         self._changed("review")
+
+    def allow_without_analysis(self, mode: str, by: str | None = None, reason: str | None = None) -> None:
+        """How this case may be exported although it was never analysed (recorded with the name and time).
+
+        ``"whole_frames"``: every frame is masked edge to edge (nothing of the picture is published).
+        ``"manual_only"``: only the analyst's own boxes are masked; needs a ``reason`` (the analyst says they
+        checked every frame by eye). Both need a name. ``mode=None`` withdraws the choice.
+        """
+        if mode is None:
+            with self._lock:
+                self.review.without_analysis = None
+            self._changed("review")
+            return
+        if mode not in WITHOUT_ANALYSIS:
+            raise AnonlabError(f"unknown export choice {mode!r}; expected one of {', '.join(WITHOUT_ANALYSIS)}")
+        name = _name(by if by is not None else self.actor)
+        if not name:
+            raise AnonlabError("exporting a case that was never analysed needs your name (it is recorded)")
+        record = {"mode": mode, "by": name, "at": _now()}
+        if mode == "manual_only":
+            why = " ".join(str(reason or "").split())
+            if not why:
+                raise AnonlabError("exporting only your own boxes without an analysis needs a reason (it is recorded)")
+            record["reason"] = why[:2000]
+        with self._lock:
+            self.review.without_analysis = record
+        self._changed("review")
+
+    def export_check(self) -> set[int]:
+        """Raise `AnonlabError` if this case may not be exported; returns the frames to mask whole.
+
+        The one rule no gate can waive: a case that was never analysed exports nothing unless the analyst
+        chose `allow_without_analysis` (whole frames masked, or their own boxes only, with a reason).
+        """
+        for t in self.tracks.values():
+            if t.excluded is not None and not t.excluded_by[0]:
+                raise AnonlabError(f"{self.input.name}: track {t.id} is left unmasked but nobody is named for it "
+                                   "(a case from an older anonlab); mask it again, or leave it unmasked again "
+                                   "with your name")
+        if self.analysed:
+            return set()
+        choice = self.review.without_analysis
+        if choice is None:
+            raise AnonlabError(f"{self.input.name}: not analysed yet, so nothing would be masked but your own boxes; "
+                               "analyse it first, or choose 'mask whole frames', or give a reason and your name "
+                               "to export your own boxes only")
+        return set(range(self.input.n_frames)) if choice["mode"] == "whole_frames" else set()
 
     def set_risk_sample(self, frames: Iterable[int], seed: int) -> None:
         """Start a residual-risk check on these sampled frames (earlier checks are discarded)."""
@@ -1142,7 +1265,7 @@ class Case:
                                f"(this one reads version {CASE_VERSION}); upgrade anonlab")
         c.obj(data, "case", ("format", "version", "input", "settings", "analysis", "edits", "review"),
               ("anonlab", "created", "saved", "models", "edit_count"))
-        c.int_(version, "version", CASE_VERSION, CASE_VERSION)
+        c.int_(version, "version", READ_VERSIONS[0], CASE_VERSION)
         for k in ("anonlab", "created", "saved"):
             if k in data:
                 c.str_(data[k], k, maxlen=64)
@@ -1360,19 +1483,25 @@ def render_case(
         gate: called with the case before anything is written; raises `AnonlabError` to block the export
             (the review queue's export gate).
 
+    Raises:
+        AnonlabError: before anything is written, when `Case.export_check` refuses (a case never analysed,
+            with no choice recorded for it) or the gate does, or the input changed.
+
     Returns:
-        `pipeline.render`'s counts plus ``"case"``: edits, excluded tracks (no coordinates), status.
+        `pipeline.render`'s counts plus ``"case"``: edits, excluded tracks (no coordinates), status, and
+        ``"whole_frames"`` (frames masked edge to edge because the analyst chose so).
     """
     from anonlab.pipeline import render
 
+    whole = case.export_check()  # first: no gate can waive it
     if gate is not None:
         gate(case)
     src = case.verify_input() if verify_input else case.locate_input()
     analysis = case.to_analysis(src)
     info = render(analysis, output, regions=analysis.regions, settings=case.settings, overwrite=overwrite,
-                  progress=progress)
+                  progress=progress, mask_whole=whole or None)
     info["case"] = {"edits": case.edit_count, "excluded": case.exclusions(), "status": case.review.status,
-                    "regions": len(analysis.regions)}
+                    "regions": len(analysis.regions), "whole_frames": len(whole)}
     return info
 
 
@@ -1382,12 +1511,18 @@ def case_report(case: Case, output: str | Path, render_info: dict, *, review: di
     from anonlab.report import make_report
 
     regions = case.effective_regions()
+    extra = {"damaged_frames": len(render_info.get("damaged", ()))}
+    without = case.review.without_analysis
+    if not case.analysed and without is not None:
+        extra["exported_without_analysis"] = (
+            f"{'every frame masked whole' if without['mode'] == 'whole_frames' else 'analyst boxes only'}, "
+            f"chosen by {without['by']} at {without['at']}" + (f": {without['reason']}" if without.get("reason") else ""))
     return make_report(
         settings=case.settings, models=case.models, input_path=case.input.path, output_path=output,
         input_sha256=case.input.sha256 or sha256_file(case.locate_input()), output_sha256=sha256_file(output),
         n_frames_in=case.input.n_frames, n_frames_out=render_info.get("frames", 0), regions=regions,
         timings={"render_s": render_info.get("render_s", 0.0)}, edits=case.edit_count, review=review,
-        exclusions=case.exclusions(), extra={"damaged_frames": len(render_info.get("damaged", ()))},
+        exclusions=case.exclusions() + case.dismissals(), extra=extra,
     )
 
 

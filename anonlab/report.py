@@ -354,10 +354,10 @@ def render_markdown(report: dict) -> str:
     lines += _md_table([(k.replace("_", " "), v) for k, v in rev.items()], ("", "value"))
     lines += [f"Manual edits: {r['manual_edits']}.", ""]
     ov = r["overrides"]
-    lines += ["## Overrides (regions left unmasked on purpose)", ""]
+    lines += ["## Overrides (regions left unmasked on purpose, and dismissed review items)", ""]
     if ov["count"]:
-        lines += _md_table([(i.get("track_id"), i.get("label"), i["reason"], i.get("by")) for i in ov["items"]],
-                           ("track", "label", "reason", "by"))
+        lines += _md_table([(i.get("track_id", "-"), i.get("label"), i["reason"], i.get("by"), i.get("at"))
+                            for i in ov["items"]], ("track", "label", "reason", "by", "at"))
     else:
         lines += ["None.", ""]
     lines += ["## Regions masked", ""]

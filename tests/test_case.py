@@ -148,12 +148,16 @@ def test_merge_bridges_the_gap_between_fragments_but_keeps_internal_gaps():
 def test_exclusion_needs_a_reason_and_is_reported_without_coordinates():
     case = Case.from_analysis(fake_analysis())
     with pytest.raises(AnonlabError, match="reason"):
-        case.exclude(1, "  ")
+        case.exclude(1, "  ", by="Ann")
+    with pytest.raises(AnonlabError, match="your name"):  # issue 14 item 8: who decided is recorded
+        case.exclude(1, "the mayor at a press conference")
     n_before = len(case.effective_regions())
-    case.exclude(1, "the mayor at a press conference")
+    case.exclude(1, "the mayor at a press conference", by="Ann  Analyst")
     assert len(case.effective_regions()) == n_before - 20
-    assert case.exclusions() == [{"track": 1, "label": "face", "frames": 20,
-                                  "reason": "the mayor at a press conference"}]
+    (ex,) = case.exclusions()
+    assert ex["at"] and {k: v for k, v in ex.items() if k != "at"} == {
+        "track": 1, "track_id": 1, "label": "face", "frames": 20, "reason": "the mayor at a press conference",
+        "by": "Ann Analyst"}
     assert len(case.regions_at(5, include_excluded=True)) > len(case.regions_at(5))
     case.include(1)
     assert len(case.effective_regions()) == n_before
@@ -184,7 +188,7 @@ EDITS = [
     ("interpolate", lambda c: c.interpolate(3, 5, 14)),
     ("merge", lambda c: c.merge(1, 2)),
     ("split", lambda c: c.split(1, 22)),
-    ("exclude", lambda c: c.exclude(2, "consented on camera")),
+    ("exclude", lambda c: c.exclude(2, "consented on camera", by="Ann")),
     ("label", lambda c: c.relabel(3, "face")),
 ]
 
@@ -244,7 +248,8 @@ def edited_case() -> Case:
     case.add_track("plate", {3: (1.234, 2.345, 30.111, 40.999), 9: (5, 5, 40, 40)})
     case.set_keys(1, {4: (11.005, 11, 31, 35)})
     case.split(3, 10)
-    case.exclude(1, "public official — mayor «Ÿ»")
+    case.exclude(1, "public official — mayor «Ÿ»", by="Ana Müller")
+    case.decide("track:3", "dismissed", by="Ana Müller")
     case.set_status("reviewed", "Ana Müller")
     return case
 
@@ -267,7 +272,7 @@ def test_case_file_is_private_and_valid_json(tmp_path):
     p = edited_case().save(tmp_path / "c.case.json")
     assert stat.S_IMODE(p.stat().st_mode) == 0o600
     doc = json.loads(p.read_text())
-    assert doc["format"] == "anonlab-case" and doc["version"] == 1
+    assert doc["format"] == "anonlab-case" and doc["version"] == 2
     assert doc["analysis"]["tracks"][0]["sources"] == "d" * 20
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
@@ -281,7 +286,7 @@ def test_autosave_after_every_change(tmp_path):
     case.undo()
     assert Case.load(case.path).edit_count == 0
     case.redo()
-    case.exclude(t, "reason")
+    case.exclude(t, "reason", by="Ann")
     assert Case.load(case.path).exclusions()[0]["reason"] == "reason"
 
 
@@ -524,7 +529,8 @@ def test_render_case_respects_edits_and_is_deterministic(clip, tmp_path):
     case = Case.new(clip, Settings(mask="solid", mask_scale=1.0))
     keep = case.add_track("face", {0: (20, 30, 60, 70), 11: (80, 30, 120, 70)})
     gone = case.add_track("face", {0: (100, 40, 140, 80)})
-    case.exclude(gone, "the analyst's decision")
+    case.exclude(gone, "the analyst's decision", by="Ann")
+    case.allow_without_analysis("manual_only", "Ann", "synthetic clip; every frame checked by eye")
     p = case.save(tmp_path / "clip.case.json")
     info = render_case(Case.load(p), tmp_path / "a.mp4", progress=False)
     assert info["frames"] == 12 and info["case"]["regions"] == 12
@@ -544,6 +550,7 @@ def test_render_case_checks_input_and_gate(clip, tmp_path):
 
     copy_ = shutil.copy(clip, tmp_path / "clip.mp4")
     case = Case.new(copy_)
+    case.allow_without_analysis("whole_frames", "Ann")
     with pytest.raises(AnonlabError, match="blocked"):
         render_case(case, tmp_path / "o.mp4", progress=False,
                     gate=lambda c: (_ for _ in ()).throw(AnonlabError("export blocked: 3 open review items")))
@@ -591,7 +598,7 @@ def test_tracks_from_regions_drops_boxes_without_area():
 def test_reanalysis_with_the_same_result_keeps_edits_on_analysis_tracks():
     case = Case.from_analysis(fake_analysis())
     mine = case.add_track("face", {0: (1, 1, 20, 20)})
-    case.exclude(1, "reason")
+    case.exclude(1, "reason", by="Ann")
     case.set_analysis(fake_analysis())
     assert case.exclusions()[0]["track"] == 1 and mine in case.tracks
 
@@ -631,3 +638,88 @@ def test_review_edits_for_the_queue():
     case.delete_frames(3, 7)
     case.delete_track(2)
     assert case.review_edits() == [1, 3, (7, 3), (3, 2)]
+
+
+# --- export policy (issue 14 item 1): a never-analysed case exports nothing by itself -----------------------
+def test_never_analysed_case_is_refused_whatever_the_gate(clip, tmp_path):
+    case = Case.new(clip)
+    assert not case.analysed
+    with pytest.raises(AnonlabError, match="not analysed yet"):
+        render_case(case, tmp_path / "o.mp4", progress=False, gate=lambda c: None)  # an open gate does not help
+    assert not (tmp_path / "o.mp4").exists()
+    case.override_gate("deadline", "Ann")  # the review gate's override is not this choice
+    with pytest.raises(AnonlabError, match="not analysed yet"):
+        render_case(case, tmp_path / "o.mp4", progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, match", [
+    (("whole_frames", ""), "your name"),
+    (("manual_only", "Ann", "  "), "reason"),
+    (("manual_only", "", "checked by eye"), "your name"),
+    (("everything", "Ann"), "unknown export choice"),
+])
+def test_export_without_analysis_needs_a_choice_a_name_and_for_manual_boxes_a_reason(args, match):
+    case = blank()
+    with pytest.raises(AnonlabError, match=match):
+        case.allow_without_analysis(*args)
+    assert case.review.without_analysis is None
+
+
+def test_whole_frames_choice_masks_every_frame_edge_to_edge(clip, tmp_path):
+    case = Case.new(clip)
+    case.add_track("face", {0: (20, 30, 60, 70)})
+    case.allow_without_analysis("whole_frames", "Ann Analyst")
+    p = case.save(tmp_path / "c.case.json")
+    back = Case.load(p)
+    assert back.review.without_analysis["by"] == "Ann Analyst" and back.review.without_analysis["at"]
+    info = render_case(back, tmp_path / "o.mp4", progress=False)
+    assert info["case"]["whole_frames"] == 12
+    assert all(f.max() < 30 for f in _decode(tmp_path / "o.mp4"))  # nothing of the picture is left
+
+
+def test_manual_only_choice_masks_the_analysts_boxes_only(clip, tmp_path):
+    case = Case.new(clip, Settings(mask="solid", mask_scale=1.0))
+    case.add_track("face", {0: (20, 30, 60, 70)})
+    case.allow_without_analysis("manual_only", "Ann", "a test card: I checked every frame")
+    info = render_case(case, tmp_path / "o.mp4", progress=False)
+    out, src = _decode(tmp_path / "o.mp4"), _decode(clip)
+    assert info["case"]["whole_frames"] == 0 and out[0][35:65, 25:55].max() < 40
+    assert np.abs(out[5].astype(int) - src[5]).mean() < 8
+
+
+def test_unmasked_track_without_a_name_is_refused_at_export(clip, tmp_path):
+    """A version-1 case file has exclusions without a name: they must be confirmed by someone before export."""
+    case = Case.new(clip)
+    t = case.add_track("face", {0: (20, 30, 60, 70)})
+    case.allow_without_analysis("manual_only", "Ann", "checked")
+    case.apply({"op": "exclude", "track": t, "reason": "old file"})  # what a version-1 edit log holds
+    with pytest.raises(AnonlabError, match="nobody is named"):
+        render_case(case, tmp_path / "o.mp4", progress=False)
+    case.exclude(t, "the mayor", by="Ben")
+    render_case(case, tmp_path / "o.mp4", progress=False)
+
+
+def test_actor_is_recorded_with_every_edit_and_decision():
+    case = blank()
+    case.actor = "Ann"
+    t = case.add_track("face", {0: (0, 0, 10, 10)})
+    case.decide(["track:1", "track:2"], "accepted")
+    case.exclude(t, "consented")
+    assert all(op["by"] == "Ann" for op in case.edits)
+    assert case.review.decided["track:2"]["by"] == "Ann" and case.exclusions()[0]["by"] == "Ann"
+    case.actor = None
+    with pytest.raises(AnonlabError, match="name"):
+        case.decide("track:3", "dismissed")  # a dismissal leaves something unmasked
+    again = Case.from_json(case.to_json())
+    assert again.review == case.review
+
+
+def test_version_1_case_files_are_still_read():
+    doc = Case.from_analysis(fake_analysis()).to_dict()
+    doc["version"] = 1
+    doc["review"]["decisions"] = {"gap:1:12": "accepted"}
+    doc["edits"] = [{"op": "exclude", "track": 1, "reason": "old"}]
+    doc["edit_count"] = 1
+    case = Case.from_dict(doc)
+    assert case.review.decisions == {"gap:1:12": "accepted"} and case.exclusions()[0]["by"] is None

@@ -207,7 +207,8 @@ def test_review_state_fits_the_case_file():
     if not hasattr(case, "Review") or not hasattr(case, "_Checker"):
         pytest.skip("anonlab.case has no Review/_Checker")
     state = advance_status(advance_status(new_review_state(), "reviewed", "Ada"), "approved", "Otto")
-    state = {**state, "decisions": {"gap:3:1": "accepted"}, "override": make_override("deadline", "Otto")}
+    state = {**state, "decisions": {"gap:3:1": {"decision": "accepted", "by": "Otto", "at": "2024-01-01T00:00:00+00:00"}},
+             "override": make_override("deadline", "Otto")}
     try:
         checker = case._Checker("case.json")
     except TypeError:

@@ -15,6 +15,7 @@ def case_with_track():
 
 def test_queue_gate_and_decisions():
     session = ReviewSession(case_with_track(), scene_cuts=[12])
+    session.case.actor = "Ann"
     kinds = {item.kind for item in session.queue}
     assert {"edited", "scene_cut"} <= kinds
     assert 12 in session.flagged_frames()
@@ -75,6 +76,7 @@ def test_workbench_export_writes_the_audit_report(tmp_path):
     wb = Workbench(photo)
     wb.model.draw_box((10, 10, 30, 30))
     wb.review.session.override("test photo", "Tester")
+    wb.case.allow_without_analysis("manual_only", "Tester", "a grey test picture, checked by eye")
     wb.review.session.draw_sample(1, seed=0)
     wb.review.session.record_check(0, 0)
     wb.export_path.value = str(tmp_path / "out.jpg")

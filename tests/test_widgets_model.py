@@ -299,6 +299,7 @@ def test_split_merge_exclude_through_the_model():
     assert set(m.case.tracks) == {t, new}
     with pytest.raises(AnonlabError, match="reason"):
         m.exclude(t, "")
+    m.case.actor = "Ann"
     m.exclude(t, "the analyst's own face")
     assert [b.excluded for b in m.boxes(0)] == [True] and len(m.mask_regions(0)) == 0
     s = {x.id: x for x in m.track_summaries()}

@@ -132,6 +132,7 @@ def test_selected_track_panel_follow_exclude_and_track_list(wb):
     wb.exclude_button.click()
     assert "reason" in wb.message.value and wb.case.tracks[t].excluded is None
     wb.reason.value = "consent on file"
+    wb.case.actor = "Ann"
     wb.exclude_button.click()
     assert wb.case.tracks[t].excluded == "consent on file"
     assert wb.drawn["boxes"][0]["excluded"] and "unmasked" in wb.track_list.children[0].children[2].value
@@ -176,6 +177,8 @@ def test_reopening_loads_the_case(clip):
 def test_export_respects_edits_exactly(wb, tmp_path):
     drag(wb, (30, 50), (70, 90))
     wb.export_path.value = str(tmp_path / "out.mp4")
+    assert wb.export() is None and "not analysed" in wb.message.value  # issue 14 item 1
+    wb.case.allow_without_analysis("manual_only", "Ann", "a synthetic clip, checked by eye")
     assert wb.export() is None and "export failed" in wb.message.value  # the review queue blocks it
     assert not (tmp_path / "out.mp4").exists()
     session = wb.review.session
@@ -227,6 +230,7 @@ def test_photo(tmp_path):
     drag(w, (30, 50), (70, 90))
     w.export_path.value = str(tmp_path / "p_out.jpg")
     w.review.session.override("nothing to review in a test photo", "Tester")  # recorded, then allowed
+    w.case.allow_without_analysis("manual_only", "Tester", "a test picture, checked by eye")
     assert w.export()["frames"] == 1
     w.close()
 
