@@ -14,7 +14,11 @@ With ground truth (a `Regions` of true boxes with ``frame`` set, and ``track_id`
 * **hidden** (with ``mask_scale``) — true object-frames at least 90 % inside the masks as drawn (region boxes
   grown by ``mask_scale``, any label): what a viewer of the output cannot see, whatever the box fit;
 * **critical error rate** — missed object-frames per minute of video;
-* **id switches / tracks per object** where the truth has object ids.
+* **id switches / tracks per object** where the truth has object ids;
+* **exposure runs** where the truth has object ids: the longest run of consecutive frames in which one object
+  is missed (``longest_miss``) or, with ``mask_scale``, not hidden (``longest_exposed``: less than
+  `HIDDEN_SHARE` of it under the masks) or bare (``longest_bare``: less than `BARE_SHARE` of it under the
+  masks), and how many objects have such a run longer than `EXPOSED_RUN` frames (the goal of issue 15: none).
 
 Recall matches regions as boxes, before the masker's ``mask_scale`` padding; ``hidden`` applies it.
 """
@@ -36,6 +40,10 @@ MATCH_IOU = 0.3
 SHORT_TRACK = 5
 #: Share of a true box that must lie under masks for `hidden_fraction` to call it hidden.
 HIDDEN_SHARE = 0.9
+#: An object missed in more than this many consecutive frames counts in ``objects_exposed_long`` (issue 15).
+EXPOSED_RUN = 3
+#: A true object-frame with less than this share under the masks is bare (shown more than masked).
+BARE_SHARE = 0.5
 _GRID = (np.arange(8, dtype=np.float32) + 0.5) / 8  # 8 x 8 sample points per true box
 
 
@@ -171,12 +179,15 @@ def recall_metrics(regions: Regions, truth: Regions, n_frames: int, fps: float,
         dict with ``object_frames``, ``found``, ``missed``, ``recall``, ``critical_error_rate`` (missed
         object-frames per minute), ``recall_<label>`` per label present, ``missed_frames`` (sorted frame indices
         with a miss), with object ids ``objects``, ``id_switches``, ``tracks_per_object``, and with
-        ``mask_scale`` ``hidden`` (share of object-frames at least `HIDDEN_SHARE` under the masks).
+        ``mask_scale`` ``hidden`` (share of object-frames at least `HIDDEN_SHARE` under the masks); with object
+        ids also ``longest_miss`` and ``objects_miss_long`` (objects missed in more than `EXPOSED_RUN`
+        consecutive frames) and, with ``mask_scale``, ``longest_exposed`` / ``objects_exposed_long`` (the same
+        for frames where the object is not hidden) and ``longest_bare`` / ``objects_bare_long``.
     """
     if fps <= 0:
         raise AnonlabError(f"fps must be positive; got {fps}")
     found = np.zeros(len(truth), bool)
-    hidden = np.zeros(len(truth), bool)
+    share = np.zeros(len(truth))
     track_of = np.full(len(truth), NO_TRACK, np.int64)
     order = np.argsort(truth.frame, kind="stable")
     truth = truth[order]
@@ -190,8 +201,9 @@ def recall_metrics(regions: Regions, truth: Regions, n_frames: int, fps: float,
         found[lo:hi] = m >= 0
         if mask_scale is not None and len(by_frame_r[t]):
             grown = by_frame_r[t].pad((mask_scale - 1) / 2).xyxy
-            hidden[lo:hi] = covered_share(truth.xyxy[lo:hi], grown) >= HIDDEN_SHARE
+            share[lo:hi] = covered_share(truth.xyxy[lo:hi], grown)
         track_of[lo:hi][m >= 0] = by_frame_r[t].track_id[m[m >= 0]]
+    hidden = share >= HIDDEN_SHARE
     minutes = n_frames / fps / 60.0
     missed = int((~found).sum())
     out = {
@@ -217,7 +229,30 @@ def recall_metrics(regions: Regions, truth: Regions, n_frames: int, fps: float,
             switches += int((seq[1:] != seq[:-1]).sum())
             per_object.append(len(np.unique(seq)))
         out.update(objects=len(objects), id_switches=switches, tracks_per_object=float(np.mean(per_object)))
+        runs = [("miss", ~found)]
+        if mask_scale is not None:
+            runs += [("exposed", ~hidden), ("bare", share < BARE_SHARE)]
+        for name, bad in runs:
+            longest = [longest_run(truth.frame[truth.track_id == obj], bad[truth.track_id == obj]) for obj in objects]
+            out[f"longest_{name}"] = int(max(longest, default=0))
+            out[f"objects_{name}_long"] = int(sum(r > EXPOSED_RUN for r in longest))
     return out
+
+
+def longest_run(frames: np.ndarray, bad: np.ndarray) -> int:
+    """The longest run of consecutive frames that are all ``bad`` (a frame missing from ``frames`` ends a run).
+
+    Example:
+        >>> longest_run(np.array([0, 1, 2, 4, 5, 6]), np.array([True, True, False, True, True, True]))
+        3
+    """
+    best = run = 0
+    last = None
+    for f, b in zip(np.asarray(frames).tolist(), np.asarray(bad).tolist()):
+        run = run + 1 if b and last is not None and f == last + 1 and run else (1 if b else 0)
+        best = max(best, run)
+        last = f
+    return best
 
 
 def load_frame_labels(path: str | Path, frame_key: str = "frame") -> tuple[Regions, dict]:

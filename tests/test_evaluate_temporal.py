@@ -161,3 +161,29 @@ def test_spatial_interruption_not_counted_under_a_larger_mask():
     big = Regions(xyxy=[[0, 0, 100, 100]], track_id=[9], frame=[2], label=[PLATE])
     r = Regions.merge([rows([1], tid=1), rows([3], tid=2), big])  # IoU tiny, but the area is covered
     assert spatial_interruptions(r, 5) == 0
+
+
+@pytest.mark.parametrize("bad, frames, longest", [
+    ([1, 1, 0, 1, 1, 1], [0, 1, 2, 4, 5, 6], 3),
+    ([1, 1, 1, 1], [0, 1, 3, 4], 2),  # the object out of view at frame 2 ends the run
+    ([0, 0], [0, 1], 0),
+    ([], [], 0),
+])
+def test_longest_run(bad, frames, longest):
+    from anonlab.evaluate_temporal import longest_run
+
+    assert longest_run(np.array(frames), np.array(bad, bool)) == longest
+
+
+def test_exposure_runs_per_object():
+    truth = Regions(xyxy=[[0, 0, 10, 10]] * 8 + [[50, 50, 60, 60]] * 8, track_id=[0] * 8 + [1] * 8,
+                    frame=list(range(8)) * 2)
+    # object 0 masked except frames 2-6 (5 in a row); object 1 half under a box at frames 0-1 (exposed, not bare)
+    # and a loose box at frames 2-7 (hidden, not matched)
+    rows = [Regions(xyxy=[[0, 0, 10, 10]], track_id=[5], frame=[f]) for f in (0, 1, 7)]
+    rows += [Regions(xyxy=[[50, 50, 55, 60]], track_id=[6], frame=[f]) for f in (0, 1)]
+    rows += [Regions(xyxy=[[40, 40, 70, 70]], track_id=[6], frame=[f]) for f in range(2, 8)]
+    m = recall_metrics(Regions.merge(rows), truth, 8, 25.0, mask_scale=1.0)
+    assert m["longest_miss"] == 6 and m["objects_miss_long"] == 2
+    assert m["longest_exposed"] == 5 and m["objects_exposed_long"] == 1
+    assert m["longest_bare"] == 5 and m["objects_bare_long"] == 1

@@ -98,3 +98,45 @@ def test_a_photo_of_another_size_is_refused():
     photo, boxes = patches_photo()
     with pytest.raises(AnonlabError):
         next(render_frames(photo[:100], boxes, SynthClip.plan(400, 300, n_frames=2)))
+
+
+def test_an_occlusion_slides_in_hides_part_of_one_object_and_the_truth_keeps_what_shows():
+    from anonlab.synth import Occlusion
+
+    photo, boxes = patches_photo()
+    still = np.tile([[1.0, 0.0, 0.0]], (12, 1))
+    occ = Occlusion(obj=0, start=2, stop=10, cover=0.5, side="left", ramp=2, seed=3)
+    clip = SynthClip(400, 300, 25, still, (400, 300), blur_samples=1).with_events([occ])
+    frames = {n: (frame, truth) for n, frame, truth in render_frames(photo, boxes, clip)}
+    assert [occ.share(n) for n in (1, 2, 3, 8, 9, 10)] == [0, 0.25, 0.5, 0.5, 0.25, 0]
+    frame, truth = frames[5]  # fully in: the left half of box 0 (x 40..100) is hidden
+    assert truth[truth.track_id == 0].xyxy[0].tolist() == [70, 40, 100, 110]
+    assert np.array_equal(truth[truth.track_id != 0].xyxy, frames[0][1][frames[0][1].track_id != 0].xyxy)
+    assert np.abs(frame[75, 80].astype(int) - COLOURS[0]).max() <= 2  # the visible half still shows
+    assert np.abs(frame[75, 50].astype(int) - COLOURS[0]).max() > 60  # the hidden half does not
+    assert np.abs(frame[75, 30].astype(int) - 128).max() > 10  # the occluder reaches beyond the object
+    assert np.array_equal(frames[11][0], list(render_frames(photo, boxes, clip.with_events()))[11][1])
+
+
+def test_an_occlusion_needs_sensible_parameters():
+    from anonlab.synth import Occlusion
+
+    for bad in (dict(cover=1.0), dict(cover=0.0), dict(side="behind"), dict(stop=2), dict(ramp=0)):
+        with pytest.raises(AnonlabError):
+            Occlusion(**{**dict(obj=0, start=2, stop=9), **bad})
+
+
+def test_a_shake_smears_its_frames_only():
+    from anonlab.synth import Shake
+
+    photo, boxes = patches_photo()
+    still = np.tile([[1.0, 0.0, 0.0]], (6, 1))
+    clip = SynthClip(400, 300, 25, still, (400, 300), blur_samples=1)
+    plain = [f for _, f, _ in render_frames(photo, boxes, clip)]
+    shaken = [f for _, f, _ in render_frames(photo, boxes, clip.with_events(shakes=[Shake(2, 4, length=15)]))]
+    changed = [not np.array_equal(a, b) for a, b in zip(plain, shaken)]
+    assert changed == [False, False, True, True, False, False]
+    edge = lambda f: len(np.unique(f[75, 20:60, 2]))  # across the left edge of the red box
+    assert edge(shaken[2]) > edge(plain[2])
+    k = Shake(0, 1, length=9, angle=90).kernel()
+    assert k.sum() == pytest.approx(1) and (k[:, k.shape[1] // 2] > 0).sum() == k.shape[0]  # vertical line
