@@ -1102,6 +1102,21 @@ class Case:
                 self.review.decided[i] = {"by": name or None, "at": stamp}
         self._changed("review")
 
+    def forget_decisions(self, item_ids: Iterable[str]) -> None:
+        """Drop the decisions on these items (an edit changed what was decided on); unknown ids are ignored."""
+        with self._lock:
+            gone = [i for i in item_ids if i in self.review.decisions]
+            for i in gone:
+                del self.review.decisions[i]
+                self.review.decided.pop(i, None)
+        if gone:
+            self._changed("review")
+
+    @property
+    def redo_log(self) -> list[dict]:
+        """Edits undone and not yet redone (the last one is redone next)."""
+        return list(self._redo)
+
     def allow_without_analysis(self, mode: str, by: str | None = None, reason: str | None = None) -> None:
         """How this case may be exported although it was never analysed (recorded with the name and time).
 

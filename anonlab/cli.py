@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("app", help="start the workbench as a local web app (Voila on 127.0.0.1)")
-    p.add_argument("path", nargs="?", default=None)
+    p = sub.add_parser("app", help="start the workbench as a local web app (Voila on 127.0.0.1, behind a token)")
+    p.add_argument("path", nargs="?", default=None, help="a video, a photo or a folder of photos")
     p.add_argument("--port", type=int, default=8866)
     p.add_argument("--no-browser", action="store_true")
 

@@ -381,10 +381,13 @@ def red_team_check(analysis: Analysis, output: Path, render_info: dict, *, progr
         frames = sample_frames(analysis.n_frames, RED_TEAM_MAX_FRAMES, seed=0)
     found = red_team(output, analysis.regions, analysis.settings, frames=frames,
                      whole_frames=set(analysis.damaged) | set(render_info.get("damaged", ())))
+    # One finding per object, ranked; only sure ones count (and make the CLI exit 4): doubtful ones are
+    # listed after them (issue 15).
     return {
         "frames_checked": analysis.n_frames if frames is None else len(frames),
-        "exposed": sum(f.kind == "exposed" for f in found),
-        "weak_mask": sum(f.kind != "exposed" for f in found),
+        "exposed": sum(f.sure and f.kind == "exposed" for f in found),
+        "weak_mask": sum(f.sure and f.kind != "exposed" for f in found),
+        "doubtful": sum(not f.sure for f in found),
         "findings": [f.summary() for f in found],
     }
 

@@ -12,10 +12,11 @@ import pytest
 from anonlab.errors import AnonlabError
 from anonlab.privacy import looks_like_coordinates
 from anonlab.regions import ANALYST, DETECTOR, FACE, INTERPOLATED, PLATE, Regions
-from anonlab.review import (PRIORITY, ExportBlocked, Finding, ReviewItem, advance_status, binomial_upper, build_queue,
-                            export_allowed, find_disagreements, findings_to_items, gate_summary, make_override,
-                            new_review_state, poisson_upper, red_team, report_review_fields, require_export_allowed,
-                            risk_bound, sample_frames)
+from anonlab.review import (PRIORITY, ExportBlocked, Finding, ReviewItem, _merge_detections, advance_status,
+                            binomial_upper, build_queue, decisions_needed, event_count, export_allowed,
+                            find_disagreements, findings_to_items, gate_summary, group_findings, make_override,
+                            new_review_state, poisson_upper, rank_findings, red_team, report_review_fields,
+                            require_export_allowed, review_pages, risk_bound, sample_frames)
 from anonlab.settings import Settings
 from anonlab.track.temporal import apply_temporal_safety
 
@@ -37,31 +38,43 @@ def no_coordinates(text: str) -> bool:
     return not any(s in text for s in ("777", "555", "888", "666")) and not looks_like_coordinates(text)
 
 
-# --- queue ---------------------------------------------------------------------------------------------
+# --- queue: one decision per track, not per event (issue 14) --------------------------------------------
 
-def test_removed_detection_inside_a_track_is_a_gap_item():
+def card(queue, tid):
+    return next(i for i in queue if i.track_id == tid and i.id == f"track:{tid}")
+
+
+def test_removed_detection_inside_a_track_is_a_gap_flag_on_its_card():
     full = track(1, range(40))
     planted = full[full.frame != 17]                       # the detector blinked at frame 17
     regions = apply_temporal_safety(planted, 40, Settings())
     assert INTERPOLATED in regions.source.tolist()
     queue = build_queue(regions, 40)
-    assert "gap:17:1" in ids(queue)
-    gap = next(i for i in queue if i.id == "gap:17:1")
-    assert gap.kind == "gap" and gap.frame == 17 and gap.track_id == 1 and "1 frames" in gap.reason
+    assert [i.id for i in queue] == ["track:1"]            # one decision for the whole track
+    gap = next(f for f in queue[0].flags if f.kind == "gap")
+    assert (gap.first, gap.last, gap.routine) == (17, 17, True) and "1 frames" in gap.reason
+    assert 17 in queue[0].frames                           # the flagged frame is one click away (filmstrip)
+    assert queue[0].routine and queue[0].kind == "track"   # short guessed run, masked throughout: a page item
     # the unplanted track raises no gap
-    assert not [i for i in build_queue(apply_temporal_safety(full, 40, Settings()), 40) if i.kind == "gap"]
+    assert not card(build_queue(apply_temporal_safety(full, 40, Settings()), 40), 1).flags
 
 
-def test_unfilled_hole_in_a_track_is_an_unmasked_gap():
-    regions = Regions.merge([track(4, range(0, 10)), track(4, range(25, 40))])
+def test_a_long_guessed_run_is_a_decision_of_its_own():
+    regions = apply_temporal_safety(Regions.merge([track(1, range(0, 10)), track(1, range(18, 40))]), 40,
+                                    Settings(max_gap=30))
+    (item,) = build_queue(regions, 40)
+    assert item.kind == "gap" and not item.routine and item.frame == 10
+
+
+def test_unfilled_hole_makes_the_card_urgent():
+    regions = Regions.merge([track(4, range(0, 10)), track(4, range(25, 40)), track(5, range(0, 40))])
     queue = build_queue(regions, 40)
-    hole = [i for i in queue if i.kind == "unmasked_gap"]
-    assert [(i.frame, i.track_id) for i in hole] == [(10, 4)]
-    assert "15 frames" in hole[0].reason
-    assert queue[0].kind == "unmasked_gap"                 # the most urgent item comes first
+    assert queue[0].id == "track:4" and queue[0].kind == "unmasked_gap" and queue[0].frame == 10
+    assert not queue[0].routine and "15 frames" in queue[0].reason
+    assert queue[-1].id == "track:5" and queue[-1].routine
 
 
-def test_short_track_edits_starts_ends_low_scores():
+def test_track_flags_short_edits_starts_ends_low_scores():
     regions = Regions.merge([
         track(1, range(0, 50)),                            # long, from frame 0 to the end: nothing to flag
         track(2, range(20, 23)),                           # 3 frames: short
@@ -69,18 +82,54 @@ def test_short_track_edits_starts_ends_low_scores():
         track(5, range(30, 36), source=ANALYST),           # drawn by the analyst
     ])
     queue = build_queue(regions, 50, edited=[(44, 9), 1], short_track=5, low_score=0.5)
-    got = ids(queue)
-    assert "short_track:20:2" in got
-    assert not any(i.kind == "short_track" and i.track_id in (1, 5) for i in queue)  # analyst tracks are edits
-    assert {"track_start:20:2", "track_end:22:2", "track_start:5:3", "track_end:29:3"} <= got
-    assert not any(i.track_id == 1 and i.kind in ("track_start", "track_end") for i in queue)
-    assert [i.id for i in queue if i.kind == "low_score"] == ["low_score:5:3"]      # one item per run
-    assert {"edited:30:5", "edited:44:9", "edited:0:1"} <= got
-    assert all(no_coordinates(i.reason) for i in queue)
+    kinds = {i.id: [f.kind for f in i.flags] for i in queue}
+    assert kinds["track:1"] == ["edited"]
+    assert sorted(kinds["track:2"]) == ["short_track", "track_end", "track_start"]
+    assert sorted(kinds["track:3"]) == ["low_score", "track_end", "track_start"]
+    assert sorted(kinds["track:5"]) == ["edited", "track_end", "track_start"]  # analyst tracks: no short flag
+    assert [f for f in card(queue, 3).flags if f.kind == "low_score"][0].first == 5  # one flag per run
+    deleted = next(i for i in queue if i.kind == "deleted")
+    assert deleted.id == "deleted:44:9" and not deleted.routine  # a deleted track: its mask is gone
+    assert all(i.routine for i in queue if i.id.startswith("track:"))
+    assert all(no_coordinates(i.reason) and all(no_coordinates(f.reason) for f in i.flags) for i in queue)
     # after temporal safety the analyst's track gains extended rows: still an edit, not a short track
     safe = build_queue(apply_temporal_safety(regions, 50, Settings()), 50)
-    assert not any(i.kind == "short_track" and i.track_id == 5 for i in safe)
-    assert any(i.kind == "edited" and i.track_id == 5 for i in safe)
+    assert "short_track" not in [f.kind for f in card(safe, 5).flags]
+
+
+def test_deleted_box_on_a_track_makes_its_card_a_decision():
+    queue = build_queue(track(2, range(0, 30)), 30, edited=[(12, 2), 2])
+    (item,) = queue
+    assert item.kind == "deleted" and not item.routine and 12 in item.frames
+
+
+def test_excluded_tracks_and_an_empty_analysis_are_looked_at():
+    left = track(7, range(3, 9))
+    queue = build_queue(track(1, range(0, 20)), 20, excluded={7: left})
+    assert card(queue, 7).kind == "excluded" and not card(queue, 7).routine
+    assert [i.kind for i in build_queue(Regions.empty(), 20, analysed=True)] == ["nothing_found"]
+    assert build_queue(Regions.empty(), 20) == []
+
+
+def test_photo_faces_are_routine_cards_without_starts_or_ends():
+    faces = Regions.merge([track(t, [0], score=0.3 if t == 3 else 0.9) for t in range(1, 57)])
+    queue = build_queue(faces, 1)
+    assert len(queue) == 56 and all(i.routine for i in queue)
+    assert not any(f.kind in ("track_start", "track_end", "short_track") for i in queue for f in i.flags)
+    pages = review_pages(queue, size=12)
+    assert [len(p) for p in pages] == [12, 12, 12, 12, 8] and pages[0][0].track_id == 3  # low score first
+    assert decisions_needed(queue, page_size=12) == 5 and event_count(queue) == 56
+
+
+def test_decisions_scale_with_tracks_not_events():
+    # 40 tracks of a street clip: each starts and ends inside the clip, half with a low-score run
+    parts = [apply_temporal_safety(track(t, [f for f in range(5 + t, 60 + t) if f % 7], score=0.4 if t % 2 else 0.9),
+                                   120, Settings()) for t in range(1, 41)]
+    queue = build_queue(Regions.merge(parts), 120, scene_cuts=[50])
+    assert event_count(queue) >= 3 * 41
+    assert decisions_needed(queue) == 1 + math.ceil(40 / 12)
+    decided = {i.id: "accepted" for p in review_pages(queue) for i in p}
+    assert [i.kind for i in queue if i.id not in decided] == ["scene_cut"]
 
 
 def test_disagreements_scene_cuts_and_findings_become_items():
@@ -102,8 +151,8 @@ def test_queue_ids_are_stable_unique_and_sorted():
     assert [i.id for i in a] == [i.id for i in b]
     assert len(ids(a)) == len(a)
     assert [i.priority for i in a] == sorted((i.priority for i in a), reverse=True)
-    assert all(i.id == f"{i.kind}:{i.frame}:{i.track_id}" for i in a)
-    assert ReviewItem.from_dict(a[0].to_dict()) == a[0]
+    assert all(i.id == (f"track:{i.track_id}" if i.track_id >= 0 else f"{i.kind}:{i.frame}:-1") for i in a)
+    assert all(ReviewItem.from_dict(i.to_dict()) == i for i in a)
 
 
 def test_untracked_photo_regions():
@@ -111,11 +160,53 @@ def test_untracked_photo_regions():
     assert ids(build_queue(photo, 1)) == {"low_score:0:-1", "edited:0:-1"}
 
 
-def test_findings_to_items_group_per_frame_and_kind():
-    fs = [Finding(3, "exposed", "face", 0.4), Finding(3, "exposed", "plate", 0.6), Finding(3, "weak_mask", "face", 0.9)]
-    items = findings_to_items(fs)
-    assert [i.id for i in items] == ["exposed:3:-1", "weak_mask:3:-1"]
-    assert "2 face/plate" in items[0].reason and "0.60" in items[0].reason
+# --- red-team findings an analyst can act on (issue 15) -----------------------------------------------------
+
+def one_frame(n, label="plate", score=0.25, kind="exposed", box=(100, 100, 140, 120), sure=False, detectors=("plates",)):
+    return Finding(n, kind, label, score, detectors, 0.0 if kind == "exposed" else 0.9, box=box, sure=sure,
+                   strength=score / 0.4)
+
+
+def test_repeated_low_score_noise_is_one_doubtful_finding_and_a_real_exposure_stands_out():
+    # an office clip: one false plate on a poster, found frame after frame at a low score...
+    noise = [one_frame(n, score=0.22 + 0.01 * (n % 5), box=(100 + n % 3, 100, 140 + n % 3, 120)) for n in range(241)]
+    # ... and a face half hidden behind another person, bare in its first frames, found at 0.49 by one detector
+    face = [one_frame(n, "face", 0.49 if n == 3 else 0.4, box=(300 + n, 50, 340 + n, 100), sure=True,
+                      detectors=("centerface",)) for n in range(0, 6)]
+    found = rank_findings(group_findings(noise + face, max_gap=3))
+    assert len(found) == 2
+    real, junk = found
+    assert (real.label, real.kind, real.sure, real.frame, real.last, real.best) == ("face", "exposed", True, 0, 5, 3)
+    assert real.score == pytest.approx(0.49) and real.n_frames == 6
+    assert (junk.label, junk.sure, junk.frame, junk.last, junk.n_frames) == ("plate", False, 0, 240, 241)
+    assert "doubtful" in junk.summary() and "frames 0-240" in junk.summary()
+    items = findings_to_items(found)
+    assert [i.kind for i in items] == ["exposed", "doubtful"] and items[0].id == "exposed:0:-1"
+    assert 3 in items[0].frames and {0, 240} <= set(items[1].frames)  # filmstrip: first, best, last frames
+    assert all(no_coordinates(i.reason) for i in items)
+
+
+def test_two_objects_stay_apart_and_a_gap_splits_a_finding():
+    a = [one_frame(n, box=(0, 0, 40, 20)) for n in (0, 1, 2)]
+    b = [one_frame(n, box=(200, 0, 240, 20)) for n in (0, 1, 2)]
+    later = [one_frame(n, box=(0, 0, 40, 20)) for n in (20, 21)]
+    found = group_findings(a + b + later, max_gap=3)
+    assert sorted((f.frame, f.last) for f in found) == [(0, 2), (0, 2), (20, 21)]
+    items = findings_to_items(found)
+    assert len({i.id for i in items}) == 3                 # two findings from frame 0: distinct ids
+
+
+def test_a_finding_is_sure_at_the_analysis_threshold_or_with_two_detectors():
+    parts = [("plates", Regions(xyxy=[[0, 0, 40, 20]], score=[0.3], label=[PLATE]))]
+    covered = np.zeros((50, 50), bool)
+    (f,) = _merge_detections(0, parts, covered, 0.8, 0.3, {"plates": 0.4})
+    assert not f.sure and f.strength == pytest.approx(0.75)
+    (f,) = _merge_detections(0, parts, covered, 0.8, 0.3, {"plates": 0.25})
+    assert f.sure
+    two = [("centerface", Regions(xyxy=[[0, 0, 40, 40]], score=[0.12])),
+           ("yunet", Regions(xyxy=[[2, 2, 40, 40]], score=[0.3]))]
+    (f,) = _merge_detections(0, two, covered, 0.8, 0.3, {"centerface": 0.2, "yunet": 0.6})
+    assert f.sure and f.detectors == ("centerface", "yunet")
 
 
 # --- disagreement check -------------------------------------------------------------------------------
@@ -149,7 +240,7 @@ def test_find_disagreements():
 @pytest.fixture
 def queue():
     return build_queue(apply_temporal_safety(track(1, [0, 1, 2, 6, 7, 8, 9, 10]), 20, Settings()), 20,
-                       disagreement_frames=[15])
+                       disagreement_frames=[15], scene_cuts=[12])
 
 
 def test_export_blocked_until_every_item_is_decided(queue):
@@ -451,7 +542,7 @@ def test_red_team_flags_a_mask_that_only_darkens(tmp_path, face_scene):
     out = make_video(tmp_path / "weak.mp4", [weak] * 2)
     applied = Regions(xyxy=[box, box], frame=[0, 1])
     findings = red_team(out, applied, Settings(what=("face",)))
-    assert {(f.frame, f.kind) for f in findings} == {(0, "weak_mask"), (1, "weak_mask")}
+    assert [(f.frame, f.last, f.kind, f.sure) for f in findings] == [(0, 1, "weak_mask", True)]  # one object
     assert all(f.coverage >= 0.8 for f in findings)
     assert "inside a mask" in findings[0].summary()
 

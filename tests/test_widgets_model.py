@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings as hsettings, strategies as st
@@ -258,7 +263,11 @@ def test_delete_keys():
     m.add_keyframe(t, 10)
     m.seek(5)
     m.on_key("Delete")
+    assert m.case.tracks[t].value(5) is not None and "type your name" in m.messages["tools"]  # who decided
+    m.case.actor = "Ann"
+    m.on_key("Delete")
     assert m.case.tracks[t].value(5) is None and m.case.tracks[t].value(4) is not None
+    assert m.case.edits[-1]["by"] == "Ann"
     m.on_key("z", ctrl=True)
     assert m.case.tracks[t].value(5) is not None
     m.select(t)
@@ -415,11 +424,13 @@ def test_picture_masked_preview_and_proxy(square_clip):
     assert src.stats["proxy"] == 1
     assert np.abs(proxy.astype(int) - exact).mean() < 3
     m.draw_box(square_at(0))
-    m.on_key("m")
+    assert m.show_masked  # issue 14 item 16: the analyst first sees what will be published
     masked = m.picture()
     x1, y1, x2, y2 = (round(c / 2) for c in square_at(0))
     assert np.abs(masked[y1:y2, x1:x2].astype(int) - proxy[y1:y2, x1:x2]).mean() > 20
     assert np.array_equal(masked[:, 100:], proxy[:, 100:])
+    m.on_key("m")
+    assert not m.show_masked and np.array_equal(m.picture(), proxy)
     m.zoom(2.0)
     zoomed = m.picture()
     assert zoomed.shape == (96, 160, 3) and src.stats["decode"] >= 2
@@ -430,7 +441,7 @@ def test_long_video_gets_a_smaller_proxy_that_still_fills_the_canvas(square_clip
     src = FrameSource(square_clip)
     vp = Viewport(320, 192, 320, 192)
     src.start_proxy((320, 192), proxy_mb=0, background=False)  # "no room": the smallest proxy
-    assert src._proxy_size == (107, 64) and len(src._proxy) >= 1
+    assert src._proxy_size == (107, 64) and src.proxy_jpeg(0) is not None and src.proxy_jpeg(5) is None
     pic = src.view(0, vp)  # the cap stopped the proxy after its first frame
     assert pic.shape == (192, 320, 3) and src.stats["proxy"] == 1
     src.view(5, vp)
@@ -438,3 +449,27 @@ def test_long_video_gets_a_smaller_proxy_that_still_fills_the_canvas(square_clip
     exact = render_view(src.full(0), vp)
     assert np.abs(pic.astype(int) - exact).mean() < 12
     src.close()
+
+
+def test_proxy_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
+    """Issue 13: the proxy of an hour of footage must not live in memory. The JPEGs go to a private file
+    that has no name on disk; memory holds 16 bytes a frame of index and a bounded picture cache."""
+    from mediagen import make_clip
+
+    sizes = {}
+    for n in (20, 200):
+        clip = make_clip(tmp_path / f"c{n}.mp4", n_frames=n, width=320, height=192)
+        src = FrameSource(clip, cache_mb=1)
+        src.start_proxy((320, 192), background=False)
+        vp = Viewport(320, 192, 320, 192)
+        for k in range(n):
+            src.view(k, vp)  # scrub through the whole clip
+        assert src.stats["proxy"] == n and src.stats["decode"] == 0  # every frame from the proxy
+        assert src.proxy_bytes > 1000 * n  # the JPEGs exist (a few kB a frame) ...
+        sizes[n] = src.memory_bytes()  # ... but not in memory
+        st = os.fstat(src._proxy_fd)
+        assert st.st_nlink == 0 and stat.S_IMODE(st.st_mode) == 0o600  # unlinked, owner only
+        src.close()
+    assert sizes[200] - sizes[20] <= 16 * 180 + 1  # the index only
+    assert sizes[200] <= (1 << 20) + 16 * 200 + 320 * 192 * 3  # cache bound: one picture over 1 MB at most
+    assert not [p for p in Path(tempfile.gettempdir()).glob("anonlab-proxy-*")]  # nothing left on disk

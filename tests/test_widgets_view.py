@@ -59,13 +59,47 @@ def drag(wb, a, b):
     wb._on_mouse_up(*b)
 
 
+def fake_analysis(path, settings=None, n=30, tracks=((5, 0, 30),)):
+    rows = []
+    for tid, a, b in tracks:
+        rows.append(Regions(xyxy=[[30 + 5 * k, 50, 70 + 5 * k, 90] for k in range(a, b)], score=np.full(b - a, 0.8),
+                            track_id=np.full(b - a, tid), frame=np.arange(a, b)))
+    return Analysis(path=Path(path), kind="video", n_frames=n, width=320, height=192, fps=25.0,
+                    times=np.arange(n) / 25, regions=Regions.merge(rows), settings=settings or Settings())
+
+
+def fake_analyse(path, settings=None, progress=True, on_frame=None, **kw):
+    class Media:
+        n_frames = 30
+
+    class Analyser:
+        def __init__(self):
+            self.n = 0
+
+        def settled(self):
+            return max(0, self.n - 5)
+
+        def settled_rows(self, a, b, n):
+            r = fake_analysis(path).regions
+            return r[(r.frame >= a) & (r.frame < b)]
+
+    an = Analyser()
+    for k in range(30):
+        an.n = k + 1
+        if on_frame is not None:
+            on_frame(an, Media())
+    return fake_analysis(path, settings)
+
+
 def test_opens_with_a_new_case_beside_the_input(wb, clip):
     assert wb.case.path == clip.with_name("clip.case.json")
-    assert (wb.model.viewport.canvas_w, wb.model.viewport.canvas_h) == (320, 192)
-    assert wb.drawn["picture"].shape == (192, 320, 3) and wb.drawn["frame"] == 0
+    # a small picture is enlarged to fill the view (item 17): 320x192 at 2x
+    assert (wb.model.viewport.canvas_w, wb.model.viewport.canvas_h) == (640, 384)
+    assert wb.drawn["picture"].shape == (384, 640, 3) and wb.drawn["frame"] == 0
     assert wb.slider.max == 29 and "0 / 29" in wb.frame_label.value
     assert "not analysed yet" in wb.status.value
     assert wb.export_path.value.endswith("clip_anonymized.mp4")
+    assert wb.model.show_masked and wb.masked_toggle.value  # item 16: masked preview on by default
 
 
 def test_slider_buttons_and_keys_move_the_frame(wb):
@@ -77,22 +111,27 @@ def test_slider_buttons_and_keys_move_the_frame(wb):
     assert wb.model.frame == 12 and wb.slider.value == 12
     wb._on_key_event({"type": "keyup", "key": "ArrowLeft"})
     assert wb.model.frame == 12
-    wb.model.set_flagged([20])
+    wb.model.set_flagged([5, 20])
     wb.next_flag_button.click()
     assert wb.model.frame == 20 and "⚑" in wb.frame_label.value
+    wb.next_flag_button.click()
+    assert "no flagged frame after" in wb.player_msg.value and "err" in wb.player_msg.value  # beside the player
+    wb.prev_flag_button.click()
+    assert wb.player_msg.value == ""  # cleared by the next success there
     wb._on_key_event({"type": "keydown", "key": " "})
     assert wb.play.playing
 
 
 def test_drawing_on_the_canvas_edits_and_autosaves(wb):
-    drag(wb, (30, 50), (70, 90))
+    drag(wb, (60, 100), (140, 180))
     assert len(wb.case.tracks) == 1
     box = wb.drawn["boxes"][0]
-    assert box["canvas"] == pytest.approx((30, 50, 70, 90)) and box["selected"]
+    assert box["canvas"] == pytest.approx((60, 100, 140, 180)) and box["selected"]
+    assert wb.case.tracks[1].value(0)[:4] == pytest.approx((30, 50, 70, 90))  # canvas is 2x the image
     saved = json.loads(wb.case.path.read_text())
     assert saved["edit_count"] == 1 and saved["edits"][0]["op"] == "add_track"
     assert wb.drawn["drag"] is None
-    assert "1 edit(s)" in wb.status.value
+    assert "1 edit(s)" in wb.status.value and "new face track 1" in wb.tools_msg.value
     assert len(wb.track_list.children) == 1
     assert wb.track_list.children[0].children[0].value[:2] == b"\xff\xd8"  # a JPEG thumbnail
     wb.undo_button.click()
@@ -110,46 +149,52 @@ def test_drag_preview_on_the_interaction_layer(wb):
     assert wb.drawn["drag"] is None and not wb.case.tracks
 
 
-def test_masked_preview_toggle(wb):
-    drag(wb, (30, 50), (70, 90))
-    plain = wb.drawn["picture"].copy()
-    wb.masked_toggle.value = True
-    assert wb.drawn["masked"] and wb.model.show_masked
-    masked = wb.drawn["picture"]
-    assert np.abs(masked[55:85, 35:65].astype(int) - plain[55:85, 35:65]).mean() > 10
-    assert np.array_equal(masked[:, 200:], plain[:, 200:])
+def test_masked_preview_toggle_and_the_m_key_agree(wb):
+    """Item 9: the m key toggles the masked preview, and the button follows."""
+    drag(wb, (60, 100), (140, 180))
+    masked = wb.drawn["picture"].copy()
+    wb.masked_toggle.value = False
+    assert not wb.drawn["masked"] and not wb.model.show_masked
+    plain = wb.drawn["picture"]
+    assert np.abs(masked[110:170, 70:130].astype(int) - plain[110:170, 70:130]).mean() > 10
+    assert np.array_equal(masked[:, 400:], plain[:, 400:])
     wb._on_key_event({"type": "keydown", "key": "m"})
-    assert not wb.drawn["masked"]
+    assert wb.drawn["masked"] and wb.masked_toggle.value is True
+    wb._on_key_event({"type": "keydown", "key": "m"})
+    assert not wb.drawn["masked"] and wb.masked_toggle.value is False
 
 
 def test_selected_track_panel_follow_exclude_and_track_list(wb):
-    drag(wb, (30, 50), (70, 90))
+    drag(wb, (60, 100), (140, 180))
     t = wb.model.selected
     wb.follow_n.value = 10
     wb.follow_fwd.click()
-    assert wb.case.tracks[t].span() == (0, 10)
+    assert wb.case.tracks[t].span() == (0, 10) and "followed track" in wb.tools_msg.value
     wb.reason.value = ""
     wb.exclude_button.click()
-    assert "reason" in wb.message.value and wb.case.tracks[t].excluded is None
+    assert "reason" in wb.tools_msg.value and wb.case.tracks[t].excluded is None
     wb.reason.value = "consent on file"
-    wb.case.actor = "Ann"
+    wb.exclude_button.click()  # item 8: no name typed yet
+    assert "your name" in wb.tools_msg.value and wb.case.tracks[t].excluded is None
+    wb.analyst.value = "Ann Analyst"
     wb.exclude_button.click()
     assert wb.case.tracks[t].excluded == "consent on file"
+    assert wb.case.exclusions()[0]["by"] == "Ann Analyst" and "Ann Analyst" in wb.sel_info.value
     assert wb.drawn["boxes"][0]["excluded"] and "unmasked" in wb.track_list.children[0].children[2].value
     wb.include_button.click()
     wb.sel_label.value = "plate"
     assert wb.case.tracks[t].label == 1
     wb.model.select(None)
     wb.delete_box_button.click()
-    assert "select a box first" in wb.message.value
+    assert "select a box first" in wb.tools_msg.value
     wb.slider.value = 20
     wb.track_list.children[0].children[1].click()  # the row's select button: jumps to the track
     assert wb.model.selected == t and wb.model.frame == 0
     wb.split_button.click()  # at frame 0: nothing before it
-    assert "both sides" in wb.message.value
+    assert "both sides" in wb.tools_msg.value
     wb.slider.value = 5
     wb.split_button.click()
-    assert len(wb.case.tracks) == 2
+    assert len(wb.case.tracks) == 2 and "split track" in wb.tools_msg.value  # the old error is gone
     other = max(wb.case.tracks)
     wb.merge_with.value = other
     wb.merge_button.click()
@@ -158,9 +203,24 @@ def test_selected_track_panel_follow_exclude_and_track_list(wb):
     assert t in wb.model.hidden and wb.drawn["boxes"] == []
 
 
+def test_merge_menu_lists_the_nearest_tracks_first(wb):
+    """Item 20: fragments of one object are next to each other in time; they come first."""
+    m = wb.model
+    a = m.draw_box((10, 10, 30, 30), frame=0)
+    far = m.draw_box((200, 10, 230, 30), frame=2)
+    m.add_keyframe(far, 3)
+    near = m.draw_box((12, 10, 32, 30), frame=25)
+    m.add_keyframe(a, 20)
+    plate = m.draw_box((100, 100, 140, 120), "plate", frame=21)
+    m.select(a)
+    assert [v for _, v in wb.merge_with.options] == [far, near, plate]  # far overlaps a in time: gap 0
+    m.select(near)
+    assert [v for _, v in wb.merge_with.options][:2] == [a, far]
+
+
 def test_reopening_loads_the_case(clip):
     a = Workbench(clip, proxy=False)
-    drag(a, (30, 50), (70, 90))
+    drag(a, (60, 100), (140, 180))
     a.close()
     b = Workbench(clip, proxy=False)
     assert b.case.edit_count == 1 and len(b.drawn["boxes"]) == 1
@@ -174,63 +234,189 @@ def test_reopening_loads_the_case(clip):
         Workbench(clip, proxy=False)
 
 
+def test_one_click_on_export_before_any_analysis_writes_nothing(wb, tmp_path):
+    """Item 1: an unanalysed case with an empty queue used to export a fully identifiable file."""
+    out = Path(wb.export_path.value)
+    wb.export_button.click()
+    assert not out.exists() and "not analysed yet" in wb.status_msg.value
+    assert "export blocked" in wb.review.title.value and not wb.export_button.disabled
+
+
 def test_export_respects_edits_exactly(wb, tmp_path):
-    drag(wb, (30, 50), (70, 90))
+    drag(wb, (60, 100), (140, 180))
     wb.export_path.value = str(tmp_path / "out.mp4")
-    assert wb.export() is None and "not analysed" in wb.message.value  # issue 14 item 1
-    wb.case.allow_without_analysis("manual_only", "Ann", "a synthetic clip, checked by eye")
-    assert wb.export() is None and "export failed" in wb.message.value  # the review queue blocks it
-    assert not (tmp_path / "out.mp4").exists()
+    assert wb.export() is None and "not analysed" in wb.status_msg.value
+    wb.analyst.value = "Ann"
+    wb.review.manual_reason.value = "a synthetic clip, checked by eye"
+    wb.review.manual_button.click()
+    assert wb.case.review.without_analysis["by"] == "Ann"
+    assert wb.export() is None and "export blocked" in wb.status_msg.value  # the review queue blocks it
     session = wb.review.session
     assert session.pending and wb.flagged_frames
-    while session.next_pending() is not None:  # the analyst looks at every item and decides
+    while session.next_pending() is not None:  # the analyst looks at every card and decides
+        wb.review.show_current()
         wb.review._decide("accepted")
     assert not session.pending and wb.flagged_frames == []
     info = wb.export()
-    assert info["frames"] == 30 and info["case"]["regions"] == 1 and "exported out.mp4" in wb.message.value
+    assert info["frames"] == 30 and info["case"]["regions"] == 1 and "exported out.mp4" in wb.status_msg.value
+    assert "err" not in wb.status_msg.value  # the old error is gone
     with open_media(tmp_path / "out.mp4") as out, open_media(wb.input_path) as src:
         a, b = out.get(0), src.get(0)
         assert np.abs(a[55:85, 35:65].astype(int) - b[55:85, 35:65]).mean() > 10  # masked
         assert np.abs(a[:, 150:].astype(int) - b[:, 150:]).mean() < 3  # the rest untouched
         assert np.abs(out.get(1).astype(int) - src.get(1)).mean() < 3  # one-frame track: frame 1 untouched
-    wb.export_button.click()  # exists, overwrite off
-    assert "exists" in wb.message.value
+    assert "last export: 30 frame(s), 1 masked region(s)" in wb.record.value  # item 7
+    wb.export_button.click()  # exists, replace off
+    assert "exists already" in wb.status_msg.value
     wb.export_gate = lambda case: (_ for _ in ()).throw(AnonlabError("3 review items open"))
     wb.overwrite.value = True
     wb.export_button.click()
-    assert "3 review items open" in wb.message.value and not wb.export_button.disabled
+    assert "3 review items open" in wb.status_msg.value and not wb.export_button.disabled
 
 
-def test_analyse_button_fills_the_case(wb, monkeypatch):
-    import anonlab.pipeline
+@pytest.mark.parametrize("name, match", [("out.txt", "not a video file name"), ("out.jpg", "not a video file name")])
+def test_export_to_a_wrong_name_says_so_and_does_not_hang(wb, tmp_path, name, match):
+    """Item 5: 'exporting…' used to stay on screen for ever."""
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.export_path.value = str(tmp_path / name)
+    assert wb.export() is None
+    assert match in wb.status_msg.value and "exporting" not in wb.status_msg.value
+    assert not wb.export_button.disabled and not (tmp_path / name).exists()
 
-    drag(wb, (200, 20), (240, 60))  # an analyst box before the analysis: kept
 
-    def fake_analyse(path, settings=None, progress=True, **kw):
-        r = Regions(xyxy=[[30 + 5 * n, 50, 70 + 5 * n, 90] for n in range(30)], score=np.full(30, 0.8),
-                    track_id=np.full(30, 5), frame=np.arange(30))
-        return Analysis(path=Path(path), kind="video", n_frames=30, width=320, height=192, fps=25.0,
-                        times=np.arange(30) / 25, regions=r, settings=settings or Settings())
+def test_export_internal_error_is_one_line(wb, tmp_path, monkeypatch):
+    import anonlab.widgets.workbench as view
 
-    monkeypatch.setattr(anonlab.pipeline, "analyse", fake_analyse)
-    wb.analyse_button.click()
-    assert wb.case.analysed and len(wb.case.tracks) == 2
-    assert "analysis done: 2 track(s)" in wb.message.value and "not analysed" not in wb.status.value
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    monkeypatch.setattr(view, "render_case", lambda *a, **k: (_ for _ in ()).throw(ValueError("codec x")))
+    wb.export_path.value = str(tmp_path / "o.mp4")
+    wb.export_button.click()
+    assert "internal error (ValueError)" in wb.status_msg.value and not wb.export_button.disabled
+
+
+def test_analysis_runs_in_the_background_and_shows_the_settled_frames(wb):
+    """Item 18: the page is not frozen; the analysed part shows its regions while the rest runs."""
+    import threading
+
+    drag(wb, (400, 40), (480, 120))  # an analyst box before the analysis: kept
+    gate, seen = threading.Event(), {}
+
+    def slow(path, settings=None, progress=True, on_frame=None, **kw):
+        def hook(an, media):
+            on_frame(an, media)
+            if an.n == 20:
+                wb.job._on_frame.__self__  # noqa: B018 - the job object is reachable
+                seen["provisional"] = len(wb.job.settled_regions())
+                gate.wait(10)
+        return fake_analyse(path, settings, on_frame=hook)
+
+    job = wb.analyse(analyse=slow)
+    assert job.running and wb.analyse_button.disabled and wb.cancel_button.layout.display == ""
+    wb.step_buttons[2].click()  # the page answers meanwhile
+    assert wb.model.frame == 1
+    for _ in range(400):
+        if "provisional" in seen or not job.running:
+            break
+        job.join(0.05)
+    assert job.error is None, job.error
+    assert seen["provisional"] >= 10  # frames 0..14 settled by frame 20
+    wb.poll()  # what the kernel's event loop does for the thread
+    assert wb.model.provisional is not None and wb.drawn["provisional"] == 1 and wb.progress_bar.value >= 10
+    gate.set()
+    job.join(10)
+    wb.poll()
+    assert job.state == "done" and wb.case.analysed and len(wb.case.tracks) == 2
+    assert "analysis done: 2 track(s)" in wb.status_msg.value and "not analysed" not in wb.status.value
+    assert wb.model.provisional is None and not wb.analyse_button.disabled
+    assert "analysed: <b>yes" in wb.record.value and "tracks: 2" in wb.record.value  # item 7
+    wb.model.seek(0)
     assert len(wb.track_list.children) == 2 and len(wb.drawn["boxes"]) == 2
     assert json.loads(wb.case.path.read_text())["analysis"]["tracks"][0]["sources"] == "d" * 30
 
 
-def test_photo(tmp_path):
+def test_analysis_can_be_cancelled_and_failures_are_said(wb):
+    import threading
+
+    go = threading.Event()
+
+    def blocked(path, settings=None, progress=True, on_frame=None, **kw):
+        go.wait(10)
+        return fake_analyse(path, settings, on_frame=on_frame)
+
+    job = wb.analyse(analyse=blocked)
+    wb.cancel_button.click()
+    go.set()
+    job.join(10)
+    wb.poll()
+    assert job.state == "cancelled" and not wb.case.analysed and "cancelled" in wb.status_msg.value
+    job = wb.analyse(analyse=lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")), background=False)
+    assert job.state == "failed" and "internal error (RuntimeError)" in wb.status_msg.value
+    wb.analyse_button.click()  # the button works again
+    assert wb.job.running
+    wb.job.cancel()
+    wb.job.join(60)
+    wb.poll()
+
+
+def test_picture_is_drawn_again_when_the_browser_view_is_ready(wb):
+    """Item 3: Voilà shows the canvas after the kernel drew the first frame: that draw was lost."""
+    n = len(wb.timings["send_ms"])
+    wb.canvas._canvases[-1]._handle_frontend_event(None, {"event": "client_ready"}, [])
+    assert len(wb.timings["send_ms"]) == n + 1 and wb.drawn["frame"] == 0
+
+
+def test_track_list_rows_keep_their_height_and_the_list_scrolls(wb):
+    """Item 4: 40 tracks squeezed the rows to 12 px (4 px for 49)."""
+    for k in range(45):
+        wb.model.draw_box((2 + 6 * (k % 40), 2 + 4 * (k // 40), 6 + 6 * (k % 40), 8 + 4 * (k // 40)))
+    rows = wb.track_list.children
+    assert len(rows) == 45
+    assert all(r.layout.flex == "0 0 auto" and r.layout.min_height == r.layout.height for r in rows)
+    assert wb.track_list.layout.overflow == "auto" and wb.track_list.layout.max_height
+
+
+def test_layout_fits_a_1366_px_screen():
+    """Item 10: at 1366x768 the side panel overlapped the picture by ~28 px."""
+    from anonlab.widgets.workbench import GAP, MAX_CANVAS, SIDE_WIDTH, canvas_size_for, layout_width
+
+    for w, h in ((1920, 1080), (640, 360), (1080, 1920), (4000, 3000)):
+        cw, ch = canvas_size_for(w, h)
+        assert cw <= MAX_CANVAS[0] and ch <= MAX_CANVAS[1]
+        assert layout_width(cw) <= 1366 - 16  # room for the page's scroll bar
+    assert MAX_CANVAS[0] + GAP + SIDE_WIDTH + 2 * GAP <= 1350
+    assert MAX_CANVAS[1] <= 768 - 300  # the status strip and the player stay on screen with it
+
+
+def test_icon_buttons_have_tooltips(wb):
+    """Item 20: icon buttons without tooltips."""
+    buttons = [w for w in _walk(wb.widget) if w.__class__.__name__ in ("Button", "ToggleButton")]
+    assert buttons and all(b.tooltip for b in buttons if not b.description or b.icon)
+
+
+def _walk(w):
+    yield w
+    for c in getattr(w, "children", ()):
+        yield from _walk(c)
+
+
+def test_photo_has_no_transport_and_fills_the_view(tmp_path):
+    """Item 17: photos got video controls and were shown at native size."""
     import cv2
 
     p = tmp_path / "p.jpg"
     cv2.imwrite(str(p), moving_square(0))
     w = Workbench(p)
     assert w.case.input.kind == "photo" and w.slider.max == 0
-    drag(w, (30, 50), (70, 90))
+    assert w.slider.layout.display == "none" and w.transport.layout.display == "none"
+    assert w.model.viewport.canvas_w == 640  # 320 px wide photo, enlarged to fill the view
+    drag(w, (60, 100), (140, 180))
+    (card,) = w.review.session.queue
+    assert card.id == "track:1" and [f.kind for f in card.flags] == ["edited"]  # no start, end or short track
     w.export_path.value = str(tmp_path / "p_out.jpg")
+    w.analyst.value = "Tester"
+    w.review.manual_reason.value = "a test picture, checked by eye"
+    w.review.manual_button.click()
     w.review.session.override("nothing to review in a test photo", "Tester")  # recorded, then allowed
-    w.case.allow_without_analysis("manual_only", "Tester", "a test picture, checked by eye")
     assert w.export()["frames"] == 1
     w.close()
 
@@ -248,29 +434,76 @@ def test_send_modes_and_proxy(clip):
 
 
 # --- launch (command lines; the servers themselves run in test_browser.py) ---------------------------------
-def test_launch_commands_bind_localhost_and_stay_offline(tmp_path):
+def test_launch_commands_bind_localhost_stay_offline_and_need_a_token(tmp_path):
     nb = launch.workbench_notebook()
     assert nb.name == "workbench.ipynb" and nb.exists()
-    app = launch.app_command(nb, 8866, open_browser=False)
+    app = launch.app_command(nb, 8866, token="secret")
     assert app[:3] == [sys.executable, "-m", "voila"] and "--Voila.ip=127.0.0.1" in app
-    assert "--Voila.open_browser=False" in app
-    lab = launch.lab_command(nb, 8888, open_browser=False, token="t")
+    assert "--Voila.open_browser=False" in app and "--token=secret" in app  # item 0
+    assert "--template=anonlab" in app  # item 2: the template without CDN links
+    assert str(launch.TEMPLATE_ROOT) in launch.app_env({})["JUPYTER_PATH"]
+    assert launch.new_token() != launch.new_token() and len(launch.new_token()) >= 32
+    lab = launch.lab_command(nb, 8888, open_browser=False, token="t", settings_dir=tmp_path)
     assert "--ServerApp.ip=127.0.0.1" in lab and "--LabApp.news_url=None" in lab
     assert "--LabApp.extension_manager=readonly" in lab and "--IdentityProvider.token=t" in lab
+    assert "--ServerApp.default_url=/lab/tree/workbench.ipynb" in lab and str(nb) not in lab  # item 19
+    assert f"--LabApp.app_settings_dir={tmp_path}" in lab
     fallback = launch._fallback_notebook()
     assert json.loads(fallback.read_text())["cells"][1]["source"].count("ANONLAB_MEDIA") == 1
     shutil.rmtree(fallback.parent)
 
 
-def test_run_app_passes_the_path(monkeypatch, tmp_path, clip):
+def test_offline_template_removes_exactly_the_cdn_links_of_voilas_template():
+    """Item 2: if Voilà changes its links, the replacement would silently miss them: this test says so."""
+    import re
+
+    import voila
+
+    ours = (launch.TEMPLATE_ROOT / "voila" / "templates" / "anonlab" / "index.html.j2").read_text()
+    lab = Path(voila.__file__).resolve().parents[3]
+    candidates = [p for p in Path(sys.prefix).glob("share/jupyter/voila/templates/lab/index.html.j2")]
+    theirs = candidates[0].read_text() if candidates else ""
+    links = re.findall(r'<link[^>]+href="https?://[^"]+"[^>]*/>', theirs)
+    assert links and all(link in ours for link in links)
+    assert "html_head_js_mermaidjs" in ours
+    del lab
+
+
+def test_lab_settings_answer_the_news_prompt(tmp_path):
+    folder = launch.lab_settings_dir()
+    try:
+        overrides = json.loads((folder / "overrides.json").read_text())
+        assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_run_app_checks_the_input_before_any_server_starts(monkeypatch, tmp_path, clip, capsys):
+    """Item 6: a file that is not media showed Voilà's generic error page; item 0: the URL carries a token."""
+    import cv2
+
     seen = {}
-    monkeypatch.setattr(launch, "_run", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
+    monkeypatch.setattr(launch, "_run", lambda cmd, env, url=None: seen.update(cmd=cmd, env=env, url=url) or 0)
     assert launch.run_app(clip, port=9999, open_browser=False) == 0
     assert seen["env"][launch.MEDIA_ENV] == str(clip.resolve()) and "--port=9999" in seen["cmd"]
+    token = next(a for a in seen["cmd"] if a.startswith("--token=")).split("=", 1)[1]
+    assert f"?token={token}" in capsys.readouterr().err
+    seen.clear()
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("this is not a video")
+    with pytest.raises(AnonlabError, match="not a video or photo"):
+        launch.run_app(notes)
     with pytest.raises(AnonlabError, match="no such file"):
         launch.run_app(tmp_path / "missing.mp4")
-    with pytest.raises(AnonlabError, match="folder"):
-        launch.run_app(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AnonlabError, match="no photos"):
+        launch.run_app(tmp_path / "empty")
+    assert not seen  # no server was started for any of them
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), moving_square(0))
+    launch.run_app(photos, port=9999, open_browser=False)  # item 20: a folder of photos opens
+    assert seen["env"][launch.MEDIA_ENV] == str(photos.resolve())
     assert launch.run_lab(port=9998, open_browser=False) == 0
     assert "--ServerApp.port=9998" in seen["cmd"]
 

@@ -1,9 +1,15 @@
 """Start the workbench for people: as a local web app (Voilà) or in JupyterLab. Both bind 127.0.0.1 only.
 
 ``anonlab app [PATH]`` runs `run_app`: Voilà serves ``notebooks/workbench.ipynb`` (code hidden) and the
-notebook opens ``PATH``, passed in the environment variable ``ANONLAB_MEDIA``. ``anonlab lab`` runs
-`run_lab`: JupyterLab on the same notebook. Nothing is fetched from the network: JupyterLab's news feed,
-update check and PyPI extension manager are switched off.
+notebook opens ``PATH`` (a video, a photo, or a folder of photos), passed in the environment variable
+``ANONLAB_MEDIA``. The input is checked first, so a file that is not media gets anonlab's own one line and no
+server starts. The server asks for a random token (new at every start): the URL opened and printed carries it,
+and a request without it gets no workbench (other users of the machine cannot open the footage). The page uses
+anonlab's own Voilà template (``share/voila/templates/anonlab``), which loads nothing from off the machine.
+
+``anonlab lab`` runs `run_lab`: JupyterLab on the same notebook, opened on it (not on the Launcher), with its
+news feed, update check and PyPI extension manager switched off and the news prompt answered "no" through a
+private settings-overrides folder.
 
 When anonlab is installed without its source tree (no ``notebooks/`` folder beside the package), the
 workbench notebook is written to a private temporary folder first.
@@ -13,22 +19,33 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import webbrowser
 from pathlib import Path
 
 from anonlab.errors import AnonlabError
 
 MEDIA_ENV = "ANONLAB_MEDIA"
 HOST = "127.0.0.1"
+#: anonlab's Voilà template: a folder holding ``voila/templates/anonlab`` (added to ``JUPYTER_PATH``).
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "share"
+TEMPLATE = "anonlab"
+#: JupyterLab settings anonlab sets for its own server (nothing asks the network; no prompt covers the page).
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
 #: The workbench notebook written when the source tree's copy is not available.
 FALLBACK_CELLS = [
     ("markdown", "# anonlab workbench\n\nScrub, correct and export. Keyboard help is under the picture."),
     ("code", "import os\nfrom anonlab.widgets import Workbench\n\n"
              "wb = Workbench(os.environ[\"ANONLAB_MEDIA\"])\nwb"),
+    ("code", "wb.record"),
 ]
 
 
@@ -54,20 +71,59 @@ def workbench_notebook() -> Path:
     return repo_notebook() or _fallback_notebook()
 
 
-def app_command(notebook: Path, port: int, open_browser: bool = True) -> list[str]:
-    """The Voilà command line (exposed for tests)."""
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", f"--Voila.ip={HOST}",
-            f"--Voila.open_browser={open_browser}", "--Voila.port_retries=0", "--strip_sources=True",
-            "--show_tracebacks=False"]
+def new_token() -> str:
+    """A random access token for one server start (URL-safe, 192 bits)."""
+    return secrets.token_urlsafe(24)
 
 
-def lab_command(notebook: Path, port: int, open_browser: bool = True, token: str | None = None) -> list[str]:
-    """The JupyterLab command line (exposed for tests)."""
-    cmd = [sys.executable, "-m", "jupyterlab", str(notebook), f"--ServerApp.root_dir={notebook.parent}",
+def app_command(notebook: Path, port: int, open_browser: bool = False, token: str | None = None) -> list[str]:
+    """The Voilà command line (exposed for tests): 127.0.0.1, anonlab's offline template, a token when given.
+
+    Voilà opens its browser without the token (its URL lacks it), so `run_app` opens the browser itself.
+    """
+    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", f"--Voila.ip={HOST}",
+           f"--Voila.open_browser={open_browser}", "--Voila.port_retries=0", "--strip_sources=True",
+           "--show_tracebacks=False", f"--template={TEMPLATE}"]
+    if token is not None:
+        cmd.append(f"--token={token}")
+    return cmd
+
+
+def app_env(env: dict | None = None) -> dict:
+    """The environment for Voilà: anonlab's template folder first on ``JUPYTER_PATH``."""
+    env = dict(os.environ if env is None else env)
+    env["JUPYTER_PATH"] = os.pathsep.join([str(TEMPLATE_ROOT), *([env["JUPYTER_PATH"]] if env.get("JUPYTER_PATH")
+                                                                    else [])])
+    return env
+
+
+def lab_settings_dir() -> Path:
+    """A private app-settings folder for JupyterLab: the installed one's files plus anonlab's overrides."""
+    from jupyterlab.labapp import LabApp
+
+    folder = Path(tempfile.mkdtemp(prefix="anonlab-lab-settings-"))  # mode 0700
+    default = Path(LabApp().app_settings_dir)
+    if default.is_dir():
+        shutil.copytree(default, folder, dirs_exist_ok=True)
+    overrides = folder / "overrides.json"
+    current = json.loads(overrides.read_text()) if overrides.exists() else {}
+    for plugin, values in LAB_OVERRIDES.items():
+        current[plugin] = {**current.get(plugin, {}), **values}
+    overrides.write_text(json.dumps(current, indent=1))
+    return folder
+
+
+def lab_command(notebook: Path, port: int, open_browser: bool = True, token: str | None = None,
+                settings_dir: Path | None = None) -> list[str]:
+    """The JupyterLab command line (exposed for tests): 127.0.0.1, opened on ``notebook``, offline."""
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={notebook.parent}",
+           f"--ServerApp.default_url=/lab/tree/{notebook.name}",
            f"--ServerApp.ip={HOST}", f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0",
            f"--ServerApp.open_browser={open_browser}", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
            "--LabApp.extension_manager=readonly"]
+    if settings_dir is not None:
+        cmd.append(f"--LabApp.app_settings_dir={settings_dir}")
     if token is not None:
         cmd.append(f"--IdentityProvider.token={token}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -76,8 +132,25 @@ def lab_command(notebook: Path, port: int, open_browser: bool = True, token: str
     return cmd
 
 
-def _run(cmd: list[str], env: dict) -> int:
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, int(port))) == 0
+
+
+def _open_when_up(url: str, port: int, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _port_open(port):
+            webbrowser.open(url)
+            return
+        time.sleep(0.3)
+
+
+def _run(cmd: list[str], env: dict, open_url: tuple[str, int] | None = None) -> int:
     proc = subprocess.Popen(cmd, env=env)
+    if open_url is not None:
+        threading.Thread(target=_open_when_up, args=(*open_url, proc), daemon=True).start()
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -90,31 +163,60 @@ def _run(cmd: list[str], env: dict) -> int:
         return 0
 
 
+def check_media_path(path: str | Path) -> Path:
+    """The file or folder the workbench will open, checked before any server starts.
+
+    Raises:
+        AnonlabError: one line a person can act on: missing, not media (judged by content), or a folder
+            without photos.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise AnonlabError(f"{p}: no such file or folder")
+    if p.is_dir():
+        from anonlab.widgets.folder import photos_in
+
+        photos_in(p)  # raises "no photos in this folder"
+        return p.resolve()
+    from anonlab.media import open_media
+
+    open_media(p).close()  # anonlab's own line for a file that is not a photo or video it can read
+    return p.resolve()
+
+
 def run_app(path: str | Path | None, port: int = 8866, open_browser: bool = True) -> int:
-    """Serve the workbench for ``path`` (default: the sample video) with Voilà on 127.0.0.1:``port``."""
+    """Serve the workbench for ``path`` (default: the sample video) with Voilà on 127.0.0.1:``port``.
+
+    ``path`` may be a video, a photo or a folder of photos. The URL printed (and opened) carries a token
+    made for this start.
+    """
     if shutil.which("voila") is None:
         try:
             import voila  # noqa: F401
         except ImportError:
             raise AnonlabError("the web app needs the jupyter extra: pip install 'anonlab[jupyter]'") from None
-    env = dict(os.environ)
+    env = app_env()
     if path is not None:
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise AnonlabError(f"{p}: no such file")
-        if p.is_dir():
-            raise AnonlabError(f"{p}: is a folder; the workbench opens one video or photo")
-        env[MEDIA_ENV] = str(p.resolve())
+        env[MEDIA_ENV] = str(check_media_path(path))
     elif repo_notebook() is None:
         raise AnonlabError("give the video or photo to open: anonlab app PATH")
-    print(f"anonlab workbench on http://{HOST}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
-    return _run(app_command(workbench_notebook(), port, open_browser), env)
+    if _port_open(port):
+        raise AnonlabError(f"port {port} on {HOST} is in use; choose another with --port")
+    token = new_token()
+    url = f"http://{HOST}:{port}/?token={token}"
+    print(f"anonlab workbench on {url} (Ctrl+C to stop; the token keeps other users out)", file=sys.stderr)
+    return _run(app_command(workbench_notebook(), port, open_browser=False, token=token), env,
+                (url, port) if open_browser else None)
 
 
 def run_lab(port: int = 8888, open_browser: bool = True) -> int:
-    """JupyterLab on 127.0.0.1:``port``, opened on the workbench notebook."""
+    """JupyterLab on 127.0.0.1:``port``, opened on the workbench notebook (news and update checks off)."""
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
         raise AnonlabError("JupyterLab needs the jupyter extra: pip install 'anonlab[jupyter]'") from None
-    return _run(lab_command(workbench_notebook(), port, open_browser), dict(os.environ))
+    settings = lab_settings_dir()
+    try:
+        return _run(lab_command(workbench_notebook(), port, open_browser, settings_dir=settings), dict(os.environ))
+    finally:
+        shutil.rmtree(settings, ignore_errors=True)

@@ -12,7 +12,10 @@ tells it what changed. Everything else lives here:
   merge, exclude ("leave unmasked", with a reason), relabel, interpolate;
 * undo/redo of every edit: the case's edit log (`anonlab.case.Case.undo`), one entry per edit;
 * `FrameSource`: frames scaled to the canvas, cached, from a low-resolution proxy built in the background
-  (random access at 1080p costs a seek plus a decode run of up to a GOP; the proxy costs a JPEG decode).
+  (random access at 1080p costs a seek plus a decode run of up to a GOP; the proxy costs a JPEG decode); the
+  proxy lives in a private unlinked temporary file, so memory does not grow with the video's length;
+* `AnalysisJob`: the analysis in a background thread, with progress, cancel, and the regions of the frames
+  already settled (drawn, dashed, while it runs).
 
 All edits go through the `Case`, which records them and autosaves; the model observes the case, so edits
 made elsewhere (the review queue) refresh the view too.
@@ -21,6 +24,7 @@ made elsewhere (the review queue) refresh the view too.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ import numpy as np
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
+from anonlab.privacy import private_tempdir
 from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
 
 #: Pointer tolerance around a handle, canvas pixels.
@@ -216,11 +221,17 @@ class FrameSource:
     """Frames for the canvas: exact full frames on demand, canvas-sized pictures cached (LRU by bytes),
     and an optional low-resolution JPEG proxy decoded once in a background thread.
 
-    The proxy lives in memory only (nothing unmasked is written to disk) and stops growing at
-    ``proxy_mb``; frames beyond it are decoded exactly. ``stats`` counts hits for the benchmarks.
+    Memory is bounded by frame size, never by duration (issue 13): the proxy's JPEGs go to a private
+    temporary file (made in `anonlab.privacy.private_tempdir`, mode 0600 in a 0700 folder, and unlinked at
+    once, so no other user can open it and nothing is left on disk even if the kernel is killed); memory
+    holds only the LRU of canvas pictures (``cache_mb``) and the file's index (16 bytes a frame). An LRU in
+    memory instead would keep only the frames last built or seen, so scrubbing back over an hour of footage
+    would fall back to exact decodes (a seek plus up to a GOP each); on disk the whole video stays smooth.
+    The proxy stops at ``proxy_mb`` of disk, a long video getting smaller proxy frames (down to a third of the
+    canvas) so that all of it fits. ``stats`` counts hits for the benchmarks.
     """
 
-    def __init__(self, path_or_reader, *, cache_mb: int = 192) -> None:
+    def __init__(self, path_or_reader, *, cache_mb: int = 128) -> None:
         from anonlab.media import open_media
 
         if isinstance(path_or_reader, (str, Path)):
@@ -234,11 +245,16 @@ class FrameSource:
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_mb << 20
-        self._proxy: dict[int, bytes] = {}
+        self._proxy_fd: int | None = None
+        #: Byte offset and length of each frame's JPEG in the proxy file (length 0: not there yet).
+        self._proxy_at = np.zeros(self.n_frames, np.int64)
+        self._proxy_len = np.zeros(self.n_frames, np.int64)
         self._proxy_size: tuple[int, int] | None = None
         self._proxy_thread: threading.Thread | None = None
         self._proxy_stop = threading.Event()
+        self._lock = threading.Lock()  # the UI thread and the proxy builder share the decoder-free parts only
         self.proxy_done = 0
+        self.proxy_bytes = 0
         self.stats = {"cache": 0, "proxy": 0, "decode": 0}
 
     @property
@@ -253,6 +269,23 @@ class FrameSource:
         """``(n, frame)`` for ``start <= n < stop``, decoded in order (for follow)."""
         return self.reader.frames(start, stop)
 
+    def memory_bytes(self) -> int:
+        """Bytes this source keeps in memory: cached pictures and the proxy index (not the decoder's)."""
+        return self._cache_bytes + self._proxy_at.nbytes + self._proxy_len.nbytes
+
+    def proxy_jpeg(self, n: int) -> bytes | None:
+        """Frame ``n``'s proxy JPEG, or None when it is not built (yet)."""
+        n = int(n)
+        if self._proxy_fd is None or not 0 <= n < self.n_frames:
+            return None
+        length = int(self._proxy_len[n])  # written last by the builder: non-zero means the bytes are there
+        if not length:
+            return None
+        try:
+            return os.pread(self._proxy_fd, length, int(self._proxy_at[n]))
+        except OSError:
+            return None
+
     def view(self, n: int, vp: Viewport) -> np.ndarray:
         """Frame ``n`` as the canvas shows it through ``vp`` (do not modify the result)."""
         if vp.zoom != 1.0:
@@ -265,7 +298,7 @@ class FrameSource:
             self.stats["cache"] += 1
             return hit
         rect = vp.image_rect()
-        data = self._proxy.get(int(n))
+        data = self.proxy_jpeg(n)
         if data is not None:
             small = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if (small.shape[1], small.shape[0]) != rect[2:]:  # a long video's proxy is smaller than the canvas
@@ -286,46 +319,61 @@ class FrameSource:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= old.nbytes
 
-    def start_proxy(self, size: tuple[int, int], *, quality: int = 80, proxy_mb: int = 768,
+    def start_proxy(self, size: tuple[int, int], *, quality: int = 80, proxy_mb: int = 8192,
                     background: bool = True) -> None:
         """Decode every frame once into JPEGs of ``size`` (w, h), in a thread unless ``background`` is False.
 
-        A long video gets a smaller proxy (down to a third of ``size``) so that all of it fits in
-        ``proxy_mb``; the canvas scales it up while scrubbing.
+        The JPEGs go to a private unlinked temporary file (see the class). A long video gets a smaller proxy
+        (down to a third of ``size``) so that all of it fits in ``proxy_mb`` (at most a quarter of the free
+        space of the temporary folder); frames beyond it are decoded exactly.
         """
+        import shutil
+        import tempfile
+
         if self.path is None or self.n_frames <= 1 or self._proxy_thread is not None:
             return
+        with private_tempdir("proxy") as folder:
+            fd, name = tempfile.mkstemp(dir=folder, suffix=".bin")  # 0600 in a 0700 folder
+            os.unlink(name)  # only this descriptor reaches the data now; the kernel frees it at exit, even a kill
+            budget = min(proxy_mb << 20, shutil.disk_usage(folder).free // 4)
+        self._proxy_fd = fd
         per_frame = size[0] * size[1] * PROXY_BYTES_PER_PIXEL
-        shrink = min(1.0, max(1 / 3, math.sqrt((proxy_mb << 20) / max(self.n_frames * per_frame, 1))))
+        shrink = min(1.0, max(1 / 3, math.sqrt(budget / max(self.n_frames * per_frame, 1))))
         self._proxy_size = (max(16, round(size[0] * shrink)), max(16, round(size[1] * shrink)))
         if background:
-            self._proxy_thread = threading.Thread(target=self._build_proxy, args=(quality, proxy_mb),
+            self._proxy_thread = threading.Thread(target=self._build_proxy, args=(quality, budget),
                                                   name="anonlab-proxy", daemon=True)
             self._proxy_thread.start()
         else:
-            self._build_proxy(quality, proxy_mb)
+            self._build_proxy(quality, budget)
 
-    def _build_proxy(self, quality: int, proxy_mb: int) -> None:
+    def _build_proxy(self, quality: int, budget: int) -> None:
         from anonlab.media import open_media
 
-        total = 0
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         try:
             reader = open_media(self.path)  # its own decoder: the UI keeps using self.reader
         except AnonlabError:
             return
         try:
+            at = 0
             for n, frame in reader.frames():
                 if self._proxy_stop.is_set():
                     break
                 small = cv2.resize(frame, self._proxy_size, interpolation=cv2.INTER_AREA)
                 ok, buf = cv2.imencode(".jpg", small, params)
-                if ok:
-                    self._proxy[n] = buf.tobytes()
-                    total += buf.nbytes
+                if ok and 0 <= n < self.n_frames:
+                    data = buf.tobytes()
+                    if at and at + len(data) > budget:  # the first frame always: a proxy of at least one
+                        break
+                    os.pwrite(self._proxy_fd, data, at)
+                    self._proxy_at[n] = at
+                    self._proxy_len[n] = len(data)  # last: a reader sees the frame only once it is complete
+                    at += len(data)
+                    self.proxy_bytes = at
                 self.proxy_done = n + 1
-                if total > proxy_mb << 20:
-                    break
+        except OSError:
+            return  # disk full or closed: the rest is decoded exactly
         finally:
             reader.close()
 
@@ -345,7 +393,10 @@ class FrameSource:
         self._proxy_stop.set()
         if self._proxy_thread is not None:
             self._proxy_thread.join(5)
-        self._proxy.clear()
+        self._proxy_len[:] = 0
+        if self._proxy_fd is not None:
+            os.close(self._proxy_fd)
+            self._proxy_fd = None
         self.clear()
         self.reader.close()
 
@@ -433,10 +484,18 @@ class EditorModel:
         self.frame = 0
         self.selected: int | None = None
         self.hidden: set[int] = set()
-        self.show_masked = False
+        #: The masked preview is on by default: the analyst first sees what will be published (issue 14).
+        self.show_masked = True
         self.draw_label = "face"
         self.drag: Drag | None = None
         self.message = ""
+        #: The last message of each group of controls (``tools``, ``player``, ``status``, ``review``): the view
+        #: shows each next to its controls; an action's success replaces its group's old error.
+        self.messages: dict[str, str] = {}
+        #: The groups whose last message is an error.
+        self.failed: set[str] = set()
+        #: While an analysis runs: the regions of the frames already settled (`AnalysisJob`), drawn dashed.
+        self.provisional: Regions | None = None
         #: Frames the review queue wants looked at (issue 7 sets it); ``n``/``N`` and the view's buttons jump.
         self.flagged_frames: list[int] = []
         self.follow_frames = FOLLOW_FRAMES
@@ -458,9 +517,27 @@ class EditorModel:
         self.hidden &= set(self.case.tracks)
         self._notify("boxes", "tracks", "selection", "case")
 
-    def say(self, message: str) -> None:
+    def say(self, message: str, where: str = "tools", *, error: bool = False) -> None:
+        """Show ``message`` next to the ``where`` group of controls (it replaces that group's last one, so an
+        old error goes once the next action there succeeds); ``error`` marks it as one (`failed`)."""
         self.message = message
+        self.messages[where] = message
+        (self.failed.add if error else self.failed.discard)(where)
         self._notify("message")
+
+    def set_provisional(self, regions: Regions | None) -> None:
+        """The settled part of a running analysis (None when it ends)."""
+        self.provisional = regions
+        self._notify("boxes", "frame")
+
+    def provisional_at(self, n: int | None = None) -> Regions:
+        p = self.provisional
+        return Regions.empty() if p is None else p.at_frame(self.frame if n is None else n)
+
+    def _need_name(self, what: str) -> None:
+        if not (self.case.actor or "").strip():
+            raise AnonlabError(f"{what} leaves something unmasked: type your name under 'analyst' first "
+                               "(it is recorded)")
 
     # --- navigation --------------------------------------------------------------------------------
     def seek(self, n: int) -> int:
@@ -485,17 +562,19 @@ class EditorModel:
     def next_flagged(self) -> int | None:
         later = [f for f in self.flagged_frames if f > self.frame]
         if later:
+            self.say("", "player")
             self.seek(later[0])
             return later[0]
-        self.say("no flagged frame after this one")
+        self.say("no flagged frame after this one", "player", error=True)
         return None
 
     def prev_flagged(self) -> int | None:
         earlier = [f for f in self.flagged_frames if f < self.frame]
         if earlier:
+            self.say("", "player")
             self.seek(earlier[-1])
             return earlier[-1]
-        self.say("no flagged frame before this one")
+        self.say("no flagged frame before this one", "player", error=True)
         return None
 
     # --- selection and view state -------------------------------------------------------------------
@@ -550,8 +629,13 @@ class EditorModel:
         return out
 
     def mask_regions(self, n: int | None = None) -> Regions:
-        """What the export masks in frame ``n`` (hidden tracks included: hiding is only a view)."""
-        return self.case.regions_at(self.frame if n is None else n)
+        """What the export masks in frame ``n`` (hidden tracks included: hiding is only a view), plus, while an
+        analysis runs, what it has settled there."""
+        n = self.frame if n is None else n
+        own = self.case.regions_at(n)
+        if self.provisional is None:
+            return own
+        return Regions.merge([own, self.provisional_at(n)])
 
     def picture(self) -> np.ndarray | None:
         """The canvas-sized picture of the current frame (masked when ``show_masked``)."""
@@ -686,8 +770,10 @@ class EditorModel:
                     self.say("box too small; not changed")
                 else:
                     self.case.set_keys(d.track, {self.frame: d.box}, tool=d.kind)
+                    self.say(f"{'moved' if d.kind == 'move' else 'resized'} track {d.track}'s box in frame "
+                             f"{self.frame}")
         except AnonlabError as exc:
-            self.say(str(exc))
+            self.say(str(exc), error=True)
         self._notify("drag", "boxes")
 
     def on_out(self) -> None:
@@ -784,7 +870,7 @@ class EditorModel:
                 else:
                     self.follow(t, -1 if action == "follow_back" else 1)
         except AnonlabError as exc:
-            self.say(str(exc))
+            self.say(str(exc), error=True)
         return action
 
     def cycle_selection(self, direction: int = 1) -> None:
@@ -817,11 +903,13 @@ class EditorModel:
         n = self.frame if frame is None else frame
         if self.case.tracks[track].value(n) is None if track in self.case.tracks else True:
             raise AnonlabError(f"track {track} has no box in frame {n}")
+        self._need_name("deleting a box")
         self.case.delete_frames(track, n)
         self.say(f"deleted track {track}'s box in frame {n}")
 
     def delete_track(self, track: int) -> None:
         self._track(track)
+        self._need_name("deleting a track")
         self.case.delete_track(track)
         self.say(f"deleted track {track}")
 
@@ -950,3 +1038,101 @@ class EditorModel:
             self.case.set_keys(track, keys, source="tracker", tool="follow")
         self.say(f"followed track {track} over {len(keys)} frame(s) {'forward' if step > 0 else 'backward'}")
         return len(keys)
+
+
+# --- analysis in the background -------------------------------------------------------------------------
+class Cancelled(AnonlabError):
+    """The analyst cancelled the analysis."""
+
+
+class AnalysisJob:
+    """`anonlab.pipeline.analyse` in a background thread: progress, cancel, and the settled part as it grows.
+
+    The page stays usable while it runs (issue 14 item 18): the analyst scrubs, and the frames the analysis
+    has settled already show their regions (`settled_regions`, from `anonlab.track.analyse.Analyser.settled`,
+    so they are final). ``on_progress(done, total)`` and ``on_done(job)`` are called from the worker thread;
+    the view hands them to the kernel's event loop.
+
+    Args:
+        path: the video or photo.
+        settings: analysis settings.
+        analyse: the analysis function (default `anonlab.pipeline.analyse`; tests pass a fake).
+        every: frames between two progress reports and two looks at the settled frames.
+    """
+
+    def __init__(self, path, settings, *, analyse: Callable | None = None, every: int = 10,
+                 on_progress: Callable[[int, int], None] | None = None,
+                 on_done: Callable[["AnalysisJob"], None] | None = None) -> None:
+        self.path, self.settings = path, settings
+        self._analyse = analyse
+        self.every = max(1, int(every))
+        self.on_progress, self.on_done = on_progress, on_done
+        self.state = "new"  # new, running, done, cancelled, failed
+        self.done_frames = 0
+        self.total = 0
+        self.result = None
+        self.error: BaseException | None = None
+        self._parts: list[Regions] = []
+        self._settled = 0
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, background: bool = True) -> "AnalysisJob":
+        self.state = "running"
+        if background:
+            self._thread = threading.Thread(target=self._run, name="anonlab-analysis", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+        return self
+
+    def cancel(self) -> None:
+        """Stop at the next frame; the case keeps what it had."""
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def settled_regions(self) -> Regions:
+        """The regions of the frames settled so far (final: the finished analysis gives them too)."""
+        with self._lock:
+            return Regions.merge(list(self._parts))
+
+    def _on_frame(self, analyser, media) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("analysis cancelled; the case is unchanged")
+        self.done_frames += 1
+        self.total = int(getattr(media, "n_frames", 0) or 0)
+        if self.done_frames % self.every:
+            return
+        try:
+            settled = int(analyser.settled())
+            if settled > self._settled:
+                rows = analyser.settled_rows(self._settled, settled, self.total)
+                with self._lock:
+                    self._parts.append(rows)
+                self._settled = settled
+        except (AttributeError, ValueError):
+            pass  # an analyser without settling: progress only
+        if self.on_progress is not None:
+            self.on_progress(self.done_frames, self.total)
+
+    def _run(self) -> None:
+        try:
+            fn = self._analyse
+            if fn is None:
+                from anonlab.pipeline import analyse as fn
+            self.result = fn(self.path, self.settings, progress=False, on_frame=self._on_frame)
+            self.state = "done"
+        except Cancelled as exc:
+            self.state, self.error = "cancelled", exc
+        except BaseException as exc:  # reported to the analyst by the view, never lost in the thread
+            self.state, self.error = "failed", exc
+        if self.on_done is not None:
+            self.on_done(self)

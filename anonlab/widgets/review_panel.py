@@ -1,90 +1,227 @@
-"""The review queue inside the workbench: step through flagged items, decide each, gate the export.
+"""The review queue inside the workbench: one card at a time, one decision per card, and the export gate.
 
 `ReviewSession` is the plain-Python model (tests drive it without a browser); `ReviewPanel` is the thin
-ipywidgets view the `Workbench` shows under its track list. Nothing is exported before every item is
-accepted, fixed or dismissed, or the analyst overrides the gate with a reason (recorded in the report).
+ipywidgets view the `Workbench` shows beside the picture.
+
+Review tracks, not events (issue 14): the queue (`anonlab.review.build_queue`) has one card per track, with the
+frames that raised its flags as a filmstrip, and frame-level cards (shot starts, detector disagreements,
+red-team findings, deleted tracks). Cards that need a decision of their own come first, by risk; the rest (tracks
+masked throughout, with routine flags only) come as pages of thumbnails, each page accepted with one click after
+it was shown. Nothing is exported before every card is decided, or the analyst overrides the gate with a reason
+and a name (recorded in the report); a case never analysed is refused whatever the gate says
+(`anonlab.case.Case.export_check`).
 """
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
 from typing import Sequence
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
-from anonlab.review import ReviewItem, build_queue, gate_summary, require_export_allowed
+from anonlab.review import (DECISIONS, PAGE_SIZE, Finding, ReviewItem, build_queue, decisions_needed, event_count,
+                            gate_summary, require_export_allowed, review_pages)
 
-DECISIONS = ("accepted", "fixed", "dismissed")
+__all__ = ["DECISIONS", "Page", "ReviewPanel", "ReviewSession"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of routine track cards, decided together (``number`` of ``of``, counting from 1)."""
+
+    items: tuple[ReviewItem, ...]
+    number: int
+    of: int
+
+    @property
+    def id(self) -> str:
+        return f"page:{self.items[0].id}" if self.items else "page:empty"
+
+    @property
+    def frame(self) -> int:
+        return self.items[0].frame
+
+    @property
+    def track_id(self) -> int:
+        return self.items[0].track_id
 
 
 class ReviewSession:
-    """The queue of one case and where the analyst stands in it."""
+    """The queue of one case, as cards: the decisions of their own first, then pages of routine tracks.
 
-    def __init__(self, case: Case, *, scene_cuts: Sequence[int] = (), disagreement_frames: Sequence[int] = ()):
+    Args:
+        case: the case under review.
+        scene_cuts: first frames of shots (default: the case's).
+        disagreement_frames: frames where the face detectors disagree (`anonlab.review.find_disagreements`).
+        findings: red-team findings on an export (`anonlab.review.red_team`).
+        page_size: routine cards per page.
+    """
+
+    def __init__(self, case: Case, *, scene_cuts: Sequence[int] = (), disagreement_frames: Sequence[int] = (),
+                 findings: Sequence[Finding] = (), page_size: int = PAGE_SIZE):
         self.case = case
         self.scene_cuts = list(scene_cuts) or list(getattr(case, "scene_cuts", []))
         self.disagreement_frames = list(disagreement_frames)
+        self.findings = list(findings)
+        self.page_size = int(page_size)
         self.queue: list[ReviewItem] = []
+        self.cards: list[ReviewItem | Page] = []
         self.index = 0
+        #: The card whose frames the player showed last (`show`): "next undecided" goes there first.
+        self.shown: str | None = None
+        self._seen_pages: set[tuple[str, ...]] = set()
+        case.observe(self._on_case)
         self.refresh()
+
+    # --- the queue ----------------------------------------------------------------------------------------
+    def _on_case(self, what: str) -> None:
+        """An edit to a track re-opens its card: the decision was about the track as it was."""
+        if what not in ("edit", "undo", "redo"):
+            return
+        log = self.case.redo_log if what == "undo" else self.case.edits  # undo moved the op to the redo log
+        if log:
+            op = log[-1]
+            ids = {op["track"], op.get("other", op["track"]), op.get("new", op["track"])}
+            self.case.forget_decisions([f"track:{t}" for t in ids])
 
     def refresh(self) -> None:
         """Recompute the queue from the case as it is now (after edits or a new analysis)."""
-        self.queue = build_queue(self.case.effective_regions(), self.case.input.n_frames,
-                                 scene_cuts=self.scene_cuts, disagreement_frames=self.disagreement_frames,
-                                 edited=self.case.review_edits())
-        self.index = min(self.index, max(len(self.queue) - 1, 0))
+        case = self.case
+        excluded = {tid: t.dense() for tid, t in case.tracks.items() if t.excluded is not None}
+        self.queue = build_queue(case.effective_regions(), case.input.n_frames, scene_cuts=self.scene_cuts,
+                                 disagreement_frames=self.disagreement_frames, edited=case.review_edits(),
+                                 findings=self.findings, excluded=excluded, analysed=case.analysed)
+        current = self.current_id
+        own = [i for i in self.queue if not i.routine]
+        pages = review_pages(self.queue, self.decisions, size=self.page_size)
+        done = [i for i in self.queue if i.routine and i.id in self.decisions]
+        self.cards = [*own, *[Page(tuple(p), k + 1, len(pages)) for k, p in enumerate(pages)], *done]
+        ids = [c.id for c in self.cards]
+        self.index = ids.index(current) if current in ids else min(self.index, max(len(self.cards) - 1, 0))
 
     @property
     def decisions(self) -> dict[str, str]:
         return self.case.review.decisions
 
     @property
+    def current(self) -> ReviewItem | Page | None:
+        return self.cards[self.index] if self.cards else None
+
+    @property
+    def current_id(self) -> str | None:
+        c = self.current if self.cards else None
+        return None if c is None else c.id
+
+    def is_decided(self, card: ReviewItem | Page) -> bool:
+        if isinstance(card, Page):
+            return all(i.id in self.decisions for i in card.items)
+        return card.id in self.decisions
+
+    @property
     def pending(self) -> list[ReviewItem]:
         return [item for item in self.queue if item.id not in self.decisions]
 
     @property
-    def current(self) -> ReviewItem | None:
-        return self.queue[self.index] if self.queue else None
+    def pending_cards(self) -> list[ReviewItem | Page]:
+        return [c for c in self.cards if not self.is_decided(c)]
 
     def flagged_frames(self) -> list[int]:
-        return sorted({item.frame for item in self.pending})
+        """Frames the player marks (the filmstrips of the cards still open)."""
+        return sorted({f for item in self.pending for f in item.frames})
 
-    def move(self, step: int) -> ReviewItem | None:
-        if self.queue:
-            self.index = (self.index + step) % len(self.queue)
+    def stats(self) -> dict:
+        """Counts for the panel and the benchmark: cards, decisions left, and what the per-event queue asked."""
+        return {"tracks": sum(1 for i in self.queue if i.id.startswith("track:")), "items": len(self.queue),
+                "decisions": decisions_needed(self.queue, page_size=self.page_size),
+                "decisions_left": len(self.pending_cards), "events": event_count(self.queue)}
+
+    # --- moving -------------------------------------------------------------------------------------------
+    def move(self, step: int) -> ReviewItem | Page | None:
+        if self.cards:
+            self.index = (self.index + step) % len(self.cards)
         return self.current
 
-    def next_pending(self) -> ReviewItem | None:
-        """The next undecided item after the current one (wrapping), and make it current."""
-        for k in range(1, len(self.queue) + 1):
-            i = (self.index + k) % len(self.queue)
-            if self.queue[i].id not in self.decisions:
+    def show(self, card: ReviewItem | Page | None = None) -> None:
+        """The player shows ``card`` (default: the current one); a page counts as seen from now on."""
+        card = self.current if card is None else card
+        if card is None:
+            return
+        self.shown = card.id
+        if isinstance(card, Page):
+            self.saw_page(card)
+
+    def saw_page(self, page: Page) -> None:
+        """The page's thumbnails were shown: it may be accepted."""
+        self._seen_pages.add(tuple(i.id for i in page.items))
+
+    def next_pending(self) -> ReviewItem | Page | None:
+        """The next undecided card, and make it current; the current one first if it is undecided and was not
+        shown yet (issue 14 item 14: it was skipped)."""
+        if not self.cards:
+            return None
+        cur = self.current
+        if cur is not None and not self.is_decided(cur) and self.shown != cur.id:
+            return cur
+        for k in range(1, len(self.cards) + 1):
+            i = (self.index + k) % len(self.cards)
+            if not self.is_decided(self.cards[i]):
                 self.index = i
-                return self.queue[i]
+                return self.cards[i]
         return None
 
-    def decide(self, decision: str) -> None:
+    # --- deciding -----------------------------------------------------------------------------------------
+    def decide(self, decision: str, by: str | None = None) -> None:
+        """Decide the current card (a page can only be accepted, and only once it was shown)."""
         if decision not in DECISIONS:
             raise AnonlabError(f"a review decision is one of {', '.join(DECISIONS)}")
-        item = self.current
-        if item is None:
+        card = self.current
+        if card is None:
             raise AnonlabError("the review queue is empty")
-        self.case.decide(item.id, decision)
+        if isinstance(card, Page):
+            if decision != "accepted":
+                raise AnonlabError("a page of routine tracks is accepted together; to fix or dismiss one, open it "
+                                   "from its thumbnail")
+            self.accept_page(card, by=by)
+            return
+        self.case.decide(card.id, decision, by=by)
+
+    def accept_page(self, page: Page | None = None, by: str | None = None) -> None:
+        """Accept every card of ``page`` (default: the current card) with one decision, after it was shown."""
+        page = self.current if page is None else page
+        if not isinstance(page, Page):
+            raise AnonlabError("the current card is not a page of routine tracks")
+        if tuple(i.id for i in page.items) not in self._seen_pages:
+            raise AnonlabError("look at the page's thumbnails first (the page was not shown)")
+        self.case.decide([i.id for i in page.items], "accepted", by=by)
+
+    def open_item(self, item_id: str) -> ReviewItem | None:
+        """Make one card of a page (or any item) current on its own, to fix or dismiss it."""
+        item = next((i for i in self.queue if i.id == item_id), None)
+        if item is None:
+            return None
+        if item.id not in [c.id for c in self.cards]:
+            self.cards.insert(self.index, item)
+        self.index = [c.id for c in self.cards].index(item.id)
+        return item
 
     def override(self, reason: str, reviewer: str) -> None:
         self.case.override_gate(reason, reviewer)
 
     def gate(self, case: Case | None = None) -> None:
-        """The workbench's export gate: raises `AnonlabError` while the queue blocks the export."""
+        """The workbench's export gate: raises `AnonlabError` while the case may not be exported."""
+        self.case.export_check()
         self.refresh()
         review = self.case.review
         require_export_allowed(self.queue, review.decisions, review.override)
 
     # --- residual risk: a stratified sample of frames the analyst checks by eye ---------------------
     def draw_sample(self, k: int, seed: int | None = None) -> list[int]:
+        import os
+
         from anonlab.review import sample_frames
 
-        seed = int(seed if seed is not None else int.from_bytes(__import__("os").urandom(4), "little"))
+        seed = int(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         frames = sample_frames(self.case.input.n_frames, int(k), scene_cuts=self.scene_cuts, seed=seed)
         self.case.set_risk_sample(frames, seed)
         return frames
@@ -119,124 +256,235 @@ class ReviewSession:
         review = self.case.review
         return gate_summary(self.queue, review.decisions, review.override)
 
+    def describe(self, card: ReviewItem | Page | None = None) -> str:
+        """The current card in one line of HTML (the panel shows it; tests read it)."""
+        card = self.current if card is None else card
+        if card is None:
+            return "nothing to review"
+        if isinstance(card, Page):
+            return (f"<b>routine tracks</b>, page {card.number} of {card.of}: {len(card.items)} track(s) masked "
+                    "throughout. Look at each thumbnail; click one to open it on its own.")
+        state = f" <i>({self.decisions[card.id]})</i>" if card.id in self.decisions else ""
+        return f"<b>{html.escape(card.kind.replace('_', ' '))}</b>: {html.escape(card.reason)}{state}"
+
 
 class ReviewPanel:
-    """The review queue as a panel of the workbench (a thin view over `ReviewSession`)."""
+    """The review card beside the picture (a thin view over `ReviewSession`), and the sign-off box.
+
+    The card shows the current item (its reason, a filmstrip of its flagged frames: click = seek) or a page
+    of routine tracks (a thumbnail per track: click = open it on its own), and the decision buttons.
+    """
+
+    THUMB = 50
 
     def __init__(self, workbench, session: ReviewSession | None = None) -> None:
         import ipywidgets as widgets
 
+        self.widgets = widgets
         self.wb = workbench
         self.session = session or ReviewSession(workbench.case)
-        button = lambda desc, fn, tip="": self._button(widgets, desc, fn, tip)  # noqa: E731
-        self.title = widgets.HTML()
-        self.item = widgets.HTML()
-        self.prev_button = button("◀", lambda: self._go(-1), "previous item")
-        self.next_button = button("next undecided ▶", self._next_pending, "next undecided item")
-        self.accept_button = button("accept", lambda: self._decide("accepted"), "the masks here are right")
-        self.fixed_button = button("fixed", lambda: self._decide("fixed"), "I corrected this item")
-        self.dismiss_button = button("dismiss", lambda: self._decide("dismissed"), "nothing to mask here")
-        self.reviewer = widgets.Text(placeholder="your name", description="reviewer")
-        self.reason = widgets.Text(placeholder="why export with open items", description="override")
-        self.override_button = button("override gate", self._override, "record a reason and allow export")
+        L = widgets.Layout
+        self.title = widgets.HTML(layout=L(width="100%"))
+        self.item = widgets.HTML(layout=L(width="100%", min_height="36px", max_height="64px", overflow="auto"))
+        self.item.add_class("anonlab-msg")
+        self.strip = widgets.HBox(layout=L(flex_flow="row wrap", width="100%", min_height="54px"))
+        self.prev_button = self._button("◀", lambda: self._go(-1), "previous card", "36px")
+        self.accept_button = self._button("accept", lambda: self._decide("accepted"), "the masks here are right",
+                                          style="success")
+        self.fixed_button = self._button("fixed", lambda: self._decide("fixed"), "I corrected what was wrong")
+        self.dismiss_button = self._button("dismiss", lambda: self._decide("dismissed"),
+                                           "nothing to mask here (recorded with your name)")
+        self.next_button = self._button("next undecided ▶", self._next_pending, "the next card not decided yet")
+        self.message = widgets.HTML(layout=L(width="100%"))
+        self.message.add_class("anonlab-msg")
+        self.card = widgets.VBox([
+            self.title, self.item, self.strip,
+            widgets.HBox([self.prev_button, self.accept_button, self.fixed_button, self.dismiss_button,
+                          self.next_button]),
+            self.message], layout=L(width="100%", border="1px solid #ccc", padding="4px"))
+        self.card.add_class("anonlab-review")
+
+        # sign-off and export choices (under the track tools, folded)
+        self.reason = widgets.Text(placeholder="why export with open cards", layout=L(width="250px"))
+        self.override_button = self._button("override gate", self._override,
+                                            "record this reason with your name and allow the export")
+        self.reviewed_button = self._button("mark reviewed", lambda: self._status("reviewed"),
+                                            "sign the review with your name")
+        self.approved_button = self._button("approve", lambda: self._status("approved"),
+                                            "approve the reviewed case with your name")
+        self.whole_button = self._button("mask whole frames", lambda: self._without("whole_frames"),
+                                         "export a case never analysed with every frame masked whole")
+        self.manual_reason = widgets.Text(placeholder="why only your own boxes", layout=L(width="250px"))
+        self.manual_button = self._button("export my boxes only", lambda: self._without("manual_only"),
+                                          "export a case never analysed with only your boxes masked (reason "
+                                          "and name recorded)")
         self.sample_size = widgets.BoundedIntText(value=30, min=1, max=10_000, description="sample",
-                                                  layout=widgets.Layout(width="160px"))
-        self.sample_button = button("draw frames to check", self._draw_sample,
-                                    "a stratified random sample for the residual-risk estimate")
+                                                  layout=L(width="150px"))
+        self.sample_button = self._button("draw frames to check", self._draw_sample,
+                                          "a stratified random sample for the residual-risk estimate")
         self.misses = widgets.BoundedIntText(value=0, min=0, max=1000, description="missed here",
-                                             layout=widgets.Layout(width="170px"))
-        self.checked_button = button("checked ▶", self._checked, "record this sample frame and go to the next")
+                                             layout=L(width="170px"))
+        self.checked_button = self._button("checked ▶", self._checked, "record this sample frame and go to the next")
         self.risk_text = widgets.HTML()
-        self.reviewed_button = button("mark reviewed", lambda: self._status("reviewed"))
-        self.approved_button = button("approve", lambda: self._status("approved"))
-        self.widget = widgets.VBox([
-            self.title, self.item,
-            widgets.HBox([self.prev_button, self.next_button]),
-            widgets.HBox([self.accept_button, self.fixed_button, self.dismiss_button]),
-            self.reviewer, widgets.HBox([self.reason, self.override_button]),
+        self.without_box = widgets.VBox([
+            widgets.HTML("<b>Not analysed</b>: export only with one of these (recorded with your name)"),
+            widgets.HBox([self.whole_button]), widgets.HBox([self.manual_reason, self.manual_button])])
+        self.signoff = widgets.VBox([
             widgets.HBox([self.reviewed_button, self.approved_button]),
+            widgets.HBox([self.reason, self.override_button]),
+            self.without_box,
             widgets.HTML("<b>Residual risk</b>: check a random sample of frames by eye"),
             widgets.HBox([self.sample_size, self.sample_button]),
             widgets.HBox([self.misses, self.checked_button]), self.risk_text,
         ])
+        self.signoff_box = widgets.Accordion(children=[self.signoff], titles=("sign-off, override, residual risk",),
+                                             selected_index=None, layout=L(width="100%"))
+        self.widget = self.card
+        self._thumb_cache: dict[tuple, bytes] = {}
         self.update()
         workbench.model.observe(self._on_model)
+
+    def _button(self, desc, fn, tip="", width="auto", style=""):
+        b = self.widgets.Button(description=desc, tooltip=tip, button_style=style,
+                                layout=self.widgets.Layout(width=width))
+        b.on_click(lambda _: self._guard(fn))
+        return b
 
     def _on_model(self, changes: set[str]) -> None:
         if "case" in changes:  # an edit or a review decision: the queue may have changed
             self.refresh()
 
-    @staticmethod
-    def _button(widgets, desc, fn, tip):
-        b = widgets.Button(description=desc, tooltip=tip, layout=widgets.Layout(width="auto"))
-        b.on_click(lambda _: fn())
-        return b
+    def _say(self, text: str) -> None:
+        self.message.value = f"<span>{html.escape(text)}</span>" if text else ""
 
     def _guard(self, fn) -> None:
         try:
             fn()
         except AnonlabError as exc:
-            self.wb.model.say(str(exc))
+            self._say(str(exc))
         self.update()
 
     def _go(self, step: int) -> None:
+        self._say("")
         self._show(self.session.move(step))
 
     def _next_pending(self) -> None:
-        self._show(self.session.next_pending())
+        card = self.session.next_pending()
+        self._say("" if card is not None else "every card is decided")
+        self._show(card)
 
-    def _show(self, item: ReviewItem | None) -> None:
-        if item is not None:
-            self.wb.model.seek(item.frame)
-            if item.track_id is not None and item.track_id >= 0 and item.track_id in self.wb.case.tracks:
-                self.wb.model.select(item.track_id)
+    def _show(self, card) -> None:
+        """Seek the player to the card's first frame and select its track."""
+        if card is not None:
+            self.wb.model.seek(card.frame)
+            if card.track_id is not None and card.track_id >= 0 and card.track_id in self.wb.case.tracks:
+                self.wb.model.select(card.track_id)
+            self.session.show(card)
         self.update()
 
-    def _decide(self, decision: str) -> None:
-        self._guard(lambda: (self.session.decide(decision), self.session.next_pending()))
+    def show_current(self) -> None:
         self._show(self.session.current)
 
+    def _decide(self, decision: str) -> None:
+        card = self.session.current
+        self.wb.sync_actor()
+        self.session.decide(decision)
+        self._say(f"{'page' if isinstance(card, Page) else card.id} {decision}")
+        nxt = self.session.next_pending()
+        if nxt is None:
+            self._say("every card is decided: export is open (sign-off below)")
+        self._show(nxt if nxt is not None else self.session.current)
+
+    def _open(self, item_id: str) -> None:
+        self._show(self.session.open_item(item_id))
+
+    def _seek(self, frame: int, track: int) -> None:
+        self.wb.model.seek(frame)
+        if track >= 0 and track in self.wb.case.tracks:
+            self.wb.model.select(track)
+
     def _draw_sample(self) -> None:
-        self._guard(lambda: self.session.draw_sample(self.sample_size.value))
+        self.session.draw_sample(self.sample_size.value)
         self._show_sample()
 
     def _show_sample(self) -> None:
         todo = self.session.unchecked_sample()
         if todo:
             self.wb.model.seek(todo[0])
-        self.update()
 
     def _checked(self) -> None:
         todo = self.session.unchecked_sample()
         if not todo:
-            self.wb.model.say("no sample frame left to check; draw a sample first")
-            return
-        self._guard(lambda: self.session.record_check(todo[0], self.misses.value))
+            raise AnonlabError("no sample frame left to check; draw a sample first")
+        self.session.record_check(todo[0], self.misses.value)
         self.misses.value = 0
         self._show_sample()
 
     def _override(self) -> None:
-        self._guard(lambda: self.session.override(self.reason.value, self.reviewer.value))
+        self.session.override(self.reason.value, self.wb.actor_name())
+        self._say("override recorded: export is open")
 
     def _status(self, status: str) -> None:
-        self._guard(lambda: self.wb.case.set_status(status, self.reviewer.value))
+        self.wb.case.set_status(status, self.wb.actor_name())
+        self._say(f"case {status} by {self.wb.actor_name()}")
+
+    def _without(self, mode: str) -> None:
+        self.wb.case.allow_without_analysis(mode, self.wb.actor_name(), self.manual_reason.value)
+        self._say("recorded: every frame will be masked whole" if mode == "whole_frames" else
+                  "recorded: only your own boxes will be masked")
 
     def refresh(self) -> None:
         self.session.refresh()
         self.update()
 
+    # --- drawing ------------------------------------------------------------------------------------------
+    def _thumb(self, frame: int, track: int, box=None) -> bytes:
+        return self.wb.thumbnail(frame, track, self.THUMB)
+
+    def _strip_for(self, card) -> list:
+        w = self.widgets
+        out = []
+        if isinstance(card, Page):
+            for item in card.items:
+                img = w.Image(value=self._thumb(item.frame, item.track_id), format="jpeg", width=self.THUMB,
+                              height=self.THUMB)
+                b = self._button(f"{item.track_id}", lambda i=item.id: self._open(i),
+                                 f"open track {item.track_id} on its own: {item.reason[:120]}", f"{self.THUMB}px")
+                out.append(w.VBox([img, b], layout=w.Layout(width=f"{self.THUMB + 4}px")))
+            return out
+        for f in card.frames:
+            img = w.Image(value=self._thumb(f, card.track_id), format="jpeg", width=self.THUMB, height=self.THUMB)
+            b = self._button(f"{f}", lambda f=f, t=card.track_id: self._seek(f, t), f"show frame {f}",
+                             f"{self.THUMB}px")
+            out.append(w.VBox([img, b], layout=w.Layout(width=f"{self.THUMB + 4}px")))
+        return out
+
     def update(self) -> None:
         s = self.session
+        stats = s.stats()
         summary = s.summary()
-        self.title.value = (f"<b>Review</b> — {len(s.pending)} of {len(s.queue)} item(s) open; "
-                            f"status <b>{self.wb.case.review.status}</b>"
-                            + (" — export allowed" if summary["export_allowed"] else " — export blocked"))
-        item = s.current
-        self.item.value = "queue empty" if item is None else (
-            f"{s.index + 1}/{len(s.queue)}: <b>{item.kind}</b> at frame {item.frame}"
-            + (f", track {item.track_id}" if item.track_id is not None and item.track_id >= 0 else "")
-            + f" — {item.reason}" + (f" <i>({s.decisions[item.id]})</i>" if item.id in s.decisions else ""))
-        self.wb.flagged_frames = s.flagged_frames()
+        case = self.wb.case
+        gate = ("export open" if summary["export_allowed"] and (case.analysed or case.review.without_analysis)
+                else "export blocked")
+        self.title.value = (f"<b>REVIEW</b> {stats['decisions_left']} of {len(s.cards)} card(s) open · "
+                            f"{stats['tracks']} track(s) · status <b>{case.review.status}</b> · {gate}")
+        card = s.current
+        self.item.value = s.describe(card)
+        key = None if card is None else (card.id, tuple(i.id for i in card.items) if isinstance(card, Page) else
+                                         card.frames)
+        if key != getattr(self, "_strip_key", None):
+            for child in self.strip.children:
+                child.close()
+            self.strip.children = self._strip_for(card) if card is not None else []
+            self._strip_key = key
+            if isinstance(card, Page):  # its thumbnails are on screen now
+                s.saw_page(card)
+        is_page = isinstance(card, Page)
+        self.fixed_button.disabled = self.dismiss_button.disabled = card is None or is_page
+        self.accept_button.disabled = card is None
+        self.accept_button.description = f"accept these {len(card.items)}" if is_page else "accept"
+        self.without_box.layout.display = "none" if case.analysed else ""
+        self.wb.model.set_flagged(s.flagged_frames())
         risk, todo = s.risk(), s.unchecked_sample()
         self.risk_text.value = ((f"{len(todo)} sample frame(s) left to check (now at frame {todo[0]}). " if todo else "")
                                 + (risk["statement"] if risk else "no frames checked yet"))

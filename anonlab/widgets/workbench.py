@@ -4,14 +4,27 @@ Thin on purpose: every handler here converts a widget event into one model call,
 the model. The tests instantiate `Workbench` without a browser and call the handlers (``_on_mouse_down``,
 ``_on_key_event``, buttons' ``click()``), then check ``drawn`` (what the last redraw put on each layer).
 
+Layout (made for a 1366×768 laptop screen, about 1366×650 of page; ``../shared/design/workbench-layout.md``)::
+
+    status strip: file · size · frames · tracks · status · case       analyst [name] [analyse] [cancel] ▮▮▮
+                  output [path] [overwrite] [export]   message of analyse / export (cleared on success)
+    picture (fit, masked preview on)            | REVIEW card: reason, filmstrip, accept / fixed / dismiss
+    slider; play, steps, flags, frame           | TRACK tools: label, key, split, delete, follow, merge, unmask
+    message of the player                       | sign-off, override, residual risk (folded)
+    track list (scrolls), keyboard help, counts for the record
+
 Frames reach the browser as JPEG: ``put_image_data`` (ipycanvas encodes a 3-channel array as JPEG) of the
 canvas-sized picture, or, with ``send="image"``, an ``ipywidgets.Image`` holding a JPEG drawn with
-``draw_image``. Pictures come from `FrameSource` (cache, then proxy, then an exact decode).
+``draw_image``. Pictures come from `FrameSource` (cache, then proxy, then an exact decode). The picture is
+drawn again when a browser view of the canvas becomes ready (Voilà renders the page after the kernel
+drew the first frame, which was lost: issue 14 item 3).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,22 +35,47 @@ import numpy as np
 from ipycanvas import MultiCanvas, hold_canvas
 
 from anonlab.case import Case, case_report, default_case_path, render_case
-from anonlab.report import write_report
 from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
+from anonlab.report import write_report
 from anonlab.settings import Settings
-from anonlab.widgets.model import SHORTCUTS, EditorModel, FrameSource, handle_points
+from anonlab.widgets.model import (SHORTCUTS, AnalysisJob, EditorModel, FrameSource, handle_points, hex_to_bgr,
+                                   track_colour)
 
-#: The canvas fits in this box (pixels); the image keeps its aspect ratio.
-MAX_CANVAS = (960, 600)
+#: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
+#: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
+MAX_CANVAS = (832, 468)
+#: Width of the side column (review card, track tools), pixels.
+SIDE_WIDTH = 470
+#: Gap between the picture and the side column, and the page margin the layout leaves, pixels.
+GAP = 12
+#: A small picture (a photo of 400×226, a 640×360 clip) is enlarged up to this factor to fill the view.
+MAX_UPSCALE = 2.0
 #: Rows shown in the track list (the longest tracks first beyond that).
 MAX_TRACK_ROWS = 150
-THUMB = 56
+#: Height of one track-list row, pixels (rows never shrink: the list scrolls).
+ROW_PX = 30
+THUMB = 26
+
+CSS = f"""<style>
+.anonlab-workbench .anonlab-msg {{ white-space: normal; overflow-wrap: anywhere; line-height: 1.25; }}
+.anonlab-workbench .anonlab-msg .err {{ color: #b00020; }}
+.anonlab-workbench .anonlab-row {{ flex: 0 0 auto; height: {ROW_PX}px; min-height: {ROW_PX}px; }}
+.anonlab-workbench .widget-html-content {{ line-height: 1.25; }}
+.anonlab-workbench .anonlab-side .widget-button {{ padding: 0 6px; }}
+</style>"""
 
 
-def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS) -> tuple[int, int]:
-    s = min(box[0] / width, box[1] / height, 1.0)
+def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS,
+                    max_upscale: float = MAX_UPSCALE) -> tuple[int, int]:
+    """Canvas size showing a ``width``×``height`` picture fit into ``box`` (enlarged up to ``max_upscale``)."""
+    s = min(box[0] / width, box[1] / height, max_upscale)
     return max(1, round(width * s)), max(1, round(height * s))
+
+
+def layout_width(canvas_w: int) -> int:
+    """Width the workbench takes on the page, pixels (the picture, the gap, the side column, margins)."""
+    return int(canvas_w) + GAP + SIDE_WIDTH + 2 * GAP
 
 
 def _fmt_time(t: float) -> str:
@@ -45,23 +83,31 @@ def _fmt_time(t: float) -> str:
     return f"{int(m)}:{s:05.2f}"
 
 
+def _msg(text: str, error: bool = False) -> str:
+    """A message as HTML: errors in red; long ones wrap (they never push the layout sideways)."""
+    if not text:
+        return ""
+    return f"<span class='{'err' if error else 'ok'}'>{html.escape(text)}</span>"
+
+
 class Workbench:
-    """Open a video or photo (or a case file, or a `Case`) for review and editing.
+    """Open a video or photo (or a case file, or a `Case`, or a folder of photos) for review and editing.
 
     Args:
         path_or_case: media file, ``*.case.json``, or a `Case`. For a media file the case file beside it
-            (``NAME.case.json``) is loaded when it exists, else a new case is started there.
+            (``NAME.case.json``) is loaded when it exists, else a new case is started there. A folder of
+            photos gives a `anonlab.widgets.folder.FolderWorkbench`.
         settings: settings for a new case's analysis (a loaded case keeps its own).
         case_path: where the case is saved (default beside the input).
         autosave: save the case after every change.
         proxy: build the low-resolution proxy in the background for smooth scrubbing.
         send: ``"put"`` (``put_image_data``) or ``"image"`` (an ``ipywidgets.Image`` JPEG + ``draw_image``).
         output: default export path (default ``NAME_anonymized.EXT`` beside the input).
+        canvas_box: the picture fits in this ``(width, height)``, pixels.
+        analyst: the analyst's name (recorded with every edit and decision); else typed in the page.
 
-    Display it as the last expression of a cell, or ``display(wb)``.
-
-    Hooks for the review queue: ``flagged_frames`` (set via ``model.set_flagged``) and ``export_gate``
-    (a callable that raises `AnonlabError` to block an export).
+    Display it as the last expression of a cell, or ``display(wb)``; ``wb.record`` is a live summary
+    (counts, no coordinates) for a second cell.
     """
 
     def __new__(cls, path_or_case=None, *args, **kwargs):
@@ -74,30 +120,35 @@ class Workbench:
 
     def __init__(self, path_or_case, settings: Settings | None = None, *, case_path: str | Path | None = None,
                  autosave: bool = True, proxy: bool = True, send: str = "put", output: str | Path | None = None,
-                 canvas_box: tuple[int, int] = MAX_CANVAS) -> None:
+                 canvas_box: tuple[int, int] = MAX_CANVAS, analyst: str | None = None) -> None:
         self.case = self._open_case(path_or_case, settings, case_path)
         self.case.autosave = autosave and self.case.path is not None
         self.input_path = self.case.locate_input()
         self.frames = FrameSource(self.input_path)
         info = self.case.input
+        self.is_photo = info.kind == "photo" or info.n_frames <= 1
         self.model = EditorModel(self.case, self.frames, canvas_size_for(info.width, info.height, canvas_box))
         self.send = send
         self.export_gate: Callable[[Case], None] | None = None
         self.drawn: dict = {}
         self.timings: dict[str, list[float]] = {"picture_ms": [], "send_ms": []}
+        self.job: AnalysisJob | None = None
+        self.last_export: dict | None = None
+        self._loop = None
+        self._pending: list[Callable[[], None]] = []
         self._syncing = False
         self._rows: dict[int, tuple] = {}
         self._thumbs: dict[tuple, bytes] = {}
-        self._build(output)
+        self._build(output, analyst)
         self.model.observe(self._on_model)
-        self._redraw({"frame", "boxes", "drag", "tracks", "selection"})
-        # The review queue steps the player through what needs a look and gates the export (issue 7).
+        # The review queue steps the player through what needs a look and gates the export (issue 7, 14).
         from anonlab.widgets.review_panel import ReviewPanel
 
         self.review = ReviewPanel(self)
-        self.add_panel(self.review.widget)
+        self.side.children = (self.review.card, self.tools, self.review.signoff_box)
         self.export_gate = self.review.session.gate
-        if proxy and info.kind == "video":
+        self._redraw({"frame", "boxes", "drag", "tracks", "selection", "message", "case"})
+        if proxy and not self.is_photo:
             self.frames.start_proxy(self.model.viewport.image_rect()[2:])
             # Until the proxy is there a random frame costs a seek and a GOP of decoding: update on release
             # only, so a drag of the slider does not queue dozens of slow decodes.
@@ -111,7 +162,6 @@ class Workbench:
     @flagged_frames.setter
     def flagged_frames(self, frames) -> None:
         self.model.set_flagged(frames)
-        self._redraw({"frame"})
 
     # --- opening ----------------------------------------------------------------------------------
     @staticmethod
@@ -135,16 +185,25 @@ class Workbench:
         return case
 
     # --- layout -----------------------------------------------------------------------------------
-    def _build(self, output) -> None:
+    def _button(self, desc: str, tip: str, fn: Callable, icon: str = "", width: str = "auto", where: str = "tools",
+                style: str = "") -> widgets.Button:
+        b = widgets.Button(description=desc, tooltip=tip or desc, icon=icon, button_style=style,
+                           layout=widgets.Layout(width=width))
+        b.on_click(lambda _b: self._guard(fn, where))
+        return b
+
+    def _build(self, output, analyst) -> None:
         m, info = self.model, self.case.input
+        L = widgets.Layout
         cw, ch = m.viewport.canvas_w, m.viewport.canvas_h
         self.canvas = MultiCanvas(3, width=cw, height=ch)
-        self.canvas.layout = widgets.Layout(width=f"{cw}px", height=f"{ch}px")
+        self.canvas.layout = L(width=f"{cw}px", height=f"{ch}px")
         self.image_layer, self.region_layer, self.ui_layer = self.canvas[0], self.canvas[1], self.canvas[2]
         self.canvas.on_mouse_down(self._on_mouse_down)
         self.canvas.on_mouse_move(self._on_mouse_move)
         self.canvas.on_mouse_up(self._on_mouse_up)
         self.canvas.on_mouse_out(self._on_mouse_out)
+        self.canvas.on_client_ready(self._on_client_ready)
         self._jpeg_widget = widgets.Image(format="jpeg")
         try:
             from ipyevents import Event
@@ -154,117 +213,173 @@ class Workbench:
         except ImportError:  # pragma: no cover - ipyevents is in the jupyter extra
             self.events = None
 
+        # --- status strip: what is open, who works, analyse, export; their messages beside them
+        self.status = widgets.HTML(layout=L(width="100%"))
+        self.analyst = widgets.Text(analyst or "", placeholder="your name", description="analyst",
+                                    tooltip="recorded with every decision that leaves something visible",
+                                    layout=L(width="230px"), style={"description_width": "52px"})
+        self.analyst.observe(lambda ch: self.sync_actor(), "value")
+        self.analyse_button = self._button("analyse", "detect and track faces and plates (in the background)",
+                                           self.analyse, "search", where="status", style="primary")
+        self.cancel_button = self._button("cancel", "stop the analysis; the case keeps what it had", self.cancel,
+                                          "stop", where="status")
+        self.cancel_button.layout.display = "none"
+        self.progress_bar = widgets.IntProgress(0, 0, 1, layout=L(width="140px", display="none"))
+        self.export_path = widgets.Text(str(output or _default_output(self.input_path)), placeholder="output file",
+                                        description="output", layout=L(width="360px"),
+                                        style={"description_width": "48px"})
+        self.overwrite = widgets.Checkbox(False, description="replace", indent=False,
+                                          tooltip="replace the output file if it exists", layout=L(width="76px"))
+        self.export_button = self._button("export", "render the masked output (after the review)", self.export,
+                                          "download", where="status")
+        self.status_msg = widgets.HTML(layout=L(width="100%"))
+        self.status_msg.add_class("anonlab-msg")
+        self.progress = widgets.Output(layout=L(min_height="0px"))
+        strip = widgets.VBox([
+            widgets.HBox([self.status]),
+            widgets.HBox([self.analyst, self.analyse_button, self.cancel_button, self.progress_bar,
+                          self.export_path, self.overwrite, self.export_button]),
+            self.status_msg], layout=L(width="100%"))
+
+        # --- player
         last = max(info.n_frames - 1, 0)
         self.slider = widgets.IntSlider(0, 0, last, 1, continuous_update=True, readout=False,
-                                        layout=widgets.Layout(width=f"{max(cw, 300)}px"))
+                                        tooltip="frame", layout=L(width=f"{cw}px", margin="0"))
         self.slider.observe(self._on_slider, "value")
         self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=max(int(1000 / (info.fps or 25)), 20),
-                                 description="play", show_repeat=False, layout=widgets.Layout(width="auto"))
+                                 description="play", tooltip="play / pause (Space)", show_repeat=False,
+                                 layout=L(width="auto"))
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.frame_label = widgets.HTML()
-
-        def button(desc, tip, fn, icon="", width="auto"):
-            b = widgets.Button(description=desc, tooltip=tip, icon=icon, layout=widgets.Layout(width=width))
-            b.on_click(lambda _b: self._guard(fn))
-            return b
-
-        self.step_buttons = [button(d, f"step {k:+d} (Shift+arrow: 10)", (lambda k=k: m.step(k)), width="48px")
+        self.step_buttons = [self._button(d, f"step {k:+d} frame(s) (arrow keys; Shift: 10)",
+                                          (lambda k=k: m.step(k)), width="42px", where="player")
                              for d, k in (("-10", -10), ("-1", -1), ("+1", 1), ("+10", 10))]
-        self.prev_flag_button = button("", "previous flagged frame (N)", m.prev_flagged, "step-backward", "40px")
-        self.next_flag_button = button("", "next flagged frame (n)", m.next_flagged, "step-forward", "40px")
-        self.masked_toggle = widgets.ToggleButton(False, description="masked preview", tooltip="m",
-                                                  icon="eye-slash")
+        self.prev_flag_button = self._button("", "previous flagged frame (N)", m.prev_flagged, "step-backward", "36px",
+                                             "player")
+        self.next_flag_button = self._button("", "next flagged frame (n)", m.next_flagged, "step-forward", "36px",
+                                             "player")
+        self.masked_toggle = widgets.ToggleButton(m.show_masked, description="masked", icon="eye-slash",
+                                                  tooltip="masked preview on / off (m): what will be published",
+                                                  layout=L(width="96px"))
         self.masked_toggle.observe(self._on_masked_toggle, "value")
-        self.label_choice = widgets.ToggleButtons(options=list(LABELS), value=m.draw_label,
-                                                  tooltips=["draw faces (1)", "draw plates (2)"],
-                                                  style={"button_width": "56px"})
-        self.label_choice.observe(lambda ch: setattr(m, "draw_label", ch["new"]), "value")
-        self.undo_button = button("undo", "Ctrl+Z", m.undo, "undo")
-        self.redo_button = button("redo", "Ctrl+Y", m.redo, "repeat")
-        self.zoom_buttons = [button("", "zoom in (+)", lambda: m.zoom(1.25), "search-plus", "36px"),
-                             button("", "zoom out (-)", lambda: m.zoom(0.8), "search-minus", "36px"),
-                             button("", "fit (0)", m.reset_zoom, "expand", "36px")]
+        self.undo_button = self._button("", "undo (Ctrl+Z)", m.undo, "undo", "36px")
+        self.redo_button = self._button("", "redo (Ctrl+Y)", m.redo, "repeat", "36px")
+        self.zoom_buttons = [self._button("", "zoom in (+)", lambda: m.zoom(1.25), "search-plus", "36px", "player"),
+                             self._button("", "zoom out (-)", lambda: m.zoom(0.8), "search-minus", "36px", "player"),
+                             self._button("", "fit (0)", m.reset_zoom, "expand", "36px", "player")]
+        self.player_msg = widgets.HTML(layout=L(width=f"{cw}px"))
+        self.player_msg.add_class("anonlab-msg")
+        self.transport = widgets.HBox([self.play, *self.step_buttons, widgets.HTML("&nbsp;⚑"),
+                                       self.prev_flag_button, self.next_flag_button, self.frame_label])
+        if self.is_photo:  # a photo has no time: no transport controls (issue 14 item 17)
+            self.slider.layout.display = "none"
+            self.transport.layout.display = "none"
+        view_row = widgets.HBox([self.transport, self.masked_toggle, self.undo_button, self.redo_button,
+                                 *self.zoom_buttons], layout=L(width=f"{cw}px", flex_flow="row wrap"))
+        left = widgets.VBox([self.canvas, self.slider, view_row, self.player_msg], layout=L(width=f"{cw}px"))
 
-        self.analyse_button = button("analyse", "detect and track faces and plates", self.analyse, "search")
-        self.export_path = widgets.Text(str(output or _default_output(self.input_path)), description="output",
-                                        layout=widgets.Layout(width="420px"))
-        self.overwrite = widgets.Checkbox(False, description="overwrite", indent=False,
-                                          layout=widgets.Layout(width="100px"))
-        self.export_button = button("export", "render the masked output", self.export, "download")
-        self.progress = widgets.Output(layout=widgets.Layout(min_height="0px"))
-        self.status = widgets.HTML()
-        self.message = widgets.HTML()
-
-        # selected-track panel
-        self.sel_info = widgets.HTML("no track selected")
-        self.sel_label = widgets.Dropdown(options=list(LABELS), description="label",
-                                          layout=widgets.Layout(width="160px"))
+        # --- selected track tools
+        self.sel_info = widgets.HTML("no track selected", layout=L(width="100%"))
+        self.sel_info.add_class("anonlab-msg")
+        self.sel_label = widgets.Dropdown(options=list(LABELS), description="label", tooltip="relabel the track",
+                                          layout=L(width="130px"), style={"description_width": "34px"})
         self.sel_label.observe(self._on_relabel, "value")
         self.follow_n = widgets.BoundedIntText(m.follow_frames, min=1, max=100_000, description="frames",
-                                               layout=widgets.Layout(width="140px"))
-        self.follow_fwd = button("follow", "follow forward (f)", lambda: self._with_sel(lambda t: m.follow(
-            t, 1, self.follow_n.value)), "forward")
-        self.follow_back = button("back", "follow backward (F)", lambda: self._with_sel(lambda t: m.follow(
-            t, -1, self.follow_n.value)), "backward")
-        self.keyframe_button = button("key", "keyframe here (k)", lambda: self._with_sel(m.add_keyframe), "key")
-        self.split_button = button("split", "split here (s)", lambda: self._with_sel(m.split), "cut")
-        self.delete_box_button = button("delete box", "delete this frame's box (Delete)",
-                                        lambda: self._with_sel(m.delete_region), "eraser")
-        self.delete_track_button = button("delete track", "delete the whole track (Shift+Delete)",
-                                          lambda: self._with_sel(m.delete_track), "trash")
-        self.merge_with = widgets.Dropdown(options=[], description="merge", layout=widgets.Layout(width="160px"))
-        self.merge_button = button("merge", "merge the chosen track into the selected one",
-                                   lambda: self._with_sel(lambda t: m.merge(t, self.merge_with.value)), "compress")
-        self.reason = widgets.Text(placeholder="reason to leave unmasked", layout=widgets.Layout(width="180px"))
-        self.exclude_button = button("unmask", "leave this track unmasked (the reason is recorded)",
-                                     lambda: self._with_sel(lambda t: m.exclude(t, self.reason.value)), "unlock")
-        self.include_button = button("mask", "mask this track again", lambda: self._with_sel(m.include), "lock")
-        self.track_list = widgets.VBox(layout=widgets.Layout(max_height=f"{ch}px", overflow="auto",
-                                                             width="400px"))
+                                               tooltip="frames to follow", layout=L(width="120px"),
+                                               style={"description_width": "44px"})
+        self.follow_fwd = self._button("follow", "follow the box forward with the tracker (f)",
+                                       lambda: self._with_sel(lambda t: m.follow(t, 1, self.follow_n.value)),
+                                       "forward")
+        self.follow_back = self._button("back", "follow the box backward with the tracker (F)",
+                                        lambda: self._with_sel(lambda t: m.follow(t, -1, self.follow_n.value)),
+                                        "backward")
+        self.keyframe_button = self._button("key", "make this frame a keyframe of the track (k)",
+                                            lambda: self._with_sel(m.add_keyframe), "key")
+        self.split_button = self._button("split", "split the track here (s)", lambda: self._with_sel(m.split), "cut")
+        self.delete_box_button = self._button("box", "delete the track's box in this frame (Delete)",
+                                              lambda: self._with_sel(m.delete_region), "eraser")
+        self.delete_track_button = self._button("track", "delete the whole track (Shift+Delete)",
+                                                lambda: self._with_sel(m.delete_track), "trash")
+        self.merge_with = widgets.Dropdown(options=[], description="merge", tooltip="the track to merge into this one "
+                                           "(nearest in time first)", layout=L(width="230px"),
+                                           style={"description_width": "40px"})
+        self.merge_button = self._button("merge", "merge the chosen track into the selected one",
+                                         lambda: self._with_sel(lambda t: m.merge(t, self.merge_with.value)),
+                                         "compress")
+        self.reason = widgets.Text(placeholder="reason to leave it unmasked", tooltip="recorded with your name",
+                                   layout=L(width="200px"))
+        self.exclude_button = self._button("leave unmasked", "leave this track unmasked (reason and name recorded)",
+                                           lambda: self._with_sel(lambda t: m.exclude(t, self.reason.value)),
+                                           "unlock")
+        self.include_button = self._button("mask", "mask this track again", lambda: self._with_sel(m.include), "lock")
+        self.label_choice = widgets.ToggleButtons(options=list(LABELS), value=m.draw_label, description="draw",
+                                                  tooltips=["drag on the picture draws a face (1)",
+                                                            "drag on the picture draws a plate (2)"],
+                                                  style={"button_width": "52px", "description_width": "34px"})
+        self.label_choice.observe(lambda ch: setattr(m, "draw_label", ch["new"]), "value")
+        self.tools_msg = widgets.HTML(layout=L(width="100%"))
+        self.tools_msg.add_class("anonlab-msg")
+        self.tools = widgets.VBox([
+            widgets.HTML("<b>TRACK</b>"), self.sel_info,
+            widgets.HBox([self.sel_label, self.keyframe_button, self.split_button, widgets.HTML("&nbsp;delete"),
+                          self.delete_box_button, self.delete_track_button]),
+            widgets.HBox([self.follow_back, self.follow_fwd, self.follow_n]),
+            widgets.HBox([self.merge_with, self.merge_button]),
+            widgets.HBox([self.reason, self.exclude_button, self.include_button]),
+            self.label_choice, self.tools_msg,
+        ], layout=L(width="100%", border="1px solid #ccc", padding="4px", margin="6px 0 0 0"))
+        self.side = widgets.VBox([self.tools], layout=L(width=f"{SIDE_WIDTH}px", margin=f"0 0 0 {GAP}px"))
+        self.side.add_class("anonlab-side")
+
+        # --- below: the track list (scrolls), help, counts for the record
+        self.track_list = widgets.VBox(layout=L(max_height=f"{8 * ROW_PX + 4}px", overflow="auto",
+                                                width=f"{cw}px", flex_flow="column", display="flex"))
         help_rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td></tr>"
                             for k, v in SHORTCUTS.items())
         self.help = widgets.HTML(f"<details><summary>keyboard (mouse over the picture)</summary>"
                                  f"<table>{help_rows}</table></details>")
-
-        player = widgets.VBox([self.slider, widgets.HBox([
-            self.play, *self.step_buttons, widgets.HTML("&nbsp;⚑"), self.prev_flag_button, self.next_flag_button,
-            self.frame_label])])
-        tools = widgets.HBox([self.label_choice, self.masked_toggle, self.undo_button, self.redo_button,
-                              *self.zoom_buttons])
-        selected = widgets.VBox([
-            self.sel_info, widgets.HBox([self.sel_label, self.keyframe_button, self.split_button]),
-            widgets.HBox([self.follow_back, self.follow_fwd, self.follow_n]),
-            widgets.HBox([self.delete_box_button, self.delete_track_button]),
-            widgets.HBox([self.merge_with, self.merge_button]),
-            widgets.HBox([self.reason, self.exclude_button, self.include_button]),
-        ])
-        left = widgets.VBox([tools, self.canvas, player, self.message, self.help])
-        self.side = widgets.VBox([widgets.HTML("<b>tracks</b>"), self.track_list, selected],
-                                 layout=widgets.Layout(width="420px"))
-        right = self.side
-        actions = widgets.HBox([self.analyse_button, self.export_path, self.overwrite, self.export_button])
-        self.widget = widgets.VBox([self.status, actions, self.progress, widgets.HBox([left, right])])
+        #: Counts for the record (a live summary, no coordinates): the notebook shows it in its own cell.
+        self.record = widgets.HTML()
+        below = widgets.VBox([widgets.HTML("<b>tracks</b> (click to select)"), self.track_list, self.help])
+        self.widget = widgets.VBox([widgets.HTML(CSS), strip, self.progress, widgets.HBox([left, self.side]), below],
+                                   layout=L(width=f"{layout_width(cw) - GAP}px"))
         self.widget.add_class("anonlab-workbench")
 
     def add_panel(self, widget: widgets.Widget) -> None:
-        """Append a panel under the track list (the review queue's, for instance)."""
+        """Append a panel to the side column."""
         self.side.children = (*self.side.children, widget)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
+    # --- who works ------------------------------------------------------------------------------------
+    def actor_name(self) -> str:
+        """The analyst's name as typed (whitespace collapsed)."""
+        return " ".join(self.analyst.value.split())
+
+    def sync_actor(self) -> None:
+        """Record the typed name with the case's next edits and decisions."""
+        self.case.actor = self.actor_name() or None
+
     # --- event handlers (the tests call these) ------------------------------------------------------
-    def _guard(self, fn: Callable[[], object]):
+    def _guard(self, fn: Callable[[], object], where: str = "tools"):
+        """Run a handler; an anonlab error becomes a message beside the control that caused it."""
+        self.poll()
+        self.sync_actor()
         try:
             return fn()
         except AnonlabError as exc:
-            self.model.say(str(exc))
+            self.model.say(str(exc), where, error=True)
             return None
 
     def _with_sel(self, fn: Callable[[int], object]):
         if self.model.selected is None:
             raise AnonlabError("select a box first (click it, or Tab)")
         return fn(self.model.selected)
+
+    def _on_client_ready(self) -> None:
+        """A browser view of the canvas is ready: draw everything again (it starts empty)."""
+        self._redraw({"frame", "boxes", "drag"})
 
     def _on_mouse_down(self, x, y):
         self._guard(lambda: self.model.on_down(x, y))
@@ -285,7 +400,7 @@ class Workbench:
         action = self._guard(lambda: self.model.on_key(
             event.get("key", ""), ctrl=bool(event.get("ctrlKey") or event.get("metaKey")),
             shift=bool(event.get("shiftKey")), alt=bool(event.get("altKey"))))
-        if action == "play":
+        if action == "play" and not self.is_photo:
             self.play.playing = not self.play.playing
 
     def _on_slider(self, change) -> None:
@@ -293,7 +408,7 @@ class Workbench:
             self.model.seek(change["new"])
 
     def _on_masked_toggle(self, change) -> None:
-        if change["new"] != self.model.show_masked:
+        if not self._syncing and change["new"] != self.model.show_masked:
             self.model.toggle_masked()
 
     def _on_relabel(self, change) -> None:
@@ -315,6 +430,131 @@ class Workbench:
         self.model.select(track)
 
     # --- long actions -----------------------------------------------------------------------------
+    def _dispatch(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the kernel's thread: through its event loop when the call comes from the analysis
+        thread (widgets and the decoder are not thread-safe); without a loop (tests, plain Python) at the next
+        `poll`, or at once when already on the main thread."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            loop.call_soon_threadsafe(fn)
+        elif threading.current_thread() is threading.main_thread():
+            fn()
+        else:
+            self._pending.append(fn)
+
+    def poll(self) -> None:
+        """Run what the analysis thread handed over (outside a kernel: tests and scripts call it)."""
+        while self._pending:
+            self._pending.pop(0)()
+
+    def analyse(self, *, background: bool = True, analyse: Callable | None = None) -> AnalysisJob | None:
+        """Detect and track in the background (progress and cancel in the strip); the page stays usable, and the
+        frames already settled show their regions. When it ends the analysis goes into the case."""
+        if self.job is not None and self.job.running:
+            raise AnonlabError("the analysis is running already")
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.25:
+                return
+            last[0] = now
+            self._dispatch(lambda: self._show_progress(done, total))
+
+        self.job = AnalysisJob(self.input_path, self.case.settings, analyse=analyse, on_progress=progress,
+                               on_done=lambda job: self._dispatch(lambda: self._finish_analysis(job)))
+        self.analyse_button.disabled = True
+        self.analyse_button.description = "analysing…"
+        self.cancel_button.layout.display = ""
+        self.progress_bar.layout.display = ""
+        self.progress_bar.value, self.progress_bar.max = 0, max(self.case.input.n_frames, 1)
+        self.model.say("analysing in the background: you can scrub meanwhile", "status")
+        self.job.start(background=background)
+        return self.job
+
+    def _show_progress(self, done: int, total: int) -> None:
+        self.progress_bar.max = max(total, 1)
+        self.progress_bar.value = min(done, self.progress_bar.max)
+        if self.job is not None and self.job.running:
+            self.model.set_provisional(self.job.settled_regions())
+            self.model.say(f"analysing: {done} of {total} frame(s); the first ones show their regions already",
+                           "status")
+
+    def cancel(self) -> None:
+        if self.job is None or not self.job.running:
+            raise AnonlabError("no analysis is running")
+        self.job.cancel()
+        self.model.say("cancelling…", "status")
+
+    def _finish_analysis(self, job: AnalysisJob) -> None:
+        self.analyse_button.disabled = False
+        self.analyse_button.description = "analyse"
+        self.cancel_button.layout.display = "none"
+        self.progress_bar.layout.display = "none"
+        self.model.set_provisional(None)
+        if job.state == "cancelled":
+            self.model.say("analysis cancelled; the case is unchanged", "status", error=True)
+            return
+        if job.state == "failed":
+            exc = job.error
+            text = str(exc) if isinstance(exc, AnonlabError) else f"internal error ({type(exc).__name__})"
+            self.model.say(f"analysis failed: {text}", "status", error=True)
+            return
+        try:
+            self.case.set_analysis(job.result)
+        except AnonlabError as exc:
+            self.model.say(f"analysis failed: {exc}", "status", error=True)
+            return
+        self.review.session.scene_cuts = list(self.case.scene_cuts)
+        self.review.refresh()
+        stats = self.review.session.stats()
+        self.model.say(f"analysis done: {len(self.case.tracks)} track(s), {stats['decisions']} review decision(s)",
+                       "status")
+        self._draw_record()
+
+    def _check_output(self, out: Path) -> None:
+        from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
+
+        want = PHOTO_EXTENSIONS if self.case.input.kind == "photo" else VIDEO_EXTENSIONS
+        if out.suffix.lower() not in want:
+            kind = "photo" if self.case.input.kind == "photo" else "video"
+            raise AnonlabError(f"{out.name}: not a {kind} file name; end it with {self.input_path.suffix or '.mp4'} "
+                               f"(or another {kind} extension)")
+        if out.exists() and not self.overwrite.value:
+            raise AnonlabError(f"{out.name} exists already; tick 'replace' to write over it, or choose another name")
+
+    def export(self) -> dict | None:
+        """Render the output with exactly the case's regions (after the review gate, when one is set)."""
+        out = Path(self.export_path.value).expanduser()
+        self.export_button.disabled = True
+        self.model.say(f"exporting {out.name}…", "status")
+        try:
+            self.sync_actor()
+            self._check_output(out)
+            info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
+                                                         progress=True, gate=self.export_gate))
+            report = case_report(self.case, out, info, review=self.review.session.report_fields())
+            write_report(report, out.with_name(out.name + ".report.json"))
+            self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
+                           f"{info['case']['regions']} masked region(s); report {out.name}.report.json", "status")
+            self.last_export = info
+            return info
+        except AnonlabError as exc:
+            self.model.say(f"export failed: {exc}", "status", error=True)
+            return None
+        except Exception as exc:  # never leave "exporting…" on screen: say it, in one line (issue 14 item 5)
+            self.model.say(f"export failed: internal error ({type(exc).__name__}); nothing was written", "status",
+                           error=True)
+            return None
+        finally:
+            self.export_button.disabled = False
+            self.progress.clear_output()
+            self._draw_record()
+
     def _in_progress(self, fn: Callable[[], object]):
         """Run ``fn`` with its progress bars shown in the workbench.
 
@@ -331,46 +571,6 @@ class Workbench:
             raise error
         return result
 
-    def analyse(self) -> None:
-        """Detect and track (progress bar in the workbench), then merge the analysis into the case."""
-        from anonlab.pipeline import analyse
-
-        self.analyse_button.disabled = True
-        self.model.say("analysing…")
-        try:
-            analysis = self._in_progress(lambda: analyse(self.input_path, self.case.settings, progress=True))
-            self.case.set_analysis(analysis)
-            self.review.session.scene_cuts = list(self.case.scene_cuts)
-            self.review.refresh()
-            self.model.say(f"analysis done: {len(self.case.tracks)} track(s), "
-                           f"{len(self.review.session.pending)} review item(s)")
-        except AnonlabError as exc:
-            self.model.say(str(exc))
-        finally:
-            self.analyse_button.disabled = False
-            self.progress.clear_output()
-
-    def export(self) -> dict | None:
-        """Render the output with exactly the case's regions (after the review gate, when one is set)."""
-        out = Path(self.export_path.value).expanduser()
-        self.export_button.disabled = True
-        self.model.say(f"exporting {out.name}…")
-        try:
-            info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
-                                                         progress=True, gate=self.export_gate))
-            report = case_report(self.case, out, info, review=self.review.session.report_fields())
-            write_report(report, out.with_name(out.name + ".report.json"))
-            self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
-                           f"{info['case']['regions']} masked region(s); report {out.name}.report.json")
-            self.last_export = info
-            return info
-        except AnonlabError as exc:
-            self.model.say(f"export failed: {exc}")
-            return None
-        finally:
-            self.export_button.disabled = False
-            self.progress.clear_output()
-
     # --- drawing ----------------------------------------------------------------------------------
     def _on_model(self, changes: set[str]) -> None:
         self._redraw(changes)
@@ -379,13 +579,16 @@ class Workbench:
         m = self.model
         if not self.slider.continuous_update and self.frames.proxy_ready():
             self.slider.continuous_update = True
-        if "frame" in changes or "view" in changes:
+        # with the masked preview on, an edit changes the picture itself
+        if changes & {"frame", "view"} or ("case" in changes and m.show_masked):
             self._syncing = True
             try:
                 self.slider.value = m.frame
+                self.masked_toggle.value = m.show_masked  # the m key and the button agree (item 9)
             finally:
                 self._syncing = False
             self._draw_picture()
+        if changes & {"frame", "view", "flags"}:
             self.frame_label.value = (f"&nbsp;<code>{m.frame} / {m.n_frames - 1} · {_fmt_time(m.time)}</code>"
                                       + (" <b>⚑</b>" if m.frame in m.flagged_frames else ""))
         if changes & {"boxes", "frame", "view", "selection"}:
@@ -398,6 +601,8 @@ class Workbench:
             self._draw_selection()
         if changes & {"message", "case", "tracks"}:
             self._draw_status()
+        if "case" in changes:
+            self._draw_record()
 
     def _draw_picture(self) -> None:
         t0 = time.perf_counter()
@@ -441,7 +646,17 @@ class Workbench:
                         layer.fill_rect(hx - 3, hy - 3, 7, 7)
                 drawn.append({"track": b.track, "canvas": (x1, y1, x2, y2), "colour": b.colour,
                               "selected": b.selected, "excluded": b.excluded})
+            prov = m.provisional_at()
+            if len(prov):  # the running analysis: dashed white, not editable yet
+                layer.stroke_style = "#ffffff"
+                layer.line_width = 1
+                layer.set_line_dash([3, 3])
+                for box in prov.xyxy.tolist():
+                    x1, y1, x2, y2 = vp.box_to_canvas(box)
+                    layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
+                layer.set_line_dash([])
         self.drawn["boxes"] = drawn
+        self.drawn["provisional"] = len(prov)
 
     def _draw_drag(self) -> None:
         d, vp = self.model.drag, self.model.viewport
@@ -458,20 +673,52 @@ class Workbench:
             else:
                 self.drawn["drag"] = None
 
-    def _thumbnail(self, s) -> bytes:
-        key = (s.id, s.thumb_frame, s.thumb_box)
-        if key not in self._thumbs:
-            vp = self.model.viewport
-            pic = self.frames.view(s.thumb_frame, type(vp)(vp.image_w, vp.image_h, vp.canvas_w, vp.canvas_h))
-            x1, y1, x2, y2 = (c * vp.fit for c in s.thumb_box)
-            ox, oy = vp.image_rect()[:2]
-            pad = 0.2 * max(x2 - x1, y2 - y1)
-            xa, ya = int(max(x1 - pad + ox, 0)), int(max(y1 - pad + oy, 0))
-            xb, yb = int(min(x2 + pad + ox, vp.canvas_w)), int(min(y2 + pad + oy, vp.canvas_h))
+    def thumbnail(self, frame: int, track: int | None = None, size: int = THUMB) -> bytes:
+        """A ``size``×``size`` JPEG around ``track``'s box at ``frame`` (the whole frame without one), as the
+        preview shows it (masked when the masked preview is on), the box outlined in the track's colour."""
+        t = self.case.tracks.get(track) if track is not None and track >= 0 else None
+        v = t.value(frame) if t is not None else None
+        masked = self.model.show_masked
+        key = (frame, track, None if v is None else tuple(round(c, 1) for c in v[:4]), masked, size)
+        hit = self._thumbs.get(key)
+        if hit is not None:
+            return hit
+        vp = self.model.viewport
+        fit = type(vp)(vp.image_w, vp.image_h, vp.canvas_w, vp.canvas_h)
+        pic = self.frames.view(frame, fit).copy()
+        ox, oy = fit.image_rect()[:2]
+        if masked:
+            from anonlab.mask import mask_frame
+
+            regions = self.case.regions_at(frame)
+            if len(regions):
+                pic = mask_frame(pic, regions.replace(xyxy=regions.xyxy * fit.scale + np.array([ox, oy, ox, oy],
+                                                                                               np.float32)),
+                                 self.case.settings)
+        if v is None:
+            x1, y1, x2, y2 = fit.image_rect()[0], fit.image_rect()[1], fit.image_rect()[0] + fit.image_rect()[2], \
+                fit.image_rect()[1] + fit.image_rect()[3]
+            crop = pic[y1:y2, x1:x2]
+        else:
+            x1, y1, x2, y2 = (c * fit.scale for c in v[:4])
+            x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
+            colour = hex_to_bgr(track_colour(track)) if t.excluded is None else (158, 158, 158)
+            cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), colour, 1)
+            pad = 0.3 * max(x2 - x1, y2 - y1) + 2
+            xa, ya = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
+            xb, yb = int(min(x2 + pad, vp.canvas_w)), int(min(y2 + pad, vp.canvas_h))
             crop = pic[ya:max(yb, ya + 1), xa:max(xb, xa + 1)]
-            crop = cv2.resize(crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-            self._thumbs[key] = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
-        return self._thumbs[key]
+        h, w = crop.shape[:2]
+        s = size / max(h, w, 1)
+        crop = cv2.resize(crop, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        square = np.zeros((size, size, 3), np.uint8)
+        square[(size - crop.shape[0]) // 2:(size - crop.shape[0]) // 2 + crop.shape[0],
+               (size - crop.shape[1]) // 2:(size - crop.shape[1]) // 2 + crop.shape[1]] = crop
+        data = cv2.imencode(".jpg", square, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+        if len(self._thumbs) > 2000:
+            self._thumbs.clear()
+        self._thumbs[key] = data
+        return data
 
     def _draw_tracks(self) -> None:
         summaries = self.model.track_summaries()
@@ -479,46 +726,75 @@ class Workbench:
             keep = {s.id for s in sorted(summaries, key=lambda s: -s.n_frames)[:MAX_TRACK_ROWS]}
             summaries = [s for s in summaries if s.id in keep]
         summaries.sort(key=lambda s: (s.first, s.id))
-        rows = []
         new_rows = {}
         for s in sorted(summaries, key=lambda s: s.thumb_frame):  # thumbnails in decoding order
             cached = self._rows.get(s.id)
             if cached is not None and cached[0] == s:
                 new_rows[s.id] = cached
                 continue
-            thumb = widgets.Image(value=self._thumbnail(s), format="jpeg", width=THUMB, height=THUMB)
+            thumb = widgets.Image(value=self.thumbnail(s.thumb_frame, s.id, THUMB), format="jpeg", width=THUMB,
+                                  height=THUMB)
             sel = widgets.Button(description=f"{s.id} {s.label}", tooltip=f"select track {s.id}",
-                                 layout=widgets.Layout(width="76px"))
+                                 layout=widgets.Layout(width="86px", height=f"{ROW_PX - 4}px"))
             sel.style.button_color = s.colour
             sel.on_click(lambda _b, t=s.id: self._guard(lambda: self.select_track(t)))
-            info = widgets.HTML(f"<small>{s.first}–{s.last} · {s.n_frames} fr · min {s.min_score:.2f}"
+            info = widgets.HTML(f"<small>frames {s.first}–{s.last} · {s.n_frames} fr · min score {s.min_score:.2f}"
                                 + (" · <b>edited</b>" if s.edited else "")
-                                + (f"<br><b>unmasked</b>: {html.escape(s.excluded[:60])}" if s.excluded else "")
-                                + "</small>", layout=widgets.Layout(width="150px"))
-            hide = widgets.ToggleButton(s.hidden, icon="eye-slash", tooltip="hide in the picture (h)",
-                                        layout=widgets.Layout(width="44px"))
+                                + (f" · <b>unmasked</b>: {html.escape(s.excluded[:40])}" if s.excluded else "")
+                                + "</small>", layout=widgets.Layout(width="420px"))
+            hide = widgets.ToggleButton(s.hidden, icon="eye-slash", tooltip="hide its outline in the picture (h); "
+                                        "it stays masked", layout=widgets.Layout(width="40px", height=f"{ROW_PX - 4}px"))
             hide.observe(lambda ch, t=s.id: self._guard(
                 lambda: self.model.toggle_hidden(t) if ch["new"] != (t in self.model.hidden) else None), "value")
-            new_rows[s.id] = (s, widgets.HBox([thumb, sel, info, hide]))
+            row = widgets.HBox([thumb, sel, info, hide], layout=widgets.Layout(height=f"{ROW_PX}px",
+                                                                               min_height=f"{ROW_PX}px",
+                                                                               flex="0 0 auto", overflow="hidden"))
+            row.add_class("anonlab-row")
+            new_rows[s.id] = (s, row)
         for old_id, (_, row) in self._rows.items():
             if new_rows.get(old_id, (None, None))[1] is not row:
                 row.close()
         self._rows = new_rows
         rows = [new_rows[s.id][1] for s in summaries]
         self.track_list.children = rows or [widgets.HTML("<i>no tracks yet: analyse, or drag on the picture</i>")]
-        self.merge_with.options = [(f"{s.id} {s.label}", s.id) for s in summaries]
+        self._merge_options()
+
+    def _merge_options(self) -> None:
+        """The merge menu: the tracks nearest in time to the selected one first (fragments of one object)."""
+        sel = self.case.tracks.get(self.model.selected) if self.model.selected is not None else None
+        span = sel.span() if sel is not None else None
+        opts = []
+        for t in self.case.tracks.values():
+            if sel is not None and t.id == sel.id:
+                continue
+            sp = t.span()
+            if sp is None:
+                continue
+            gap = 0 if span is None else max(sp[0] - span[1], span[0] - sp[1], 0)
+            same = sel is None or t.label == sel.label
+            opts.append(((not same, gap, t.id), (f"{t.id} {LABELS[t.label]} · f {sp[0]}–{sp[1]}", t.id)))
+        options = [o for _, o in sorted(opts)]
+        if list(self.merge_with.options) != options:
+            self._syncing = True
+            try:
+                self.merge_with.options = options
+            finally:
+                self._syncing = False
 
     def _draw_selection(self) -> None:
         m = self.model
         t = self.case.tracks.get(m.selected) if m.selected is not None else None
+        self._merge_options()
         if t is None:
-            self.sel_info.value = "no track selected"
+            self.sel_info.value = "no track selected: click a box, or Tab"
             return
         span = t.span()
         v = t.value(m.frame)
-        self.sel_info.value = (f"<b>track {t.id}</b> · frames {span[0]}–{span[1]} · "
+        self.sel_info.value = (f"<b>track {t.id}</b> · {LABELS[t.label]} · frames {span[0]}–{span[1]} · "
                                + ("box here" if v is not None else "no box in this frame")
-                               + (f" · <b>left unmasked</b>: {html.escape(t.excluded)}" if t.excluded else ""))
+                               + (f" · <b>left unmasked</b>: {html.escape(t.excluded)}"
+                                  + (f" (by {html.escape(t.excluded_by[0])})" if t.excluded_by[0] else "")
+                                  if t.excluded else ""))
         self._syncing = True
         try:
             self.sel_label.value = LABELS[t.label]
@@ -528,18 +804,39 @@ class Workbench:
     def _draw_status(self) -> None:
         c = self.case
         saved = ("not saved (no case path)" if c.path is None else
-                 f"<span style='color:#b00'>save failed: {html.escape(c.save_error)}</span>" if c.save_error else
-                 f"case <code>{html.escape(c.path.name)}</code>" + (" (autosaved)" if c.autosave else ""))
-        analysed = "" if c.analysed else " · <b>not analysed yet</b>"
-        self.status.value = (f"<b>{html.escape(c.input.name)}</b> · {c.input.width}×{c.input.height} · "
-                             f"{c.input.n_frames} frame(s) · {len(c.tracks)} track(s) · {c.edit_count} edit(s) · "
-                             f"status <b>{c.review.status}</b> · {saved}{analysed}")
-        self.message.value = f"<i>{html.escape(self.model.message)}</i>" if self.model.message else ""
+                 f"<span style='color:#b00020'>save failed: {html.escape(c.save_error)}</span>" if c.save_error else
+                 f"case <code>{html.escape(c.path.name)}</code>" + (" saved" if c.autosave else ""))
+        analysed = "analysed" if c.analysed else "<b>not analysed yet</b>"
+        frames = "photo" if self.is_photo else f"{c.input.n_frames} frames · {c.input.fps:.3g} fps"
+        self.status.value = (f"<b>{html.escape(c.input.name)}</b> · {c.input.width}×{c.input.height} · {frames} · "
+                             f"{analysed} · {len(c.tracks)} track(s) · {c.edit_count} edit(s) · "
+                             f"status <b>{c.review.status}</b> · {saved}")
+        msgs, bad = self.model.messages, self.model.failed
+        self.status_msg.value = _msg(msgs.get("status", ""), "status" in bad)
+        self.tools_msg.value = _msg(msgs.get("tools", ""), "tools" in bad)
+        self.player_msg.value = _msg(msgs.get("player", ""), "player" in bad)
         self.undo_button.disabled = not c.can_undo
         self.redo_button.disabled = not c.can_redo
 
+    def _draw_record(self) -> None:
+        """Counts for the record (no coordinates): kept current after every change, analysis and export."""
+        s = self.case.summary()
+        labels = ", ".join(f"{v} {k}(s)" for k, v in s["tracks_by_label"].items())
+        ex = self.last_export
+        self.record.value = (
+            "<b>Counts for the record</b> (no coordinates: those live only in the case file)<br>"
+            f"analysed: <b>{'yes' if s['analysed'] else 'no'}</b> · tracks: {s['tracks']} ({labels}) · "
+            f"masked regions: {s['regions']} · edits: {s['edits']} · left unmasked: {len(s['excluded'])} · "
+            f"status: {s['status']}" + (f" by {html.escape(s['reviewer'])}" if s["reviewer"] else "")
+            + (f"<br>last export: {ex.get('frames', 0)} frame(s), {ex['case']['regions']} masked region(s)"
+               + (f", {ex['case']['whole_frames']} frame(s) masked whole" if ex["case"].get("whole_frames") else "")
+               if ex else "<br>not exported yet"))
+
     def close(self) -> None:
-        """Stop the proxy thread, release the video and close the widgets."""
+        """Stop the proxy thread and the analysis, release the video and close the widgets."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            self.job.join(5)
         self.frames.close()
         for _, row in self._rows.values():
             row.close()
