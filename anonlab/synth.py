@@ -39,6 +39,7 @@ from typing import Iterator
 
 import av
 import cv2
+from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from anonlab.errors import AnonlabError
@@ -322,9 +323,13 @@ def write_clip(photo: np.ndarray, boxes: Regions, clip: SynthClip, out: str | Pa
     with av.open(str(out), "w") as container, open(labels_out, "w", encoding="utf-8") as fh:
         stream = container.add_stream("libx264", rate=_fps_fraction(clip.fps))
         stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-        stream.options = {"crf": str(int(crf)), "preset": "veryfast"}
+        # one thread for the colour conversion and the encoder: threaded swscale and frame-threaded x264 gave
+        # different bytes from run to run, and a benchmark must see the same clip every time
+        stream.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1"}
+        reformatter = VideoReformatter()
         for n, frame, gt in render_frames(photo, boxes, clip, min_visible):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+            yuv = reformatter.reformat(av.VideoFrame.from_ndarray(frame, format="bgr24"), format="yuv420p", threads=1)
+            for packet in stream.encode(yuv):
                 container.mux(packet)
             boxes_json = [{**{k: rec[k] for k in ("label", "x", "y", "w", "h")}, "object": int(obj)}
                           for rec, obj in zip(gt.to_records(with_track=False, ndigits=2), gt.track_id.tolist())]
