@@ -34,6 +34,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                         "Higher is faster but TRADES RECALL: objects appearing between detections rely on "
                         "flow and the lead extension. 1 = most thorough")
     g.add_argument("--crf", type=int, default=None, help="video quality, libx264 CRF (18)")
+    g.add_argument("--jpeg-quality", type=int, default=None,
+                   help="JPEG quality 1-95 for photos (default: keep the source JPEG's own quantisation tables)")
     g.add_argument("--keep-metadata", action="store_true", help="keep EXIF/GPS and container metadata")
     g.add_argument("--face-model", default=None,
                    help="your own face model: a CenterFace- or SCRFD-format .onnx, or a mediapipe .tflite/.task "
@@ -51,8 +53,8 @@ def settings_from_args(args: argparse.Namespace):
 
     what = tuple(w.strip().rstrip("s") for w in args.what.split(",") if w.strip())
     changes = {"what": what}
-    for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "face_model",
-                 "plate_model"):
+    for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "jpeg_quality",
+                 "face_model", "plate_model"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -77,18 +77,31 @@ def analyse(
         t1 = time.perf_counter()
         show = progress if media.n_frames > 1 else False
         with progress_bar(media.n_frames, f"analyse {path.name}", enabled=show) as bar:
-            analyser = Analyser(detector, settings_for_rate(settings, media.fps), fps=media.fps)
-            for n, frame in media.frames():
-                analyser.feed(n, frame)
-                bar.update(1)
-                if on_frame is not None:
-                    on_frame(analyser, media)
-            regions = analyser.result(media.n_frames)
+            if media.kind == "photo":  # pages of a document are unrelated pictures: each analysed alone
+                parts, cuts, next_id = [], [], 0
+                for n, page in media.frames():
+                    analyser = Analyser(detector, settings_for_rate(settings, 0.0), fps=None)
+                    analyser.feed(0, page)
+                    rows = analyser.result(1)
+                    ids = np.where(rows.track_id >= 0, rows.track_id + next_id, rows.track_id)
+                    next_id = int(ids.max()) + 1 if len(ids) and ids.max() >= 0 else next_id
+                    parts.append(rows.replace(frame=np.full(len(rows), n, np.int64), track_id=ids))
+                    bar.update(1)
+                regions = Regions.merge(parts)
+            else:
+                analyser = Analyser(detector, settings_for_rate(settings, media.fps), fps=media.fps)
+                for n, frame in media.frames():
+                    analyser.feed(n, frame)
+                    bar.update(1)
+                    if on_frame is not None:
+                        on_frame(analyser, media)
+                regions = analyser.result(media.n_frames)
+                cuts = sorted(analyser.scene_cuts)
         t2 = time.perf_counter()
         return Analysis(
             path=path, kind=media.kind, n_frames=media.n_frames, width=media.width, height=media.height,
             fps=media.fps, times=media.times, regions=regions.clip(media.width, media.height), settings=settings,
-            models=models, damaged=sorted(media.damaged), scene_cuts=sorted(analyser.scene_cuts),
+            models=models, damaged=sorted(media.damaged), scene_cuts=cuts,
             timings={"open_s": round(t1 - t0, 3), "analyse_s": round(t2 - t1, 3)},
         )
     finally:
@@ -105,9 +118,17 @@ def describe(path: str | Path, settings: Settings | None = None) -> Analysis:
 
 
 def default_output(path: str | Path) -> Path:
-    """``street.mp4`` -> ``street_anonymized.mp4`` (deface's convention)."""
+    """``street.mp4`` -> ``street_anonymized.mp4`` (deface's convention).
+
+    A video in a container anonlab does not write (AVI, WMV, FLV, MPEG-PS...) gets ``.mkv``
+    (`anonlab.media.streams.default_video_suffix`).
+    """
+    from anonlab.media import VIDEO_EXTENSIONS
+    from anonlab.media.streams import default_video_suffix
+
     path = Path(path)
-    return path.with_name(f"{path.stem}_anonymized{path.suffix}")
+    suffix = default_video_suffix(path) if path.suffix.lower() in VIDEO_EXTENSIONS else path.suffix
+    return path.with_name(f"{path.stem}_anonymized{suffix}")
 
 
 def render(
@@ -131,9 +152,13 @@ def render(
     regions = analysis.regions if regions is None else regions
     src, dst = analysis.path, Path(output)
     check_output_path(src, dst, overwrite)
-    per_frame = regions.by_frame(analysis.n_frames)
+    check_output_format(src, dst, analysis.kind)
+    per_frame = regions.frame_index()
     whole = set(analysis.damaged) | set(mask_whole or ())
     t0 = time.perf_counter()
+
+    def needs_render(n: int) -> bool:
+        return n in whole or per_frame.count(n) > 0
 
     def render_frame(n: int, frame: np.ndarray) -> np.ndarray:
         if n in whole:
@@ -143,17 +168,57 @@ def render(
     with atomic_output(dst) as tmp:
         if analysis.kind == "photo":
             media = open_media(src)
-            write_photo(media.photo, render_frame(0, media.photo.image), tmp, keep_metadata=settings.keep_metadata)
-            info = {"frames": 1, "damaged": [], "audio_packets": 0}
+            pages = [render_frame(n, page) for n, page in enumerate(media.photo.pages)]
+            write_photo(media.photo, pages if len(pages) > 1 else pages[0], tmp, keep_metadata=settings.keep_metadata,
+                        jpeg_quality=settings.jpeg_quality)
+            info = {"frames": len(pages), "damaged": [], "audio_packets": 0,
+                    "output": {"format": media.photo.format, "pages": len(pages), "mode": media.photo.mode,
+                               "dropped_images": media.photo.dropped}}
         else:
             with progress_bar(analysis.n_frames, f"render {dst.name}", enabled=progress) as bar:
                 info = write_video(src, tmp, render_frame, crf=settings.crf, keep_metadata=settings.keep_metadata,
-                                   progress=bar.update)
+                                   progress=bar.update, needs_render=needs_render, container_name=dst)
             if info["frames"] != analysis.n_frames:
                 raise AnonlabError(f"{src.name}: wrote {info['frames']} frames but the input has "
                                    f"{analysis.n_frames}; output discarded")
     info["render_s"] = round(time.perf_counter() - t0, 3)
     return info
+
+
+def check_output_format(src: str | Path, dst: str | Path, kind: str | None = None) -> None:
+    """Refuse, in one line and before any work, an output that cannot hold the input as it is.
+
+    Videos: the container must be one anonlab writes and able to hold the source's stream properties and
+    audio (`anonlab.media.streams.plan_video`, `check_audio`). Photos: the extension must name a format
+    Pillow writes.
+
+    Raises:
+        OutputError: with the reason and a container or extension that works.
+    """
+    from anonlab.media import probe
+
+    kind = kind or probe(src)
+    if kind == "photo":
+        from anonlab.media.photo import check_photo_output
+
+        check_photo_output(dst)
+        return
+    from anonlab.media.streams import check_audio, plan_video
+    from anonlab.media.video import VideoReader
+
+    with VideoReader(src) as reader:
+        plan = plan_video(reader.props, dst)
+        check_audio(reader._container.streams.audio, plan.container, dst)
+
+
+def stream_fields(render_info: Mapping) -> dict:
+    """The output's stream properties for the audit report (names and codes, never coordinates)."""
+    out = {}
+    if render_info.get("source"):
+        out["source_stream"] = dict(render_info["source"])
+    if render_info.get("output"):
+        out["output_stream"] = dict(render_info["output"])
+    return out
 
 
 class _Aborted(Exception):
@@ -187,6 +252,7 @@ class _StreamingRender:
         self.error: BaseException | None = None
         self.info: dict | None = None
         self.thread: threading.Thread | None = None
+        self._current: tuple[int, Regions] | None = None
         self.damaged: set[int] = set()
         self.n_frames = self.width = self.height = 0  # the video's, set when its first frame is analysed
 
@@ -245,15 +311,22 @@ class _StreamingRender:
 
     # --- render side ---------------------------------------------------------------------------------
     def _regions(self, n: int) -> Regions:
+        """Frame ``n``'s settled regions (waits for them); asked by ``needs_render`` and again by the render."""
+        if self._current is not None and self._current[0] == n:
+            return self._current[1]
         with self.cond:
             while n >= self.upto and not self.aborted:
                 self.cond.wait()
             if self.aborted:
                 raise _Aborted()
-            return self.ready.pop(n)
+            self._current = (n, self.ready.pop(n))
+        return self._current[1]
 
     def _run(self) -> None:
         from anonlab.mask import mask_frame, mask_whole_frame
+
+        def needs_render(n: int) -> bool:
+            return n in self.damaged or len(self._regions(n)) > 0
 
         def render_frame(n: int, frame: np.ndarray) -> np.ndarray:
             regions = self._regions(n)
@@ -266,7 +339,8 @@ class _StreamingRender:
             with atomic_output(self.dst) as tmp:
                 with progress_bar(self.n_frames, f"render {self.dst.name}", enabled=self.progress) as bar:
                     info = write_video(self.src, tmp, render_frame, crf=self.settings.crf,
-                                       keep_metadata=self.settings.keep_metadata, progress=bar.update)
+                                       keep_metadata=self.settings.keep_metadata, progress=bar.update,
+                                       needs_render=needs_render, container_name=self.dst)
                 if info["frames"] != self.n_frames:
                     raise AnonlabError(f"{self.src.name}: wrote {info['frames']} frames but the input has "
                                        f"{self.n_frames}; output discarded")
@@ -293,6 +367,7 @@ def analyse_and_render(path: str | Path, output: str | Path, settings: Settings 
     check_output_path(path, output, overwrite)
     from anonlab.media import probe
 
+    check_output_format(path, output)
     if probe(path) != "video":
         analysis = analyse(path, settings, progress=progress)
         return analysis, render(analysis, output, overwrite=overwrite, progress=progress)
@@ -327,10 +402,10 @@ def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None 
         write_cvat_xml(regions, path, n_frames=analysis.n_frames, width=analysis.width, height=analysis.height,
                        name=analysis.path.name)
     else:
-        per_frame = regions.by_frame(analysis.n_frames)
+        per_frame = regions.frame_index()
         with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for n, r in enumerate(per_frame):
-                line = {"frame": n, "time": round(float(analysis.times[n]), 6), "regions": r.to_records()}
+            for n in range(analysis.n_frames):
+                line = {"frame": n, "time": round(float(analysis.times[n]), 6), "regions": per_frame[n].to_records()}
                 f.write(json.dumps(line) + "\n")
 
 
@@ -415,6 +490,7 @@ def anonymize(
     path = Path(path)
     output = Path(output) if output else default_output(path)
     check_output_path(path, output, overwrite)
+    check_output_format(path, output)  # an impossible output is refused before any work
     if regions_in:
         analysis = describe(path, settings)
         analysis.regions = read_regions(regions_in, analysis.n_frames).clip(analysis.width, analysis.height)
@@ -434,6 +510,7 @@ def anonymize(
         n_frames_out=info["frames"], regions=analysis.regions,
         timings={**analysis.timings, "render_s": info["render_s"]},
         extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
+               **stream_fields(info),
                **({} if findings is None else {
                    "red_team_frames_checked": findings["frames_checked"],
                    "red_team_exposed": findings["exposed"], "red_team_weak_masks": findings["weak_mask"]})},

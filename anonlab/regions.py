@@ -178,6 +178,10 @@ class Regions:
         bounds = np.searchsorted(frames, np.arange(n_frames + 1))
         return [self[order[bounds[i] : bounds[i + 1]]] for i in range(n_frames)]
 
+    def frame_index(self) -> "FrameIndex":
+        """A lazy ``index[n] -> Regions of frame n``: like `by_frame`, without a `Regions` per frame in memory."""
+        return FrameIndex(self)
+
     def with_label(self, *names: str) -> "Regions":
         codes = [label_code(n) for n in names]
         return self[np.isin(self.label, codes)]
@@ -188,7 +192,8 @@ class Regions:
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
         out = self.replace(xyxy=xyxy)
-        return out[(xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])]
+        w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+        return out[(w > 0) & (h > 0) & (w * h > 0)]  # a sliver whose float32 area underflows to 0 is no box
 
     def pad(self, fraction: float, pixels: float = 0.0) -> "Regions":
         """Grow each box by ``fraction`` of its size on every side, plus ``pixels``."""
@@ -270,3 +275,27 @@ def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray
         ious = iou_matrix(xyxy[i : i + 1], xyxy[order[1:]])[0]
         order = order[1:][ious <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
+
+
+class FrameIndex:
+    """Rows of one frame at a time from a whole video's `Regions`, sorted once (`Regions.frame_index`).
+
+    ``index[n]`` is ``regions.at_frame(n)`` in O(log rows): rendering an hour of video asks for every frame
+    once, and a list of per-frame `Regions` would hold an object per frame for the whole video.
+    """
+
+    def __init__(self, regions: Regions) -> None:
+        order = np.argsort(regions.frame, kind="stable")
+        self._sorted = regions[order]
+        self._frames = self._sorted.frame
+
+    def __getitem__(self, n: int) -> Regions:
+        lo, hi = np.searchsorted(self._frames, [n, n + 1])
+        return self._sorted[lo:hi]
+
+    __iter__ = None  # not a sequence: it has no length (frames without rows are simply empty)
+
+    def count(self, n: int) -> int:
+        """Rows in frame ``n``."""
+        lo, hi = np.searchsorted(self._frames, [n, n + 1])
+        return int(hi - lo)

@@ -36,7 +36,10 @@ class Settings:
         max_gap: longest gap inside a track that interpolation fills, in frames.
         lead: frames a mask starts before a track's first detection.
         trail: frames a mask ends after a track's last detection.
-        crf: libx264 quality (lower = better, 18 visually lossless).
+        crf: video quality (lower = better, 18 visually lossless for H.264; the same scale is given to HEVC,
+            and VP9/AV1 get crf + 12, their scale's equivalent).
+        jpeg_quality: JPEG quality 1-95 for photo outputs; None (default) reuses the source JPEG's own
+            quantisation tables and chroma subsampling, so the file stays near its input's size.
         keep_metadata: keep photo EXIF / container metadata (off: stripped).
         face_model / plate_model: model file paths overriding the bundled ones (None: bundled).
         second_face_detector: add the independent YuNet detector to CenterFace (union for recall).
@@ -56,6 +59,7 @@ class Settings:
     lead: int = 3
     trail: int = 3
     crf: int = 18
+    jpeg_quality: int | None = None
     keep_metadata: bool = False
     face_model: str | None = None
     plate_model: str | None = None
@@ -89,6 +93,11 @@ class Settings:
             object.__setattr__(self, name, int(value))  # 4.0 from a JSON file is 4
         if not 0 <= self.crf <= 51:
             raise AnonlabError(f"--crf must lie between 0 and 51; got {self.crf}")
+        if self.jpeg_quality is not None:
+            q = self.jpeg_quality
+            if isinstance(q, bool) or not isinstance(q, (int, float)) or not float(q).is_integer() or not 1 <= q <= 95:
+                raise AnonlabError(f"--jpeg-quality must be a whole number from 1 to 95; got {q!r}")
+            object.__setattr__(self, "jpeg_quality", int(q))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

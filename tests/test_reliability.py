@@ -96,6 +96,7 @@ def test_full_disk_leaves_no_partial_output(tmp_path, clips, monkeypatch, capsys
             if n == 5:
                 raise OSError(errno.ENOSPC, "No space left on device")
             return render(n, frame)
+        kw["needs_render"] = None  # every frame goes through render, so the failure comes at frame 5
         return real(src, dst, render_then_fail, **kw)
 
     monkeypatch.setattr(pipeline, "write_video", fill_disk)

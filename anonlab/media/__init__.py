@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from glob import escape as glob_escape
 from pathlib import Path
@@ -28,10 +29,9 @@ MEDIA_EXTENSIONS = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 class PhotoReader:
-    """A photo seen through the reader interface: one frame."""
+    """A photo seen through the reader interface: one frame per page (one, except multi-page TIFF)."""
 
     kind = "photo"
-    n_frames = 1
     fps = 0.0
     rotation = 0
     damaged: set = frozenset()
@@ -40,17 +40,19 @@ class PhotoReader:
         self.path = Path(path)
         self.photo: Photo = read_photo(self.path)
         self.height, self.width = self.photo.image.shape[:2]
-        self.times = np.zeros(1)
+        self.n_frames = len(self.photo.pages)
+        self.times = np.zeros(self.n_frames)
         self.duration = 0.0
 
     def get(self, n: int) -> np.ndarray:
-        if n != 0:
-            raise IndexError(f"a photo has only frame 0, not {n}")
-        return self.photo.image
+        if not 0 <= n < self.n_frames:
+            raise IndexError(f"this photo has pages 0..{self.n_frames - 1}, not {n}")
+        return self.photo.pages[n]
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        if start == 0 and (stop is None or stop > 0):
-            yield 0, self.photo.image
+        stop = self.n_frames if stop is None else min(stop, self.n_frames)
+        for n in range(max(0, start), stop):
+            yield n, self.photo.pages[n]
 
     def close(self) -> None:
         pass
@@ -62,7 +64,7 @@ class PhotoReader:
         pass
 
     def __len__(self) -> int:
-        return 1
+        return self.n_frames
 
 
 def probe(path: str | Path) -> str:
@@ -73,7 +75,17 @@ def probe(path: str | Path) -> str:
     if path.is_dir():
         raise MediaError(f"{path}: is a folder; pass a photo or video (or use 'anonlab batch' for folders)")
     try:
-        size = path.stat().st_size
+        info = path.stat()
+    except PermissionError:
+        raise MediaError(f"{path.name}: permission denied; check the file's access rights") from None
+    if not stat.S_ISREG(info.st_mode):
+        # Opening a named pipe blocks until a writer appears, and devices or sockets never end: refuse first.
+        what = ("a named pipe" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file")
+        raise MediaError(f"{path.name}: is {what}, not a file; anonlab reads regular files (copy the stream to "
+                         "a file first)")
+    try:
+        size = info.st_size
         with open(path, "rb"):
             pass
     except PermissionError:
@@ -117,6 +129,8 @@ def check_output_path(src: str | Path, dst: str | Path, overwrite: bool) -> Path
         raise OutputError(f"{dst.name}: output exists; pass --overwrite to replace it")
     if dst.exists() and dst.is_dir():
         raise OutputError(f"{dst}: is a folder; give a file name for the output")
+    if dst.exists() and not dst.is_file():
+        raise OutputError(f"{dst.name}: exists and is not a regular file (a pipe or device); choose another output")
     return dst
 
 

@@ -1,20 +1,28 @@
-"""Photos on Pillow: orientation applied on read, metadata stripped on write.
+"""Photos on Pillow: orientation applied on read, metadata stripped on write, encoding kept.
 
 A photo is read into the displayed orientation (EXIF orientation applied) so masks land where a viewer
 sees the face; it is written without the orientation tag, so it still displays the same way.
 EXIF (GPS, maker notes, serials), XMP and IPTC are dropped unless ``keep_metadata``; the ICC colour
 profile is kept because it changes how colours display, not who or where.
+
+The masked copy keeps the source's encoding so its size stays near the input's (measured: re-saving a
+quality-60 webcam JPEG at quality 95 made it 1.4-2.4x larger): a JPEG is written with the source's own
+quantisation tables, chroma subsampling and progressive flag (``--jpeg-quality`` overrides); WebP keeps
+lossless or lossy; TIFF keeps its compression and a bilevel (fax) or greyscale scan keeps its mode.
+Every page of a multi-page TIFF (scanned forms) is read, masked and written; pages of different sizes are
+refused in one line. An MPO (a camera JPEG with extra preview or stereo images) keeps its primary image
+only: the others are unmasked copies of the scene, so they are dropped and counted (``Photo.dropped``).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from anonlab.errors import MediaError, OutputError
 
@@ -35,17 +43,67 @@ SAVE_FORMAT = {"MPO": "JPEG"}
 
 @dataclass
 class Photo:
-    """A decoded photo: BGR pixels in displayed orientation plus what is needed to write it back."""
+    """A decoded photo: BGR pixels in displayed orientation plus what is needed to write it back.
+
+    Attributes:
+        image: the first (or only) page, ``(H, W, 3)`` uint8 BGR.
+        pages: every page (``pages[0] is image``); more than one only for multi-page TIFF.
+        mode: the source's Pillow mode family kept on write: ``"RGB"``, ``"L"`` (grey) or ``"1"`` (bilevel).
+        encoding: how the source was encoded: JPEG ``qtables``/``subsampling``/``progressive``, WebP
+            ``lossless``, TIFF ``compression``.
+        dropped: secondary images of an MPO file that are not written (unmasked previews of the scene).
+    """
 
     image: np.ndarray
     format: str
     alpha: np.ndarray | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    pages: list = field(default_factory=list)
+    mode: str = "RGB"
+    encoding: dict = field(default_factory=dict)
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.pages:
+            self.pages = [self.image]
+
+
+def _mode_family(mode: str) -> str:
+    if mode == "1":
+        return "1"
+    if mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "F"):
+        return "L"
+    return "RGB"
+
+
+def _bgr(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit greyscale: scale to 8 bit rather than clip, so the masked output still looks like the input.
+        arr = np.asarray(img, dtype=np.float64)
+        peak = arr.max() if arr.size and arr.max() > 255 else 255.0
+        img = Image.fromarray((arr * (255.0 / peak)).astype(np.uint8))
+    rgb = np.asarray(img.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _encoding(img: Image.Image, path: Path) -> dict:
+    fmt = img.format
+    if fmt in ("JPEG", "MPO"):
+        enc = {"qtables": {k: list(v) for k, v in getattr(img, "quantization", {}).items()},
+               "subsampling": JpegImagePlugin.get_sampling(img), "progressive": bool(img.info.get("progressive"))}
+        return {k: v for k, v in enc.items() if v not in ({}, -1)}
+    if fmt == "WEBP":
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        return {"lossless": head[12:16] == b"VP8L"}
+    if fmt == "TIFF":
+        return {"compression": img.info.get("compression", "raw")}
+    return {}
 
 
 def read_photo(path: str | Path) -> Photo:
-    """Read a photo; raise `MediaError` with an actionable line if it cannot be used."""
+    """Read a photo (every page of a multi-page TIFF); raise `MediaError` with an actionable line if unusable."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -54,12 +112,19 @@ def read_photo(path: str | Path) -> Photo:
                 fmt = img.format
                 if fmt not in PHOTO_FORMATS:
                     raise MediaError(f"{path.name}: {fmt} images are not supported; convert to JPEG or PNG")
-                if getattr(img, "n_frames", 1) > 1 and fmt not in ("MPO", "TIFF"):
+                n_images = getattr(img, "n_frames", 1)
+                if n_images > 1 and fmt not in ("MPO", "TIFF"):
                     raise MediaError(f"{path.name}: animated {fmt} is not supported; convert it to a video (MP4) first")
                 icc = img.info.get("icc_profile")
                 exif = img.info.get("exif")
-                img = ImageOps.exif_transpose(img)
-                img.load()
+                encoding = _encoding(img, path)
+                mode = _mode_family(img.mode)
+                pages = []
+                for index in range(n_images if fmt == "TIFF" else 1):
+                    img.seek(index)
+                    page = ImageOps.exif_transpose(img)
+                    page.load()
+                    pages.append(page)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise MediaError(f"{path.name}: declared image size is too large (over {MAX_PHOTO_PIXELS // 1_000_000} "
                          "megapixels); likely corrupt or a decompression bomb") from None
@@ -69,29 +134,43 @@ def read_photo(path: str | Path) -> Photo:
         raise MediaError(f"{path.name}: file not found") from None
     except PermissionError:
         raise MediaError(f"{path.name}: permission denied; check the file's access rights") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"{path.name}: the image is truncated or corrupt ({exc})") from None
+    if len({p.size for p in pages}) > 1:
+        raise MediaError(f"{path.name}: its {len(pages)} pages have different sizes; anonlab masks multi-page "
+                         "TIFFs whose pages share one size: split the pages into separate files first")
+    first = pages[0]
     alpha = None
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        alpha = np.asarray(img)[:, :, 3].copy()
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bit rather than clip, so the masked output still looks like the input.
-        arr = np.asarray(img, dtype=np.float64)
-        peak = arr.max() if arr.size and arr.max() > 255 else 255.0
-        img = Image.fromarray((arr * (255.0 / peak)).astype(np.uint8))
-    rgb = np.asarray(img.convert("RGB"))
-    return Photo(image=np.ascontiguousarray(rgb[:, :, ::-1]), format=fmt, alpha=alpha, icc_profile=icc, exif=exif)
+    if first.mode in ("RGBA", "LA", "PA") or (first.mode == "P" and "transparency" in first.info):
+        alpha = np.asarray(first.convert("RGBA"))[:, :, 3].copy()
+    images = [_bgr(p) for p in pages]
+    return Photo(image=images[0], format=fmt, alpha=alpha, icc_profile=icc, exif=exif, pages=images, mode=mode,
+                 encoding=encoding, dropped=n_images - 1 if fmt == "MPO" else 0)
 
 
-def photo_bytes(photo: Photo, image: np.ndarray, fmt: str, *, keep_metadata: bool = False, quality: int = 95) -> bytes:
-    """Encode ``image`` (BGR) as ``fmt``; metadata only if ``keep_metadata``."""
+def _pil(photo: Photo, image: np.ndarray, fmt: str) -> Image.Image:
+    rgb = np.ascontiguousarray(image[:, :, ::-1])
+    if photo.alpha is not None and fmt in ("PNG", "WEBP", "TIFF") and photo.alpha.shape == image.shape[:2]:
+        return Image.fromarray(np.dstack([rgb, photo.alpha]))
+    img = Image.fromarray(rgb)
+    if photo.mode == "L" or (photo.mode == "1" and fmt not in ("TIFF", "PNG", "BMP")):
+        return img.convert("L")
+    if photo.mode == "1":  # a bilevel scan stays bilevel (and fax-compressible): threshold, no dithering
+        return img.convert("L").point(lambda v: 255 if v >= 128 else 0, mode="1")
+    return img
+
+
+def photo_bytes(photo: Photo, image: np.ndarray | list, fmt: str, *, keep_metadata: bool = False,
+                quality: int | None = None) -> bytes:
+    """Encode ``image`` (BGR, or a list of pages) as ``fmt``, in the source's encoding; metadata only if asked.
+
+    Args:
+        quality: JPEG/WebP/HEIF quality 1-95; None keeps the source JPEG's tables (others: 95 for lossy WebP
+            and HEIF, whose source quality cannot be read back).
+    """
     fmt = SAVE_FORMAT.get(fmt, fmt)
-    rgb = image[:, :, ::-1]
-    if photo.alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
-        img = Image.fromarray(np.dstack([rgb, photo.alpha]))
-    else:
-        img = Image.fromarray(np.ascontiguousarray(rgb))
+    pages = image if isinstance(image, list) else [image]
+    imgs = [_pil(photo, p, fmt) for p in pages]
     params: dict = {}
     if photo.icc_profile:
         params["icc_profile"] = photo.icc_profile
@@ -100,20 +179,61 @@ def photo_bytes(photo: Photo, image: np.ndarray, fmt: str, *, keep_metadata: boo
         exif.load(photo.exif)
         exif[0x0112] = 1  # pixels are already upright
         params["exif"] = exif.tobytes()
-    if fmt in ("JPEG", "WEBP", "HEIF"):
-        params["quality"] = quality
+    enc = photo.encoding if photo.format in (fmt, "MPO" if fmt == "JPEG" else fmt) else {}
+    if fmt == "JPEG":
+        if quality is None and enc.get("qtables"):
+            params["qtables"] = enc["qtables"]
+            if "subsampling" in enc:
+                params["subsampling"] = enc["subsampling"]
+        else:
+            params["quality"] = quality or 95
+        params["progressive"] = bool(enc.get("progressive"))
+    elif fmt == "WEBP":
+        if enc.get("lossless"):
+            params["lossless"] = True
+        else:
+            params["quality"] = quality or 95
+    elif fmt == "HEIF":
+        params["quality"] = quality or 95
+    elif fmt == "TIFF":
+        compression = enc.get("compression", "tiff_lzw")
+        if compression in ("group3", "group4", "tiff_ccitt") and imgs[0].mode != "1":
+            compression = "tiff_lzw"
+        params["compression"] = compression
+    if len(imgs) > 1:
+        if fmt != "TIFF":
+            raise OutputError(f"a {len(imgs)}-page image can only be written as TIFF; name a .tif output")
+        params.update(save_all=True, append_images=imgs[1:])
     buf = io.BytesIO()
-    img.save(buf, format=fmt, **params)
+    imgs[0].save(buf, format=fmt, **params)
     return buf.getvalue()
 
 
-def write_photo(photo: Photo, image: np.ndarray, dst: str | Path, *, keep_metadata: bool = False) -> None:
-    """Write ``image`` to ``dst`` in the format its extension names (callers use `atomic_output`)."""
+#: Photo formats anonlab writes, by extension (Pillow's writers).
+WRITABLE_PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif"}
+
+
+def check_photo_output(dst: str | Path) -> None:
+    """`OutputError` in one line if ``dst``'s extension does not name a photo format anonlab writes."""
+    dst = Path(dst)
+    ext = dst.suffix.lower()
+    if ext not in WRITABLE_PHOTO_EXTENSIONS or ext not in Image.registered_extensions():
+        known = ", ".join(sorted(e for e in WRITABLE_PHOTO_EXTENSIONS if e in Image.registered_extensions()))
+        raise OutputError(f"{dst.name}: a photo is written as {known}; choose one of these extensions")
+
+
+def write_photo(photo: Photo, image: np.ndarray | list, dst: str | Path, *, keep_metadata: bool = False,
+                jpeg_quality: int | None = None) -> None:
+    """Write ``image`` (or every page) to ``dst`` in the format its extension names (callers use `atomic_output`).
+
+    Raises:
+        OutputError: the extension names no writable format, or writing failed.
+    """
     dst = Path(dst)
     ext = dst.suffix.lower()
     fmt = Image.registered_extensions().get(ext, photo.format)
     try:
-        data = photo_bytes(photo, image, fmt, keep_metadata=keep_metadata)
+        data = photo_bytes(photo, image, fmt, keep_metadata=keep_metadata, quality=jpeg_quality)
         dst.write_bytes(data)
     except OSError as exc:
         raise OutputError(f"{dst.name}: writing failed ({exc.strerror or exc})") from None

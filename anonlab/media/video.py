@@ -24,6 +24,8 @@ import av
 import numpy as np
 
 from anonlab.errors import MediaError, OutputError
+from anonlab.media.pixels import Converter
+from anonlab.media.streams import EncodePlan, VideoProps, check_audio, plan_video, props_from
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ class VideoReader:
         self._decoder = None  # (generator, last index decoded) for cheap forward stepping
         self.damaged: set[int] = set()
         first = self._first_frame()
+        self.props: VideoProps = props_from(self._stream, first)
+        self._converter = Converter(self.props.colorspace, self.props.color_range)
         self.rotation = int(first.rotation or 0) % 360
         self._turns = (self.rotation // 90) % 4
         coded_h, coded_w = first.height, first.width
@@ -163,7 +167,7 @@ class VideoReader:
 
     # --- decoding -------------------------------------------------------------------------------
     def _to_bgr(self, frame) -> np.ndarray:
-        return _displayed(frame.to_ndarray(format="bgr24"), self._turns)
+        return _displayed(self._converter.to_bgr(frame), self._turns)
 
     def _decode_from(self, index: int) -> Iterator[tuple[int, np.ndarray]]:
         """Seek to the keyframe before ``index`` and yield (n, frame) from ``index`` on, in order.
@@ -256,10 +260,6 @@ class VideoReader:
         return self.n_frames
 
 
-def _even(n: int) -> bool:
-    return n % 2 == 0
-
-
 def write_video(
     src: str | Path,
     dst: str | Path,
@@ -269,41 +269,57 @@ def write_video(
     preset: str = "veryfast",
     keep_metadata: bool = False,
     progress: Callable[[int], None] | None = None,
+    needs_render: Callable[[int], bool] | None = None,
+    container_name: str | Path | None = None,
 ) -> dict:
     """Decode ``src`` once, pass each displayed frame through ``render(n, frame)``, encode to ``dst``.
 
-    Audio packets are copied untouched; subtitle and data streams are dropped; every video frame keeps
-    its source pts in the source time base; the display matrix is written back. ``dst`` is written
-    directly: callers wrap it in `anonlab.media.atomic_output` so no partial file is ever left.
+    The output keeps the source's stream properties (`anonlab.media.streams.plan_video`: bit depth, chroma,
+    colour tags, HDR metadata, SAR, field order, rotation) and every frame's pts in the source time base;
+    only the pixels ``render`` changed are converted back into the source's pixel format
+    (`anonlab.media.pixels.Converter.composite`). Frames for which ``needs_render(n)`` is False are passed
+    through without any conversion. Audio packets are copied untouched; subtitle and data streams, and the
+    frames' side data (captions), are dropped. ``dst`` is written directly: callers wrap it in
+    `anonlab.media.atomic_output` so no partial file is ever left; ``container_name`` is the final name
+    whose extension chooses the container (default ``dst``).
 
-    Returns counts: ``{"frames": n, "damaged": [...], "audio_packets": k}``.
+    Returns:
+        ``{"frames": n, "damaged": [...], "audio_packets": k, "source": {...}, "output": {...}}``: counts and
+        the source's properties and the encoding plan as names (no coordinates).
+
+    Raises:
+        OutputError: the output's container cannot hold the source (see `plan_video`, `check_audio`), or
+            writing failed.
     """
     src, dst = Path(src), Path(dst)
     reader = VideoReader(src)
     n_expected = reader.n_frames
-    turns, coded_w, coded_h = reader._turns, *reader.coded_size
-    inp = _open_input(src)
+    turns = reader._turns
+    props = reader.props
     try:
-        out = av.open(str(dst), "w")
+        plan = plan_video(props, container_name or dst, crf=crf, preset=preset)
+        inp = _open_input(src)
+    except BaseException:
+        reader.close()
+        raise
+    try:
+        check_audio(inp.streams.audio, plan.container, container_name or dst)
+        out = av.open(str(dst), "w", format=plan.container)
     except av.FFmpegError as exc:
+        inp.close()
+        reader.close()
         raise OutputError(f"{dst.name}: cannot create output ({exc.strerror or exc})") from None
+    except BaseException:
+        inp.close()
+        reader.close()
+        raise
     written = 0
     audio_packets = 0
+    converter = Converter(props.colorspace, props.color_range)
     try:
         istream = inp.streams.video[0]
         istream.thread_type = "AUTO"
-        ostream = out.add_stream("libx264", rate=istream.average_rate or istream.guessed_rate or 25)
-        ostream.width, ostream.height = coded_w, coded_h
-        # x264 needs even sizes for 4:2:0; odd sizes keep full chroma instead of losing a pixel row.
-        ostream.pix_fmt = "yuv420p" if _even(coded_w) and _even(coded_h) else "yuv444p"
-        ostream.time_base = istream.time_base
-        ostream.codec_context.time_base = istream.time_base
-        ostream.options = {"crf": str(crf), "preset": preset}
-        # Frame threading lets x264's output depend on thread timing under load; slice threading gives
-        # byte-identical files for identical frames (a resumed batch must equal an uninterrupted one).
-        ostream.thread_type = "SLICE"
-        if reader.rotation:
-            ostream.set_display_rotation(reader.rotation)
+        ostream = _video_stream(out, istream, props, plan)
         audio_map = {}
         for astream in inp.streams.audio:
             audio_map[astream.index] = out.add_stream_from_template(astream)
@@ -314,17 +330,40 @@ def write_video(
         pts_index = reader._pts_to_index
         expected = 0
 
-        def emit(n: int, image: np.ndarray, pts: int) -> None:
+        def encode(frame: av.VideoFrame, pts: int) -> None:
             nonlocal written
-            image = render(n, image)
-            coded = np.ascontiguousarray(np.rot90(image, -turns)) if turns else image
-            vf = av.VideoFrame.from_ndarray(coded, format="bgr24")
-            vf.pts, vf.time_base = pts, istream.time_base
-            for packet in ostream.encode(vf):
+            frame.pts, frame.time_base = pts, istream.time_base
+            frame.pict_type = 0  # let the encoder choose its own frame types (not the source's GOP)
+            _tag(frame, props)
+            for packet in ostream.encode(frame):
                 out.mux(packet)
             written += 1
             if progress:
                 progress(1)
+
+        template: list = []  # the last decoded frame: a lost frame takes its properties (field order flags)
+
+        def emit_lost(n: int, pts: int) -> None:  # no decoded picture: the renderer decides over black
+            image = render(n, black)
+            coded = np.ascontiguousarray(np.rot90(image, -turns)) if turns else image
+            if template:
+                base = converter.convert(template[0], plan.pix_fmt)  # may be that frame itself: made writable
+                converter.composite(base, coded, None)
+            else:
+                base = converter.from_bgr(coded, plan.pix_fmt)
+            encode(base, pts)
+
+        def emit(n: int, decoded: av.VideoFrame) -> None:
+            template[:] = [decoded]
+            base = converter.convert(decoded, plan.pix_fmt)
+            if needs_render is None or needs_render(n):
+                coded = converter.to_bgr(decoded)
+                shown = _displayed(coded, turns)
+                masked = render(n, shown)
+                if masked is not shown:
+                    masked = np.ascontiguousarray(np.rot90(masked, -turns)) if turns else masked
+                    converter.composite(base, masked, coded)
+            encode(base, int(decoded.pts))
 
         def demuxed():
             it = inp.demux(selected)
@@ -355,17 +394,17 @@ def write_video(
                     continue
                 while expected < n:  # lost to corruption: a black frame hides whatever was there
                     reader.damaged.add(expected)
-                    emit(expected, black, int(reader.pts[expected]))
+                    emit_lost(expected, int(reader.pts[expected]))
                     expected += 1
                 if frame.is_corrupt:
                     reader.damaged.add(n)
-                    emit(n, black, int(frame.pts))
+                    emit_lost(n, int(frame.pts))
                 else:
-                    emit(n, _displayed(frame.to_ndarray(format="bgr24"), turns), int(frame.pts))
+                    emit(n, frame)
                 expected = n + 1
         while expected < n_expected:
             reader.damaged.add(expected)
-            emit(expected, black, int(reader.pts[expected]))
+            emit_lost(expected, int(reader.pts[expected]))
             expected += 1
         for packet in ostream.encode():
             out.mux(packet)
@@ -375,4 +414,39 @@ def write_video(
         out.close()
         inp.close()
         reader.close()
-    return {"frames": written, "damaged": sorted(reader.damaged), "audio_packets": audio_packets}
+    return {"frames": written, "damaged": sorted(reader.damaged), "audio_packets": audio_packets,
+            "source": props.summary(), "output": plan.summary()}
+
+
+def _video_stream(out, istream, props: VideoProps, plan: EncodePlan):
+    """The output video stream, carrying the source's properties (see `anonlab.media.streams`)."""
+    ostream = out.add_stream(plan.encoder, rate=istream.average_rate or istream.guessed_rate or 25)
+    ostream.width, ostream.height = props.width, props.height
+    ostream.pix_fmt = plan.pix_fmt
+    ostream.time_base = istream.time_base
+    ctx = ostream.codec_context
+    ctx.time_base = istream.time_base
+    ctx.color_primaries, ctx.color_trc, ctx.colorspace = props.color_primaries, props.color_trc, props.colorspace
+    ctx.color_range = props.color_range
+    if props.sar:
+        ctx.sample_aspect_ratio = props.sar
+    if plan.interlaced:  # the container's flag (MKV FieldOrder, MOV fiel); the frames carry their own
+        ctx.field_order = {"tt": 2, "bb": 3, "tb": 4, "bt": 5}[props.field_order]
+    if plan.codec_tag:
+        ostream.codec_tag = plan.codec_tag
+    ostream.options = dict(plan.options)
+    if plan.encoder == "libx264":
+        # Frame threading lets x264's output depend on thread timing under load; slice threading gives
+        # byte-identical files for identical frames (a resumed batch must equal an uninterrupted one).
+        ostream.thread_type = "SLICE"
+    if props.rotation:
+        ostream.set_display_rotation(props.rotation)
+    return ostream
+
+
+def _tag(frame: av.VideoFrame, props: VideoProps) -> None:
+    """Give a frame for the encoder the source's colour tags (encoders read them from frames too)."""
+    frame.color_range = props.color_range
+    frame.colorspace = props.colorspace
+    frame.color_primaries = props.color_primaries
+    frame.color_trc = props.color_trc

@@ -1,0 +1,117 @@
+"""Pixel conversions between decoded video frames and the BGR images detectors and masks work on.
+
+Two facts shape this module:
+
+* **Determinism.** swscale's threaded slices gave different pixels for the same frame while the machine was
+  busy (measured: the same case rendered 141 times under load gave five different files; the frames handed to
+  the encoder differed by up to 3 levels). Every conversion here runs in one thread, through a
+  `VideoReformatter` kept per reader or writer (it caches swscale's context).
+* **Fidelity.** Masks are drawn on 8-bit BGR, but the output keeps the source's pixel format, bit depth and
+  chroma: `Converter.composite` writes the masked BGR back into the decoded frame (a writable copy) only where
+  the mask changed pixels (a chroma sample where any pixel it covers changed). Everything outside the masks
+  is the decoder's output, bit for bit, whatever the depth; frames without masks are never converted at all.
+
+Colour conversions use the frame's own matrix and range both ways, so the colours inside a mask match the
+picture around it.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, VideoReformatter
+
+#: FFmpeg matrix codes (AVCOL_SPC_*) -> swscale colourspaces (SWS_CS_*); others use swscale's default (BT.601).
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+
+
+def _range(code: int | None) -> ColorRange:
+    return ColorRange(code) if code in (1, 2) else ColorRange.UNSPECIFIED
+
+
+def _plane_array(plane, itemsize: int) -> np.ndarray:
+    """A writable ``(height, width)`` view of one plane (rows padded to ``line_size`` in memory)."""
+    flat = np.frombuffer(plane, np.uint8 if itemsize == 1 else np.uint16)
+    return flat.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width]
+
+
+def _itemsize(fmt: av.VideoFormat) -> int:
+    return 2 if max(c.bits for c in fmt.components) > 8 else 1
+
+
+def _block_any(changed: np.ndarray, sy: int, sx: int, shape: tuple[int, int]) -> np.ndarray:
+    """Which samples of a plane subsampled by ``(sy, sx)`` cover at least one changed pixel."""
+    h, w = shape
+    padded = np.zeros((h * sy, w * sx), bool)
+    padded[: changed.shape[0], : changed.shape[1]] = changed[: h * sy, : w * sx]
+    return padded.reshape(h, sy, w, sx).any(axis=(1, 3))
+
+
+class Converter:
+    """Single-threaded BGR <-> frame conversions for one stream (not shared between threads).
+
+    Args:
+        colorspace: the stream's matrix (FFmpeg ``AVCOL_SPC_*`` code; unspecified uses BT.601 as swscale does).
+        color_range: FFmpeg ``AVCOL_RANGE_*`` code (1 limited, 2 full, 0 unknown).
+    """
+
+    def __init__(self, colorspace: int = 2, color_range: int = 0) -> None:
+        self.matrix = _SWS_MATRIX.get(int(colorspace))
+        self.range = _range(color_range)
+        self._to_bgr = VideoReformatter()
+        self._from_bgr = VideoReformatter()
+
+    def to_bgr(self, frame: av.VideoFrame) -> np.ndarray:
+        """``(H, W, 3)`` uint8 BGR of a decoded frame (coded orientation)."""
+        rgb = self._to_bgr.reformat(frame, format="bgr24", src_colorspace=self.matrix, src_color_range=self.range,
+                                    threads=1)
+        return rgb.to_ndarray()
+
+    def from_bgr(self, image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+        """A frame of ``pix_fmt`` holding ``image`` (BGR uint8), in this stream's matrix and range."""
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        return self._from_bgr.reformat(vf, format=pix_fmt, dst_colorspace=self.matrix, dst_color_range=self.range,
+                                       threads=1)
+
+    def convert(self, frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
+        """``frame`` in ``pix_fmt`` (the frame itself when it already is), in this stream's matrix and range.
+
+        The frame's properties (field order flags, pts) come along: x264 codes each frame with the field
+        order its flags say. Encoders are told separately not to copy side data such as captions
+        (`anonlab.media.streams.plan_video`).
+        """
+        if frame.format.name == pix_fmt:
+            return frame
+        return self._from_bgr.reformat(frame, format=pix_fmt, src_colorspace=self.matrix, dst_colorspace=self.matrix,
+                                       src_color_range=self.range, dst_color_range=self.range, threads=1)
+
+    def composite(self, base: av.VideoFrame, masked_bgr: np.ndarray, original_bgr: np.ndarray | None) -> bool:
+        """Write ``masked_bgr`` into ``base`` where it differs from ``original_bgr``; True if anything changed.
+
+        ``base`` is a frame (`convert`) whose pixels decode to ``original_bgr``; it is made writable here (a
+        copy when the decoder still holds its buffers). Only the bounding rectangle of the changed pixels is
+        converted, aligned to the chroma grid. ``original_bgr`` None: every pixel is replaced.
+        """
+        if original_bgr is None:
+            changed = np.ones(masked_bgr.shape[:2], bool)
+        else:
+            changed = np.any(masked_bgr != original_bgr, axis=2)
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        if not len(rows):
+            return False
+        base.make_writable()
+        fmt = base.format
+        sx = max(1, 16 // max(1, fmt.chroma_width(16))) if len(base.planes) > 1 else 1
+        sy = max(1, 16 // max(1, fmt.chroma_height(16))) if len(base.planes) > 1 else 1
+        y0, x0 = rows[0] // sy * sy, cols[0] // sx * sx
+        y1 = min(-(-(rows[-1] + 1) // sy) * sy, changed.shape[0])
+        x1 = min(-(-(cols[-1] + 1) // sx) * sx, changed.shape[1])
+        patch = self.from_bgr(masked_bgr[y0:y1, x0:x1], fmt.name)
+        size = _itemsize(fmt)
+        for i, (dst, src) in enumerate(zip(base.planes, patch.planes)):
+            py, px = (1, 1) if i == 0 else (sy, sx)
+            target = _plane_array(dst, size)[y0 // py : y0 // py + src.height, x0 // px : x0 // px + src.width]
+            values = _plane_array(src, size)[: target.shape[0], : target.shape[1]]
+            where = _block_any(changed[y0:y1, x0:x1], py, px, values.shape)
+            target[where] = values[where]
+        return True

@@ -1,0 +1,338 @@
+"""Real-archive inputs come out faithful: each kind is made here, anonymized, and its output probed.
+
+Properties are read back twice: by anonlab's own probe (PyAV) and, where Debian's ffprobe is installed
+(``make test`` installs it), by ffprobe, which is what players and other tools see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import archivekinds as ak
+from anonlab import cli, verify
+from anonlab.errors import AnonlabError, MediaError, OutputError
+from anonlab.media import probe
+from anonlab.media.photo import read_photo
+from anonlab.media.streams import plan_video, probe_video
+from anonlab.pipeline import anonymize, default_output
+from anonlab.settings import Settings
+
+FFPROBE = shutil.which("ffprobe")
+SOLID = Settings(mask="solid", mask_scale=1.0)
+
+
+def _regions_file(path: Path, n_frames: int) -> Path:
+    """A JSONL regions file with the kinds' bright square on every frame."""
+    x1, y1, x2, y2 = ak.SQUARE
+    box = {"track_id": 1, "label": "face", "x": x1, "y": y1, "w": x2 - x1, "h": y2 - y1, "score": 1.0,
+           "source": "analyst"}
+    path.write_text("".join(json.dumps({"frame": n, "time": 0.0, "regions": [box]}) + "\n" for n in range(n_frames)))
+    return path
+
+
+def _ffprobe(path: Path) -> dict:
+    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "stream=codec_name,profile,pix_fmt,width,height,sample_aspect_ratio,field_order,color_range,"
+                          "color_space,color_transfer,color_primaries", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["streams"][0]
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def _audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.fixture(scope="module")
+def kinds_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("kinds")
+
+
+#: kind -> (codec the output must use, why)
+EXPECTED_CODEC = {
+    "odd_size_vp9": "vp9",      # H.264 cannot code an odd size in 4:2:0
+    "hlg_hevc_10bit": "hevc",   # 10-bit stays 10-bit: HEVC Main 10
+    "bt709_tagged": "h264",
+    "anamorphic": "h264",
+    "interlaced_tff": "h264",
+    "webm_vp9_opus": "vp9",     # WebM holds VP9, audio copied
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(ak.KINDS))
+def test_export_keeps_every_stream_property(kind, kinds_dir, tmp_path):
+    src = ak.KINDS[kind](kinds_dir)
+    out = tmp_path / default_output(src).name
+    assert out.suffix == src.suffix  # each of these containers is written as it came
+    n = len(_decode(src))
+    report = anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", n), progress=False)
+    a, b = probe_video(src), probe_video(out)
+    for prop in ("pix_fmt", "bit_depth", "chroma", "width", "height", "sar", "field_order", "color_primaries",
+                 "color_trc", "colorspace", "color_range", "rotation"):
+        assert getattr(b, prop) == getattr(a, prop), prop
+    assert b.codec == EXPECTED_CODEC[kind]
+    assert (b.hdr is not None) == (a.hdr is not None)
+    if a.hdr:
+        assert b.hdr == a.hdr  # mastering display and content light level, value for value
+    assert "4:4:4" not in (b.profile or "")
+    assert report["extra"]["output_stream"]["codec"] == EXPECTED_CODEC[kind]
+    assert report["extra"]["source_stream"]["pix_fmt"] == a.pix_fmt
+    assert _audio_packets(out) == _audio_packets(src)  # audio copied byte for byte
+    frames_in, frames_out = _decode(src), _decode(out)
+    assert len(frames_out) == len(frames_in)
+    x1, y1, x2, y2 = ak.SQUARE
+    for fin, fout in zip(frames_in, frames_out):
+        inside = fout[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].astype(int)
+        assert inside[0::2].max() < 60 and inside[1::2].max() < 60  # masked in both fields (rows of each)
+        outside = (slice(y2 + 4, None), slice(None))
+        assert np.abs(fout[outside].astype(int) - fin[outside]).mean() < 4  # the rest untouched
+    assert verify.main([str(src), str(out)]) == 0
+    if FFPROBE:
+        pa, pb = _ffprobe(src), _ffprobe(out)
+        for key in ("pix_fmt", "width", "height", "sample_aspect_ratio", "field_order", "color_range", "color_space",
+                    "color_transfer", "color_primaries"):
+            assert pb.get(key) == pa.get(key), key
+
+
+def _naive_copy(src: Path, dst: Path) -> Path:
+    """What anonlab wrote before: 8-bit H.264, no colour tags, no SAR, progressive."""
+    with av.open(str(src)) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    h, w = frames[0].shape[:2]
+    return ak.write_clip(dst, width=w, height=h, n_frames=len(frames), options={"crf": "18"})
+
+
+@pytest.mark.parametrize("kind, names", [
+    ("hlg_hevc_10bit", ["bit depth", "colour primaries", "colour transfer", "colour matrix", "HDR mastering display"]),
+    ("anamorphic", ["sample aspect ratio"]),
+    ("bt709_tagged", ["colour primaries", "colour transfer", "colour matrix"]),
+])
+def test_verify_names_the_property_that_differs(kind, names, kinds_dir, tmp_path, capsys):
+    src = ak.KINDS[kind](kinds_dir)
+    bad = _naive_copy(src, tmp_path / f"naive{src.suffix}")
+    assert verify.main([str(src), str(bad)]) == 1
+    printed = capsys.readouterr().out
+    for name in names:
+        assert f"FAIL {name}:" in printed
+    assert "differs: " in printed
+
+
+@pytest.mark.slow
+def test_hevc_in_mp4_is_tagged_for_apple_players(kinds_dir, tmp_path):
+    src = ak.hlg_hevc_10bit(kinds_dir)
+    out = tmp_path / "phone.mp4"
+    anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 12), progress=False)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.codec_tag == "hvc1"
+
+
+def test_unmasked_pixels_are_the_decoders_bit_for_bit(kinds_dir, tmp_path):
+    """Outside the masks the encoder gets the decoded pixels themselves (no RGB round trip, 10 bit kept)."""
+    import anonlab.media.video as video
+
+    src = ak.hlg_hevc_10bit(kinds_dir)
+    seen = []
+
+    def render(n, frame):
+        seen.append(n)
+        out = frame.copy()
+        out[10:20, 10:20] = 0
+        return out
+
+    with av.open(str(src)) as c:
+        decoded = [f.to_ndarray() for f in c.decode(video=0)]  # yuv420p10le planes as uint16
+    info = video.write_video(src, tmp_path / "o.mkv", render)
+    assert info["output"]["pix_fmt"] == "yuv420p10le"
+    assert seen == list(range(len(decoded)))
+    # A lossless re-encode would compare exactly; here: the 10-bit planes keep their fine steps (values that
+    # are not multiples of 4 survive, which an 8-bit round trip would have erased).
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        out = [f.to_ndarray() for f in c.decode(video=0)]
+    assert out[0].dtype == np.uint16
+    assert (out[0][40:, :] % 4 != 0).mean() > 0.3
+
+
+def test_default_output_of_containers_anonlab_cannot_write_is_mkv():
+    assert default_output("tape.avi").name == "tape_anonymized.mkv"
+    assert default_output("rec.webm").name == "rec_anonymized.webm"
+    assert default_output("clip.MOV").name == "clip_anonymized.MOV"
+    assert default_output("photo.jpg").name == "photo_anonymized.jpg"
+
+
+@pytest.mark.parametrize("name, why", [("out.txt", "writes videos as"), ("out.avi", "writes videos as")])
+def test_unwritable_video_extension_is_refused_before_work(kinds_dir, tmp_path, name, why, capsys):
+    src = ak.bt709_tagged(kinds_dir)
+    code = cli.main(["anonymize", str(src), "-o", str(tmp_path / name), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1
+    assert why in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_audio_a_container_cannot_hold_is_refused_in_one_line(kinds_dir, tmp_path, capsys):
+    src = ak.hlg_hevc_10bit(kinds_dir)  # AAC audio: WebM takes only Opus and Vorbis
+    code = cli.main(["anonymize", str(src), "-o", str(tmp_path / "o.webm"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1
+    assert "cannot be copied into WEBM" in err[0]
+    assert ".mkv" in err[0]
+
+
+def test_plan_names_why_it_differs_from_the_source():
+    from anonlab.media.streams import VideoProps
+
+    grey = VideoProps(codec="ffv1", profile=None, pix_fmt="gray", bit_depth=8, chroma="400", width=64, height=48,
+                      sar=None, field_order="progressive", color_primaries=2, color_trc=2, colorspace=2, color_range=2)
+    plan = plan_video(grey, "o.mp4")
+    assert plan.pix_fmt == "yuv420p"
+    assert any("greyscale" in r for r in plan.reasons)
+    ten_422 = grey.__class__(**{**grey.__dict__, "pix_fmt": "yuv422p10le", "bit_depth": 10, "chroma": "422"})
+    assert plan_video(ten_422, "o.mkv").pix_fmt == "yuv422p10le"
+    with pytest.raises(OutputError, match="cannot be kept in WebM"):
+        plan_video(ten_422, "o.webm")
+    odd = grey.__class__(**{**grey.__dict__, "pix_fmt": "yuv420p", "chroma": "420", "width": 63})
+    with pytest.raises(OutputError, match="MPEG-TS cannot hold"):
+        plan_video(odd, "o.ts")
+
+
+# --- photos -------------------------------------------------------------------------------------------------
+
+
+def _jpeg(path: Path, quality: int, subsampling: int = 2) -> Path:
+    img = ak.frame_with_square(0, 320, 240)[:, :, ::-1]
+    noise = np.random.default_rng(3).normal(0, 12, img.shape)
+    Image.fromarray(np.clip(img + noise, 0, 255).astype(np.uint8)).save(path, quality=quality, subsampling=subsampling)
+    return path
+
+
+def test_jpeg_keeps_its_quantisation_and_size(tmp_path):
+    src = _jpeg(tmp_path / "webcam.jpg", 60)
+    out = tmp_path / "webcam_anonymized.jpg"
+    anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 1), progress=False)
+    with Image.open(src) as a, Image.open(out) as b:
+        assert b.quantization == a.quantization
+        from PIL import JpegImagePlugin
+
+        assert JpegImagePlugin.get_sampling(b) == JpegImagePlugin.get_sampling(a)
+    ratio = out.stat().st_size / src.stat().st_size
+    assert 0.7 < ratio < 1.15  # quality 95 made it 1.4-2.4x larger
+    override = tmp_path / "hq.jpg"
+    anonymize(src, override, SOLID.replace(jpeg_quality=95), regions_in=tmp_path / "r.jsonl", progress=False)
+    assert override.stat().st_size > 1.3 * out.stat().st_size
+
+
+def test_jpeg_quality_is_validated():
+    with pytest.raises(AnonlabError, match="--jpeg-quality"):
+        Settings(jpeg_quality=0)
+    assert cli.main(["anonymize", "x.jpg", "--jpeg-quality", "101", "--quiet"]) != 0
+
+
+def test_every_page_of_a_multipage_tiff_is_masked_and_kept(tmp_path):
+    pages = [Image.fromarray(ak.frame_with_square(n, 160, 120)[:, :, ::-1]) for n in range(3)]
+    src = tmp_path / "forms.tif"
+    pages[0].save(src, save_all=True, append_images=pages[1:], compression="tiff_lzw")
+    out = tmp_path / "forms_anonymized.tif"
+    report = anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 3), progress=False)
+    assert report["output"]["frames"] == 3
+    photo = read_photo(out)
+    assert len(photo.pages) == 3
+    x1, y1, x2, y2 = ak.SQUARE
+    for page in photo.pages:
+        assert page[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].max() < 40
+    with Image.open(out) as img:
+        assert img.info.get("compression") == "tiff_lzw"
+
+
+def test_multipage_tiff_with_pages_of_different_sizes_is_refused(tmp_path):
+    src = tmp_path / "mixed.tif"
+    Image.new("RGB", (40, 30)).save(src, save_all=True, append_images=[Image.new("RGB", (50, 30))])
+    with pytest.raises(MediaError, match="pages have different sizes"):
+        read_photo(src)
+
+
+def test_bilevel_fax_tiff_stays_bilevel_and_lossless_webp_stays_lossless(tmp_path):
+    fax = tmp_path / "fax.tif"
+    Image.fromarray((ak.frame_with_square(0, 160, 120)[:, :, 0] > 128).astype(np.uint8) * 255).convert("1").save(
+        fax, compression="group4")
+    anonymize(fax, tmp_path / "fax_o.tif", SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 1), progress=False)
+    with Image.open(tmp_path / "fax_o.tif") as img:
+        assert img.mode == "1"
+        assert img.info.get("compression") == "group4"
+    webp = tmp_path / "shot.webp"
+    Image.fromarray(ak.frame_with_square(0, 160, 120)[:, :, ::-1]).save(webp, lossless=True)
+    anonymize(webp, tmp_path / "shot_o.webp", SOLID, regions_in=tmp_path / "r.jsonl", progress=False)
+    assert (tmp_path / "shot_o.webp").read_bytes()[12:16] == b"VP8L"
+
+
+# --- inputs that are not files ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_named_pipe_is_refused_not_waited_on(tmp_path, capsys):
+    fifo = tmp_path / "in.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(MediaError, match="named pipe"):
+        probe(fifo)
+    code = cli.main(["anonymize", str(fifo), "-o", str(tmp_path / "out.mp4"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1
+    assert "named pipe" in err[0]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_device_is_refused(capsys):
+    code = cli.main(["anonymize", "/dev/zero", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert "a device" in err[0]
+
+
+# --- determinism ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_same_case_renders_identical_bytes_while_the_cpu_is_busy(tmp_path):
+    """swscale's threaded slices once gave different pixels under load: every render here must be identical."""
+    from mediagen import make_clip
+
+    from anonlab.pipeline import describe, render
+    from anonlab.regions import Regions
+
+    clip = make_clip(tmp_path / "clip.mp4", n_frames=12)
+    analysis = describe(clip, Settings(mask="blur"))
+    boxes = Regions(xyxy=[[20 + 5 * n, 30, 60 + 5 * n, 70] for n in range(12)], score=[1.0] * 12, frame=range(12))
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range((os.cpu_count() or 2) + 2)]
+    try:
+        outputs = set()
+        for i in range(8):
+            out = tmp_path / f"o{i}.mp4"
+            render(analysis, out, regions=boxes, progress=False)
+            outputs.add(out.read_bytes())
+    finally:
+        for hog in hogs:
+            hog.kill()
+    assert len(outputs) == 1
