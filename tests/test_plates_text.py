@@ -1,0 +1,266 @@
+"""Plates at every scale and the text detector: DB post-processing, line grouping, two-line plate blocks,
+the gain of a model pass, the merge of the three sources, and real-model runs on drawn plates (a close-up
+plate 800 px wide, a small two-line plate) and on a plate-free scene."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from anonlab.detect import plates as plm
+from anonlab.detect import text as tm
+from anonlab.detect.plates import MultiScalePlates, PlateDetector, letterbox, plate_blocks
+from anonlab.detect.text import TextDetector, count_rows, db_boxes, group_lines, network_size, quad_boxes, unclip_rect
+from anonlab.regions import PLATE, Regions, iou_matrix
+
+
+def rect_quad(x1, y1, x2, y2):
+    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+
+
+# --- DB post-processing ----------------------------------------------------------------------------
+
+
+def test_unclip_grows_by_area_times_ratio_over_perimeter():
+    (cx, cy), (w, h), angle = unclip_rect(((50.0, 20.0), (40.0, 10.0), 0.0), ratio=1.6)
+    d = 40 * 10 * 1.6 / (2 * (40 + 10))  # 6.4 px on every side
+    assert (cx, cy, angle) == (50.0, 20.0, 0.0)
+    assert w == pytest.approx(40 + 2 * d) and h == pytest.approx(10 + 2 * d)
+
+
+def test_db_boxes_finds_a_text_core_and_grows_it():
+    prob = np.zeros((64, 128), np.float32)
+    prob[20:30, 30:90] = 0.9  # a core 60×10 px
+    quads, scores = db_boxes(prob, thresh=0.5)
+    # the score averages the rectangle of the dilated core, whose 1-px rim is 0: a little under 0.9
+    assert quads.shape == (1, 4, 2) and 0.7 < scores[0] < 0.9
+    box, heights = quad_boxes(quads)
+    # the core's rectangle (pixel centres of its outline) is 60×10 around (60, 25); grown by
+    # 60*10*1.6/(2*70) ≈ 6.86 px a side
+    d = 60 * 10 * 1.6 / 140
+    assert box[0] == pytest.approx([60 - 30 - d, 25 - 5 - d, 60 + 30 + d, 25 + 5 + d], abs=1.0)
+    assert heights[0] == pytest.approx(10 + 2 * d, abs=1.0)
+
+
+@pytest.mark.parametrize("value, size, thresh, found", [
+    (0.9, (10, 60), 0.5, 1),    # a line
+    (0.45, (10, 60), 0.5, 0),   # above the binarisation threshold, below the box threshold
+    (0.25, (10, 60), 0.1, 0),   # below the binarisation threshold: nothing to score
+    (0.9, (2, 60), 0.5, 0),     # thinner than DB's minimum core: noise
+])
+def test_db_boxes_thresholds(value, size, thresh, found):
+    prob = np.zeros((64, 128), np.float32)
+    prob[20 : 20 + size[0], 30 : 30 + size[1]] = value
+    quads, scores = db_boxes(prob, thresh=thresh)
+    assert len(quads) == len(scores) == found
+
+
+def test_network_size_never_enlarges_and_rounds_to_32():
+    assert network_size(1920, 1080, 960) == (960, 544)
+    assert network_size(416, 233, 960) == (416, 224)
+    assert network_size(10, 10, 960) == (32, 32)
+    w, h = network_size(3065, 2022, 1280)
+    assert w % 32 == h % 32 == 0 and w <= 1280
+
+
+# --- grouping lines into blocks --------------------------------------------------------------------
+
+
+def test_group_lines_joins_stacked_lines_and_words_not_distant_text():
+    boxes = np.array([
+        [100, 100, 160, 120],   # top line of a two-line plate
+        [95, 124, 170, 146],    # its bottom line, 4 px below
+        [175, 124, 200, 146],   # a word beside the bottom line, 5 px away
+        [400, 100, 460, 120],   # another label far away
+        [100, 300, 400, 400],   # a huge headline below: heights differ > 3×
+    ], np.float32)
+    heights = boxes[:, 3] - boxes[:, 1]
+    block = group_lines(boxes, heights)
+    assert block[0] == block[1] == block[2]
+    assert len({block[0], block[3], block[4]}) == 3
+    assert group_lines(np.zeros((0, 4)), np.zeros(0)).shape == (0,)
+
+
+def test_count_rows():
+    assert count_rows(np.array([[0, 0, 50, 10], [60, 1, 90, 11]])) == 1
+    assert count_rows(np.array([[0, 0, 50, 10], [0, 14, 50, 24], [0, 28, 50, 38]])) == 3
+
+
+@pytest.mark.parametrize("lines, kept", [
+    ([(100, 100, 160, 125), (95, 128, 170, 155)], True),                 # two-line plate, aspect ≈ 1.4
+    ([(100, 100, 300, 130)], False),                                     # one line: the plate model's job
+    ([(100, 100 + 30 * i, 160, 125 + 30 * i) for i in range(5)], False),  # a paragraph of 5 rows
+    ([(100, 100, 400, 115), (100, 118, 400, 133)], False),               # two long rows: aspect 10, a banner
+])
+def test_plate_blocks(lines, kept):
+    quads = np.stack([rect_quad(*b) for b in lines])
+    xyxy, score = plate_blocks(quads, np.full(len(lines), 0.8, np.float32))
+    assert len(xyxy) == int(kept)
+    if kept:
+        np.testing.assert_allclose(xyxy[0], [95, 100, 170, 155])
+        assert score[0] == pytest.approx(0.8)
+
+
+# --- a model pass at a chosen gain -----------------------------------------------------------------
+
+
+class FakeSession:
+    def __init__(self, output_for, input_shape):
+        self.output_for, self.input_shape, self.inputs = output_for, input_shape, []
+
+    def run(self, names, feeds):
+        (blob,) = feeds.values()
+        self.inputs.append(blob)
+        return [self.output_for(blob)]
+
+    def get_inputs(self):
+        shape = self.input_shape
+
+        class I:  # noqa: N801
+            name = "images"
+
+        I.shape = shape
+        return [I()]
+
+
+def fake_plate_detector(input_shape, box_in_input):
+    """A PlateDetector whose model 'finds' one box given in network input pixels (cx, cy, w, h)."""
+    det = PlateDetector.__new__(PlateDetector)
+    plm.Detector.__init__(det, 0.4)
+    det.grayscale, det.models, det.name = True, [], "fake"
+    out = np.zeros((1, 5, 1), np.float32)
+    out[0, :, 0] = [*box_in_input, 0.9]
+    det.session = FakeSession(lambda blob: out, input_shape)
+    det.input_name = "images"
+    h, w = input_shape[2], input_shape[3]
+    det.input_size = (w, h) if isinstance(w, int) else None
+    return det
+
+
+def test_dynamic_model_runs_at_the_gain_asked_and_maps_back():
+    # 1280×720 frame at gain 1/3: 427×240 → input padded to 448×256, image centred (pad 10, 8).
+    det = fake_plate_detector([1, 3, "height", "width"], (10 + 100, 8 + 50, 60, 20))
+    xyxy, score = det.raw(np.zeros((720, 1280, 3), np.uint8), 0.4, gain=1 / 3)
+    assert det.session.inputs[-1].shape == (1, 3, 256, 448)
+    np.testing.assert_allclose(xyxy, [[(100 - 30) * 3, (50 - 10) * 3, (100 + 30) * 3, (50 + 10) * 3]], atol=2)
+    assert score.tolist() == pytest.approx([0.9])
+
+
+def test_fixed_model_keeps_its_size_and_refuses_a_gain_that_does_not_fit():
+    det = fake_plate_detector([1, 3, 736, 1280], (640, 368, 60, 20))
+    det.raw(np.zeros((720, 1280, 3), np.uint8), 0.4, gain=0.5)
+    assert det.session.inputs[-1].shape == (1, 3, 736, 1280)
+    with pytest.raises(ValueError, match="does not fit"):
+        letterbox(np.zeros((720, 1280, 3), np.uint8), (1280, 736), gain=1.5)
+
+
+class FixedViews(MultiScalePlates):
+    """MultiScalePlates whose three sources return given boxes (letterbox, shrunk, text)."""
+
+    def __init__(self, parts, thresh=0.4):
+        self.parts = parts
+        self.thresh, self.name, self.models, self.shrink = thresh, "plates", [], plm.SHRINK
+
+    def views(self, frame):
+        return [Regions(xyxy=np.reshape(p, (-1, 4)), score=np.full(len(p), 0.8), label=np.full(len(p), PLATE))
+                if len(p) else Regions.empty() for p in self.parts]
+
+
+def test_merge_fuses_the_scales_and_drops_text_inside_a_plate_box():
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    plate = [100, 100, 300, 200]
+    det = FixedViews([
+        [plate],                                  # letterbox view
+        [[104, 98, 304, 204]],                    # shrunk view, the same plate
+        [[150, 120, 250, 180],                    # a text block inside the plate: covered already
+         [600, 300, 680, 350]],                   # a two-line block nowhere else: a plate only text found
+    ])
+    r = det(frame)
+    assert len(r) == 2
+    assert iou_matrix(np.array([plate], np.float32), r.xyxy).max() > 0.9
+    assert iou_matrix(np.array([[600, 300, 680, 350]], np.float32), r.xyxy).max() > 0.99
+
+
+# --- the real models -------------------------------------------------------------------------------
+
+
+def textured_scene(width, height, seed=0):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(40, 200, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def draw_plate(image, x, y, width, lines):
+    """A white plate with a black border and black text lines (one line 4.5:1, two lines 1.6:1)."""
+    height = int(width / (4.5 if len(lines) == 1 else 1.6))
+    cv2.rectangle(image, (x, y), (x + width, y + height), (255, 255, 255), -1)
+    cv2.rectangle(image, (x, y), (x + width, y + height), (0, 0, 0), max(2, width // 80))
+    for i, text in enumerate(lines):
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
+        scale = min(0.8 * width / tw, 0.7 * height / len(lines) / th)
+        thick = max(1, int(scale * 2.5))
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        org = (x + (width - tw) // 2, y + int(height * (i + 0.5) / len(lines) + th / 2))
+        cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return np.array([[x, y, x + width, y + height]], np.float32)
+
+
+@pytest.fixture(scope="module")
+def plates():
+    return MultiScalePlates(PlateDetector(), PlateDetector(name="plate_yolov8n_dynamic"), TextDetector(max_side=960))
+
+
+def test_dynamic_export_equals_the_fixed_model_at_its_size():
+    fixed, dynamic = PlateDetector(), PlateDetector(name="plate_yolov8n_dynamic")
+    assert dynamic.input_size is None and fixed.input_size == (1280, 736)
+    frame = textured_scene(1280, 720, seed=3)
+    draw_plate(frame, 500, 300, 200, ["AN 0123 L"])
+    a, b = fixed.raw(frame, 0.1), dynamic.raw(frame, 0.1, gain=1.0)
+    assert len(a[0]) >= 1 and len(a[0]) == len(b[0])
+    np.testing.assert_allclose(a[0], b[0], atol=0.5)
+
+
+def test_text_detector_finds_drawn_text_in_frame_pixels():
+    frame = np.full((1080, 1920, 3), 235, np.uint8)  # larger than max_side: boxes must come back scaled
+    cv2.putText(frame, "ANONLAB 2026", (600, 560), cv2.FONT_HERSHEY_SIMPLEX, 3.0, (20, 20, 20), 8, cv2.LINE_AA)
+    det = TextDetector(max_side=960)
+    r = det(frame)
+    assert len(r) >= 1 and (r.label == PLATE).all()
+    (tw, th), _ = cv2.getTextSize("ANONLAB 2026", cv2.FONT_HERSHEY_SIMPLEX, 3.0, 8)
+    truth = np.array([[600, 560 - th, 600 + tw, 560]], np.float32)
+    assert iou_matrix(truth, r.xyxy).max() > 0.5
+    assert len(TextDetector(max_side=960)(np.full((720, 1280, 3), 128, np.uint8))) == 0
+
+
+def test_a_close_up_plate_800_px_wide_is_found(plates):
+    frame = textured_scene(1280, 720, seed=1)
+    truth = draw_plate(frame, 240, 270, 800, ["AN 0123 L"])
+    found = plates(frame)
+    assert len(found) >= 1 and iou_matrix(truth, found.xyxy).max() >= 0.5
+    # the shrunk view is what sees it well: the letterbox view alone fits it worse or not at all
+    letterbox_view, shrunk_view, _ = plates.views(frame)
+    assert len(shrunk_view) and iou_matrix(truth, shrunk_view.xyxy).max() >= 0.7
+
+
+def test_a_small_two_line_plate_is_found_by_the_text_blocks(plates):
+    frame = textured_scene(1920, 1080, seed=2)
+    truth = draw_plate(frame, 900, 700, 150, ["KA 01", "AB 1234"])
+    text_view = plates.views(frame)[2]
+    assert len(text_view) and iou_matrix(truth, text_view.xyxy).max() >= 0.3
+    assert iou_matrix(truth, plates(frame).xyxy).max() >= 0.3
+
+
+def test_thresholds_move_every_source(plates):
+    low = plates.lowered(0.5)
+    assert low.thresh == pytest.approx(0.2) and low.yolo.thresh == pytest.approx(0.2)
+    assert plates.thresh == pytest.approx(0.4) and plates.yolo.thresh == pytest.approx(0.4)
+    names = [m["name"] for m in plates.models]
+    assert names == ["plate_yolov8n", "plate_yolov8n_dynamic", "text_ppocrv4_det"]
+    frame = textured_scene(640, 360, seed=4)
+    draw_plate(frame, 200, 120, 120, ["KA 01", "AB 1234"])
+    assert len(low(frame)) >= len(plates(frame))
+
+
+def test_a_plain_scene_has_no_plate(plates):
+    assert len(plates(textured_scene(1280, 720, seed=5))) == 0
