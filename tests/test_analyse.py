@@ -121,15 +121,19 @@ def test_missed_detections_are_bridged_by_optical_flow():
     assert len(np.unique(out.track_id)) == 1 and coverage(out, truth, 30, iou=0.7).all()
 
 
-def test_missed_detections_are_interpolated_where_flow_fails():
+def test_where_flow_fails_too_the_box_is_held_and_grows():
     frames, truth = make_frames(30, MOVING[:1])
     rng = np.random.default_rng(0)
     for n in (10, 11, 12):  # the object's pixels turn to fresh noise: nothing for optical flow to follow
         x1, y1, x2, y2 = truth[truth.frame == n].xyxy[0].astype(int)
         frames[n][y1 - 5:y2 + 5, x1 - 5:x2 + 5] = rng.integers(0, 255, (y2 - y1 + 10, x2 - x1 + 10, 3))
     out = run(frames, ColourDetector(blind={10, 11, 12}), Settings(detect_every=1))
-    assert out[out.source == INTERPOLATED].frame.tolist() == [10, 11, 12]
-    assert masking_interruptions(out) == 0 and len(np.unique(out.track_id)) == 1
+    held = out[(out.frame >= 10) & (out.frame <= 12)]
+    assert held.source.tolist() == [TRACKER] * 3 and len(np.unique(out.track_id)) == 1
+    last, end = out[out.frame == 9].xyxy[0], held.xyxy[-1]
+    assert (end[2:] - end[:2] > (last[2:] - last[:2]) + 1).all()  # the longer unseen, the larger the mask ...
+    assert np.allclose((end[:2] + end[2:]) / 2, (last[:2] + last[2:]) / 2, atol=4)  # ... about where it was
+    assert masking_interruptions(out) == 0 and coverage(out, truth, 30, iou=0.3).all()
 
 
 def test_a_track_is_followed_without_detection_for_max_gap_frames_at_most():

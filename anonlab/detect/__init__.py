@@ -164,6 +164,21 @@ class Detector:
         out.thresh = float(thresh)
         return out
 
+    def at(self, turn: int) -> "Detector":
+        """This detector on frames turned by ``turn`` quarter turns, boxes in the frame's own pixels
+        (`anonlab.detect.orientation`)."""
+        from anonlab.detect.orientation import Turned
+
+        return self if int(turn) % 4 == 0 else Turned(self, turn)
+
+    def choose(self, frame) -> tuple[int, Regions]:
+        """Which way up the content stands: the turn (0-3) under which faces are most plainly upright, and the
+        detections made that way (`anonlab.detect.orientation.choose_turn`; four passes)."""
+        from anonlab.detect.orientation import choose_turn
+
+        turn, regions, _ = choose_turn(lambda t: self.at(t)(frame))
+        return turn, regions
+
     def lowered(self, factor: float = 0.5) -> "Detector":
         """A copy whose threshold is ``factor`` times its own (each model keeps its own scale)."""
         return self.with_threshold(self.thresh * factor)

@@ -10,12 +10,15 @@ For each frame, in decoding order (each frame decoded once):
 3. **optical flow** follows boxes where there is no detection: on the frames between full detections (the
    live tracks), and on any frame where the detector misses a confirmed track. Each box is moved by the
    median Lucas-Kanade flow of a grid of points inside it, forward-backward checked (the MedianFlow idea,
-   Kalal et al. 2010); where the flow is unreliable, a track detected at the last full detection falls back
-   on the Kalman prediction, any other stops. A track is followed for at most ``max(max_gap, detect_every-1)``
-   frames after its last detection;
-4. each **new track is followed backwards** by optical flow through the shot's last frames, so the frames
-   before its first detection (a face too small, blurred or turned to be detected yet, or one that appeared
-   between two full detections) are masked too.
+   Kalal et al. 2010); where the flow is unreliable too (a partial occlusion, motion blur), the box is
+   **held** where it was last measured and grows with the frames since (issue 15: a partly occluded face
+   stayed bare for 59 frames). A track is followed for at most ``max(max_gap, detect_every - 1)`` frames
+   after its last detection (`Analyser.max_follow`), or until its box has left the frame;
+4. each **new track is followed backwards** through the shot's last frames, by optical flow or held the same
+   way, so the frames before its first detection (a face too small, blurred, turned or partly hidden to be
+   detected yet, or one that appeared between two full detections) are masked too;
+5. where a shot begins, detectors that can (`anonlab.detect.Detector.choose`) find which way up the content
+   stands, and the shot is detected that way (a camera mounted upside down; `anonlab.detect.orientation`).
 
 Followed rows have ``source`` = tracker. At the end, `apply_temporal_safety` fills remaining gaps and adds
 lead/trail frames; with ``detect_every`` = k the lead is at least k-1 frames, for objects that flow could not
@@ -39,6 +42,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from anonlab.detect.orientation import evidence
 from anonlab.regions import DETECTOR, EXTENDED, INTERPOLATED, NO_TRACK, TRACKER, Regions, iou_matrix, label_code
 from anonlab.track.bytetrack import Tracker, greedy_match
 from anonlab.track.scenecut import SceneCutDetector
@@ -56,6 +60,14 @@ FLOW_MARGIN = 24
 #: Frames are halved until no wider than this before optical flow (720p -> 640, 1080p -> 960 px wide): a
 #: quarter of the work or less, and boxes keep their position to about a pixel.
 FLOW_MAX_WIDTH = 960
+#: A shot in which no orientation showed a clear face is checked again after this many seconds (at the next
+#: thorough keyframe): four passes instead of one, so not at every keyframe of footage without faces.
+ORIENT_RECHECK_SECONDS = 1.0
+#: Holding a lost track: a box that optical flow cannot follow either stays where it was last measured and the
+#: mask grows on every side by this share of its size for each frame without a measurement, up to
+#: `HOLD_MAX_GROWTH` (the longer nothing is seen, the less is known of where the object is).
+HOLD_GROWTH = 0.02
+HOLD_MAX_GROWTH = 0.5
 _LK = dict(winSize=(15, 15), criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
 
 
@@ -167,6 +179,18 @@ def median_flow(prev_gray: np.ndarray, gray: np.ndarray, boxes: np.ndarray) -> t
     return moved, ok
 
 
+def grow_boxes(xyxy: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """Boxes grown on every side by ``min(HOLD_GROWTH * unseen, HOLD_MAX_GROWTH)`` of their size.
+
+    Args:
+        xyxy: ``(N, 4)`` boxes; unseen: ``(N,)`` frames since each box was last measured.
+    """
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    g = np.minimum(HOLD_GROWTH * np.asarray(unseen, np.float32), HOLD_MAX_GROWTH)[:, None]
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    return np.concatenate([xyxy[:, :2] - g * wh, xyxy[:, 2:] + g * wh], axis=1).astype(np.float32)
+
+
 class Analyser:
     """Incremental analysis of one video: `feed` each frame in order, then `result`.
 
@@ -177,10 +201,17 @@ class Analyser:
         cut_detector: a `SceneCutDetector` (default: a new one), or None to disable cut detection.
         fps: the video's frame rate; with it, keyframes between the thorough ones (see `thorough_every`)
             use the detector's ``quick`` pass where it has one. None: every keyframe is thorough.
+        orient: find which way up each shot stands where the detector can (`anonlab.detect.Detector.choose`:
+            four passes where a shot begins, see `anonlab.detect.orientation`) and detect the shot that way.
 
     Attributes:
         scene_cuts: frame indices where a cut was detected (the review queue looks at them).
+        turns: ``(frame, turn)`` where the content was found to need ``turn`` quarter turns (counter-clockwise)
+            to stand upright, and was detected that way from there on (`anonlab.detect.orientation`).
         keyframes: frame indices that had a full detection.
+        max_follow: frames a track is still followed (by flow, or held) after its last detection, and followed
+            back before its first: ``max(max_gap, detect_every - 1)``. Memory holds about this many grey frames
+            of the shot (at most 960 px wide).
         timings: seconds spent in ``detect``, ``propagate``, ``scene_cut``, ``track``; ``frames`` fed.
 
     Example:
@@ -193,17 +224,25 @@ class Analyser:
     """
 
     def __init__(self, detector: Detector, settings, *, tracker: Tracker | None = None,
-                 cut_detector: SceneCutDetector | None | bool = True, fps: float | None = None):
+                 cut_detector: SceneCutDetector | None | bool = True, fps: float | None = None,
+                 orient: bool = True):
         self.detector = detector
         self.thorough_every = thorough_every(settings, fps)
         self._quick_since = 0  # keyframes since the last thorough one
+        # orientation (detectors with ``choose``, `anonlab.detect.orientation.Oriented`): the detector of this shot,
+        # and the frame from which an undecided shot is checked again
+        self.orient = bool(orient)
+        self._shot_detector = detector
+        self._orient_due: int | None = None
+        self._orient_recheck = max(1, int(round(ORIENT_RECHECK_SECONDS * (fps if fps and fps > 0 else 25.0))))
         self.settings = settings
         self.k = int(settings.detect_every)
-        self.tracker = tracker or Tracker(track_buffer=max(30, int(settings.max_gap) + 1))
         self.max_follow = max(int(settings.max_gap), self.k - 1)
+        self.tracker = tracker or Tracker(track_buffer=max(30, self.max_follow + 1))
         self.cut_detector = SceneCutDetector() if cut_detector is True else (cut_detector or None)
         self._labels = np.array([label_code(w) for w in settings.what])
         self.scene_cuts: list[int] = []
+        self.turns: list[tuple[int, int]] = []
         self.keyframes: list[int] = []
         self.timings = {"detect": 0.0, "propagate": 0.0, "scene_cut": 0.0, "track": 0.0, "frames": 0}
         self._parts: list[Regions] = []
@@ -216,7 +255,10 @@ class Analyser:
         self._grays: deque[np.ndarray] = deque(
             maxlen=self.max_follow + 1 + self.k * (self.tracker.tentative_buffer + 1))
         self._firsts: dict[int, Regions] = {}  # first detection of each tentative track
-        self._prev: Regions = Regions.empty()
+        # per track with a row at the last frame fed: its box without the hold's growth, and the frames since
+        # its position was last measured (by the detector or by reliable optical flow)
+        self._core: dict[int, np.ndarray] = {}
+        self._unseen: dict[int, int] = {}
         self._max_n = -1
 
     def feed(self, n: int, frame: np.ndarray) -> Regions:
@@ -232,13 +274,15 @@ class Analyser:
         if not follows:
             self._grays.clear()
             self._firsts.clear()
+            self._core, self._unseen = {}, {}
         t1 = time.perf_counter()
         self._grays.append(self._gray(frame))
         if not follows or n - self._last_key >= self.k:
             self.timings["propagate"] += time.perf_counter() - t1
             t1 = time.perf_counter()
             confirmed = {t.id for t in self.tracker.tracks if t.confirmed}
-            regions = self._detect(frame, n, thorough=not follows or self._quick_since + 1 >= self.thorough_every)
+            regions = self._detect(frame, n, thorough=not follows or self._quick_since + 1 >= self.thorough_every,
+                                   shot_start=not follows)
             t2 = time.perf_counter()
             out = self.tracker.update(regions, n)
             self.timings["detect"] += t2 - t1
@@ -246,17 +290,22 @@ class Analyser:
             self._last_key = n
             self.keyframes.append(n)
             t1 = time.perf_counter()
-            # confirmed tracks the detector missed here are followed by optical flow (see `_carry`) ...
+            detected = {int(i): box for i, box in zip(out.track_id, out.xyxy)}
+            # confirmed tracks the detector missed here are followed by optical flow or held (see `_carry`) ...
             missed = [t.id for t in self.tracker.tracks if t.confirmed and not t.tracked]
             if follows and missed:
                 out = Regions.merge([out, self._carry(n, frame, missed, keyframe=True)])
+            for i, box in detected.items():
+                self._core[i], self._unseen[i] = box, 0
+            self._keep_cores(out)
             # ... and tracks confirmed here are followed back to the frames before their first detection
             self._parts.append(self._confirmed_now(out, confirmed, frame.shape))
             self._fed.append(n)
         else:
             out = self._carry(n, frame, [t.id for t in self.tracker.tracks if t.tracked], keyframe=False)
+            self._keep_cores(out)
         self.timings["propagate"] += time.perf_counter() - t1
-        self._prev, self._last_n = out, n
+        self._last_n = n
         self._max_n = max(self._max_n, n)
         self._parts.append(out)
         self._fed.append(n)
@@ -308,11 +357,22 @@ class Analyser:
         return safe[(safe.frame >= start) & (safe.frame < stop)]
 
     # --- steps ---------------------------------------------------------------------------------------
-    def _detect(self, frame: np.ndarray, n: int, thorough: bool = True) -> Regions:
-        quick = getattr(self.detector, "quick", None)
-        if thorough or quick is None:
+    def _detect(self, frame: np.ndarray, n: int, thorough: bool = True, shot_start: bool = False) -> Regions:
+        choose = getattr(self.detector, "choose", None) if self.orient else None
+        detector = self._shot_detector
+        quick = getattr(detector, "quick", None)
+        if choose is not None and thorough and (shot_start or (self._orient_due is not None and n >= self._orient_due)):
+            # which way up is this shot? (`anonlab.detect.orientation`); a shot without a clear face anywhere
+            # is asked again a little later, when someone may have come into view
             self._quick_since = 0
-            regions = self.detector(frame)
+            turn, regions = choose(frame)
+            self._shot_detector = self.detector.at(turn)
+            self._orient_due = None if evidence(regions) > 0 else n + self._orient_recheck
+            if turn:
+                self.turns.append((n, int(turn)))
+        elif thorough or quick is None:
+            self._quick_since = 0
+            regions = detector(frame)
         else:
             self._quick_since += 1
             regions = quick(frame)
@@ -326,33 +386,46 @@ class Analyser:
             gray = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return gray
 
-    def _carry(self, n: int, frame: np.ndarray, track_ids: list[int], keyframe: bool) -> Regions:
-        """Rows at frame ``n`` for tracks followed without a detection here, moved by optical flow.
+    def _keep_cores(self, out: Regions) -> None:
+        """Forget the cores of tracks without a row at this frame (they are no longer followed)."""
+        live = set(out.track_id.tolist())
+        self._core = {i: b for i, b in self._core.items() if i in live}
+        self._unseen = {i: u for i, u in self._unseen.items() if i in live}
 
-        Each track's box at frame n-1 is moved by `median_flow`. Where the flow is unreliable, a track detected
-        at the last full detection falls back on the motion model (between full detections); any other track
-        stops being followed (lost). A track is followed for at most ``max(max_gap, detect_every - 1)`` frames
-        after its last detection: the detector missing a face for a few frames (blur, a turn of the head)
-        leaves it masked, and a track of something that has gone ends soon.
+    def _carry(self, n: int, frame: np.ndarray, track_ids: list[int], keyframe: bool) -> Regions:
+        """Rows at frame ``n`` for tracks followed without a detection here: moved by optical flow, or held.
+
+        Each track's box at frame n-1 (its core, without growth) is moved by `median_flow`. Where the flow is
+        unreliable (a partial occlusion, motion blur, the object turning), the box is *held*: it stays where it
+        was last measured and the mask grows on every side by `HOLD_GROWTH` of its size for each frame without a
+        measurement, up to `HOLD_MAX_GROWTH`: the longer nothing is seen, the less is known of where the object
+        is. A track is followed this way for at most `max_follow` frames after its last detection, or until its
+        box has left the frame: the detector losing a face for a while leaves it masked, and the mask of
+        something that has gone ends after a bounded time.
         """
-        prev = {int(t): box for t, box in zip(self._prev.track_id, self._prev.xyxy)}
         by_id = {t.id: t for t in self.tracker.tracks}
-        follow = [i for i in track_ids if i in prev and n - by_id[i].last_detected <= self.max_follow]
+        follow = [i for i in track_ids if i in self._core and n - by_id[i].last_detected <= self.max_follow]
         self.tracker.mark_lost(set(track_ids) - set(follow))
         if not follow:
             return Regions.empty()
         predicted = self.tracker.predict(n, follow)  # same order as the tracker's list
         ids = predicted.track_id.tolist()
         scale = self._grays[-1].shape[1] / frame.shape[1]
-        start = np.stack([prev[i] for i in ids]) * scale
-        moved, ok = median_flow(self._grays[-2], self._grays[-1], start)
+        core = np.stack([self._core[i] for i in ids]).astype(np.float32)
+        moved, ok = median_flow(self._grays[-2], self._grays[-1], core * scale)
         moved /= scale
-        self.tracker.correct(predicted[ok].replace(xyxy=moved[ok]), n)
-        fallback = ~ok & np.array([not keyframe and by_id[i].last_detected == self._last_key for i in ids])
-        self.tracker.mark_lost([i for i, o, f in zip(ids, ok, fallback) if not (o or f)])
-        xyxy = np.where(ok[:, None], moved, predicted.xyxy)
-        out = predicted.replace(xyxy=xyxy)[ok | fallback]
-        return out.clip(frame.shape[1], frame.shape[0])
+        core = np.where(ok[:, None], moved, core)
+        # a held box is where the tracker will look for the object again, so the motion model holds it too
+        self.tracker.correct(predicted.replace(xyxy=core), n)
+        unseen = np.array([0 if o else self._unseen.get(i, 0) + 1 for i, o in zip(ids, ok)])
+        out = predicted.replace(xyxy=grow_boxes(core, unseen))
+        inside = out.clip(frame.shape[1], frame.shape[0])
+        keep = np.isin(out.track_id, inside.track_id)
+        self.tracker.mark_lost([i for i, k in zip(ids, keep) if not k])
+        for i, c, u, k in zip(ids, core, unseen.tolist(), keep):
+            if k:
+                self._core[i], self._unseen[i] = c, u
+        return inside
 
     def _confirmed_now(self, out: Regions, confirmed_before: set[int], shape: tuple[int, ...]) -> Regions:
         """Backward rows for the tracks confirmed at this full detection (see `_follow_back`).
@@ -374,9 +447,10 @@ class Analyser:
     def _follow_back(self, born: Regions, n: int, shape: tuple[int, ...]) -> Regions:
         """Rows for new tracks in the frames before their first detection, found by optical flow backwards.
 
-        A face is often detected only some frames after it came into view (too small, blurred, turned, or
-        between two full detections): each new track is followed back up to ``max_follow`` frames through
-        this shot's buffered frames, for as long as the flow is reliable and the box stays in the frame.
+        A face is often detected only some frames after it came into view (too small, blurred, turned, partly
+        hidden, or between two full detections): each new track is followed back up to ``max_follow`` frames
+        through this shot's buffered frames while its box stays in the frame; where the flow is unreliable the
+        box is held and grows, as in `_carry`.
 
         Args:
             born: first detections of the tracks, all in one frame.
@@ -387,13 +461,15 @@ class Analyser:
         scale = self._grays[-1].shape[1] / shape[1]
         boxes, rows = born.xyxy * scale, []
         alive = np.ones(len(born), bool)
+        unseen = np.zeros(len(born), np.int64)
         for step in range(1, min(self.max_follow, len(self._grays) - 1 - back) + 1):
             a, b = self._grays[-1 - back - step + 1], self._grays[-1 - back - step]
             moved, ok = median_flow(a, b, boxes[alive])
             idx = np.flatnonzero(alive)
             boxes[idx[ok]] = moved[ok]
-            alive[idx[~ok]] = False
-            found = born[alive].replace(xyxy=boxes[alive] / scale, source=TRACKER, frame=first - step)
+            unseen[idx] = np.where(ok, 0, unseen[idx] + 1)
+            found = born[alive].replace(xyxy=grow_boxes(boxes[alive], unseen[alive]) / scale, source=TRACKER,
+                                        frame=first - step)
             found = found.clip(shape[1], shape[0])
             alive &= np.isin(born.track_id, found.track_id)
             if not len(found):
