@@ -267,7 +267,7 @@ def test_export_respects_edits_exactly(wb, tmp_path):
         assert np.abs(out.get(1).astype(int) - src.get(1)).mean() < 3  # one-frame track: frame 1 untouched
     assert "last export: 30 frame(s), 1 masked region(s)" in wb.record.value  # item 7
     wb.export_button.click()  # exists, replace off
-    assert "exists already" in wb.status_msg.value
+    assert "exists already" in wb.status_msg.value and "--" not in wb.status_msg.value  # item 15: no CLI words
     wb.export_gate = lambda case: (_ for _ in ()).throw(AnonlabError("3 review items open"))
     wb.overwrite.value = True
     wb.export_button.click()
@@ -446,7 +446,7 @@ def test_launch_commands_bind_localhost_stay_offline_and_need_a_token(tmp_path):
     lab = launch.lab_command(nb, 8888, open_browser=False, token="t", settings_dir=tmp_path)
     assert "--ServerApp.ip=127.0.0.1" in lab and "--LabApp.news_url=None" in lab
     assert "--LabApp.extension_manager=readonly" in lab and "--IdentityProvider.token=t" in lab
-    assert "--ServerApp.default_url=/lab/tree/workbench.ipynb" in lab and str(nb) not in lab  # item 19
+    assert "--LabApp.default_url=/lab/tree/workbench.ipynb" in lab and str(nb) not in lab  # item 19
     assert f"--LabApp.app_settings_dir={tmp_path}" in lab
     fallback = launch._fallback_notebook()
     assert json.loads(fallback.read_text())["cells"][1]["source"].count("ANONLAB_MEDIA") == 1
@@ -536,7 +536,10 @@ def test_folder_of_photos(tmp_path):
     assert isinstance(fw, FolderWorkbench) and [p.name for p in fw.photos] == ["p0.jpg", "p1.jpg", "p2.jpg"]
     fw.current.model.draw_box((10, 10, 40, 40))
     assert (tmp_path / "p0.case.json").exists()  # each photo keeps its own case file
+    assert fw.record.children == (fw.current.record,)  # the notebook's counts cell works for folders too
+    fw.current.analyst.value = "Ann"
     fw.next_button.click()
+    assert fw.current.analyst.value == "Ann" and fw.record.children == (fw.current.record,)
     assert fw.chooser.value == 1 and fw.current.case.input.name == "p1.jpg" and not fw.current.case.tracks
     fw.chooser.value = 0
     assert len(fw.current.case.tracks) == 1  # back on the first photo, its edit is still there

@@ -34,11 +34,13 @@ class FolderWorkbench:
         self.options = workbench_options
         self.chooser = widgets.Dropdown(options=[(p.name, i) for i, p in enumerate(self.photos)], value=0,
                                         description="photo")
-        self.prev_button = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
-        self.next_button = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
+        self.prev_button = widgets.Button(description="◀", tooltip="previous photo", layout=widgets.Layout(width="40px"))
+        self.next_button = widgets.Button(description="▶", tooltip="next photo", layout=widgets.Layout(width="40px"))
         self.prev_button.on_click(lambda _: self.step(-1))
         self.next_button.on_click(lambda _: self.step(1))
         self.holder = widgets.Box()
+        #: The current photo's counts for the record (the notebook shows ``wb.record``).
+        self.record = widgets.Box()
         self.widget = widgets.VBox([widgets.HBox([self.prev_button, self.chooser, self.next_button]), self.holder])
         self.current = None
         self.chooser.observe(lambda change: self.open(change["new"]), names="value")
@@ -49,9 +51,11 @@ class FolderWorkbench:
         from anonlab.widgets.workbench import Workbench
 
         if self.current is not None:
+            self.options["analyst"] = self.current.actor_name() or self.options.get("analyst")  # keep the name
             self.current.close()
         self.current = Workbench(self.photos[index], self.settings, **self.options)
         self.holder.children = (self.current.widget,)
+        self.record.children = (self.current.record,)
         if self.chooser.value != index:
             self.chooser.value = index
         return self.current

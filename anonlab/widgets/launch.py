@@ -37,8 +37,10 @@ HOST = "127.0.0.1"
 #: anonlab's Voilà template: a folder holding ``voila/templates/anonlab`` (added to ``JUPYTER_PATH``).
 TEMPLATE_ROOT = Path(__file__).resolve().parent / "share"
 TEMPLATE = "anonlab"
-#: JupyterLab settings anonlab sets for its own server (nothing asks the network; no prompt covers the page).
-LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+#: JupyterLab settings anonlab sets for its own server: nothing asks the network, and no prompt covers the
+#: page (the news question; the kernel choice JupyterLab asks for when its kernel list arrives late).
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+                 "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True}}
 
 #: The workbench notebook written when the source tree's copy is not available.
 FALLBACK_CELLS = [
@@ -117,7 +119,7 @@ def lab_command(notebook: Path, port: int, open_browser: bool = True, token: str
                 settings_dir: Path | None = None) -> list[str]:
     """The JupyterLab command line (exposed for tests): 127.0.0.1, opened on ``notebook``, offline."""
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={notebook.parent}",
-           f"--ServerApp.default_url=/lab/tree/{notebook.name}",
+           f"--LabApp.default_url=/lab/tree/{notebook.name}",
            f"--ServerApp.ip={HOST}", f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0",
            f"--ServerApp.open_browser={open_browser}", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",

@@ -260,6 +260,9 @@ class ReviewSession:
         """The current card in one line of HTML (the panel shows it; tests read it)."""
         card = self.current if card is None else card
         if card is None:
+            if not self.case.analysed:
+                return ("<b>not analysed yet</b>: press <i>analyse</i> (top); or, to export without an analysis, "
+                        "choose under <i>sign-off</i> below (your name is recorded)")
             return "nothing to review"
         if isinstance(card, Page):
             return (f"<b>routine tracks</b>, page {card.number} of {card.of}: {len(card.items)} track(s) masked "
@@ -450,12 +453,14 @@ class ReviewPanel:
                               height=self.THUMB)
                 b = self._button(f"{item.track_id}", lambda i=item.id: self._open(i),
                                  f"open track {item.track_id} on its own: {item.reason[:120]}", f"{self.THUMB}px")
+                b.add_class("anonlab-open")
                 out.append(w.VBox([img, b], layout=w.Layout(width=f"{self.THUMB + 4}px")))
             return out
         for f in card.frames:
             img = w.Image(value=self._thumb(f, card.track_id), format="jpeg", width=self.THUMB, height=self.THUMB)
             b = self._button(f"{f}", lambda f=f, t=card.track_id: self._seek(f, t), f"show frame {f}",
                              f"{self.THUMB}px")
+            b.add_class("anonlab-seek")
             out.append(w.VBox([img, b], layout=w.Layout(width=f"{self.THUMB + 4}px")))
         return out
 
@@ -481,7 +486,7 @@ class ReviewPanel:
                 s.saw_page(card)
         is_page = isinstance(card, Page)
         self.fixed_button.disabled = self.dismiss_button.disabled = card is None or is_page
-        self.accept_button.disabled = card is None
+        self.accept_button.disabled = self.prev_button.disabled = self.next_button.disabled = card is None
         self.accept_button.description = f"accept these {len(card.items)}" if is_page else "accept"
         self.without_box.layout.display = "none" if case.analysed else ""
         self.wb.model.set_flagged(s.flagged_frames())

@@ -232,13 +232,13 @@ class Workbench:
                                           tooltip="replace the output file if it exists", layout=L(width="76px"))
         self.export_button = self._button("export", "render the masked output (after the review)", self.export,
                                           "download", where="status")
-        self.status_msg = widgets.HTML(layout=L(width="100%"))
+        self.status_msg = widgets.HTML(layout=L(width="100%", min_height="22px"))
         self.status_msg.add_class("anonlab-msg")
         self.progress = widgets.Output(layout=L(min_height="0px"))
         strip = widgets.VBox([
             widgets.HBox([self.status]),
             widgets.HBox([self.analyst, self.analyse_button, self.cancel_button, self.progress_bar,
-                          self.export_path, self.overwrite, self.export_button]),
+                          self.export_path, self.overwrite, self.export_button], layout=L(flex_flow="row wrap")),
             self.status_msg], layout=L(width="100%"))
 
         # --- player
@@ -252,11 +252,11 @@ class Workbench:
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.frame_label = widgets.HTML()
         self.step_buttons = [self._button(d, f"step {k:+d} frame(s) (arrow keys; Shift: 10)",
-                                          (lambda k=k: m.step(k)), width="42px", where="player")
+                                          (lambda k=k: m.step(k)), width="46px", where="player")
                              for d, k in (("-10", -10), ("-1", -1), ("+1", 1), ("+10", 10))]
-        self.prev_flag_button = self._button("", "previous flagged frame (N)", m.prev_flagged, "step-backward", "36px",
-                                             "player")
-        self.next_flag_button = self._button("", "next flagged frame (n)", m.next_flagged, "step-forward", "36px",
+        self.prev_flag_button = self._button("", "previous flagged frame ⚑ (N)", m.prev_flagged, "step-backward",
+                                             "36px", "player")
+        self.next_flag_button = self._button("", "next flagged frame ⚑ (n)", m.next_flagged, "step-forward", "36px",
                                              "player")
         self.masked_toggle = widgets.ToggleButton(m.show_masked, description="masked", icon="eye-slash",
                                                   tooltip="masked preview on / off (m): what will be published",
@@ -269,8 +269,8 @@ class Workbench:
                              self._button("", "fit (0)", m.reset_zoom, "expand", "36px", "player")]
         self.player_msg = widgets.HTML(layout=L(width=f"{cw}px"))
         self.player_msg.add_class("anonlab-msg")
-        self.transport = widgets.HBox([self.play, *self.step_buttons, widgets.HTML("&nbsp;⚑"),
-                                       self.prev_flag_button, self.next_flag_button, self.frame_label])
+        self.transport = widgets.HBox([self.play, *self.step_buttons, self.prev_flag_button, self.next_flag_button,
+                                       self.frame_label])
         if self.is_photo:  # a photo has no time: no transport controls (issue 14 item 17)
             self.slider.layout.display = "none"
             self.transport.layout.display = "none"
@@ -282,11 +282,11 @@ class Workbench:
         self.sel_info = widgets.HTML("no track selected", layout=L(width="100%"))
         self.sel_info.add_class("anonlab-msg")
         self.sel_label = widgets.Dropdown(options=list(LABELS), description="label", tooltip="relabel the track",
-                                          layout=L(width="130px"), style={"description_width": "34px"})
+                                          layout=L(width="120px"), style={"description_width": "initial"})
         self.sel_label.observe(self._on_relabel, "value")
         self.follow_n = widgets.BoundedIntText(m.follow_frames, min=1, max=100_000, description="frames",
-                                               tooltip="frames to follow", layout=L(width="120px"),
-                                               style={"description_width": "44px"})
+                                               tooltip="frames to follow", layout=L(width="130px"),
+                                               style={"description_width": "initial"})
         self.follow_fwd = self._button("follow", "follow the box forward with the tracker (f)",
                                        lambda: self._with_sel(lambda t: m.follow(t, 1, self.follow_n.value)),
                                        "forward")
@@ -296,13 +296,13 @@ class Workbench:
         self.keyframe_button = self._button("key", "make this frame a keyframe of the track (k)",
                                             lambda: self._with_sel(m.add_keyframe), "key")
         self.split_button = self._button("split", "split the track here (s)", lambda: self._with_sel(m.split), "cut")
-        self.delete_box_button = self._button("box", "delete the track's box in this frame (Delete)",
+        self.delete_box_button = self._button("delete box", "delete the track's box in this frame (Delete)",
                                               lambda: self._with_sel(m.delete_region), "eraser")
         self.delete_track_button = self._button("track", "delete the whole track (Shift+Delete)",
                                                 lambda: self._with_sel(m.delete_track), "trash")
-        self.merge_with = widgets.Dropdown(options=[], description="merge", tooltip="the track to merge into this one "
-                                           "(nearest in time first)", layout=L(width="230px"),
-                                           style={"description_width": "40px"})
+        self.merge_with = widgets.Dropdown(options=[], description="merge with", tooltip="the track to merge into "
+                                           "this one (nearest in time first)", layout=L(width="260px"),
+                                           style={"description_width": "initial"})
         self.merge_button = self._button("merge", "merge the chosen track into the selected one",
                                          lambda: self._with_sel(lambda t: m.merge(t, self.merge_with.value)),
                                          "compress")
@@ -321,13 +321,14 @@ class Workbench:
         self.tools_msg.add_class("anonlab-msg")
         self.tools = widgets.VBox([
             widgets.HTML("<b>TRACK</b>"), self.sel_info,
-            widgets.HBox([self.sel_label, self.keyframe_button, self.split_button, widgets.HTML("&nbsp;delete"),
-                          self.delete_box_button, self.delete_track_button]),
+            widgets.HBox([self.sel_label, self.keyframe_button, self.split_button, self.delete_box_button,
+                          self.delete_track_button]),
             widgets.HBox([self.follow_back, self.follow_fwd, self.follow_n]),
             widgets.HBox([self.merge_with, self.merge_button]),
             widgets.HBox([self.reason, self.exclude_button, self.include_button]),
             self.label_choice, self.tools_msg,
         ], layout=L(width="100%", border="1px solid #ccc", padding="4px", margin="6px 0 0 0"))
+        self.tools.add_class("anonlab-tools")
         self.side = widgets.VBox([self.tools], layout=L(width=f"{SIDE_WIDTH}px", margin=f"0 0 0 {GAP}px"))
         self.side.add_class("anonlab-side")
 
@@ -341,8 +342,11 @@ class Workbench:
         #: Counts for the record (a live summary, no coordinates): the notebook shows it in its own cell.
         self.record = widgets.HTML()
         below = widgets.VBox([widgets.HTML("<b>tracks</b> (click to select)"), self.track_list, self.help])
-        self.widget = widgets.VBox([widgets.HTML(CSS), strip, self.progress, widgets.HBox([left, self.side]), below],
-                                   layout=L(width=f"{layout_width(cw) - GAP}px"))
+        # side by side on a 1366-px screen; in a narrower place (JupyterLab's notebook beside its file browser)
+        # the side column goes under the picture instead of making the page scroll sideways
+        main = widgets.HBox([left, self.side], layout=L(flex_flow="row wrap", align_items="flex-start"))
+        self.widget = widgets.VBox([widgets.HTML(CSS), strip, self.progress, main, below],
+                                   layout=L(max_width=f"{layout_width(cw) - GAP}px"))
         self.widget.add_class("anonlab-workbench")
 
     def add_panel(self, widget: widgets.Widget) -> None:
@@ -674,11 +678,13 @@ class Workbench:
                 self.drawn["drag"] = None
 
     def thumbnail(self, frame: int, track: int | None = None, size: int = THUMB) -> bytes:
-        """A ``size``×``size`` JPEG around ``track``'s box at ``frame`` (the whole frame without one), as the
-        preview shows it (masked when the masked preview is on), the box outlined in the track's colour."""
+        """A ``size``×``size`` JPEG around ``track``'s box at ``frame`` (the whole frame without one), the box
+        outlined in the track's colour."""
         t = self.case.tracks.get(track) if track is not None and track >= 0 else None
         v = t.value(frame) if t is not None else None
-        masked = self.model.show_masked
+        # unmasked, with the box outlined: the analyst judges whether the box covers the face (the picture
+        # beside shows the masked result)
+        masked = False
         key = (frame, track, None if v is None else tuple(round(c, 1) for c in v[:4]), masked, size)
         hit = self._thumbs.get(key)
         if hit is not None:
@@ -743,7 +749,7 @@ class Workbench:
                                 + (f" · <b>unmasked</b>: {html.escape(s.excluded[:40])}" if s.excluded else "")
                                 + "</small>", layout=widgets.Layout(width="420px"))
             hide = widgets.ToggleButton(s.hidden, icon="eye-slash", tooltip="hide its outline in the picture (h); "
-                                        "it stays masked", layout=widgets.Layout(width="40px", height=f"{ROW_PX - 4}px"))
+                                        "it stays masked", layout=widgets.Layout(width="46px", height=f"{ROW_PX - 4}px"))
             hide.observe(lambda ch, t=s.id: self._guard(
                 lambda: self.model.toggle_hidden(t) if ch["new"] != (t in self.model.hidden) else None), "value")
             row = widgets.HBox([thumb, sel, info, hide], layout=widgets.Layout(height=f"{ROW_PX}px",
