@@ -571,3 +571,21 @@ def test_red_team_with_fake_detectors_on_a_photo(tmp_path):
     only_faces = red_team(path, applied, Settings(what=("face",)), detectors=[det])
     assert [f.label for f in only_faces] == ["face"]
     assert red_team(path, applied, Settings(), detectors=[det], whole_frames=[0])[0].kind == "weak_mask"
+
+
+def test_cli_exit_code_counts_sure_findings_only(tmp_path, monkeypatch):
+    """Issue 15: exit 4 for a real exposure, not for one false plate seen frame after frame."""
+    import anonlab.review
+    from anonlab.pipeline import Analysis, red_team_check
+
+    noise = group_findings([one_frame(n) for n in range(241)])
+    real = group_findings([one_frame(n, "face", 0.49, sure=True, box=(300, 50, 340, 100)) for n in range(3)])
+    analysis = Analysis(path=tmp_path / "in.mp4", kind="video", n_frames=241, width=640, height=360, fps=25.0,
+                        times=np.arange(241) / 25, regions=Regions.empty(), settings=Settings())
+    monkeypatch.setattr(anonlab.review, "red_team", lambda *a, **k: rank_findings(noise))
+    only_noise = red_team_check(analysis, tmp_path / "out.mp4", {})
+    assert (only_noise["exposed"], only_noise["weak_mask"], only_noise["doubtful"]) == (0, 0, 1)
+    assert len(only_noise["findings"]) == 1  # one line, not 241
+    monkeypatch.setattr(anonlab.review, "red_team", lambda *a, **k: rank_findings(noise + real))
+    both = red_team_check(analysis, tmp_path / "out.mp4", {})
+    assert (both["exposed"], both["doubtful"]) == (1, 1) and both["findings"][0].startswith("frames 0-2 (3 frame(s) where found): face")

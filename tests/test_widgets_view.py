@@ -547,3 +547,38 @@ def test_folder_of_photos(tmp_path):
     empty.mkdir()
     with pytest.raises(AnonlabError, match="no photos"):
         Workbench(empty)
+
+
+def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):
+    """Issue 15: findings grouped per object become review cards, a real exposure first."""
+    from anonlab.review import Finding
+
+    with pytest.raises(AnonlabError, match="export first"):
+        wb.red_team()
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.export_path.value = str(tmp_path / "o.mp4")
+    assert wb.export() is not None
+    seen = {}
+
+    def fake(out, regions, settings, frames=None, whole_frames=()):
+        seen.update(out=out, whole=len(whole_frames))
+        return [Finding(3, "exposed", "face", 0.49, ("centerface",), 0.26, box=(1, 1, 9, 9), last_frame=5, n_frames=3,
+                        best_frame=4, sure=True),
+                Finding(0, "exposed", "plate", 0.25, ("plates",), 0.0, box=(1, 1, 9, 9), last_frame=29, n_frames=30,
+                        sure=False, strength=0.6)]
+
+    job = wb.red_team(background=False, red_team=fake)
+    assert job.state == "done" and seen["out"] == tmp_path / "o.mp4" and seen["whole"] == 30
+    assert "1 exposure(s), 0 weak mask(s), 1 doubtful" in wb.status_msg.value
+    cards = wb.review.session.cards
+    assert [c.kind for c in cards[:2]] == ["exposed", "doubtful"] and wb.review.session.current is cards[0]
+    assert wb.model.frame == 3 and "frames 3-5" in wb.review.item.value
+    assert [b.description for b in wb.review.strip.children[0].children[1:]] == ["3"]
+    wb.overwrite.value = True
+    assert wb.export() is None and "export blocked" in wb.status_msg.value  # the findings' cards are open
+    wb.analyst.value = "Ann"
+    wb.review.fixed_button.click()  # the analyst masked the face, say
+    wb.review.dismiss_button.click()  # the doubtful plate: a poster, nothing to mask (recorded with the name)
+    assert wb.case.review.decided["doubtful:0:-1"]["by"] == "Ann"
+    assert wb.export() is not None
+    assert not wb.review.session.findings  # a new export: the findings were about the old one

@@ -1136,3 +1136,43 @@ class AnalysisJob:
             self.state, self.error = "failed", exc
         if self.on_done is not None:
             self.on_done(self)
+
+
+class BackgroundJob:
+    """``fn()`` in a background thread (the red-team check of an export): state, result or error, ``on_done``.
+
+    ``on_done(job)`` is called from the worker thread; the view hands it to the kernel's event loop.
+    """
+
+    def __init__(self, fn: Callable[[], object], on_done: Callable[["BackgroundJob"], None] | None = None) -> None:
+        self.fn, self.on_done = fn, on_done
+        self.state = "new"  # new, running, done, failed
+        self.result = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def start(self, background: bool = True) -> "BackgroundJob":
+        self.state = "running"
+        if background:
+            self._thread = threading.Thread(target=self._run, name="anonlab-job", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.fn()
+            self.state = "done"
+        except BaseException as exc:  # reported by the view
+            self.state, self.error = "failed", exc
+        if self.on_done is not None:
+            self.on_done(self)

@@ -329,11 +329,15 @@ class ReviewPanel:
                                              layout=L(width="170px"))
         self.checked_button = self._button("checked ▶", self._checked, "record this sample frame and go to the next")
         self.risk_text = widgets.HTML()
+        self.red_team_button = self._button("red-team check of the export", lambda: self.wb.red_team(),
+                                            "run every detector again, at a lower threshold, on the exported file; "
+                                            "what it finds becomes review cards")
         self.without_box = widgets.VBox([
             widgets.HTML("<b>Not analysed</b>: export only with one of these (recorded with your name)"),
             widgets.HBox([self.whole_button]), widgets.HBox([self.manual_reason, self.manual_button])])
         self.signoff = widgets.VBox([
             widgets.HBox([self.reviewed_button, self.approved_button]),
+            widgets.HBox([self.red_team_button]),
             widgets.HBox([self.reason, self.override_button]),
             self.without_box,
             widgets.HTML("<b>Residual risk</b>: check a random sample of frames by eye"),

@@ -39,8 +39,8 @@ from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
 from anonlab.report import write_report
 from anonlab.settings import Settings
-from anonlab.widgets.model import (SHORTCUTS, AnalysisJob, EditorModel, FrameSource, handle_points, hex_to_bgr,
-                                   track_colour)
+from anonlab.widgets.model import (SHORTCUTS, AnalysisJob, BackgroundJob, EditorModel, FrameSource, handle_points,
+                                   hex_to_bgr, track_colour)
 
 #: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
 #: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
@@ -133,7 +133,9 @@ class Workbench:
         self.drawn: dict = {}
         self.timings: dict[str, list[float]] = {"picture_ms": [], "send_ms": []}
         self.job: AnalysisJob | None = None
+        self.red_team_job: BackgroundJob | None = None
         self.last_export: dict | None = None
+        self.last_output: Path | None = None
         self._loop = None
         self._pending: list[Callable[[], None]] = []
         self._syncing = False
@@ -520,6 +522,52 @@ class Workbench:
                        "status")
         self._draw_record()
 
+    def red_team(self, *, background: bool = True, red_team: Callable | None = None) -> BackgroundJob:
+        """Check the last export with every detector at a lowered threshold (`anonlab.review.red_team`, up to
+        300 frames sampled over a long video); what it finds becomes review cards, ranked first (issue 15)."""
+        from anonlab.pipeline import RED_TEAM_MAX_FRAMES
+        from anonlab.review import red_team as default_red_team, sample_frames
+
+        out = self.last_output
+        if out is None or not out.exists():
+            raise AnonlabError("export first: the red team checks the exported file")
+        if self.red_team_job is not None and self.red_team_job.running:
+            raise AnonlabError("the red-team check is running already")
+        case = self.case
+        n = case.input.n_frames
+        frames = sample_frames(n, RED_TEAM_MAX_FRAMES, seed=0) if n > RED_TEAM_MAX_FRAMES else None
+        regions, settings, whole = case.effective_regions(), case.settings, set(case.damaged)
+        if not case.analysed and case.review.without_analysis and case.review.without_analysis["mode"] == "whole_frames":
+            whole = set(range(n))
+        fn = red_team or default_red_team
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self.red_team_job = BackgroundJob(lambda: fn(out, regions, settings, frames=frames, whole_frames=whole),
+                                          on_done=lambda job: self._dispatch(lambda: self._finish_red_team(job)))
+        self.model.say(f"red team checking {out.name} in the background…", "status")
+        return self.red_team_job.start(background=background)
+
+    def _finish_red_team(self, job: BackgroundJob) -> None:
+        if job.state == "failed":
+            exc = job.error
+            text = str(exc) if isinstance(exc, AnonlabError) else f"internal error ({type(exc).__name__})"
+            self.model.say(f"red-team check failed: {text}", "status", error=True)
+            return
+        found = list(job.result or [])
+        self.review.session.findings = found
+        self.review.refresh()
+        sure = [f for f in found if f.sure]
+        exposed = sum(f.kind == "exposed" for f in sure)
+        self.model.say(f"red team: {exposed} exposure(s), {len(sure) - exposed} weak mask(s), "
+                       f"{len(found) - len(sure)} doubtful finding(s)" + (": see the review cards" if found else
+                                                                           ": the output gives nothing away"),
+                       "status", error=bool(sure))
+        if found:
+            self.review.session.index = 0
+            self.review.show_current()
+
     def _check_output(self, out: Path) -> None:
         from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -545,7 +593,10 @@ class Workbench:
             write_report(report, out.with_name(out.name + ".report.json"))
             self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
                            f"{info['case']['regions']} masked region(s); report {out.name}.report.json", "status")
-            self.last_export = info
+            self.last_export, self.last_output = info, out
+            if self.review.session.findings:  # they were about the previous export
+                self.review.session.findings = []
+                self.review.refresh()
             return info
         except AnonlabError as exc:
             self.model.say(f"export failed: {exc}", "status", error=True)
