@@ -15,6 +15,15 @@ at low floors and decides per fused box, with three principles measured on the p
    detectors miss, so the threshold falls from ``thresh`` (boxes of ``large_side`` px and more) to
    ``thresh * small_factor`` (``small_side`` px and less), linearly in log-size between.
 
+4. **Close-ups**: a face that fills much of a large frame is beyond both models' range (they were trained on
+   faces up to a few hundred pixels): on a 720-px-high close-up of the sample portrait CenterFace boxed the eyes
+   and brow only and left the chin, YuNet found two half-faces; a 400-px crop, which the members enlarge 2x,
+   fared no better. So frames whose shorter side, as the members see it, exceeds `CLOSEUP_SIDE` /
+   `CLOSEUP_MAX_SCALE` are also seen whole at a reduced size (shorter side `CLOSEUP_SIDE` px, or the frame's
+   own size: a fifth of a 720p pass or less), and each large face found there (at least `CLOSEUP_MIN` of the frame's
+   shorter side) absorbs the boxes of the full-size pass that lie mostly inside it, as the box enclosing them
+   all (`absorb`): the mask covers the whole face and every part the full-size pass found.
+
 ``with_threshold(t)`` moves the whole curve (``t`` is the large-box threshold; the small-box one stays
 ``t * small_factor``); ``lowered(f)`` multiplies it by ``f``. Members run at floors low enough for any
 threshold the curve can ask for.
@@ -48,6 +57,43 @@ QUICK_MAX_AREA = 0.5
 #: ... and the score from which a box is sure without a second opinion (the tracker's high-score line and the
 #: review's low-score line are both 0.5).
 QUICK_SURE = 0.5
+
+
+#: The close-up view (principle 4): shorter side in pixels, the largest scale at which it is worth running
+#: (frames smaller than CLOSEUP_SIDE / CLOSEUP_MAX_SCALE are seen whole at a size the models handle), the
+#: smallest face it keeps (share of the frame's shorter side) and the share of a full-size box that must lie
+#: inside a close-up face for the box to be absorbed.
+CLOSEUP_SIDE = 288
+CLOSEUP_MAX_SCALE = 0.6
+CLOSEUP_MIN = 0.3
+CLOSEUP_INSIDE = 0.5
+
+
+def absorb(regions: Regions, big: Regions, inside: float = CLOSEUP_INSIDE) -> Regions:
+    """``regions`` with every box that mostly overlaps a box of ``big`` (at least ``inside`` of the smaller of the
+    two) replaced, together with it, by the box enclosing them (score: the best of them); other rows unchanged.
+
+    Example:
+        >>> part = Regions(xyxy=[[10, 10, 50, 30], [200, 200, 220, 220]], score=[0.7, 0.9])
+        >>> absorb(part, Regions(xyxy=[[5, 0, 60, 70]], score=[0.6])).xyxy.tolist()
+        [[200.0, 200.0, 220.0, 220.0], [5.0, 0.0, 60.0, 70.0]]
+    """
+    from anonlab.regions import ios_matrix
+
+    if not len(big):
+        return regions
+    if not len(regions):
+        return big
+    # intersection over the smaller box: a part's share inside the face, or the face's inside a looser box of it
+    share = ios_matrix(regions.xyxy, big.xyxy)
+    owner = np.where(share.max(axis=1) >= inside, share.argmax(axis=1), -1)
+    xyxy, score = big.xyxy.copy(), big.score.copy()
+    for i, j in enumerate(owner.tolist()):
+        if j >= 0:
+            xyxy[j, :2] = np.minimum(xyxy[j, :2], regions.xyxy[i, :2])
+            xyxy[j, 2:] = np.maximum(xyxy[j, 2:], regions.xyxy[i, 2:])
+            score[j] = max(score[j], regions.score[i])
+    return Regions.merge([regions[owner < 0], big.replace(xyxy=xyxy, score=score)])
 
 
 def size_factor(side, small_factor: float = SMALL_FACTOR, small_side: float = SMALL_SIDE,
@@ -164,7 +210,27 @@ class FusedFaces(Detector):
         return self.thresh * size_factor(side, self.small_factor, self.small_side, self.large_side)
 
     def detect(self, frame: np.ndarray) -> Regions:
-        return self._decide([d(frame) for d in self.detectors])
+        return absorb(self._decide([d(frame) for d in self.detectors]), self.closeups(frame))
+
+    def closeups(self, frame: np.ndarray) -> Regions:
+        """Large faces seen in the close-up view (principle 4 of the module docstring), in frame pixels.
+
+        Empty for frames small enough that the members, which enlarge small frames, already see a
+        frame-filling face whole; a small frame that they enlarge is seen here at its own size.
+        """
+        from anonlab.detect.tiling import Tiled
+
+        h, w = frame.shape[:2]
+        # the members see the frame enlarged where it is small (`AutoScale`): what counts is its size there
+        seen = min(h, w) * max(getattr(d, "scale_for", lambda *_: 1.0)(w, h) for d in self.detectors)
+        if CLOSEUP_SIDE > CLOSEUP_MAX_SCALE * seen:
+            return Regions.empty()
+        scale = min(1.0, CLOSEUP_SIDE / max(1, min(h, w)))
+        # the members themselves, without their small-face upscale: this view is for faces that are too large
+        parts = [Tiled(getattr(d, "base", d), scale=scale)(frame) for d in self.detectors]
+        found = self._decide(parts)
+        side = (found.xyxy[:, 2:] - found.xyxy[:, :2]).min(axis=1) if len(found) else np.zeros(0)
+        return found[np.flatnonzero(side >= CLOSEUP_MIN * min(h, w))]
 
     def detect_quick(self, frame: np.ndarray) -> Regions:
         """The first member on the whole frame; the others only around the boxes it is unsure of.
@@ -188,8 +254,10 @@ class FusedFaces(Detector):
         crops = context_crops(unsure.xyxy, w, h, QUICK_EXPAND, QUICK_MARGIN)
         if ((crops[:, 2:] - crops[:, :2]).prod(axis=1).sum() > QUICK_MAX_AREA * w * h
                 or not all(hasattr(d, "detect_in") for d in self.detectors[1:])):
-            return self._decide([first] + [d(frame) for d in self.detectors[1:]])
-        return self._decide([first] + [d.detect_in(frame, crops) for d in self.detectors[1:]])
+            fused = self._decide([first] + [d(frame) for d in self.detectors[1:]])
+        else:
+            fused = self._decide([first] + [d.detect_in(frame, crops) for d in self.detectors[1:]])
+        return absorb(fused, self.closeups(frame))
 
     def _decide(self, parts: list[Regions]) -> Regions:
         fused = fuse(parts, self.offsets, self.iou)
@@ -206,4 +274,4 @@ class FusedFaces(Detector):
     def __repr__(self) -> str:
         return (f"FusedFaces({', '.join(repr(d) for d in self.detectors)}, offsets={self.offsets}, "
                 f"thresh={self.thresh:g} x{self.small_factor:g} under {self.small_side:g} px, "
-                f"x1 from {self.large_side:g} px)")
+                f"x1 from {self.large_side:g} px, close-ups at {CLOSEUP_SIDE} px)")
