@@ -147,22 +147,55 @@ def test_each_shot_gets_its_own_orientation():
     a = Analyser(det, Settings(detect_every=1), fps=25)
     for n, f in enumerate(frames):
         a.feed(n, f)
-    assert a.scene_cuts == [10] and a.turns == [(0, 2)]  # upright again from the cut: no entry
+    assert a.scene_cuts == [10] and a.turns == [(0, 2), (10, 0)]  # upright again from the cut
     out = a.result()
     assert (out[out.frame == 12].score > 0.5).all()
 
 
-def test_a_shot_without_faces_is_checked_again_about_once_a_second():
+def test_a_shot_without_faces_is_checked_again_soon_after_a_face_turns_up():
     det = UprightFaces()
     empty = np.full((160, 240, 3), 128, np.uint8)
     frames = [empty] * 30 + shots(20, lambda n: 2)
     a = Analyser(det, Settings(detect_every=5), cut_detector=None, fps=10)
     for n, f in enumerate(frames):
         a.feed(n, f)
-    # keyframes 0, 5, ... 45 (all thorough at 10 fps): four passes at 0, 10, 20 and 30 (faces from 30: decided),
-    # one at 5, 15, 25 and at 35, 40, 45
-    assert a.turns == [(30, 2)]
-    assert det.calls == 4 * 4 + 3 + 3
+    # keyframes 0, 5, ... 45, all thorough at 10 fps: four passes at 0 (undecided); one at 5 ... 30, where unsure
+    # (turned) faces appear; four at 35, over a second after the last check: decided; one at 40 and 45
+    assert a.turns == [(35, 2)]
+    assert det.calls == 4 + 6 + 4 + 2
+
+
+def test_footage_without_faces_is_checked_every_few_seconds_only():
+    det = UprightFaces()
+    empty = np.full((160, 240, 3), 128, np.uint8)
+    a = Analyser(det, Settings(detect_every=5), cut_detector=None, fps=10)
+    for n in range(100):
+        a.feed(n, empty)
+    assert det.calls == 3 * 4 + (20 - 3)  # checks at 0, 40 and 80 (ORIENT_IDLE_SECONDS), one pass elsewhere
+    assert a.turns == []
+
+
+def test_a_detector_of_faces_and_plates_looks_for_plates_only_the_way_it_keeps():
+    from anonlab.detect import UnionDetector
+
+    class Plates(Detector):
+        name, label = "plates", PLATE
+
+        def __init__(self):
+            super().__init__(0.1)
+            self.models, self.calls = [], 0
+
+        def detect(self, frame):
+            self.calls += 1
+            return Regions.empty()
+
+    faces, plates = UprightFaces(), Plates()
+    both = UnionDetector([faces, plates], iou=None)
+    frame, _ = faces_photo(2)
+    turn, regions = both.choose(frame)
+    assert turn == 2 and len(regions) == 2
+    assert faces.calls == 5 and plates.calls == 2  # faces at 0, 1, 2, 3 and again at 2; plates at 0 and 2
+    assert plates.choose(frame) == (0, Regions.empty()) and plates.calls == 3  # no faces: nothing to decide
 
 
 def test_plain_callables_are_run_as_they_are():

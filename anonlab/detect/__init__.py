@@ -173,10 +173,15 @@ class Detector:
 
     def choose(self, frame) -> tuple[int, Regions]:
         """Which way up the content stands: the turn (0-3) under which faces are most plainly upright, and the
-        detections made that way (`anonlab.detect.orientation.choose_turn`; four passes)."""
-        from anonlab.detect.orientation import choose_turn
+        detections made that way (`anonlab.detect.orientation.choose_turn`: this detector on the frame as it is,
+        its face part turned three ways, and this detector again at a turn that wins)."""
+        from anonlab.detect.orientation import choose_turn, face_part
 
-        turn, regions, _ = choose_turn(lambda t: self.at(t)(frame))
+        faces = face_part(self)
+        if faces is None:  # nothing here tells which way up a scene stands
+            return 0, self(frame)
+        probe = None if faces is self else (lambda t: faces.at(t)(frame))
+        turn, regions, _ = choose_turn(lambda t: self.at(t)(frame), probe=probe)
         return turn, regions
 
     def lowered(self, factor: float = 0.5) -> "Detector":

@@ -79,21 +79,43 @@ def evidence(regions: Regions) -> float:
     return float(np.clip(s - SURE, 0.0, None).sum())
 
 
-def choose_turn(run, turns=TURNS) -> tuple[int, Regions, int]:
-    """Run ``run(turn) -> Regions`` for each turn and keep the turn with the most `evidence`.
+def choose_turn(run, turns=TURNS, probe=None) -> tuple[int, Regions, int]:
+    """Keep the turn under which faces are most plainly upright (the most `evidence`).
 
-    Ties go to the earliest turn in ``turns`` (the frame as it is), so content without faces stays as it is.
+    Args:
+        run: ``run(turn) -> Regions``, the detector at a turn.
+        turns: the turns to try, the frame as it is first; ties go to the earliest, so content without a clear
+            face anywhere stays as it is.
+        probe: ``probe(turn) -> Regions`` that finds the faces only, for the turns other than the first (a
+            detector of faces and plates need not look for plates three more times); ``run`` then runs again
+            at the chosen turn. Default: ``run`` itself.
 
     Returns:
-        ``(turn, its regions, passes run)``.
+        ``(turn, its regions from run, passes run)``.
     """
-    best_turn, best, best_ev = None, Regions.empty(), -1.0
-    for t in turns:
-        r = run(t)
+    first = run(turns[0])
+    best_turn, best, best_ev, passes = turns[0], first, evidence(first), 1
+    for t in turns[1:]:
+        r = (probe or run)(t)
+        passes += 1
         e = evidence(r)
         if e > best_ev:
             best_turn, best, best_ev = t, r, e
-    return int(best_turn if best_turn is not None else 0), best, len(turns)
+    if probe is not None and best_turn != turns[0]:
+        best, passes = run(best_turn), passes + 1
+    return int(best_turn), best, passes
+
+
+def face_part(detector) -> "Detector | None":
+    """The part of ``detector`` that finds faces (itself, a face member of a union, or None)."""
+    from anonlab.detect import UnionDetector
+
+    if isinstance(detector, UnionDetector):
+        faces = [d for d in detector.detectors if d.label == FACE]
+        if len(faces) == len(detector.detectors):
+            return detector
+        return faces[0] if len(faces) == 1 else (UnionDetector(faces, iou=detector.iou) if faces else None)
+    return detector if getattr(detector, "label", FACE) == FACE else None
 
 
 class Turned(Detector):

@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from anonlab.detect.orientation import evidence
-from anonlab.regions import DETECTOR, EXTENDED, INTERPOLATED, NO_TRACK, TRACKER, Regions, iou_matrix, label_code
+from anonlab.regions import DETECTOR, EXTENDED, FACE, INTERPOLATED, NO_TRACK, TRACKER, Regions, iou_matrix, label_code
 from anonlab.track.bytetrack import Tracker, greedy_match
 from anonlab.track.scenecut import SceneCutDetector
 from anonlab.track.temporal import (VELOCITY_WINDOW, apply_temporal_safety, end_velocity, iter_tracks,
@@ -60,9 +60,12 @@ FLOW_MARGIN = 24
 #: Frames are halved until no wider than this before optical flow (720p -> 640, 1080p -> 960 px wide): a
 #: quarter of the work or less, and boxes keep their position to about a pixel.
 FLOW_MAX_WIDTH = 960
-#: A shot in which no orientation showed a clear face is checked again after this many seconds (at the next
-#: thorough keyframe): four passes instead of one, so not at every keyframe of footage without faces.
+#: A shot in which no orientation showed a clear face is checked again (at a thorough keyframe) this many
+#: seconds after its last check once a face box (however unsure) has turned up since, and after
+#: `ORIENT_IDLE_SECONDS` in any case: a check costs the face detector three more passes, so footage without
+#: faces (a dashcam) pays for one every few seconds, not at every keyframe.
 ORIENT_RECHECK_SECONDS = 1.0
+ORIENT_IDLE_SECONDS = 4.0
 #: Holding a lost track: a box that optical flow cannot follow either stays where it was last measured and the
 #: mask grows on every side by this share of its size for each frame without a measurement, up to
 #: `HOLD_MAX_GROWTH` (the longer nothing is seen, the less is known of where the object is).
@@ -233,8 +236,10 @@ class Analyser:
         # and the frame from which an undecided shot is checked again
         self.orient = bool(orient)
         self._shot_detector = detector
-        self._orient_due: int | None = None
-        self._orient_recheck = max(1, int(round(ORIENT_RECHECK_SECONDS * (fps if fps and fps > 0 else 25.0))))
+        self._orient_checked: int | None = None  # last check of a shot still undecided (None: decided)
+        self._face_since_check = False
+        self._turn = 0
+        self._rate = fps if fps and fps > 0 else 25.0
         self.settings = settings
         self.k = int(settings.detect_every)
         self.max_follow = max(int(settings.max_gap), self.k - 1)
@@ -361,23 +366,34 @@ class Analyser:
         choose = getattr(self.detector, "choose", None) if self.orient else None
         detector = self._shot_detector
         quick = getattr(detector, "quick", None)
-        if choose is not None and thorough and (shot_start or (self._orient_due is not None and n >= self._orient_due)):
-            # which way up is this shot? (`anonlab.detect.orientation`); a shot without a clear face anywhere
-            # is asked again a little later, when someone may have come into view
+        if choose is not None and thorough and (shot_start or self._orientation_due(n)):
+            # which way up is this shot? (`anonlab.detect.orientation`)
             self._quick_since = 0
             turn, regions = choose(frame)
             self._shot_detector = self.detector.at(turn)
-            self._orient_due = None if evidence(regions) > 0 else n + self._orient_recheck
-            if turn:
+            self._orient_checked = None if evidence(regions) > 0 else n  # undecided: ask again later
+            self._face_since_check = False
+            if turn != self._turn:
                 self.turns.append((n, int(turn)))
+                self._turn = int(turn)
         elif thorough or quick is None:
             self._quick_since = 0
             regions = detector(frame)
         else:
             self._quick_since += 1
             regions = quick(frame)
+        self._face_since_check |= bool((regions.label == FACE).any())
         regions = regions[np.isin(regions.label, self._labels)]
         return regions.replace(frame=n, track_id=NO_TRACK)
+
+    def _orientation_due(self, n: int) -> bool:
+        """A shot in which no turn showed a clear face is checked again (four passes instead of one): about
+        `ORIENT_RECHECK_SECONDS` after its last check once some face box has turned up since, else after
+        `ORIENT_IDLE_SECONDS` (someone may have come into view; footage without faces pays little)."""
+        if self._orient_checked is None:
+            return False
+        since = (n - self._orient_checked) / self._rate
+        return since >= ORIENT_IDLE_SECONDS or (self._face_since_check and since >= ORIENT_RECHECK_SECONDS)
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
         """Grayscale for optical flow, halved until no wider than `FLOW_MAX_WIDTH`."""
