@@ -51,8 +51,8 @@ def test_workbench_notebook_opens_the_env_media(tmp_path, monkeypatch):
     assert not _errors(nb)
     widget_outputs = [o for o in nb.cells[1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widget_outputs, "the workbench cell displays a widget"
-    summary = _result(nb.cells[3])  # the live counts widget (issue 14 item 7)
-    assert "tracks: 0" in summary and "edits: 0" in summary and "analysed: <b>no" in summary
+    summary = _result(nb.cells[3])  # the live counts widget (issue 14 item 7; its updates: test_widgets_view)
+    assert summary.startswith("HTML(value='<b>Counts for the record") and "analysed: <b>no" in summary
     assert not (tmp_path / "street.case.json").exists()  # nothing edited yet: nothing saved
 
 
