@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian's Chromium for the real-browser tests (never `playwright install`: no downloads at test time).
+# Debian's Chromium for the real-browser tests (never `playwright install`: no downloads at test time), and
+# Debian's ffmpeg for ffprobe, which the export tests use as an independent reader of what was written.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"; \
-	  else echo "chromium missing and not root: browser tests will skip"; fi; }
+	@command -v chromium >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium ffmpeg >/dev/null) || echo "chromium/ffmpeg not installed: browser tests skip, export tests read with PyAV only"; \
+	  else echo "chromium or ffprobe missing and not root: browser tests skip, export tests read with PyAV only"; fi; }
 
 demo: install
 	mkdir -p out

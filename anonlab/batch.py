@@ -70,8 +70,6 @@ LOCK_NAME = ".anonlab-batch.lock"
 REPORT_SUFFIX = ".report.json"
 EXECUTORS = ("local", "dask")
 STATUSES = ("pending", "running", "done", "failed")
-#: Containers libx264 cannot be written into: their outputs get ``.mkv`` (``clip.webm`` -> ``clip.mkv``).
-NO_H264_CONTAINERS = {".webm"}
 #: Name of the Dask event topic that carries per-file progress from workers to the client.
 PROGRESS_TOPIC = "anonlab-batch-progress"
 
@@ -189,12 +187,17 @@ def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tu
 
 
 def output_name(rel: str, taken: set[str] | None = None) -> str:
-    """Relative output path for input ``rel``: the same, except containers libx264 cannot write (``.webm``).
+    """Relative output path for input ``rel``: the same, except containers anonlab does not write.
 
-    ``clip.webm`` becomes ``clip.mkv``, or ``clip.webm.mkv`` when ``clip.mkv`` is already ``taken``.
+    Those (``.avi``, ``.wmv``, ``.flv``, ``.mpg``...) get ``.mkv``, which holds their audio as it is
+    (`anonlab.media.streams.default_video_suffix`): ``clip.avi`` becomes ``clip.mkv``, or ``clip.avi.mkv`` when
+    ``clip.mkv`` is already ``taken``.
     """
+    from anonlab.media import VIDEO_EXTENSIONS
+    from anonlab.media.streams import CONTAINERS
+
     p = Path(rel)
-    if p.suffix.lower() not in NO_H264_CONTAINERS:
+    if p.suffix.lower() not in VIDEO_EXTENSIONS or p.suffix.lower() in CONTAINERS:
         return rel
     out = p.with_suffix(".mkv").as_posix()
     if taken is not None and out in taken:
@@ -443,8 +446,14 @@ class Anonymizer:
                 if progress is not None and (tick() or done == total):
                     progress("analyse", done, total)
 
-            regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector, settings_for_rate(settings, media.fps),
-                                     n_frames=n if whole else chunk.stop, progress=step, fps=media.fps)
+            if media.kind == "photo":  # every page alone, as `anonymize` does
+                from anonlab.pipeline import analyse_pages
+
+                regions = analyse_pages(media, detector, settings, progress=step)
+            else:
+                regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector,
+                                         settings_for_rate(settings, media.fps), n_frames=n if whole else chunk.stop,
+                                         progress=step, fps=media.fps)
             if whole:
                 regions = regions.clip(media.width, media.height)
             else:  # drop the warm-up frames; frames become relative to the chunk's start (stitch_chunks' input)
@@ -464,7 +473,7 @@ class Anonymizer:
     def finish(self, job: Job, results: Iterable[ChunkResult], progress: ProgressFn | None = None) -> dict:
         """Stitch the chunks' regions, render the output in one pass, write the report; returns the ledger row."""
         from anonlab.media import sha256_file
-        from anonlab.pipeline import Analysis, render
+        from anonlab.pipeline import Analysis, render, stream_fields
 
         results = sorted(results, key=lambda r: r.chunk.start)
         first = results[0]
@@ -504,7 +513,7 @@ class Anonymizer:
                 input_sha256=in_sha, output_sha256=out_sha, n_frames_in=analysis.n_frames,
                 n_frames_out=info["frames"], regions=analysis.regions, timings=timings,
                 extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
-                       "chunks": len(results)},
+                       "chunks": len(results), **stream_fields(info)},
             )
             write_report(rep, job.report)
         return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "input_sha256": in_sha,

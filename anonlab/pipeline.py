@@ -77,17 +77,8 @@ def analyse(
         t1 = time.perf_counter()
         show = progress if media.n_frames > 1 else False
         with progress_bar(media.n_frames, f"analyse {path.name}", enabled=show) as bar:
-            if media.kind == "photo":  # pages of a document are unrelated pictures: each analysed alone
-                parts, cuts, next_id = [], [], 0
-                for n, page in media.frames():
-                    analyser = Analyser(detector, settings_for_rate(settings, 0.0), fps=None)
-                    analyser.feed(0, page)
-                    rows = analyser.result(1)
-                    ids = np.where(rows.track_id >= 0, rows.track_id + next_id, rows.track_id)
-                    next_id = int(ids.max()) + 1 if len(ids) and ids.max() >= 0 else next_id
-                    parts.append(rows.replace(frame=np.full(len(rows), n, np.int64), track_id=ids))
-                    bar.update(1)
-                regions = Regions.merge(parts)
+            if media.kind == "photo":
+                regions, cuts = analyse_pages(media, detector, settings, progress=bar.update), []
             else:
                 analyser = Analyser(detector, settings_for_rate(settings, media.fps), fps=media.fps)
                 for n, frame in media.frames():
@@ -106,6 +97,27 @@ def analyse(
         )
     finally:
         media.close()
+
+
+def analyse_pages(media, detector, settings: Settings, progress: Callable[[int], None] | None = None) -> Regions:
+    """Regions of every page of a photo (one page, or each page of a multi-page TIFF), each page analysed alone.
+
+    Pages of a document are unrelated pictures: no track, gap fill or lead/trail runs from one page to the
+    next, so a face on page 2 never puts a mask on page 1. Track ids are made unique across pages.
+    """
+    from anonlab.track.analyse import Analyser, settings_for_rate
+
+    parts, next_id = [], 0
+    for n, page in media.frames():
+        analyser = Analyser(detector, settings_for_rate(settings, 0.0), fps=None)
+        analyser.feed(0, page)
+        rows = analyser.result(1)
+        ids = np.where(rows.track_id >= 0, rows.track_id + next_id, rows.track_id)
+        next_id = int(ids.max()) + 1 if len(ids) and ids.max() >= 0 else next_id
+        parts.append(rows.replace(frame=np.full(len(rows), n, np.int64), track_id=ids))
+        if progress is not None:
+            progress(1)
+    return Regions.merge(parts)
 
 
 def describe(path: str | Path, settings: Settings | None = None) -> Analysis:
