@@ -114,7 +114,7 @@ ROUTINE_FLAGS = frozenset({"low_score", "gap", "short_track", "edited", "track_s
 LONG_GAP = 6
 #: Routine track cards shown and accepted together (`review_pages`).
 PAGE_SIZE = 12
-#: Frames of one card's filmstrip.
+#: Frames of one card's filmstrip shown at a time (a card with more flags pages through them).
 FILMSTRIP = 8
 
 #: What an analyst may decide about an item.
@@ -177,14 +177,11 @@ class ReviewItem:
 
     @property
     def frames(self) -> tuple[int, ...]:
-        """The filmstrip: the frames that raised the flags (each run's first and last), at most `FILMSTRIP`.
-
-        Every flagged run keeps its first frame; last frames are added while there is room.
-        """
+        """The filmstrip: the frames that raised the flags, sorted. Every flagged run's first frame is there
+        (each one click away); last frames are added, most urgent flags first, up to `FILMSTRIP` frames."""
         if not self.flags:
             return (self.frame,)
-        firsts = sorted({f.first for f in sorted(self.flags, key=lambda f: -f.priority)})
-        out = set(firsts[:FILMSTRIP])
+        out = {f.first for f in self.flags}
         for f in sorted(self.flags, key=lambda f: -f.priority):
             if len(out) >= FILMSTRIP:
                 break

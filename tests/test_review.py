@@ -589,3 +589,10 @@ def test_cli_exit_code_counts_sure_findings_only(tmp_path, monkeypatch):
     monkeypatch.setattr(anonlab.review, "red_team", lambda *a, **k: rank_findings(noise + real))
     both = red_team_check(analysis, tmp_path / "out.mp4", {})
     assert (both["exposed"], both["doubtful"]) == (1, 1) and both["findings"][0].startswith("frames 0-2 (3 frame(s) where found): face")
+
+
+def test_every_flagged_frame_is_on_the_filmstrip():
+    scores = [0.3 if (f // 3) % 2 else 0.9 for f in range(120)]  # 20 low-score runs
+    r = Regions(xyxy=[[X1, Y1, X2, Y2]] * 120, score=scores, track_id=[1] * 120, frame=list(range(120)))
+    (card,) = build_queue(r, 200)
+    assert {f.first for f in card.flags} <= set(card.frames) and len(card.frames) > 8

@@ -582,3 +582,24 @@ def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):
     assert wb.case.review.decided["doubtful:0:-1"]["by"] == "Ann"
     assert wb.export() is not None
     assert not wb.review.session.findings  # a new export: the findings were about the old one
+
+
+def test_a_long_filmstrip_pages_so_every_flagged_frame_is_one_click_away(wb):
+    scores = [0.3 if f % 2 else 0.9 for f in range(30)]  # a low-score run every other frame, and a hole
+    r = Regions(xyxy=[[30, 50, 70, 90]] * 28, score=scores[:14] + scores[16:], track_id=[5] * 28,
+                frame=list(range(14)) + list(range(16, 30)))
+    a = Analysis(path=wb.input_path, kind="video", n_frames=30, width=320, height=192, fps=25.0,
+                 times=np.arange(30) / 25, regions=r, settings=Settings())
+    wb.case.set_analysis(a)
+    wb.review.refresh()
+    card = wb.review.session.current
+    assert card.kind == "unmasked_gap" and len(card.frames) > 8
+    shown = lambda: [c.children[1].description for c in wb.review.strip.children[:-1]]  # noqa: E731
+    first = shown()
+    assert len(first) == 8 and wb.review.strip.children[-1].description.startswith("▸ 1/")
+    wb.review.strip.children[-1].click()
+    second = shown()
+    assert second and not set(first) & set(second)
+    assert set(map(int, first + second)) == set(card.frames)
+    wb.review.strip.children[0].children[1].click()  # a frame of the strip: the player goes there
+    assert wb.model.frame == int(second[0])

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
-from anonlab.review import (DECISIONS, PAGE_SIZE, Finding, ReviewItem, build_queue, decisions_needed, event_count,
+from anonlab.review import (DECISIONS, FILMSTRIP, PAGE_SIZE, Finding, ReviewItem, build_queue, decisions_needed, event_count,
                             gate_summary, require_export_allowed, review_pages)
 
 __all__ = ["DECISIONS", "Page", "ReviewPanel", "ReviewSession"]
@@ -347,7 +347,8 @@ class ReviewPanel:
         self.signoff_box = widgets.Accordion(children=[self.signoff], titles=("sign-off, override, residual risk",),
                                              selected_index=None, layout=L(width="100%"))
         self.widget = self.card
-        self._thumb_cache: dict[tuple, bytes] = {}
+        self.strip_page = 0
+        self._strip_key = None
         self.update()
         workbench.model.observe(self._on_model)
 
@@ -460,13 +461,25 @@ class ReviewPanel:
                 b.add_class("anonlab-open")
                 out.append(w.VBox([img, b], layout=w.Layout(width=f"{self.THUMB + 4}px")))
             return out
-        for f in card.frames:
+        frames = card.frames
+        pages = max(1, -(-len(frames) // FILMSTRIP))
+        self.strip_page %= pages
+        shown = frames[self.strip_page * FILMSTRIP:(self.strip_page + 1) * FILMSTRIP]
+        for f in shown:
             img = w.Image(value=self._thumb(f, card.track_id), format="jpeg", width=self.THUMB, height=self.THUMB)
             b = self._button(f"{f}", lambda f=f, t=card.track_id: self._seek(f, t), f"show frame {f}",
                              f"{self.THUMB}px")
             b.add_class("anonlab-seek")
             out.append(w.VBox([img, b], layout=w.Layout(width=f"{self.THUMB + 4}px")))
+        if pages > 1:  # every flagged frame stays one click away: page through the strip
+            more = self._button(f"▸ {self.strip_page + 1}/{pages}", self._more, f"{len(frames)} flagged frames: the "
+                                "next ones", "56px")
+            out.append(more)
         return out
+
+    def _more(self) -> None:
+        self.strip_page += 1
+        self._strip_key = None
 
     def update(self) -> None:
         s = self.session
@@ -481,7 +494,9 @@ class ReviewPanel:
         self.item.value = s.describe(card)
         key = None if card is None else (card.id, tuple(i.id for i in card.items) if isinstance(card, Page) else
                                          card.frames)
-        if key != getattr(self, "_strip_key", None):
+        if key is not None and self._strip_key is not None and key[0] != self._strip_key[0]:
+            self.strip_page = 0  # another card: its strip from the start
+        if key != self._strip_key:
             for child in self.strip.children:
                 child.close()
             self.strip.children = self._strip_for(card) if card is not None else []
