@@ -1523,10 +1523,11 @@ def render_case(
 def case_report(case: Case, output: str | Path, render_info: dict, *, review: dict | None = None) -> dict:
     """The audit report of a case's export: counts, hashes, edits, exclusions (reasons), review sign-off."""
     from anonlab.media import sha256_file
+    from anonlab.pipeline import stream_fields
     from anonlab.report import make_report
 
     regions = case.effective_regions()
-    extra = {"damaged_frames": len(render_info.get("damaged", ()))}
+    extra = {"damaged_frames": len(render_info.get("damaged", ())), **stream_fields(render_info)}
     without = case.review.without_analysis
     if not case.analysed and without is not None:
         extra["exported_without_analysis"] = (

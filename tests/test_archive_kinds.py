@@ -336,3 +336,20 @@ def test_same_case_renders_identical_bytes_while_the_cpu_is_busy(tmp_path):
         for hog in hogs:
             hog.kill()
     assert len(outputs) == 1
+
+
+def test_workbench_export_report_records_the_stream_properties(kinds_dir, tmp_path):
+    """The workbench's export (render_case + case_report) keeps the properties and says so in its report."""
+    from anonlab.case import Case, case_report, render_case
+    from anonlab.pipeline import analyse
+    from anonlab.regions import Regions
+
+    src = ak.hlg_hevc_10bit(kinds_dir)
+    case = Case.from_analysis(analyse(src, Settings(), detector=lambda frame: Regions.empty(), progress=False))
+    case.add_track("face", {0: ak.SQUARE})
+    out = tmp_path / "phone_anonymized.mov"
+    info = render_case(case, out, progress=False)
+    report = case_report(case, out, info)
+    assert report["extra"]["output_stream"]["codec"] == "hevc"
+    assert report["extra"]["source_stream"]["color_transfer"] == "arib-std-b67"
+    assert probe_video(out).bit_depth == 10
