@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/eval_detection.py --curves        # + precision/recall vs threshold, by size
     .venv/bin/python benchmarks/eval_detection.py --variants      # + recall/speed trade-off of each choice
 
-For each set (faces, plates): predictions of the default detector (``build_detector(Settings(what=...))``),
+For each set (faces, plates, plates_extra): predictions of the default detector (``build_detector(Settings(what=...))``),
 precision / recall / F1 / mean IoU / FP per image, recall by size and by source, ms per image; then the
 time of one 1280×720 frame (min and median of ``--repeat`` runs; the machine's load average is printed
 beside it, since other jobs share the cores). Predictions and a JSON of all figures go to ``--out``.
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from anonlab.detect import Detector, UnionDetector, build_detector, face_detectors  # noqa: E402
-from anonlab.detect.plates import PlateDetector  # noqa: E402
+from anonlab.detect.plates import MultiScalePlates, PlateDetector  # noqa: E402
 from anonlab.detect.tiling import AutoScale  # noqa: E402
 from anonlab.evaluate import (  # noqa: E402
     RECALL_ONLY_SOURCES,
@@ -43,7 +43,26 @@ from anonlab.evaluate import (  # noqa: E402
 )
 from anonlab.settings import Settings  # noqa: E402
 
-SETS = {"faces": "face", "plates": "plate"}
+SETS = {"faces": "face", "plates": "plate", "plates_extra": "plate"}
+
+
+def labels_with_meta(labels: Path, out: Path) -> Path:
+    """``labels`` with each line's ``exhaustive`` flag taken from ``image_meta.jsonl`` beside it, where there is one
+    (plates_extra keeps them there), written under ``out`` with absolute image paths; else ``labels`` itself."""
+    meta_file = labels.parent / "image_meta.jsonl"
+    if not meta_file.exists():
+        return labels
+    meta = {m["image"]: m for m in map(json.loads, filter(str.strip, meta_file.read_text().splitlines()))}
+    base = labels.parent.resolve()
+    lines = []
+    for line in filter(str.strip, labels.read_text().splitlines()):
+        row = json.loads(line)
+        if "exhaustive" in meta.get(row["image"], {}):
+            row["exhaustive"] = bool(meta[row["image"]]["exhaustive"])
+        lines.append(json.dumps({**row, "image": str(base / row["image"])}) + "\n")
+    merged = out / f"labels_{labels.parent.name}_with_meta.jsonl"
+    merged.write_text("".join(lines))
+    return merged
 
 
 def default_eval_dir() -> Path:
@@ -115,8 +134,11 @@ def variants(label: str) -> list[tuple[str, Detector]]:
     """The alternatives whose recall/speed trade-off the report shows."""
     s = Settings(what=(label,))
     if label == "plate":
-        return [("plates RGB input", PlateDetector(grayscale=False)),
-                ("plates grey input (default)", PlateDetector())]
+        yolo, dyn = PlateDetector(), PlateDetector(name="plate_yolov8n_dynamic")
+        return [("plates RGB input, letterbox only", PlateDetector(grayscale=False)),
+                ("plates grey, letterbox only (previous)", yolo),
+                ("plates grey, + shrunk view", MultiScalePlates(yolo, dyn, None)),
+                ("plates, + zoom on text blocks (default)", build_detector(s))]
     cf_only = s.replace(second_face_detector=False)
     yunet = face_detectors(s)[1]
     return [
@@ -156,7 +178,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eval", type=Path, default=default_eval_dir(), help="folder with faces/ and plates/")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "eval_detection")
-    ap.add_argument("--sets", default="faces,plates")
+    ap.add_argument("--sets", default="faces,plates,plates_extra")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of the 720p frame")
     ap.add_argument("--curves", action="store_true", help="also print precision/recall vs threshold")
     ap.add_argument("--int8", action="store_true", help="the int8 copies of the models (anonlab --int8)")
@@ -179,11 +201,15 @@ def main(argv=None) -> int:
     for name in [s for s in args.sets.split(",") if s]:
         label = SETS[name]
         labels = args.eval / name / "labels.jsonl"
+        if not labels.exists():
+            print(f"\n=== {name}: no {labels}, skipped")
+            continue
+        labels = labels_with_meta(labels, args.out)
         if args.limit:
             # a subset keeps image paths relative to the set folder, so it is written beside the labels' images
             lines = [ln for ln in labels.read_text().splitlines() if ln.strip()][: args.limit]
             subset = args.out / f"labels_{name}_first{args.limit}.jsonl"
-            base = labels.parent.resolve()
+            base = (args.eval / name).resolve()
             subset.write_text("".join(json.dumps({**json.loads(ln), "image": str(base / json.loads(ln)["image"])}) + "\n"
                                       for ln in lines))
             labels = subset

@@ -540,14 +540,15 @@ def test_fused_faces_thresholds_floors_and_copies():
 
 def test_builders():
     plates = build_detector(Settings(what=("plate",)))
-    assert isinstance(plates, PlateDetector) and plates.thresh == PlateDetector.default_thresh
+    assert isinstance(plates, plm.MultiScalePlates) and plates.thresh == PlateDetector.default_thresh
     faces = face_detectors(Settings(what=("face",)))
     assert [d.name for d in faces] == ["centerface", "yunet"]
     assert all(isinstance(d, AutoScale) for d in faces)
     one = build_detector(Settings(what=("face",), second_face_detector=False, thresh=0.4))
     assert one.name == "centerface" and one.thresh == 0.4
     full = build_detector(Settings())
-    assert [m["name"] for m in full.models] == ["centerface", "yunet", "plate_yolov8n"]
+    assert [m["name"] for m in full.models] == ["centerface", "yunet", "plate_yolov8n", "plate_yolov8n_dynamic",
+                                                "text_ppocrv4_det"]
     assert all(len(m["sha256"]) == 64 for m in full.models)
     r = full(np.zeros((48, 64, 3), np.uint8))
     assert isinstance(r, Regions)
@@ -749,7 +750,7 @@ def test_int8_models_find_what_the_float_models_find():
         assert len(want) >= 1 and len(got) == len(want)
         assert iou_matrix(want.xyxy, got.xyxy).max(axis=1).min() > 0.8
         assert np.abs(np.sort(want.score) - np.sort(got.score)).max() < 0.1
-    assert [m["name"] for m in build_detector(Settings(int8=True)).models] == ["centerface_int8", "yunet",
-                                                                               "plate_yolov8n_int8"]
+    assert [m["name"] for m in build_detector(Settings(int8=True)).models] == [
+        "centerface_int8", "yunet", "plate_yolov8n_int8", "plate_yolov8n_dynamic", "text_ppocrv4_det"]
     user = PlateDetector(model=str(model_path("plate_yolov8n")), int8=True)  # a user's file wins
     assert user.models[0]["bundled"] is False

@@ -4,15 +4,16 @@ plate 800 px wide, a small two-line plate) and on a plate-free scene."""
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
 
 from anonlab.detect import plates as plm
-from anonlab.detect import text as tm
 from anonlab.detect.plates import MultiScalePlates, PlateDetector, letterbox, plate_blocks
 from anonlab.detect.text import TextDetector, count_rows, db_boxes, group_lines, network_size, quad_boxes, unclip_rect
-from anonlab.regions import PLATE, Regions, iou_matrix
+from anonlab.regions import PLATE, iou_matrix
 
 
 def rect_quad(x1, y1, x2, y2):
@@ -155,31 +156,39 @@ def test_fixed_model_keeps_its_size_and_refuses_a_gain_that_does_not_fit():
         letterbox(np.zeros((720, 1280, 3), np.uint8), (1280, 736), gain=1.5)
 
 
-class FixedViews(MultiScalePlates):
-    """MultiScalePlates whose three sources return given boxes (letterbox, shrunk, text)."""
-
-    def __init__(self, parts, thresh=0.4):
-        self.parts = parts
-        self.thresh, self.name, self.models, self.shrink = thresh, "plates", [], plm.SHRINK
-
-    def views(self, frame):
-        return [Regions(xyxy=np.reshape(p, (-1, 4)), score=np.full(len(p), 0.8), label=np.full(len(p), PLATE))
-                if len(p) else Regions.empty() for p in self.parts]
-
-
-def test_merge_fuses_the_scales_and_drops_text_inside_a_plate_box():
-    frame = np.zeros((720, 1280, 3), np.uint8)
+def test_fuse_views_weights_the_better_view_and_drops_boxes_under_threshold():
     plate = [100, 100, 300, 200]
-    det = FixedViews([
-        [plate],                                  # letterbox view
-        [[104, 98, 304, 204]],                    # shrunk view, the same plate
-        [[150, 120, 250, 180],                    # a text block inside the plate: covered already
-         [600, 300, 680, 350]],                   # a two-line block nowhere else: a plate only text found
-    ])
-    r = det(frame)
-    assert len(r) == 2
-    assert iou_matrix(np.array([plate], np.float32), r.xyxy).max() > 0.9
-    assert iou_matrix(np.array([[600, 300, 680, 350]], np.float32), r.xyxy).max() > 0.99
+    fused = plm.fuse_views((np.array([plate], np.float32), np.array([0.9], np.float32)),
+                           (np.array([[104, 98, 304, 204], [900, 500, 950, 520]], np.float32),
+                            np.array([0.7, 0.3], np.float32)), thresh=0.4)
+    assert len(fused) == 1 and fused.score[0] == pytest.approx(0.9)
+    x1, _, _, y2 = fused.xyxy[0]
+    assert 100 < x1 < 102 and 200 < y2 < 202  # weighted 0.9 : 0.7 towards the letterbox box
+    assert len(plm.fuse_views((np.array([plate], np.float32), np.array([0.9])), None, thresh=0.95)) == 0
+
+
+def test_uncovered_and_combine_add_only_confirmed_blocks_no_plate_box_covers():
+    plates = plm.fuse_views((np.array([[100, 100, 300, 200]], np.float32), np.array([0.9])), None, 0.4)
+    blocks = np.array([[150, 120, 250, 180],    # inside the plate box: nothing to add
+                       [600, 300, 668, 350],    # alone
+                       [280, 150, 400, 210]],   # a quarter inside: still its own
+                      np.float32)
+    assert plm.uncovered(blocks, plates.xyxy).tolist() == [False, True, True]
+    assert plm.uncovered(blocks, np.zeros((0, 4))).all()
+    confirmed = (np.array([[596, 296, 672, 354], [280, 150, 400, 210]], np.float32), np.array([0.8, 0.0]))
+    out = plm.combine(plates, confirmed, 0.4)
+    assert len(out) == 2 and sorted(out.score.tolist()) == pytest.approx([0.8, 0.9])
+    assert len(plm.combine(plates, (np.zeros((0, 4)), np.zeros(0)), 0.4)) == 1
+
+
+def test_zoom_window_and_best_overlap():
+    (x1, y1, x2, y2), gain = plm.zoom_window(np.array([100, 100, 180, 150]), 1000, 1000, target=160, context=1.0)
+    assert (x1, y1, x2, y2) == (20, 20, 260, 230) and gain == pytest.approx(2.0)
+    assert plm.zoom_window(np.array([0, 0, 80, 50]), 100, 60)[0] == (0, 0, 100, 60)  # clipped to the frame
+    xyxy = np.array([[95, 95, 185, 155], [0, 0, 10, 10], [120, 110, 140, 130]], np.float32)
+    box, score = plm.best_overlap(np.array([100, 100, 180, 150]), xyxy, np.array([0.5, 0.9, 0.6], np.float32))
+    assert score == pytest.approx(0.6) and box.tolist() == [120, 110, 140, 130]  # inside the block counts too
+    assert plm.best_overlap(np.array([100, 100, 180, 150]), xyxy[1:2], np.array([0.9]))[0] is None
 
 
 # --- the real models -------------------------------------------------------------------------------
@@ -238,17 +247,34 @@ def test_a_close_up_plate_800_px_wide_is_found(plates):
     truth = draw_plate(frame, 240, 270, 800, ["AN 0123 L"])
     found = plates(frame)
     assert len(found) >= 1 and iou_matrix(truth, found.xyxy).max() >= 0.5
-    # the shrunk view is what sees it well: the letterbox view alone fits it worse or not at all
-    letterbox_view, shrunk_view, _ = plates.views(frame)
-    assert len(shrunk_view) and iou_matrix(truth, shrunk_view.xyxy).max() >= 0.7
+    # the shrunk view sees it well (267 px wide there), whatever the letterbox view makes of it
+    _, (xyxy, score), _ = plates.sources(frame)
+    assert len(xyxy) and iou_matrix(truth, xyxy).max() >= 0.7
 
 
-def test_a_small_two_line_plate_is_found_by_the_text_blocks(plates):
+def text_sign(words, seed=6):
+    """Two lines of text on a wall: a block the text detector finds that is not a plate."""
+    frame = textured_scene(1280, 720, seed=seed)
+    cv2.rectangle(frame, (300, 200), (1000, 600), (225, 225, 225), -1)
+    for i, text in enumerate(words):
+        cv2.putText(frame, text, (450, 350 + 90 * i), cv2.FONT_HERSHEY_DUPLEX, 2.0, (30, 30, 30), 3, cv2.LINE_AA)
+    return frame
+
+
+def test_the_zoomed_look_confirms_a_two_line_plate_and_not_a_two_line_sign(plates):
     frame = textured_scene(1920, 1080, seed=2)
-    truth = draw_plate(frame, 900, 700, 150, ["KA 01", "AB 1234"])
-    text_view = plates.views(frame)[2]
-    assert len(text_view) and iou_matrix(truth, text_view.xyxy).max() >= 0.3
-    assert iou_matrix(truth, plates(frame).xyxy).max() >= 0.3
+    truth = draw_plate(frame, 900, 700, 80, ["KA 01", "AB 1234"])
+    _, _, (blocks, _) = plates.sources(frame)
+    on_plate = blocks[iou_matrix(truth, blocks)[0] >= 0.3]
+    assert len(on_plate) == 1
+    xyxy, score = plates.zoom(frame, on_plate)
+    assert score[0] >= plates.thresh and iou_matrix(truth, xyxy)[0, 0] >= 0.5
+
+    sign = text_sign(["OPEN", "DAILY"])
+    _, _, (blocks, _) = plates.sources(sign)
+    assert len(blocks) >= 1  # the text detector sees a two-line block ...
+    assert (plates.zoom(sign, blocks)[1] < plates.thresh).all()  # ... the plate model does not call it a plate
+    assert len(plates(sign)) == 0
 
 
 def test_thresholds_move_every_source(plates):
@@ -264,3 +290,20 @@ def test_thresholds_move_every_source(plates):
 
 def test_a_plain_scene_has_no_plate(plates):
     assert len(plates(textured_scene(1280, 720, seed=5))) == 0
+
+
+def test_the_quick_pass_runs_the_two_views_without_the_text_detector(plates):
+    class NoText:
+        default_thresh = 0.5
+
+        def lines(self, frame, thresh):
+            raise AssertionError("the quick pass must not run the text detector")
+
+    quick = copy.copy(plates)
+    quick.text = NoText()
+    frame = textured_scene(1280, 720, seed=1)
+    truth = draw_plate(frame, 240, 270, 800, ["AN 0123 L"])
+    found = quick.quick(frame)
+    assert len(found) >= 1 and iou_matrix(truth, found.xyxy).max() >= 0.5
+    with pytest.raises(AssertionError, match="quick pass"):
+        quick(frame)

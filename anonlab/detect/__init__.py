@@ -12,8 +12,10 @@ Defaults are recall-first and were chosen from the precision/recall-vs-threshold
   by noisy-or (a face both models see scores higher), kept by a threshold that falls for small boxes
   (`anonlab.detect.fusion.FusedFaces`); frames smaller than a 720p frame are upscaled (at most 2×) so that
   small faces grow into the models' range;
-- plates: YOLOv8n plate model, letterboxed, on the grey-level image (robust to colour casts: night,
-  brake lights, sodium lamps).
+- plates: YOLOv8n plate model on the grey-level image (robust to colour casts: night, brake lights, sodium
+  lamps), letterboxed and again at a third of that scale (very large plates), plus a zoomed look wherever the
+  PP-OCRv4 text detector sees a two-line block (small two-line and square plates)
+  (`anonlab.detect.plates.MultiScalePlates`).
 
 Example:
     >>> from anonlab.settings import Settings
@@ -305,10 +307,22 @@ def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, 
 
 
 def plate_detector(settings: "Settings") -> Detector:
-    """The plate detector (bundled YOLOv8n, or the user's ``plate_model`` in the same output format)."""
-    from anonlab.detect.plates import PlateDetector
+    """The plate detector: YOLOv8n at the letterbox scale and at a third of it, and a zoomed look at two-line text
+    blocks (`anonlab.detect.plates.MultiScalePlates`).
 
-    return PlateDetector(settings.plate_model, thresh=settings.thresh, int8=settings.int8)
+    With the user's ``plate_model`` (same output format) every model pass runs that file: the bundled weights
+    are never mixed in (their licence may be why it was replaced). ``int8`` runs the letterbox pass on the int8
+    copy; the shrunk view and the zoomed looks stay float (they cost a small part of a frame).
+    """
+    from anonlab.detect.plates import TEXT_MAX_SIDE, MultiScalePlates, PlateDetector
+    from anonlab.detect.text import TextDetector
+
+    yolo = PlateDetector(settings.plate_model, thresh=settings.thresh, int8=settings.int8)
+    if settings.plate_model is not None:
+        shrunk = PlateDetector(settings.plate_model, thresh=settings.thresh)
+    else:
+        shrunk = PlateDetector(thresh=settings.thresh, name="plate_yolov8n_dynamic")
+    return MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE))
 
 
 def detector_for(label: str, settings: "Settings", **face_options) -> Detector:

@@ -17,15 +17,18 @@ for what the others miss (figures in ``models/README.md``, ``benchmarks/eval_pla
    model was trained on: its recall at threshold 0.4 is ≥ 0.9 for plates 56–448 px wide in its input
    (one-line plates) and 112–640 px (two-line), and falls to 0.2–0.6 at 1200 px (`benchmarks/eval_plates.py
    --scale-curve`); a close-up 800 px plate is 267 px wide in the shrunk view. It costs about 1/9 of a pass;
-3. two-line text blocks found by the PP-OCRv4 text detector (`anonlab.detect.text`): two or three rows of
-   text whose block is between `BLOCK_ASPECT` wide (two-line and square plates: motorcycles, scooters,
-   auto-rickshaws, Saudi cars; the layout the one-line-trained model misses). Their score is the text score
-   times `TEXT_GAIN`, so the text detector's own default (0.5, PaddleOCR's ``box_thresh``) lands on the plate
-   default (0.4) and one threshold (``--thresh``, the red team's lowered one) moves every source alike.
+3. a zoomed look at two-line text blocks: the PP-OCRv4 text detector (`anonlab.detect.text`) finds text at
+   any size; lines grouped into a block of two or three rows between `BLOCK_ASPECT` wide (two-line and square
+   plates: motorcycles, scooters, auto-rickshaws; the layout a small plate hides from the model) that
+   neither view covers are cropped with context and shown to the model again with the block `ZOOM_WIDTH`
+   px wide, where the scale curve says it reads two-line plates well. A block is a plate when the model,
+   at that scale, finds a box on it at the plate threshold: the text detector says where to look, the plate
+   model decides (text blocks taken alone doubled the false plates on plate-free footage: signs, logos).
+   Text lines are read down to ``thresh / TEXT_GAIN`` (the text detector's default 0.5, PaddleOCR's
+   ``box_thresh``, at the plate default 0.4), so a lowered threshold (the red team's) reads more text too.
 
-Boxes of all sources are merged by `merge_regions` with the intersection over the smaller box and the
-enclosing box: a plate seen whole at one scale and in part at another, or a text block inside a plate box,
-becomes one box covering all of it (recall first: a mask too large costs little).
+`fuse_views` merges the two views (weighted box fusion), `uncovered` picks the blocks to zoom into and
+`combine` adds the confirmed ones; benchmarks call them on cached sources to draw threshold curves.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 from anonlab.detect import Detector, make_regions, onnx_session
 from anonlab.errors import AnonlabError
 from anonlab.models import model_path, model_record
-from anonlab.regions import PLATE, Regions, nms
+from anonlab.regions import PLATE, Regions, ios_matrix, nms
 
 PAD_VALUE = 114
 NMS_IOU = 0.5
@@ -52,8 +55,20 @@ BLOCK_ASPECT = (0.7, 2.5)
 BLOCK_ROWS = (2, 3)
 #: Text score → plate score: 0.8 puts the text detector's default 0.5 on the plate default 0.4.
 TEXT_GAIN = 0.8
-#: Boxes of different sources overlapping by more than this (intersection over the smaller box) are one plate.
+#: A text block lying more than this much (intersection over its own area) inside a model box is that plate.
 MERGE_IOS = 0.5
+#: Model boxes of the two views overlapping by more than this IoU are one plate (weighted box fusion).
+VIEW_IOU = 0.4
+#: A text block is looked at again with the block this many pixels wide: two-line plates are found with
+#: recall >= 0.93 from 112 px wide up (the scale curve), 160 leaves a margin.
+ZOOM_WIDTH = 160.0
+#: Context around a zoomed block, in block sizes on every side.
+ZOOM_CONTEXT = 1.0
+#: At most this many zoomed looks a frame.
+MAX_ZOOMS = 16
+#: The text detector's largest side for plate blocks (960: 0.6x the cost of a 1280x736 model pass; 1280 found
+#: 2 more of the 25 far auto-rickshaw plates for 2x that cost, see models/README.md).
+TEXT_MAX_SIDE = 960
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int], value: int = PAD_VALUE,
@@ -219,14 +234,91 @@ def plate_blocks(quads: np.ndarray, scores: np.ndarray, aspect: tuple[float, flo
     return np.asarray(out, np.float32), np.asarray(out_score, np.float32)
 
 
+def fuse_views(letterbox_view: tuple[np.ndarray, np.ndarray], shrunk_view: tuple[np.ndarray, np.ndarray] | None,
+               thresh: float) -> Regions:
+    """The model's boxes of both views at ``thresh``, fused where they overlap by IoU > `VIEW_IOU`.
+
+    Weighted box fusion: the better-scoring view pulls the box, so a badly placed box from the edge of one
+    view's size range does not stretch it (measured: the enclosing box lost recall at IoU 0.3).
+    """
+    from anonlab.detect.tiling import merge_regions
+
+    parts = [_rows(*letterbox_view, thresh)] + ([_rows(*shrunk_view, thresh)] if shrunk_view is not None else [])
+    return merge_regions(Regions.merge(parts), iou=VIEW_IOU, method="wbf")
+
+
+def _rows(xyxy, score, thresh: float) -> Regions:
+    score = np.asarray(score, np.float32).reshape(-1)
+    keep = score >= thresh
+    n = int(keep.sum())
+    if not n:
+        return Regions.empty()
+    return Regions(xyxy=np.asarray(xyxy, np.float32).reshape(-1, 4)[keep], score=score[keep], label=np.full(n, PLATE))
+
+
+def uncovered(blocks: np.ndarray, plates: np.ndarray) -> np.ndarray:
+    """Which text blocks no plate box covers: at most `MERGE_IOS` of the block inside any box, ``(N,)`` bool.
+
+    A block inside a plate box adds nothing a mask would not cover (the text of one large two-line plate
+    forms several blocks), and needs no zoomed look.
+    """
+    blocks = np.asarray(blocks, np.float32).reshape(-1, 4)
+    plates = np.asarray(plates, np.float32).reshape(-1, 4)
+    if not len(blocks) or not len(plates):
+        return np.ones(len(blocks), bool)
+    return ios_matrix(blocks, plates).max(axis=1) <= MERGE_IOS
+
+
+def zoom_window(block: np.ndarray, width: int, height: int, target: float = ZOOM_WIDTH,
+                context: float = ZOOM_CONTEXT) -> tuple[tuple[int, int, int, int], float]:
+    """The crop ``(x1, y1, x2, y2)`` around a text block and the gain that makes the block ``target`` px wide.
+
+    The crop adds ``context`` times the block's longer side on every side (the plate's border and the
+    vehicle around it, which the model saw in training), clipped to the frame.
+    """
+    x1, y1, x2, y2 = (float(v) for v in block)
+    m = context * max(x2 - x1, y2 - y1)
+    crop = (int(max(0, x1 - m)), int(max(0, y1 - m)), int(min(width, np.ceil(x2 + m))), int(min(height, np.ceil(y2 + m))))
+    return crop, target / max(x2 - x1, 1.0)
+
+
+def best_overlap(block: np.ndarray, xyxy: np.ndarray, score: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """The best-scoring box that overlaps ``block`` by more than half of the smaller of the two, and its score."""
+    if not len(score):
+        return None, 0.0
+    b = np.asarray(block, np.float32).reshape(1, 4)
+    overlap = np.maximum(ios_matrix(b, xyxy)[0], ios_matrix(xyxy, b)[:, 0])
+    ok = np.nonzero(overlap > 0.5)[0]
+    if not len(ok):
+        return None, 0.0
+    j = ok[np.argmax(score[ok])]
+    return xyxy[j], float(score[j])
+
+
+def combine(plates: Regions, confirmed: tuple[np.ndarray, np.ndarray], thresh: float) -> Regions:
+    """Plate boxes of the two views plus the text blocks the zoomed look confirmed at ``thresh``.
+
+    Args:
+        plates: `fuse_views` output.
+        confirmed: ``(xyxy (M, 4), score (M,))``: for each uncovered text block, the model's box and score in
+            the zoomed crop (frame pixels; score 0 where it saw nothing).
+    """
+    from anonlab.detect.tiling import merge_regions
+
+    extra = _rows(*confirmed, thresh)
+    if not len(extra):
+        return plates
+    return merge_regions(Regions.merge([plates, extra]), iou=VIEW_IOU, method="wbf")
+
+
 class MultiScalePlates(Detector):
-    """The default plate detector: the model at the letterbox scale and at `SHRINK` of it, and two-line text
-    blocks, merged (see the module docstring for why each).
+    """The default plate detector: the model at the letterbox scale and at `SHRINK` of it, and a zoomed look
+    at every two-line text block neither view covers (see the module docstring for why each).
 
     Args:
         yolo: the model at the letterbox scale (bundled float or int8 file, or the user's).
-        shrunk: the model for the shrunk view (a dynamic-size file, so the view costs only its pixels), or
-            None for no shrunk view.
+        shrunk: the model for the shrunk view and the zoomed looks (a dynamic-size file, so each costs only
+            its pixels), or None for neither.
         text: the text detector (`anonlab.detect.text.TextDetector`), or None for no text blocks.
         shrink: scale of the shrunk view relative to the letterbox scale.
         thresh: plate score threshold for every source (None: the YOLO model's).
@@ -242,30 +334,61 @@ class MultiScalePlates(Detector):
         self.name = "plates"
         self.models = [m for d in (yolo, shrunk, text) if d is not None for m in d.models]
 
-    def views(self, frame: np.ndarray) -> list[Regions]:
-        """The boxes of each source at the current threshold, unmerged: ``[letterbox, shrunk, text]``."""
+    def sources(self, frame: np.ndarray, thresh: float | None = None) -> tuple:
+        """Each source's raw output at ``thresh`` (default: the detector's):
+        ``(letterbox (xyxy, score), shrunk (xyxy, score) or None, text blocks (xyxy, text score) or None)``.
+        Benchmarks cache these at a low threshold and combine them at any higher one."""
+        thresh = self.thresh if thresh is None else float(thresh)
         h, w = frame.shape[:2]
-        parts = [make_regions(*self.yolo.raw(frame, self.thresh), PLATE, w, h)]
+        letter = self.yolo.raw(frame, thresh)
+        shrunk = None
         if self.shrunk is not None:
-            gain = self.yolo.base_gain(w, h) * self.shrink
-            parts.append(make_regions(*self.shrunk.raw(frame, self.thresh, gain=gain), PLATE, w, h))
-        else:
-            parts.append(Regions.empty())
-        if self.text is not None:
-            # Lines are read down to the threshold the plate threshold maps to (never above the text default).
-            quads, scores = self.text.lines(frame, min(self.text.default_thresh, self.thresh / TEXT_GAIN))
-            xyxy, score = plate_blocks(quads, scores)
-            score = score * TEXT_GAIN
-            keep = score >= self.thresh
-            parts.append(make_regions(xyxy[keep], score[keep], PLATE, w, h))
-        else:
-            parts.append(Regions.empty())
-        return parts
+            shrunk = self.shrunk.raw(frame, thresh, gain=self.yolo.base_gain(w, h) * self.shrink)
+        blocks = None
+        if self.text is not None and self.shrunk is not None:
+            # lines down to the text score the plate threshold maps to (the text default at the plate default)
+            blocks = plate_blocks(*self.text.lines(frame, min(self.text.default_thresh, thresh / TEXT_GAIN)))
+        return letter, shrunk, blocks
+
+    def zoom(self, frame: np.ndarray, blocks: np.ndarray, thresh: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The model's look at each text block, zoomed so the block is `ZOOM_WIDTH` px wide: per block the best
+        box overlapping it (frame pixels) and its score (0 and the block itself where nothing was seen)."""
+        thresh = self.thresh if thresh is None else float(thresh)
+        h, w = frame.shape[:2]
+        blocks = np.asarray(blocks, np.float32).reshape(-1, 4)
+        out_xyxy, out_score = blocks.copy(), np.zeros(len(blocks), np.float32)
+        for i, block in enumerate(blocks):
+            (x1, y1, x2, y2), gain = zoom_window(block, w, h)
+            xyxy, score = self.shrunk.raw(frame[y1:y2, x1:x2], thresh, gain=gain)
+            box, s = best_overlap(block - np.array([x1, y1, x1, y1], np.float32), xyxy, score)
+            if box is not None:
+                out_xyxy[i], out_score[i] = box + np.array([x1, y1, x1, y1], np.float32), s
+        return out_xyxy, out_score
 
     def detect(self, frame: np.ndarray) -> Regions:
-        from anonlab.detect.tiling import merge_regions
+        letter, shrunk, blocks = self.sources(frame)
+        plates = fuse_views(letter, shrunk, self.thresh)
+        confirmed = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+        if blocks is not None and len(blocks[0]):
+            todo = blocks[0][uncovered(blocks[0], plates.xyxy)]
+            # the text blocks with the best text scores first, at most MAX_ZOOMS looks a frame (a page of text
+            # holds many two-line blocks and no plate; a street scene a few)
+            todo = todo[np.argsort(-blocks[1][uncovered(blocks[0], plates.xyxy)], kind="stable")[:MAX_ZOOMS]]
+            confirmed = self.zoom(frame, todo)
+        out = combine(plates, confirmed, self.thresh)
+        return make_regions(out.xyxy, out.score, PLATE, frame.shape[1], frame.shape[0])
 
-        return merge_regions(Regions.merge(self.views(frame)), iou=MERGE_IOS, method="enclose", metric="ios")
+    def detect_quick(self, frame: np.ndarray) -> Regions:
+        """The two views without the text blocks, for video keyframes between thorough ones: the text detector
+        is most of the cost, and a plate it led to is found again at the next thorough pass (twice a second)
+        and carried by the tracker between."""
+        h, w = frame.shape[:2]
+        letter = self.yolo.raw(frame, self.thresh)
+        shrunk = None
+        if self.shrunk is not None:
+            shrunk = self.shrunk.raw(frame, self.thresh, gain=self.yolo.base_gain(w, h) * self.shrink)
+        out = fuse_views(letter, shrunk, self.thresh)
+        return make_regions(out.xyxy, out.score, PLATE, w, h)
 
     def with_threshold(self, thresh: float) -> "MultiScalePlates":
         out = copy.copy(self)

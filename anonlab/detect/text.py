@@ -30,7 +30,8 @@ from anonlab.regions import PLATE, Regions
 BIN_THRESH = 0.3
 #: How far a text core is grown back, as ``area × UNCLIP / perimeter`` (PaddleOCR default 1.6).
 UNCLIP = 1.6
-#: Largest network side by default: a 1280×720 frame runs at 1280×736; larger frames are shrunk to it.
+#: Largest network side by default (frames are shrunk to it, never enlarged; sides rounded to multiples of 32 as
+#: PaddleOCR does: a 1280×720 frame runs at 1280×704). Plates use 960 (`anonlab.detect.plates.TEXT_MAX_SIDE`).
 MAX_SIDE = 1280
 #: Regions whose core is thinner than this (network pixels) are noise (PaddleOCR's ``min_size`` 3).
 MIN_CORE = 3.0
