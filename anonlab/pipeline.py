@@ -135,11 +135,11 @@ def default_output(path: str | Path) -> Path:
     A video in a container anonlab does not write (AVI, WMV, FLV, MPEG-PS...) gets ``.mkv``
     (`anonlab.media.streams.default_video_suffix`).
     """
-    from anonlab.media import VIDEO_EXTENSIONS
+    from anonlab.media import PHOTO_EXTENSIONS
     from anonlab.media.streams import default_video_suffix
 
     path = Path(path)
-    suffix = default_video_suffix(path) if path.suffix.lower() in VIDEO_EXTENSIONS else path.suffix
+    suffix = path.suffix if path.suffix.lower() in PHOTO_EXTENSIONS else default_video_suffix(path)
     return path.with_name(f"{path.stem}_anonymized{suffix}")
 
 

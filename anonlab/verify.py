@@ -92,7 +92,8 @@ def stream_checks(a, b, dst: Path) -> list[Check]:
          f"{'present' if a.hdr and a.hdr.max_cll is not None else 'none'} -> "
          f"{'present' if b.hdr and b.hdr.max_cll is not None else 'none'}"),
         _same("sample aspect ratio", a.sar, b.sar, _sar),
-        ("field order", a.field_order == b.field_order or (not plan.interlaced and bool(why)),
+        ("field order", a.field_order == b.field_order or (not plan.interlaced and bool(why))
+         or (a.field_order == "interlaced" and b.field_order in ("tt", "bb", "tb", "bt", "interlaced")),
          f"{a.field_order} -> {b.field_order}"),
         ("coded size", (a.width, a.height) == (b.width, b.height), f"{a.width}x{a.height} -> {b.width}x{b.height}"),
     ]

@@ -135,5 +135,11 @@ def webm_vp9_opus(d: Path) -> Path:
     return write_clip(d / "rec.webm", codec="libvpx-vp9", options={"crf": "20", "b": "0"}, audio="libopus")
 
 
-KINDS = {"odd_size_vp9": odd_size_vp9, "hlg_hevc_10bit": hlg_hevc_10bit, "bt709_tagged": bt709_tagged,
+def dv_pal_widescreen(d: Path) -> Path:
+    """A DV camcorder capture: DV25 PAL 720x576, anamorphic 16:9 (SAR 64:45), interlaced, PCM audio in AVI."""
+    return write_clip(d / "tape.avi", codec="dvvideo", width=720, height=576, sar=Fraction(64, 45),
+                      audio="pcm_s16le")
+
+
+KINDS = {"dv_pal_widescreen": dv_pal_widescreen, "odd_size_vp9": odd_size_vp9, "hlg_hevc_10bit": hlg_hevc_10bit, "bt709_tagged": bt709_tagged,
          "anamorphic": anamorphic, "interlaced_tff": interlaced_tff, "webm_vp9_opus": webm_vp9_opus}

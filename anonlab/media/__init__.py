@@ -24,7 +24,9 @@ from anonlab.media.photo import Photo, read_photo, write_photo
 from anonlab.media.video import VideoReader, write_video
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"}
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".3gp", ".mpg", ".mpeg", ".wmv", ".flv"}
+#: Camcorder and archive formats too: DV tapes (.dv), MPEG-2 camcorders (.mod, .tod, .vob), broadcast MXF.
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".3gp", ".mpg", ".mpeg",
+                    ".wmv", ".flv", ".dv", ".mxf", ".vob", ".mod", ".tod", ".ogv", ".asf", ".f4v", ".divx", ".m2v"}
 MEDIA_EXTENSIONS = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
 
 

@@ -152,7 +152,9 @@ class VideoProps:
         pix_fmt: decoded pixel format (``yuv420p10le``...); ``bit_depth`` and ``chroma`` derived from it.
         width, height: coded size in pixels (before the display rotation).
         sar: sample (pixel) aspect ratio; None when unknown or square-unspecified (0:1).
-        field_order: ``progressive``, ``tt``, ``bb``, ``tb``, ``bt`` or ``unknown`` (FFmpeg's names).
+        field_order: ``progressive``, ``tt``, ``bb``, ``tb``, ``bt`` (FFmpeg's names), ``interlaced`` (the
+            frames say interlaced, nothing says which field leads: each frame's own flag is followed) or
+            ``unknown``.
         color_primaries, color_trc, colorspace, color_range: FFmpeg codes (2 / 0 = unspecified).
         hdr: static HDR metadata of the first frame, if any.
         rotation: display rotation in degrees (counter-clockwise, as the display matrix says).
@@ -200,7 +202,10 @@ def props_from(stream, first_frame) -> VideoProps:
     sar = Fraction(sar) if sar and Fraction(sar) > 0 else None
     field_order = FIELD_ORDERS.get(int(ctx.field_order or 0), "unknown")
     if field_order == "unknown":  # no container/parser flag: the decoder's word on the first frame
-        field_order = "progressive" if not first_frame.interlaced_frame else "unknown"
+        if not first_frame.interlaced_frame:
+            field_order = "progressive"
+        else:  # DV is bottom field first by its standard (IEC 61834); otherwise the frames' own flags lead
+            field_order = "bb" if ctx.name == "dvvideo" else "interlaced"
 
     def pick(frame_value, ctx_value, unspecified):
         # The decoder fills the frame from the bitstream; the codec context is the container's view.
@@ -313,8 +318,8 @@ def plan_video(props: VideoProps, dst: str | Path, *, crf: int = 18, preset: str
         reasons.append("greyscale source written as 4:2:0 with neutral chroma (players show grey)")
     odd_w, odd_h = props.width % 2, props.height % 2
     odd = (chroma == "420" and (odd_w or odd_h)) or (chroma == "422" and odd_w)
-    interlaced = props.field_order in ("tt", "bb", "tb", "bt")
-    top_first = props.field_order in TOP_FIRST
+    interlaced = props.field_order in ("tt", "bb", "tb", "bt", "interlaced")
+    top_first = props.field_order in TOP_FIRST or props.field_order == "interlaced"
 
     if container == "webm":
         if depth == 8:

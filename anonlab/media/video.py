@@ -430,7 +430,8 @@ def _video_stream(out, istream, props: VideoProps, plan: EncodePlan):
     ctx.color_range = props.color_range
     if props.sar:
         ctx.sample_aspect_ratio = props.sar
-    if plan.interlaced:  # the container's flag (MKV FieldOrder, MOV fiel); the frames carry their own
+    if plan.interlaced and props.field_order in ("tt", "bb", "tb", "bt"):
+        # the container's flag (MKV FieldOrder, MOV fiel); x264 codes each frame by the frame's own flag
         ctx.field_order = {"tt": 2, "bb": 3, "tb": 4, "bt": 5}[props.field_order]
     if plan.codec_tag:
         ostream.codec_tag = plan.codec_tag
