@@ -359,3 +359,56 @@ def test_workbench_export_report_records_the_stream_properties(kinds_dir, tmp_pa
     assert report["extra"]["output_stream"]["codec"] == "hevc"
     assert report["extra"]["source_stream"]["color_transfer"] == "arib-std-b67"
     assert probe_video(out).bit_depth == 10
+
+
+@pytest.mark.slow
+def test_interlaced_video_is_analysed_one_field_at_a_time(tmp_path):
+    """A face that moves between the two fields combs in the woven frame; the reader gives the analysis one
+    field (line-doubled), where the detector sees it plainly, while the output keeps both fields."""
+    import cv2
+
+    from anonlab.detect import build_detector
+    from anonlab.media import VideoReader
+    from anonlab.media.video import one_field
+    from mediagen import ffmpeg_exe
+
+    portrait = cv2.imread(str(Path(__file__).parents[1] / "sample_media" / "portrait.jpg"))
+    face = cv2.resize(portrait, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)
+    h, w = face.shape[:2]
+
+    def woven(n: int) -> np.ndarray:
+        top, bottom = (np.full((288, 352, 3), 90, np.uint8) for _ in range(2))
+        top[60:60 + h, 100 + 32 * n:100 + 32 * n + w] = face  # the face moves 16 px between fields
+        bottom[60:60 + h, 116 + 32 * n:116 + 32 * n + w] = face
+        out = top.copy()
+        out[1::2] = bottom[1::2]
+        return out
+
+    frames = [woven(n) for n in range(4)]
+    progressive = ak.write_clip(tmp_path / "p.mkv", width=352, height=288, n_frames=1,
+                                options={"crf": "0", "preset": "ultrafast"})
+    with av.open(str(progressive), "w") as out:  # the woven frames themselves, losslessly
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 352, 288, "yuv444p"
+        vs.options = {"crf": "0", "preset": "ultrafast"}
+        for n, img in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
+            vf.pts = n
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    src = tmp_path / "interlaced.mkv"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(progressive), "-vf",
+                    "setfield=tff", "-c:v", "libx264", "-flags", "+ildct+ilme", "-x264opts", "tff=1", "-crf", "4",
+                    "-pix_fmt", "yuv420p", str(src)], check=True)
+    detector = build_detector(Settings(what=("face",)))
+    with VideoReader(src) as reader, VideoReader(src, one_field_view=False) as raw:
+        assert reader.props.field_order in ("tt", "tb")  # top field first (FFmpeg says tb for this x264 stream)
+        seen, combed = reader.get(1), raw.get(1)
+    assert np.abs(seen[0::2].astype(int) - seen[1::2]).mean() < np.abs(combed[0::2].astype(int) - combed[1::2]).mean()
+    one, both = detector(seen), detector(combed)
+    assert len(one) >= 1
+    assert one.score.max() > 0.9
+    assert one.score.max() > (both.score.max() if len(both) else 0.0)
+    assert one_field(frames[0], 1)[0::2].shape == (144, 352, 3)
