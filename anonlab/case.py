@@ -38,8 +38,9 @@ Export policy (`Case.export_check`, applied by `render_case` whatever gate is pa
 analysed exports nothing unless the analyst chose to mask whole frames or to export their own boxes only
 (with a reason); a track left unmasked must name who decided it.
 
-Coordinates are stored rounded to 1/100 pixel (scores to 1e-4), at import and at every edit, so the case
-in memory and the case reloaded from disk are identical.
+Coordinates of the analyst's edits are stored rounded to 1/100 pixel (scores to 1e-4); the analysis' own
+boxes keep their float32 values (so an unedited case renders exactly like `anonlab.pipeline.render`); either
+way the case in memory and the case reloaded from disk are identical.
 
 The loader is strict: unknown keys, wrong types, out-of-range frames, boxes without area, edits that refer
 to a missing track: all raise `AnonlabError` naming the file and the field (never a coordinate).
@@ -257,11 +258,20 @@ class Track:
                 f"span={'-' if span is None else f'{span[0]}..{span[1]}'}, excluded={self.excluded is not None})")
 
 
-def _key(box: Iterable[float], source: int = ANALYST, score: float = 1.0) -> Key:
+def _f32(v: float) -> float:
+    """A coordinate kept exactly as the analysis' float32 holds it (JSON writes and reads it back unchanged)."""
+    return float(np.float32(v)) + 0.0
+
+
+def _key(box: Iterable[float], source: int = ANALYST, score: float = 1.0, *, exact: bool = False) -> Key:
+    """A keyframe. The analyst's boxes are rounded to 1/100 px; the analysis' own boxes (``exact``) keep their
+    float32 value, so an unedited case masks the very pixels `anonlab.pipeline.render` masks (a box moved by
+    a thousandth of a pixel can shift a mask's edge, and a mosaic's cells, by a whole pixel)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     x1, x2 = min(x1, x2), max(x1, x2)
     y1, y2 = min(y1, y2), max(y1, y2)
-    return (_q(x1), _q(y1), _q(x2), _q(y2), int(source), _qs(score))
+    q = _f32 if exact else _q
+    return (q(x1), q(y1), q(x2), q(y2), int(source), _qs(score))
 
 
 def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]:
@@ -275,7 +285,7 @@ def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]
     extra = 0
     for i in order:
         tid, f = int(regions.track_id[i]), int(regions.frame[i])
-        key = _key(regions.xyxy[i], int(regions.source[i]), float(regions.score[i]))
+        key = _key(regions.xyxy[i], int(regions.source[i]), float(regions.score[i]), exact=True)
         if key[2] <= key[0] or key[3] <= key[1]:
             continue  # no area after rounding: nothing to mask
         label = int(regions.label[i])
@@ -1351,7 +1361,7 @@ class Case:
                     src = _SOURCE_LETTERS.find(sources[j])
                     if src < 0:
                         c.fail(f"{where}.sources", f"unknown source letter (expected one of {_SOURCE_LETTERS})")
-                    k = _key(box, src, score)
+                    k = _key(box, src, score, exact=True)
                     if not (k[2] > k[0] and k[3] > k[1]):
                         c.fail(f"{where}.boxes[{j}]", "box has no area")
                     if prev >= 0 and f > prev + 1:

@@ -589,10 +589,24 @@ def test_set_analysis_replays_edits_or_refuses():
     assert case.effective_regions() == before
 
 
-def test_tracks_from_regions_drops_boxes_without_area():
-    r = Regions(xyxy=[[1, 1, 1.001, 5], [0, 0, 4, 4]], track_id=[1, 1], frame=[0, 1])
+def test_tracks_from_regions_drops_boxes_without_area_and_keeps_slivers_as_rendered():
+    r = Regions(xyxy=[[1, 1, 1, 5], [0, 0, 4, 4]], track_id=[1, 1], frame=[0, 1])
     tracks = tracks_from_regions(r)
     assert len(tracks) == 1 and isinstance(tracks[1], Track) and tracks[1].span() == (1, 1)
+    # a sliver keeps its float32 width: pipeline.render masks the pixel column it touches, so must the case
+    sliver = tracks_from_regions(Regions(xyxy=[[1, 1, 1.001, 5]], track_id=[1], frame=[0]))
+    assert sliver[1].value(0)[2] == pytest.approx(1.001, abs=1e-6)
+
+
+def test_analysis_boxes_keep_their_float32_values_through_the_file(tmp_path):
+    r = Regions(xyxy=[[10.123456, 20.987654, 30.5, 40.25]] * 3, track_id=[1] * 3, frame=[0, 1, 2])
+    analysis = fake_analysis()
+    analysis.regions = r
+    case = Case.from_analysis(analysis)
+    want = np.asarray(r.xyxy, np.float32)
+    assert np.array_equal(case.effective_regions().xyxy.astype(np.float32), want)
+    back = Case.load(case.save(tmp_path / "c.case.json"))
+    assert back.effective_regions() == case.effective_regions()  # memory == disk
 
 
 def test_reanalysis_with_the_same_result_keeps_edits_on_analysis_tracks():

@@ -336,7 +336,7 @@ class Workbench:
 
         # --- below: the track list (scrolls), help, counts for the record
         self.track_list = widgets.VBox(layout=L(max_height=f"{8 * ROW_PX + 4}px", overflow="auto",
-                                                width=f"{cw}px", flex_flow="column", display="flex"))
+                                                width=f"{max(cw, 680)}px", flex_flow="column", display="flex"))
         help_rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td></tr>"
                             for k, v in SHORTCUTS.items())
         self.help = widgets.HTML(f"<details><summary>keyboard (mouse over the picture)</summary>"
