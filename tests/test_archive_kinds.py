@@ -403,7 +403,7 @@ def test_interlaced_video_is_analysed_one_field_at_a_time(tmp_path):
                     "setfield=tff", "-c:v", "libx264", "-flags", "+ildct+ilme", "-x264opts", "tff=1", "-crf", "4",
                     "-pix_fmt", "yuv420p", str(src)], check=True)
     detector = build_detector(Settings(what=("face",)))
-    with VideoReader(src) as reader, VideoReader(src, one_field_view=False) as raw:
+    with VideoReader(src) as reader, VideoReader(src, analysis_view=False) as raw:
         assert reader.props.field_order in ("tt", "tb")  # top field first (FFmpeg says tb for this x264 stream)
         seen, combed = reader.get(1), raw.get(1)
     assert np.abs(seen[0::2].astype(int) - seen[1::2]).mean() < np.abs(combed[0::2].astype(int) - combed[1::2]).mean()
@@ -412,3 +412,40 @@ def test_interlaced_video_is_analysed_one_field_at_a_time(tmp_path):
     assert one.score.max() > 0.9
     assert one.score.max() > (both.score.max() if len(both) else 0.0)
     assert one_field(frames[0], 1)[0::2].shape == (144, 352, 3)
+
+
+def test_pq_video_is_analysed_through_an_sdr_view(tmp_path):
+    """PQ (HDR10) codes absolute luminance, so decoded as it is a face is dark and flat; the analysis view
+    brings SDR white back to white (the output keeps the PQ values)."""
+    import cv2
+
+    from anonlab.media import VideoReader
+    from anonlab.media.pixels import pq_view_lut
+
+    lut = pq_view_lut()
+    assert lut[0] == 0 and lut[255] == 255 and np.all(np.diff(lut.astype(int)) >= 0)
+    inverse = np.searchsorted(lut, np.arange(256)).clip(0, 255).astype(np.uint8)  # SDR -> PQ code
+    portrait = cv2.imread(str(Path(__file__).parents[1] / "sample_media" / "portrait.jpg"))
+    sdr = cv2.resize(portrait, (320, 240), interpolation=cv2.INTER_AREA)
+    pq = cv2.LUT(sdr, inverse)
+    assert np.percentile(pq, 95) < 0.75 * np.percentile(sdr, 95)  # highlights dark and flat as decoded
+    src = tmp_path / "hdr10.mp4"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 320, 240, "yuv444p"
+        vs.options = {"crf": "4", "preset": "ultrafast"}
+        ctx = vs.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
+        for n in range(2):
+            vf = av.VideoFrame.from_ndarray(pq, format="bgr24")
+            vf.pts = n
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    with VideoReader(src) as view, VideoReader(src, analysis_view=False) as raw:
+        assert view.props.color_trc == 16
+        seen, coded = view.get(0), raw.get(0)
+    error_seen, error_coded = np.abs(seen.astype(int) - sdr).mean(), np.abs(coded.astype(int) - sdr).mean()
+    assert error_seen < 0.5 * error_coded
+    assert abs(np.percentile(seen, 95) - np.percentile(sdr, 95)) < 0.1 * np.percentile(sdr, 95)

@@ -115,3 +115,27 @@ class Converter:
             where = _block_any(changed[y0:y1, x0:x1], py, px, values.shape)
             target[where] = values[where]
         return True
+
+
+# --- a view of PQ (HDR10) video for the analysis -------------------------------------------------------------
+#: SMPTE ST 2084 (PQ) constants.
+_M1, _M2, _C1, _C2, _C3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+#: Luminance shown as SDR white (ITU-R BT.2408's HDR reference white).
+REFERENCE_WHITE_NITS = 203.0
+
+
+def pq_view_lut() -> np.ndarray:
+    """256-entry table from PQ-coded 8-bit values to an SDR-looking view (BT.1886-like gamma 2.4).
+
+    PQ codes absolute luminance: SDR white sits near code 150 of 255, so PQ video decoded as it is looks dark
+    and flat, and small faces in it score lower. The analysis (and the workbench's picture) see this view;
+    masks are drawn in the video's own PQ values. ST 2084 EOTF, reference white 203 cd/m² at 1.0, highlights
+    above it clipped (Reinhard-style roll-off above 0.8).
+    """
+    v = np.arange(256, dtype=np.float64) / 255.0
+    p = np.power(v, 1 / _M2)
+    nits = 10000.0 * np.power(np.maximum(p - _C1, 0) / (_C2 - _C3 * p), 1 / _M1)
+    rel = nits / REFERENCE_WHITE_NITS
+    knee = 0.8
+    rolled = np.where(rel <= knee, rel, knee + (1 - knee) * (rel - knee) / (rel - knee + (1 - knee)))
+    return np.clip(np.round(255.0 * np.power(np.clip(rolled, 0, 1), 1 / 2.4)), 0, 255).astype(np.uint8)

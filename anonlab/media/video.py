@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import av
+import cv2
 import numpy as np
 
 from anonlab.errors import MediaError, OutputError
-from anonlab.media.pixels import Converter
+from anonlab.media.pixels import Converter, pq_view_lut
 from anonlab.media.streams import EncodePlan, VideoProps, check_audio, plan_video, props_from
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ def _open_input(path: Path):
 
 def one_field(image: np.ndarray, field: int) -> np.ndarray:
     """The rows of one field (0: top, 1: bottom) of a woven frame, line-doubled back to the frame's height."""
-    import cv2
-
     rows = image[field::2]
     return cv2.resize(rows, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
 
@@ -77,8 +76,9 @@ class VideoInfo:
 class VideoReader:
     """Frame-exact random and sequential access to a video.
 
-    Interlaced video is returned one field at a time (``one_field_view``, see `one_field`): the frames the
-    analysis and the workbench see are free of combing; `write_video` masks the woven frames themselves.
+    Interlaced video is returned one field at a time (``analysis_view``, see `one_field`), and PQ (HDR10)
+    video through an SDR-looking view (`anonlab.media.pixels.pq_view_lut`): the frames the analysis and the
+    workbench see are free of combing and not dark; `write_video` masks the video's own frames.
 
     Example:
         >>> with VideoReader("clip.mp4") as video:            # doctest: +SKIP
@@ -89,7 +89,7 @@ class VideoReader:
 
     kind = "video"
 
-    def __init__(self, path: str | Path, cache_size: int = 32, *, one_field_view: bool = True) -> None:
+    def __init__(self, path: str | Path, cache_size: int = 32, *, analysis_view: bool = True) -> None:
         self.path = Path(path)
         self._container = _open_input(self.path)
         if not self._container.streams.video:
@@ -118,7 +118,9 @@ class VideoReader:
         # 77-px face; 0.96 from one field). Masks are still drawn on the woven frame, over both fields.
         interlaced = self.props.field_order in ("tt", "bb", "tb", "bt", "interlaced")
         self._first_field = (0 if self.props.field_order in ("tt", "tb", "interlaced") else 1) if (
-            interlaced and one_field_view) else None
+            interlaced and analysis_view) else None
+        # PQ (HDR10) video is seen through an SDR-looking view (`pq_view_lut`): decoded as it is, it is dark.
+        self._pq_lut = pq_view_lut() if self.props.color_trc == 16 and analysis_view else None
         self.rotation = int(first.rotation or 0) % 360
         self._turns = (self.rotation // 90) % 4
         coded_h, coded_w = first.height, first.width
@@ -185,6 +187,8 @@ class VideoReader:
     # --- decoding -------------------------------------------------------------------------------
     def _to_bgr(self, frame) -> np.ndarray:
         image = self._converter.to_bgr(frame)
+        if self._pq_lut is not None:
+            image = cv2.LUT(image, self._pq_lut)
         if self._first_field is not None:
             image = one_field(image, self._first_field)
         return _displayed(image, self._turns)
