@@ -12,7 +12,8 @@ With ground truth (a `Regions` of true boxes with ``frame`` set, and ``track_id`
 
 * **per-frame recall** — true object-frames matched by a region (same label, IoU >= 0.3, one to one per frame);
 * **hidden** (with ``mask_scale``) — true object-frames at least 90 % inside the masks as drawn (region boxes
-  grown by ``mask_scale``, any label): what a viewer of the output cannot see, whatever the box fit;
+  grown as `anonlab.mask.mask_extent` grows them with that ``mask_scale``, rectangles, any label): what a
+  viewer of the output cannot see, whatever the box fit;
 * **critical error rate** — missed object-frames per minute of video;
 * **id switches / tracks per object** where the truth has object ids;
 * **exposure runs** where the truth has object ids: the longest run of consecutive frames in which one object
@@ -31,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from anonlab.errors import AnonlabError
+from anonlab.mask import mask_extent
 from anonlab.regions import LABELS, NO_TRACK, Regions, iou_matrix
+from anonlab.settings import Settings
 from anonlab.track.bytetrack import greedy_match
 
 #: IoU at which a region counts as covering a true box (the convention of ../shared/eval).
@@ -173,7 +176,8 @@ def recall_metrics(regions: Regions, truth: Regions, n_frames: int, fps: float,
         regions: the video's regions (after temporal safety, as they will be masked).
         truth: true boxes, ``frame`` set; ``track_id`` = object id where known (enables ``id_switches``).
         n_frames: frames in the video; fps: frame rate (for the per-minute rate).
-        mask_scale: the masker's box growth (`Settings.mask_scale`); given, ``hidden`` is reported too.
+        mask_scale: the masker's box growth (`Settings.mask_scale`); given, ``hidden`` is reported too (masks
+            drawn as rectangles, `anonlab.mask.mask_extent`).
 
     Returns:
         dict with ``object_frames``, ``found``, ``missed``, ``recall``, ``critical_error_rate`` (missed
@@ -200,7 +204,7 @@ def recall_metrics(regions: Regions, truth: Regions, n_frames: int, fps: float,
         m = match_frame(by_frame_r[t], truth[lo:hi], iou_threshold)
         found[lo:hi] = m >= 0
         if mask_scale is not None and len(by_frame_r[t]):
-            grown = by_frame_r[t].pad((mask_scale - 1) / 2).xyxy
+            grown = mask_extent(by_frame_r[t], Settings(mask_scale=mask_scale))
             share[lo:hi] = covered_share(truth.xyxy[lo:hi], grown)
         track_of[lo:hi][m >= 0] = by_frame_r[t].track_id[m[m >= 0]]
     hidden = share >= HIDDEN_SHARE

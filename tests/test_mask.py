@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from anonlab.mask import (MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame, pixelate, shape_alpha,
                           solid)
-from anonlab.regions import Regions
+from anonlab.regions import FACE, PLATE, Regions
 from anonlab.settings import MASK_SHAPES, MASK_STYLES, Settings
 
 STYLES_SHAPES = [(m, s) for m in MASK_STYLES for s in MASK_SHAPES]
@@ -49,11 +49,27 @@ def test_changes_only_inside_padded_box(style, shape, feather):
 
 
 def test_padding_follows_mask_scale():
-    r = Regions(xyxy=[[40, 40, 60, 60]])
+    r = Regions(xyxy=[[40, 40, 60, 60]], label=[PLATE])
     assert mask_boxes(r, Settings(mask_scale=1.0), 100, 100).tolist() == [[40, 40, 60, 60]]
     assert mask_boxes(r, Settings(mask_scale=2.0), 100, 100).tolist() == [[30, 30, 70, 70]]
     # an ellipse is never smaller than the one that contains the box's corners
     assert mask_boxes(r, Settings(mask_scale=1.0, shape="ellipse"), 100, 100).tolist() == [[35, 35, 65, 65]]
+
+
+@pytest.mark.parametrize("shape", ["rect", "ellipse"])
+def test_a_face_mask_reaches_below_the_box_to_the_chin(shape):
+    from anonlab.mask import FACE_CHIN, mask_extent
+
+    face, plate = Regions(xyxy=[[40, 40, 60, 80]], label=[FACE]), Regions(xyxy=[[40, 40, 60, 80]], label=[PLATE])
+    settings = Settings(shape=shape)
+    f, p = mask_extent(face, settings)[0], mask_extent(plate, settings)[0]
+    assert f[:3].tolist() == p[:3].tolist() and f[3] == pytest.approx(p[3] + FACE_CHIN * 40)
+    # the pixels below the plain growth are masked for a face (inside the shape), never for a plate
+    frame = noise()
+    below = int(p[3]) + 1
+    out_f = mask_frame(frame, face, Settings(shape=shape, mask="solid"))
+    out_p = mask_frame(frame, plate, Settings(shape=shape, mask="solid"))
+    assert (out_f[below, 50] == 0).all() and np.array_equal(out_p[below, 50], frame[below, 50])
 
 
 def test_ellipse_leaves_corners():
