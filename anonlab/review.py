@@ -791,13 +791,13 @@ def coverage_mask(regions: Regions, settings, width: int, height: int) -> np.nda
     The same geometry as the masker (growth by ``mask_scale``, ellipse, feather); a feathered pixel counts as
     masked where its coverage is at least one half.
     """
-    from anonlab.mask import _grown, _scale_for, mask_boxes, shape_alpha
+    from anonlab.mask import mask_boxes, mask_extent, shape_alpha
 
     covered = np.zeros((height, width), bool)
     if not len(regions):
         return covered
     boxes = mask_boxes(regions, settings, width, height)
-    grown = _grown(regions.xyxy.astype(np.float64), _scale_for(settings))
+    grown = mask_extent(regions, settings)
     for (x1, y1, x2, y2), obj, shape_box in zip(boxes.tolist(), regions.xyxy.astype(np.float64), grown):
         if x2 <= x1 or y2 <= y1:
             continue
