@@ -155,7 +155,8 @@ def cmd_anonymize(args) -> int:
     if "red_team" in report:
         rt = report["red_team"]
         print(f"red team: {rt['frames_checked']} frame(s) checked, {rt['exposed']} exposed, "
-              f"{rt['weak_mask']} weak mask(s)")
+              f"{rt['weak_mask']} weak mask(s) (sure findings, one per object), "
+              f"{rt.get('doubtful', 0)} doubtful finding(s) listed after them")
         for line in rt["findings"][:20]:
             print(f"  {line}")
         if rt["exposed"] or rt["weak_mask"]:
