@@ -131,8 +131,13 @@ def test_where_flow_fails_too_the_box_is_held_and_grows():
     held = out[(out.frame >= 10) & (out.frame <= 12)]
     assert held.source.tolist() == [TRACKER] * 3 and len(np.unique(out.track_id)) == 1
     last, end = out[out.frame == 9].xyxy[0], held.xyxy[-1]
-    assert (end[2:] - end[:2] > (last[2:] - last[:2]) + 1).all()  # the longer unseen, the larger the mask ...
-    assert np.allclose((end[:2] + end[2:]) / 2, (last[:2] + last[2:]) / 2, atol=4)  # ... about where it was
+    assert (end[2:] - end[:2] > (last[2:] - last[:2]) + 1).all()  # the longer unseen, the larger the mask
+    # and it reaches where the object went on to (the motion model's guess), not only where it was last seen:
+    # as drawn (grown by mask_scale) it hides the moving object
+    from anonlab.evaluate_temporal import HIDDEN_SHARE, covered_share
+
+    grown = held[2:].pad((Settings().mask_scale - 1) / 2).xyxy
+    assert covered_share(truth[truth.frame == 12].xyxy, grown)[0] >= HIDDEN_SHARE
     assert masking_interruptions(out) == 0 and coverage(out, truth, 30, iou=0.3).all()
 
 

@@ -4,7 +4,8 @@
 * `SceneCutDetector` (`scenecut.py`) — resets the tracker at shot changes;
 * `apply_temporal_safety` (`temporal.py`) — gap filling and lead/trail extension over a whole video;
 * `analyse_frames` / `Analyser` (`analyse.py`) — the loop shared by CLI, workbench and batch:
-  detection every ``detect_every`` frames, optical-flow propagation between, temporal safety at the end;
+  detection every ``detect_every`` frames, optical-flow propagation between, lost tracks held and new ones
+  followed back for ``max_gap`` frames, each shot detected the way up its faces stand, temporal safety at the end;
   `stitch_chunks` joins chunks of one video analysed separately.
 """
 

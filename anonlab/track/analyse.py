@@ -232,8 +232,8 @@ class Analyser:
         self.detector = detector
         self.thorough_every = thorough_every(settings, fps)
         self._quick_since = 0  # keyframes since the last thorough one
-        # orientation (detectors with ``choose``, `anonlab.detect.orientation.Oriented`): the detector of this shot,
-        # and the frame from which an undecided shot is checked again
+        # orientation (detectors with ``choose``, `anonlab.detect.orientation`): the detector of this shot (turned
+        # the way its faces stand), and when a shot still undecided was last checked
         self.orient = bool(orient)
         self._shot_detector = detector
         self._orient_checked: int | None = None  # last check of a shot still undecided (None: decided)
@@ -260,9 +260,10 @@ class Analyser:
         self._grays: deque[np.ndarray] = deque(
             maxlen=self.max_follow + 1 + self.k * (self.tracker.tentative_buffer + 1))
         self._firsts: dict[int, Regions] = {}  # first detection of each tentative track
-        # per track with a row at the last frame fed: its box without the hold's growth, and the frames since
-        # its position was last measured (by the detector or by reliable optical flow)
+        # per track with a row at the last frame fed: its box there without the hold's growth (measured, or the
+        # motion model's while held), its last measured box, and the frames since that measurement
         self._core: dict[int, np.ndarray] = {}
+        self._anchor: dict[int, np.ndarray] = {}
         self._unseen: dict[int, int] = {}
         self._max_n = -1
 
@@ -279,7 +280,7 @@ class Analyser:
         if not follows:
             self._grays.clear()
             self._firsts.clear()
-            self._core, self._unseen = {}, {}
+            self._core, self._anchor, self._unseen = {}, {}, {}
         t1 = time.perf_counter()
         self._grays.append(self._gray(frame))
         if not follows or n - self._last_key >= self.k:
@@ -299,15 +300,15 @@ class Analyser:
             # confirmed tracks the detector missed here are followed by optical flow or held (see `_carry`) ...
             missed = [t.id for t in self.tracker.tracks if t.confirmed and not t.tracked]
             if follows and missed:
-                out = Regions.merge([out, self._carry(n, frame, missed, keyframe=True)])
+                out = Regions.merge([out, self._carry(n, frame, missed)])
             for i, box in detected.items():
-                self._core[i], self._unseen[i] = box, 0
+                self._core[i], self._anchor[i], self._unseen[i] = box, box, 0
             self._keep_cores(out)
             # ... and tracks confirmed here are followed back to the frames before their first detection
             self._parts.append(self._confirmed_now(out, confirmed, frame.shape))
             self._fed.append(n)
         else:
-            out = self._carry(n, frame, [t.id for t in self.tracker.tracks if t.tracked], keyframe=False)
+            out = self._carry(n, frame, [t.id for t in self.tracker.tracks if t.tracked])
             self._keep_cores(out)
         self.timings["propagate"] += time.perf_counter() - t1
         self._last_n = n
@@ -406,18 +407,21 @@ class Analyser:
         """Forget the cores of tracks without a row at this frame (they are no longer followed)."""
         live = set(out.track_id.tolist())
         self._core = {i: b for i, b in self._core.items() if i in live}
+        self._anchor = {i: b for i, b in self._anchor.items() if i in live}
         self._unseen = {i: u for i, u in self._unseen.items() if i in live}
 
-    def _carry(self, n: int, frame: np.ndarray, track_ids: list[int], keyframe: bool) -> Regions:
+    def _carry(self, n: int, frame: np.ndarray, track_ids: list[int]) -> Regions:
         """Rows at frame ``n`` for tracks followed without a detection here: moved by optical flow, or held.
 
-        Each track's box at frame n-1 (its core, without growth) is moved by `median_flow`. Where the flow is
-        unreliable (a partial occlusion, motion blur, the object turning), the box is *held*: it stays where it
-        was last measured and the mask grows on every side by `HOLD_GROWTH` of its size for each frame without a
-        measurement, up to `HOLD_MAX_GROWTH`: the longer nothing is seen, the less is known of where the object
-        is. A track is followed this way for at most `max_follow` frames after its last detection, or until its
-        box has left the frame: the detector losing a face for a while leaves it masked, and the mask of
-        something that has gone ends after a bounded time.
+        Each track's box at frame n-1 is moved by `median_flow`. Where the flow is unreliable too (a partial
+        occlusion, motion blur, the object turning), the track is *held*: its mask is the box enclosing where it
+        was last measured (by the detector or by reliable flow) and where the motion model (`Tracker.predict`)
+        expects it now, grown on every side by `HOLD_GROWTH` of its size for each frame without a measurement, up
+        to `HOLD_MAX_GROWTH`: an object that stopped behind what hides it and one that walked on are both covered,
+        and the longer nothing is seen, the less is known of where it is. A track is followed this way for at
+        most `max_follow` frames after its last detection, or until its box has left the frame: the detector
+        losing a face for a while leaves it masked, and the mask of something that has gone ends after a bounded
+        time.
         """
         by_id = {t.id: t for t in self.tracker.tracks}
         follow = [i for i in track_ids if i in self._core and n - by_id[i].last_detected <= self.max_follow]
@@ -430,17 +434,18 @@ class Analyser:
         core = np.stack([self._core[i] for i in ids]).astype(np.float32)
         moved, ok = median_flow(self._grays[-2], self._grays[-1], core * scale)
         moved /= scale
-        core = np.where(ok[:, None], moved, core)
-        # a held box is where the tracker will look for the object again, so the motion model holds it too
-        self.tracker.correct(predicted.replace(xyxy=core), n)
+        self.tracker.correct(predicted[ok].replace(xyxy=moved[ok]), n)
+        core = np.where(ok[:, None], moved, predicted.xyxy)  # held: where the motion model expects it
+        anchor = np.where(ok[:, None], moved, np.stack([self._anchor[i] for i in ids]))
         unseen = np.array([0 if o else self._unseen.get(i, 0) + 1 for i, o in zip(ids, ok)])
-        out = predicted.replace(xyxy=grow_boxes(core, unseen))
+        held = np.concatenate([np.minimum(core[:, :2], anchor[:, :2]), np.maximum(core[:, 2:], anchor[:, 2:])], axis=1)
+        out = predicted.replace(xyxy=grow_boxes(np.where(ok[:, None], moved, held), unseen))
         inside = out.clip(frame.shape[1], frame.shape[0])
         keep = np.isin(out.track_id, inside.track_id)
         self.tracker.mark_lost([i for i, k in zip(ids, keep) if not k])
-        for i, c, u, k in zip(ids, core, unseen.tolist(), keep):
+        for i, c, a, u, k in zip(ids, core, anchor, unseen.tolist(), keep):
             if k:
-                self._core[i], self._unseen[i] = c, u
+                self._core[i], self._anchor[i], self._unseen[i] = c, a, u
         return inside
 
     def _confirmed_now(self, out: Regions, confirmed_before: set[int], shape: tuple[int, ...]) -> Regions:
