@@ -28,8 +28,10 @@ scheduler the cluster's own configuration applies: keep it on-premise, with TLS 
 (``distributed`` security settings) where the network is not trusted.
 
 **Long videos** (``chunk_seconds``): a video longer than 1.5 chunks is cut at keyframes into chunks that are
-analysed in parallel. Each chunk decodes about a second before its start (``warmup_seconds``) so its tracks and
-scene-cut detector are warm at the seam; those warm-up rows are dropped, the chunks are joined with
+analysed in parallel. Each chunk decodes about a second before its start (``warmup_seconds``, at least the
+tracker's reach, `anonlab.track.analyse.seam_margin`) so its tracks and scene-cut detector are warm at the seam,
+and as far past its stop so a track that appears just after the seam is followed back into it; those rows are
+dropped, the chunks are joined with
 `anonlab.track.analyse.stitch_chunks` (tracks continued across seams, temporal safety recomputed over the whole
 video, so a gap across a seam is filled as in an unchunked run), and the stitched regions are rendered in **one
 render pass** over the whole video. One pass is exact (no re-encoded seams, no timestamp splicing, audio copied
@@ -110,12 +112,21 @@ class Job:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Frames ``start <= n < stop`` of a video, analysed from ``warm`` (warm-up frames are dropped)."""
+    """Frames ``start <= n < stop`` of a video, analysed from ``warm`` up to ``until`` (exclusive; ``None``:
+    ``stop``). Only rows in ``start <= n < stop`` are kept: the frames before warm the tracks up, the frames
+    after let a track that appears just past the seam be followed back into this chunk, as an unchunked run
+    follows it (`anonlab.track.analyse.seam_margin`)."""
 
     index: int
     start: int
     stop: int
     warm: int
+    until: int | None = None
+
+    @property
+    def end(self) -> int:
+        """The frame after the last one analysed."""
+        return self.stop if self.until is None else self.until
 
 
 @dataclass
@@ -417,10 +428,14 @@ class Anonymizer:
         with VideoReader(job.src) as reader:
             n, fps, pts = reader.n_frames, reader.fps, reader.pts
         keyframes = keyframe_indices(job.src, pts)
-        return plan_chunks(n, fps, keyframes, job.chunk_seconds, job.settings.detect_every, self.warmup_seconds)
+        from anonlab.track.analyse import seam_margin, settings_for_rate
+
+        settings = settings_for_rate(job.settings, fps)
+        return plan_chunks(n, fps, keyframes, job.chunk_seconds, settings.detect_every, self.warmup_seconds,
+                           margin=seam_margin(settings))
 
     def analyse(self, job: Job, chunk: Chunk | None, progress: ProgressFn | None = None) -> ChunkResult:
-        """Detect and track frames ``chunk.warm .. chunk.stop`` (``None``: the whole file)."""
+        """Detect and track frames ``chunk.warm .. chunk.end`` (``None``: the whole file); keep ``start .. stop``."""
         from anonlab.media import open_media
         from anonlab.track.analyse import analyse_frames, settings_for_rate
 
@@ -436,7 +451,7 @@ class Anonymizer:
             if whole and progress is not None:  # the render pass follows in this task: announce it
                 progress("render", 0, n)
             t1 = time.perf_counter()
-            total = chunk.stop - chunk.warm
+            total = chunk.end - chunk.warm
             done = 0
             tick = _Throttle()
 
@@ -451,8 +466,8 @@ class Anonymizer:
 
                 regions = analyse_pages(media, detector, settings, progress=step)
             else:
-                regions = analyse_frames(media.frames(chunk.warm, chunk.stop), detector,
-                                         settings_for_rate(settings, media.fps), n_frames=n if whole else chunk.stop,
+                regions = analyse_frames(media.frames(chunk.warm, chunk.end), detector,
+                                         settings_for_rate(settings, media.fps), n_frames=n if whole else chunk.end,
                                          progress=step, fps=media.fps)
             if whole:
                 regions = regions.clip(media.width, media.height)
@@ -542,12 +557,15 @@ def keyframe_indices(path: str | Path, pts) -> list[int]:
 
 
 def plan_chunks(n_frames: int, fps: float, keyframes: list[int], chunk_seconds: float, detect_every: int = 1,
-                warmup_seconds: float = 1.0) -> list[Chunk]:
+                warmup_seconds: float = 1.0, margin: int = 0) -> list[Chunk]:
     """Cut ``n_frames`` into chunks of about ``chunk_seconds`` starting at keyframes.
 
     A video shorter than 1.5 chunks stays whole (one chunk with ``stop`` -1). Each chunk's ``warm`` lies about
-    ``warmup_seconds`` (at least two full-detection intervals) before its start, on a multiple of
-    ``detect_every`` so full detections fall on the same frames as in an unchunked run.
+    ``warmup_seconds`` (at least two full-detection intervals, and at least ``margin`` frames) before its start,
+    on a multiple of ``detect_every`` so full detections fall on the same frames as in an unchunked run; each
+    chunk but the last is analysed ``margin`` frames past its stop (``until``), so tracks that appear there are
+    followed back across the seam (`anonlab.track.analyse.seam_margin`: 50-odd frames at the defaults, about
+    4 s of extra analysis per chunk at 25 fps).
     """
     target = max(1, int(round(chunk_seconds * max(fps, 1e-3))))
     if n_frames < 1.5 * target or not keyframes:
@@ -560,12 +578,13 @@ def plan_chunks(n_frames: int, fps: float, keyframes: list[int], chunk_seconds: 
     if len(starts) == 1:
         return [Chunk(0, 0, -1, 0)]
     k = max(1, int(detect_every))
-    warmup = max(2 * k, int(round(warmup_seconds * fps)))
+    warmup = max(2 * k, int(round(warmup_seconds * fps)), int(margin) + 2 * k)
     chunks = []
     for i, s in enumerate(starts):
         stop = starts[i + 1] if i + 1 < len(starts) else n_frames
         warm = 0 if s == 0 else max(0, (s - warmup) // k * k)
-        chunks.append(Chunk(i, s, stop, warm))
+        until = min(n_frames, stop + int(margin)) if margin and stop < n_frames else None
+        chunks.append(Chunk(i, s, stop, warm, until))
     return chunks
 
 
@@ -1015,7 +1034,7 @@ class _Driver:
                 self._submit(fs, "file")
             else:
                 fs.stage = "chunk"
-                totals = {(f"chunk{c.index}", "analyse"): c.stop - c.warm for c in fs.chunks}
+                totals = {(f"chunk{c.index}", "analyse"): c.end - c.warm for c in fs.chunks}
                 totals[("finish", "render")] = fs.chunks[-1].stop
                 self.display.expect(fs.job.rel, totals)
                 for chunk in fs.chunks:

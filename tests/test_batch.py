@@ -459,6 +459,16 @@ def test_plan_chunks(n, keys, seconds, expected):
         assert c.warm <= c.start and c.warm % 2 == 0 and (c.start == 0 or c.start - c.warm >= 10)
 
 
+def test_plan_chunks_margin_reaches_across_each_seam():
+    # a track that appears up to `margin` frames after a seam is followed back into the chunk before it; a
+    # track lost up to `margin` frames before a seam is known to the chunk after it
+    chunks = plan_chunks(200, 25.0, [0, 50, 100, 150], 2.0, detect_every=3, warmup_seconds=0.4, margin=30)
+    assert [(c.start, c.stop, c.end) for c in chunks] == [(0, 50, 80), (50, 100, 130), (100, 150, 180),
+                                                                  (150, 200, 200)]
+    assert all(c.start - c.warm >= 30 and c.warm % 3 == 0 for c in chunks[1:])
+    assert plan_chunks(200, 25.0, [0, 50, 100, 150], 2.0)[0].end == 50  # no margin: analysed to its stop
+
+
 # --- executors ------------------------------------------------------------------------------------------
 
 

@@ -104,6 +104,24 @@ def settings_for_rate(settings, fps: float):
     return settings if k == settings.detect_every else settings.replace(detect_every=k)
 
 
+def seam_margin(settings) -> int:
+    """Frames around a seam that decide the regions on its other side, for chunked analysis (batch).
+
+    A new track is followed back up to ``max(max_gap, detect_every - 1)`` frames once it is confirmed, which can
+    take ``tentative_buffer + 1`` more full detections (the default `Tracker`'s); a lost track is carried as far
+    forward. A chunk that analyses this many frames past its stop and before its start gets the rows an
+    unchunked run would give it.
+
+    Args:
+        settings: the `Settings` the video is analysed with (after `settings_for_rate`).
+
+    Returns:
+        a number of frames, >= 1.
+    """
+    k = max(1, int(settings.detect_every))
+    return max(int(settings.max_gap), k - 1) + k * (Tracker().tentative_buffer + 1) + 1
+
+
 def _lk_forward_backward(a: np.ndarray, b: np.ndarray, p0: np.ndarray, levels: int):
     """Lucas-Kanade from ``a`` to ``b`` and back: ``(p1, forward-backward error, usable)`` per point."""
     p1, st1, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, maxLevel=levels, **_LK)
