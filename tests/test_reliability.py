@@ -116,13 +116,15 @@ def test_debug_shows_the_trace(tmp_path):
 
 
 KILL_EXPORT = """
-import sys, time
-import anonlab.mask
-_mask = anonlab.mask.mask_frame
-def slow(*a, **k):  # slow the render so the kill lands mid-export
-    time.sleep(0.05)
-    return _mask(*a, **k)
-anonlab.mask.mask_frame = slow
+import os, sys, time
+# The kill must land mid-export whatever the machine's load: the output, written in full to its temporary,
+# waits here before it would replace the previous one, until the test kills the process.
+_replace = os.replace
+def hold(src, dst, *args, **kwargs):
+    if str(src).endswith(".part.mp4"):
+        time.sleep(3600)
+    return _replace(src, dst, *args, **kwargs)
+os.replace = hold
 from anonlab.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -141,7 +143,7 @@ def test_kill_9_during_export_keeps_previous_output(tmp_path, clips):
     script.write_text(KILL_EXPORT)
     args = ["anonymize", str(src), "-o", str(dst), "--overwrite", "--quiet", "--regions-in", str(tmp_path / "r.jsonl")]
     proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # a generous bound only: the child waits for its kill (KILL_EXPORT)
     while time.monotonic() < deadline and proc.poll() is None:
         parts = list(tmp_path.glob(".o.*.part.mp4"))
         if parts and parts[0].stat().st_size > 0:
