@@ -24,6 +24,11 @@ Usage:
     .venv/bin/python benchmarks/bench_memory.py                                    # 180p, 1x/6x/36x, all modes
     .venv/bin/python benchmarks/bench_memory.py --height 720 --factors 1,6 --modes anonymize
     .venv/bin/python benchmarks/bench_memory.py --height 720 --minutes 20 --modes anonymize   # one real long run
+    .venv/bin/python benchmarks/bench_memory.py --extra="--detect-every 5"   # cheaper analysis, same buffers
+
+``--extra`` passes settings to every command: memory against duration does not depend on how often the
+detector runs (what is kept per frame are regions, which flow carries between detections), so a long run may
+detect less often to finish sooner; the report says which settings were used.
 """
 
 from __future__ import annotations
@@ -81,7 +86,11 @@ def make_long_clip(src: Path, dst: Path, height: int, frames: int) -> dict:
     return {"path": dst, "frames": frames, "fps": float(fps), "loop": len(loop)}
 
 
-def command(mode: str, clip: Path, work: Path, chunk_seconds: float) -> list[str]:
+def command(mode: str, clip: Path, work: Path, chunk_seconds: float, extra: list[str] = ()) -> list[str]:
+    return _command(mode, clip, work, chunk_seconds) + list(extra)
+
+
+def _command(mode: str, clip: Path, work: Path, chunk_seconds: float) -> list[str]:
     exe = str(Path(sys.executable).with_name("anonlab"))
     out = work / f"out_{mode}"
     if mode == "anonymize":
@@ -127,7 +136,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=6 * 3600)
     ap.add_argument("--workdir", default=None, help="keep clips and outputs here (default: a temporary folder)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
+    ap.add_argument("--extra", default="", help="settings added to every command, e.g. '--detect-every 5'")
     args = ap.parse_args()
+    extra = args.extra.split()
 
     src = SOURCES[args.source]
     if not src.exists():
@@ -145,7 +156,7 @@ def main() -> int:
     print(f"# machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}; "
           f"load average at start {os.getloadavg()[0]:.2f}")
     print(f"# source {src.name} at {args.height}p, {probe['fps']:.2f} fps; lengths {lengths} frames; "
-          f"workdir {work}")
+          f"workdir {work}; extra settings {extra or 'none'}")
     rows = []
     for frames in lengths:
         clip = work / f"clip_{args.height}p_{frames}.mp4"
@@ -156,9 +167,9 @@ def main() -> int:
         if "render" in modes:  # the regions the render-only run masks, from an unmeasured analysis
             exe = str(Path(sys.executable).with_name("anonlab"))
             subprocess.run([exe, "anonymize", str(clip), "-o", str(work / f"regions_src{clip.suffix}"), "--overwrite",
-                            "--quiet", "--regions-out", str(work / "regions.jsonl")], check=True)
+                            "--quiet", "--regions-out", str(work / "regions.jsonl"), *extra], check=True)
         for mode in modes:
-            cmd = command(mode, clip, work, args.chunk_seconds)
+            cmd = command(mode, clip, work, args.chunk_seconds, extra)
             res = measure(cmd, args.timeout)
             row = {"mode": mode, "frames": frames, "seconds_of_video": round(frames / probe["fps"], 1),
                    "peak_mib": round(res["rss_mib"], 1), "wall_s": round(res["wall"], 1), "rc": res["rc"],
