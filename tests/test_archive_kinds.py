@@ -455,3 +455,38 @@ def test_pq_video_is_analysed_through_an_sdr_view(tmp_path):
     error_seen, error_coded = np.abs(seen.astype(int) - sdr).mean(), np.abs(coded.astype(int) - sdr).mean()
     assert error_seen < 0.5 * error_coded
     assert abs(np.percentile(seen, 95) - np.percentile(sdr, 95)) < 0.1 * np.percentile(sdr, 95)
+
+
+@pytest.mark.slow
+def test_long_low_resolution_clip_memory_does_not_grow_with_its_length(tmp_path, monkeypatch):
+    # Frames and grey images must never be kept for the whole video (issue 13: an hour of 720p needed ~200 GB):
+    # the same footage 4x as long may only add its regions' rows. tracemalloc sees every numpy buffer the
+    # analysis and the streaming render keep (native codec and model memory: benchmarks/bench_memory.py).
+    import tracemalloc
+
+    import anonlab.detect
+
+    class Square:  # one face a frame, found at once: the analysis, flow, render and encoder run as for real
+        models: list = []
+
+        def __call__(self, frame):
+            return Regions(xyxy=[ak.SQUARE], score=[0.9])
+
+    monkeypatch.setattr(anonlab.detect, "build_detector", lambda settings: Square())
+    short, n_short, n_long = tmp_path / "short.mp4", 500, 2000
+    ak.write_clip(short, n_frames=n_short, options={"preset": "ultrafast"})
+    long = ak.write_clip(tmp_path / "long.mp4", n_frames=n_long, options={"preset": "ultrafast"})
+    peaks = []
+    for src in (short, long):
+        tracemalloc.start()
+        try:
+            anonymize(src, tmp_path / f"out_{src.name}", Settings(), progress=False)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    frame_bytes = 160 * 96 * 3
+    per_frame = (peaks[1] - peaks[0]) / (n_long - n_short)
+    # measured ~850 bytes: the frame's row of regions and its Python objects; one kept frame would be 46 kB
+    assert per_frame < 2048 < frame_bytes / 8, (per_frame, peaks)
+    with av.open(str(tmp_path / "out_long.mp4")) as c:
+        assert sum(1 for p in c.demux(video=0) if p.size) == n_long  # every frame written
