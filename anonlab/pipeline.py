@@ -18,7 +18,7 @@ import numpy as np
 
 from anonlab.errors import AnonlabError
 from anonlab.media import atomic_output, check_output_path, open_media, sha256_file, write_photo, write_video
-from anonlab.regions import Regions
+from anonlab.regions import Regions, RegionsLog
 from anonlab.settings import Settings
 from anonlab.progress import progress_bar
 
@@ -257,7 +257,7 @@ class _StreamingRender:
         self.src, self.dst, self.settings, self.progress = src, dst, settings, progress
         self.cond = threading.Condition()
         self.ready: dict[int, Regions] = {}
-        self.published: list[Regions] = []
+        self.published = RegionsLog(block=64)  # what was streamed, compared with the final regions at the end
         self.upto = 0
         self.final = False
         self.aborted = False
@@ -282,7 +282,7 @@ class _StreamingRender:
         stop = analyser.settled()
         if stop - self.upto >= self.BLOCK:
             rows = analyser.settled_rows(self.upto, stop, self.n_frames).clip(self.width, self.height)
-            self.published.append(rows)
+            self.published.append(rows, key=stop)
             self._publish(rows, stop)
 
     def _publish(self, rows: Regions, stop: int) -> None:
@@ -298,7 +298,7 @@ class _StreamingRender:
             return None
         done = self.upto
         final = analysis.regions
-        streamed = Regions.merge(self.published)
+        streamed = self.published.merged()
         head = final[final.frame < done]
         same = (len(streamed) == len(head) and np.array_equal(streamed.frame, head.frame)
                 and np.array_equal(streamed.xyxy, head.xyxy) and np.array_equal(streamed.label, head.label))

@@ -10,6 +10,7 @@ origin, ``x2``/``y2`` exclusive, float32.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, fields
 from typing import Iterable, Iterator
 
@@ -236,6 +237,56 @@ class Regions:
     def __repr__(self) -> str:
         labels = {name: int((self.label == i).sum()) for i, name in enumerate(LABELS)}
         return f"Regions(n={len(self)}, labels={labels}, frames={len(np.unique(self.frame))})"
+
+
+
+class RegionsLog:
+    """`Regions` appended a piece at a time (a frame's rows), held as few objects, in order.
+
+    Each piece costs a `Regions` object (about 1 kB of Python objects beside its rows): fed frame by frame, an
+    hour of 25 fps video would hold 90,000 of them, a memory that grows with the duration for nothing. Runs of
+    ``block`` pieces behind the newest ``block`` are merged into one, so the log holds its rows plus one object
+    per ``block`` pieces. Each piece has a key (the frame being fed when it was added); with keys that never
+    decrease, `since` finds the pieces from a key on by bisection.
+
+    Example:
+        >>> log = RegionsLog(block=2)
+        >>> for n in range(5):
+        ...     log.append(Regions(xyxy=[[0, 0, 1, 1]], frame=[n]), key=n)
+        >>> log.pieces, log.merged().frame.tolist(), log.since(3).frame.tolist()
+        (4, [0, 1, 2, 3, 4], [3, 4])
+        >>> log.since(1).frame.tolist()  # frames 0 and 1 were merged into one run, which comes whole
+        [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, block: int = 256) -> None:
+        self.block = max(1, int(block))
+        self._parts: list[Regions] = []
+        self._keys: list[int] = []  # a merged run keeps the key of its last piece
+        self._done = 0  # leading entries that are merged runs
+
+    def append(self, part: Regions, key: int) -> None:
+        self._parts.append(part)
+        self._keys.append(int(key))
+        if len(self._parts) - self._done >= 2 * self.block:
+            a, b = self._done, self._done + self.block
+            self._parts[a:b] = [Regions.merge(self._parts[a:b])]
+            self._keys[a:b] = [self._keys[b - 1]]
+            self._done += 1
+
+    @property
+    def pieces(self) -> int:
+        """Objects held (merged runs count one each)."""
+        return len(self._parts)
+
+    def merged(self) -> Regions:
+        """Every row, in the order appended."""
+        return Regions.merge(self._parts)
+
+    def since(self, key: int) -> Regions:
+        """The rows of every piece appended with a key >= ``key`` (a merged run whose last key is >= ``key``
+        comes whole: filter its rows by frame)."""
+        return Regions.merge(self._parts[bisect.bisect_left(self._keys, key):])
 
 
 def _intersections(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -101,3 +101,23 @@ def test_clip_stays_inside(a, w, h):
     r = Regions(xyxy=np.asarray(a, np.float32).reshape(-1, 4)).clip(w, h)
     assert (r.xyxy[:, [0, 2]] <= w).all() and (r.xyxy[:, [1, 3]] <= h).all() and (r.xyxy >= 0).all()
     assert (r.area > 0).all()
+
+
+def test_regions_log_keeps_rows_in_order_in_few_objects():
+    from anonlab.regions import RegionsLog
+
+    rng = np.random.default_rng(3)
+    log, pieces = RegionsLog(block=16), []
+    for n in range(1000):  # a frame's rows at a time, some frames empty
+        k = int(rng.integers(0, 3))
+        part = Regions(xyxy=rng.uniform(0, 50, (k, 2)).repeat(2, axis=1), frame=[n] * k, track_id=rng.integers(0, 9, k))
+        log.append(part, key=n)
+        pieces.append(part)
+    whole = Regions.merge(pieces)
+    merged = log.merged()
+    assert np.array_equal(merged.frame, whole.frame) and np.array_equal(merged.track_id, whole.track_id)
+    assert log.pieces <= 1000 // 16 + 2 * 16  # one object per merged run, the newest pieces apart
+    for lo in (0, 5, 500, 990, 1000):
+        got = log.since(lo)
+        got = got[got.frame >= lo]
+        assert np.array_equal(got.frame, whole.frame[whole.frame >= lo])

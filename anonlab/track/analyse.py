@@ -34,7 +34,6 @@ Long videos processed in chunks (batch) are joined with `stitch_chunks`.
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections import deque
 from typing import Callable, Iterable
@@ -43,7 +42,8 @@ import cv2
 import numpy as np
 
 from anonlab.detect.orientation import evidence
-from anonlab.regions import DETECTOR, EXTENDED, FACE, INTERPOLATED, NO_TRACK, TRACKER, Regions, iou_matrix, label_code
+from anonlab.regions import (DETECTOR, EXTENDED, FACE, INTERPOLATED, NO_TRACK, TRACKER, Regions, RegionsLog, iou_matrix,
+                             label_code)
 from anonlab.track.bytetrack import Tracker, greedy_match
 from anonlab.track.scenecut import SceneCutDetector
 from anonlab.track.temporal import (VELOCITY_WINDOW, apply_temporal_safety, end_velocity, iter_tracks,
@@ -268,8 +268,9 @@ class Analyser:
         self.turns: list[tuple[int, int]] = []
         self.keyframes: list[int] = []
         self.timings = {"detect": 0.0, "propagate": 0.0, "scene_cut": 0.0, "track": 0.0, "frames": 0}
-        self._parts: list[Regions] = []
-        self._fed: list[int] = []  # the frame being fed when each part was added (parts hold no later frames)
+        # every frame's rows, keyed by the frame being fed when they were added (a part holds no later frames);
+        # merged in runs, so an hour of video holds its rows, not 90,000 objects
+        self._parts = RegionsLog()
         self._in_order = True  # frames fed in increasing order: what streaming (`settled`) needs
         self._last_n: int | None = None
         self._last_key = -(10**9)
@@ -323,22 +324,20 @@ class Analyser:
                 self._core[i], self._anchor[i], self._unseen[i] = box, box, 0
             self._keep_cores(out)
             # ... and tracks confirmed here are followed back to the frames before their first detection
-            self._parts.append(self._confirmed_now(out, confirmed, frame.shape))
-            self._fed.append(n)
+            self._parts.append(self._confirmed_now(out, confirmed, frame.shape), key=n)
         else:
             out = self._carry(n, frame, [t.id for t in self.tracker.tracks if t.tracked])
             self._keep_cores(out)
         self.timings["propagate"] += time.perf_counter() - t1
         self._last_n = n
         self._max_n = max(self._max_n, n)
-        self._parts.append(out)
-        self._fed.append(n)
+        self._parts.append(out, key=n)
         self.timings["frames"] += 1
         return out
 
     def tracked(self) -> Regions:
         """All frames' regions as the detector and tracker gave them, before temporal safety."""
-        return Regions.merge(self._parts)
+        return self._parts.merged()
 
     def result(self, n_frames: int | None = None) -> Regions:
         """All frames' regions with temporal safety applied (``n_frames`` default: last frame fed + 1)."""
@@ -374,8 +373,7 @@ class Analyser:
         if stop > self.settled():
             raise ValueError(f"frames up to {stop} are not settled yet (settled: {self.settled()})")
         lo = start - self._reach()
-        first = bisect.bisect_left(self._fed, lo)  # every part fed at frame f holds frames <= f only
-        rows = Regions.merge(self._parts[first:])
+        rows = self._parts.since(lo)  # every part fed at frame f holds frames <= f only
         rows = rows[(rows.frame >= lo) & (rows.frame < stop + self._reach())]
         safe = apply_temporal_safety(rows, n_frames, effective_settings(self.settings))
         return safe[(safe.frame >= start) & (safe.frame < stop)]

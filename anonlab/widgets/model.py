@@ -37,7 +37,7 @@ import numpy as np
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.privacy import private_tempdir
-from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
+from anonlab.regions import ANALYST, LABELS, SOURCES, Regions, RegionsLog
 
 #: Pointer tolerance around a handle, canvas pixels.
 HANDLE_PX = 7.0
@@ -1072,7 +1072,7 @@ class AnalysisJob:
         self.total = 0
         self.result = None
         self.error: BaseException | None = None
-        self._parts: list[Regions] = []
+        self._parts = RegionsLog(block=64)  # settled rows, a run of frames at a time
         self._settled = 0
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
@@ -1102,7 +1102,7 @@ class AnalysisJob:
     def settled_regions(self) -> Regions:
         """The regions of the frames settled so far (final: the finished analysis gives them too)."""
         with self._lock:
-            return Regions.merge(list(self._parts))
+            return self._parts.merged()
 
     def _on_frame(self, analyser, media) -> None:
         if self._cancel.is_set():
@@ -1116,7 +1116,7 @@ class AnalysisJob:
             if settled > self._settled:
                 rows = analyser.settled_rows(self._settled, settled, self.total)
                 with self._lock:
-                    self._parts.append(rows)
+                    self._parts.append(rows, key=settled)
                 self._settled = settled
         except (AttributeError, ValueError):
             pass  # an analyser without settling: progress only
