@@ -28,6 +28,8 @@ Sections:
   blur, H.264): per-frame recall of the detector on every frame and tracked (`Analyser`, detect every 3rd
   frame, thorough twice a second and the quick pass between), the longest run of frames a plate stays missed; and the plate regions and tracks the analysis makes
   on the two plate-free clips;
+* ``closeups`` -- 1280x720 frames cut around labelled plates and scaled so the plate is 400-1200 px wide (a
+  close-up plate): recall per width;
 * ``scale`` -- the model's recall against the plate's width in its input (a 1280x736 window around each plate at
   gains that make it 20-1200 px wide), which sets the shrunk view's and the zoom's scales (slow: off by default);
 * ``speed`` -- ms per 1280x720 and 1920x1080 frame of each variant, interleaved, with the load average.
@@ -66,6 +68,7 @@ FLOOR = 0.1  # sources are cached down to this plate score
 CURVE = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 SIZES = (("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), ("64-128", 64, 128), (">=128", 128, math.inf))
 WIDE = 400  # "very large" plates: at least this many pixels wide
+CLOSE = 0.6  # close-ups: plates at least this share of the image's width
 EXTRA_SOURCES = ("bd_dhaka_car", "vn_moto_hh", "in_autorickshaw", "sa_kau_yolov5")
 VARIANTS = ("letterbox", "+shrunk", "default", "text1280", "blocks unverified")
 #: Caches are named after the settings they were made with (a change makes new ones); `check_against_detector`
@@ -109,7 +112,7 @@ def load_rows(eval_dir: Path) -> list[dict]:
             gt = np.array([[b["x"], b["y"], b["x"] + b["w"], b["y"] + b["h"]] for b in r["boxes"]
                            if b["label"] == "plate"], np.float64).reshape(-1, 4)
             rows.append({"path": str(eval_dir / name / r["image"]), "key": f"{name}/{r['image']}",
-                         "source": r["source"], "exhaustive": bool(ex), "gt": gt})
+                         "source": r["source"], "exhaustive": bool(ex), "gt": gt, "width": r["width"]})
     return rows
 
 
@@ -134,7 +137,8 @@ def negative_items(eval_dir: Path) -> list[tuple[str, str, object]]:
             if line.strip():
                 p = str(eval_dir / "faces" / json.loads(line)["image"])
                 items.append(("faces photos", p, lambda p=p: cv2.imread(p)))
-    for clip in ("facenet_pytorch_video.mp4", "face_recognition_short_hamilton_clip.mp4"):
+    for clip, group in (("facenet_pytorch_video.mp4", "arcade clip"),
+                        ("face_recognition_short_hamilton_clip.mp4", "stage clip")):
         path = eval_dir / "videos" / clip
         if not path.exists():
             continue
@@ -142,7 +146,7 @@ def negative_items(eval_dir: Path) -> list[tuple[str, str, object]]:
             for i, f in enumerate(c.decode(video=0)):
                 if i % 5 == 0:
                     img = f.to_ndarray(format="bgr24")
-                    items.append((clip.split("_")[0] + " clip", f"{clip}#{i}", lambda img=img: img))
+                    items.append((group, f"{clip}#{i}", lambda img=img: img))
     return items
 
 
@@ -296,6 +300,8 @@ def score(rows: list[dict], preds: dict) -> dict:
             add(f"size {name}", 1, int(g in found), 0, 0)
             if b[2] - b[0] >= WIDE:
                 add(f"width >={WIDE}", 1, int(g in found), 0, 0)
+            if b[2] - b[0] >= CLOSE * r["width"]:
+                add(f"close-up >={CLOSE:.0%}", 1, int(g in found), 0, 0)
     return tally
 
 
@@ -308,7 +314,8 @@ def cell(t: list[int] | None, with_fp: bool = True) -> str:
 
 def table(title: str, rows: list[dict], results: dict[str, tuple[dict, float]]) -> dict:
     sources = sorted({r["source"] for r in rows}, key=lambda s: (s in EXTRA_SOURCES, s))
-    cols = ["all", "dev", "extra"] + sources + [f"size {n}" for n, _, _ in SIZES] + [f"width >={WIDE}"]
+    cols = ["all", "dev", "extra"] + sources + [f"size {n}" for n, _, _ in SIZES] + [f"width >={WIDE}",
+                                                                                 f"close-up >={CLOSE:.0%}"]
     n = {c: 0 for c in cols}
     for name, (tally, _) in results.items():
         for c in cols:
@@ -587,6 +594,60 @@ def section_scale(args, dets, report) -> None:
         log(f"{g:<22}{len(recs):>5}" + "".join(f"{x:>6.2f}" for x in a))
 
 
+def closeup_frame(image: np.ndarray, box: np.ndarray, width: int, rng, size=(1280, 720)) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` frame cut from ``image`` around a plate and scaled so the plate is ``width`` px wide (at a
+    random place in the middle half); the plate's box in it."""
+    gain = width / (box[2] - box[0])
+    fw, fh = size[0] / gain, size[1] / gain
+    cx = (box[0] + box[2]) / 2 + rng.uniform(-0.25, 0.25) * max(0.0, fw - (box[2] - box[0]))
+    cy = (box[1] + box[3]) / 2 + rng.uniform(-0.25, 0.25) * max(0.0, fh - (box[3] - box[1]))
+    m = np.float32([[gain, 0, size[0] / 2 - gain * cx], [0, gain, size[1] / 2 - gain * cy]])
+    frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    x1, y1 = gain * box[0] + m[0, 2], gain * box[1] + m[1, 2]
+    x2, y2 = gain * box[2] + m[0, 2], gain * box[3] + m[1, 2]
+    return frame, np.clip(np.array([[x1, y1, x2, y2]], np.float32), 0, [size[0], size[1], size[0], size[1]])
+
+
+def section_closeups(args, dets, report) -> None:
+    rows = load_rows(args.eval)
+    widths = (400, 640, 800, 1000, 1200)
+    rng = np.random.default_rng(5)
+    variants = ("letterbox", "+shrunk", "default")
+    hits = {v: {w: [0, 0] for w in widths} for v in variants}
+    per_source: dict[str, dict] = {}
+    k = 0
+    for r in rows:
+        image = None
+        for b in r["gt"]:
+            if b[2] - b[0] < args.closeup_min:
+                continue
+            k += 1
+            if k % args.closeup_step:
+                continue
+            image = cv2.imread(r["path"]) if image is None else image
+            for w in widths:
+                frame, truth = closeup_frame(image, b, w, rng)
+                for v in variants:
+                    found = dets[v](frame)
+                    ok = len(found) and iou_matrix(truth, found.xyxy).max() >= 0.3
+                    hits[v][w][0] += int(ok)
+                    hits[v][w][1] += 1
+                    src = per_source.setdefault(r["source"], {vv: [0, 0] for vv in variants})
+                    src[v][0] += int(ok)
+                    src[v][1] += 1
+    log(f"\nclose-ups: 1280x720 frames cut around labelled plates at least {args.closeup_min} px wide (every "
+        f"{args.closeup_step}th), scaled so the plate is W px wide; recall (IoU >= 0.3) ({load_avg()})")
+    log(f"{'variant':<14}" + "".join(f"{'W=' + str(w):>10}" for w in widths) + "   by source (all W)")
+    report["closeups"] = {}
+    for v in variants:
+        cells = "".join(f"{hits[v][w][0] / max(hits[v][w][1], 1):>10.3f}" for w in widths)
+        by_src = ", ".join(f"{s} {c[v][0] / max(c[v][1], 1):.2f} ({c[v][1]})" for s, c in sorted(per_source.items()))
+        log(f"{v:<14}{cells}   {by_src}")
+        report["closeups"][v] = {"by_width": {w: hits[v][w] for w in widths},
+                                 "by_source": {s: c[v] for s, c in per_source.items()}}
+    log(f"{'(n frames)':<14}" + "".join(f"{hits[variants[0]][w][1]:>10}" for w in widths))
+
+
 def section_speed(args, dets, report) -> None:
     rows = [r for r in load_rows(args.eval) if "romania" in r["path"]]
     frame720 = cv2.imread(rows[0]["path"]) if rows else np.random.default_rng(0).integers(0, 255, (720, 1280, 3), np.uint8)
@@ -616,11 +677,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eval", type=Path, default=Path(os.environ.get("ANONLAB_EVAL", REPO.parent / "shared" / "eval")))
     ap.add_argument("--out", type=Path, default=REPO / "out" / "eval_plates")
-    ap.add_argument("--sections", default="photos,night,negatives,clips,speed")
+    ap.add_argument("--sections", default="photos,night,negatives,closeups,clips,speed")
     ap.add_argument("--clip-photos", type=int, default=3, help="photos per source made into clips")
     ap.add_argument("--clip-frames", type=int, default=32)
     ap.add_argument("--scale-step", type=int, default=3, help="scale curve: every Nth plate")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--closeup-min", type=int, default=120, help="close-ups: plates at least this wide, px")
+    ap.add_argument("--closeup-step", type=int, default=4, help="close-ups: every Nth such plate")
     ap.add_argument("--upscaled", action="store_true",
                     help="photos: also the model at twice the letterbox scale (the alternative for small plates; slow)")
     ap.add_argument("--limit", type=int, default=0, help="only every Nth photo (a quick check; caches are shared)")
@@ -633,7 +696,7 @@ def main(argv=None) -> int:
     report: dict = {"eval": str(args.eval), "cpu_count": os.cpu_count()}
     sections = {"photos": section_photos, "night": lambda a, d, r: section_photos(a, d, r, night=True),
                 "negatives": section_negatives, "clips": section_clips, "scale": section_scale,
-                "speed": section_speed}
+                "closeups": section_closeups, "speed": section_speed}
     for name in [s for s in args.sections.split(",") if s]:
         if name not in sections:
             log(f"unknown section {name!r}; choose from {', '.join(sections)}")

@@ -53,7 +53,8 @@ SHRINK = 1 / 3
 BLOCK_ASPECT = (0.7, 2.5)
 #: Rows of text in a block read as a plate (two-line plates; a third row is a dealer or region line).
 BLOCK_ROWS = (2, 3)
-#: Text score → plate score: 0.8 puts the text detector's default 0.5 on the plate default 0.4.
+#: Text lines are read down to the plate threshold / TEXT_GAIN: the text detector's own default (0.5) at the
+#: plate default (0.4), lower with a lowered plate threshold (the red team's).
 TEXT_GAIN = 0.8
 #: A text block lying more than this much (intersection over its own area) inside a model box is that plate.
 MERGE_IOS = 0.5
