@@ -354,11 +354,13 @@ def plan_video(props: VideoProps, dst: str | Path, *, crf: int = 18, preset: str
     pix_fmt = f"yuv{chroma}p{suffix}"
     options: dict[str, str] = {}
     if encoder == "libx264":
-        params = [("tff" if top_first else "bff") + "=1"] if interlaced else []
+        # mbtree=0: with MB-tree rate control this x264 (PyAV 18's) gives different bitstreams for the same
+        # frames, even single-threaded on an idle machine (8 of 150 encodes of 12 identical frames differed;
+        # with mbtree=0 or without assembly, 1 of 150): the same case file must render to the same bytes
+        # (resumed batches rest on it). The cost is a few percent of bit rate at the same CRF.
+        params = ["mbtree=0"] + ([("tff" if top_first else "bff") + "=1"] if interlaced else [])
         # a53cc: x264 would copy the source's closed captions (which name people) into the output.
-        options = {"crf": str(crf), "preset": preset, "a53cc": "0"}
-        if params:
-            options["x264-params"] = ":".join(params)
+        options = {"crf": str(crf), "preset": preset, "a53cc": "0", "x264-params": ":".join(params)}
     elif encoder == "libx265":
         # One frame thread and no wavefront rows: x265's output must not depend on thread timing (the same
         # case file must render to the same bytes).
