@@ -328,7 +328,9 @@ def write_video(
         raise
     try:
         check_audio(inp.streams.audio, plan.container, container_name or dst)
-        out = av.open(str(dst), "w", format=plan.container)
+        # bitexact: Matroska/WebM would otherwise write a random segment UID and the time of writing, so the
+        # same input rendered twice gave different files (40 renders of a WebM: 40 different files).
+        out = av.open(str(dst), "w", format=plan.container, container_options={"fflags": "+bitexact"})
     except av.FFmpegError as exc:
         inp.close()
         reader.close()
