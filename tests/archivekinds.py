@@ -83,6 +83,26 @@ def write_clip(path: Path, *, codec: str = "libx264", width: int = 160, height: 
     return path
 
 
+def encode_bgr(path: Path, frames: list[np.ndarray], *, pix_fmt: str = "yuv444p", crf: int = 0,
+               tags: dict | None = None) -> Path:
+    """Write BGR ``frames`` with x264 (``crf`` 0: lossless in 4:4:4), the stream tagged with ``tags``."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        vs.options = {"crf": str(crf), "preset": "ultrafast"}
+        for key, value in (tags or {}).items():
+            setattr(vs.codec_context, key, value)
+        for n, img in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
+            vf.pts = n
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return Path(path)
+
+
 BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
 HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
 #: An iPhone-like mastering display (P3 primaries in BT.2020 container, 1000 nits) and light levels.

@@ -392,19 +392,7 @@ def test_interlaced_video_is_analysed_one_field_at_a_time(tmp_path):
         return out
 
     frames = [woven(n) for n in range(4)]
-    progressive = ak.write_clip(tmp_path / "p.mkv", width=352, height=288, n_frames=1,
-                                options={"crf": "0", "preset": "ultrafast"})
-    with av.open(str(progressive), "w") as out:  # the woven frames themselves, losslessly
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 352, 288, "yuv444p"
-        vs.options = {"crf": "0", "preset": "ultrafast"}
-        for n, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
-            vf.pts = n
-            for p in vs.encode(vf):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    progressive = ak.encode_bgr(tmp_path / "p.mkv", frames)  # the woven frames themselves, losslessly
     src = tmp_path / "interlaced.mkv"
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(progressive), "-vf",
                     "setfield=tff", "-c:v", "libx264", "-flags", "+ildct+ilme", "-x264opts", "tff=1", "-crf", "4",
@@ -436,20 +424,8 @@ def test_pq_video_is_analysed_through_an_sdr_view(tmp_path):
     sdr = cv2.resize(portrait, (320, 240), interpolation=cv2.INTER_AREA)
     pq = cv2.LUT(sdr, inverse)
     assert np.percentile(pq, 95) < 0.75 * np.percentile(sdr, 95)  # highlights dark and flat as decoded
-    src = tmp_path / "hdr10.mp4"
-    with av.open(str(src), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 320, 240, "yuv444p"
-        vs.options = {"crf": "4", "preset": "ultrafast"}
-        ctx = vs.codec_context
-        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
-        for n in range(2):
-            vf = av.VideoFrame.from_ndarray(pq, format="bgr24")
-            vf.pts = n
-            for p in vs.encode(vf):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    src = ak.encode_bgr(tmp_path / "hdr10.mp4", [pq, pq], crf=4,
+                        tags={"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1})
     with VideoReader(src) as view, VideoReader(src, analysis_view=False) as raw:
         assert view.props.color_trc == 16
         seen, coded = view.get(0), raw.get(0)
