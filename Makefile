@@ -28,8 +28,8 @@ demo: install
 	mkdir -p out
 	$(BIN)/anonlab anonymize sample_media/street.mp4 -o out/street_anonymized.mp4 --report out/street_report.json --regions-out out/street_regions.jsonl --overwrite
 	$(BIN)/anonlab anonymize sample_media/portrait.jpg -o out/portrait_anonymized.jpg --report out/portrait_report.json --overwrite
-	$(BIN)/python -m anonlab.verify sample_media/street.mp4 out/street_anonymized.mp4
-	$(BIN)/python -m anonlab.verify sample_media/portrait.jpg out/portrait_anonymized.jpg
+	$(BIN)/anonlab verify sample_media/street.mp4 out/street_anonymized.mp4
+	$(BIN)/anonlab verify sample_media/portrait.jpg out/portrait_anonymized.jpg
 
 test: install browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("verify", help="check that an output keeps the input's stream properties and drops its metadata")
+    p.add_argument("input")
+    p.add_argument("output")
+
     p = sub.add_parser("app", help="start the workbench as a local web app (Voila on 127.0.0.1, behind a token)")
     p.add_argument("path", nargs="?", default=None, help="a video, a photo or a folder of photos")
     p.add_argument("--port", type=int, default=8866)
@@ -165,7 +169,7 @@ def cmd_anonymize(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from anonlab.evaluate import detect_labelled_set
+    from anonlab.evaluation.images import detect_labelled_set
 
     detect_labelled_set(args.labels, args.out, settings_from_args(args), progress=not args.quiet)
     print(f"predictions written to {args.out}")
@@ -175,7 +179,7 @@ def cmd_detect(args) -> int:
 def cmd_eval(args) -> int:
     import tempfile
 
-    from anonlab.evaluate import detect_labelled_set, evaluate, format_summary
+    from anonlab.evaluation.images import detect_labelled_set, evaluate, format_summary
 
     pred = args.pred
     if pred is None:
@@ -188,7 +192,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from anonlab.models import format_models, list_models
+    from anonlab.detect.models import format_models, list_models
 
     rows = list_models()
     print(format_models(rows))
@@ -212,6 +216,12 @@ def cmd_render_cases(args) -> int:
     return 0 if summary["failed"] == 0 else 1
 
 
+def cmd_verify(args) -> int:
+    from anonlab.report.verify import main as verify_main
+
+    return verify_main([args.input, args.output])
+
+
 def cmd_app(args) -> int:
     from anonlab.widgets.launch import run_app
 
@@ -225,7 +235,7 @@ def cmd_lab(args) -> int:
 
 
 COMMANDS = {"anonymize": cmd_anonymize, "detect": cmd_detect, "eval": cmd_eval, "models": cmd_models,
-            "batch": cmd_batch, "render-cases": cmd_render_cases, "app": cmd_app, "lab": cmd_lab}
+            "batch": cmd_batch, "render-cases": cmd_render_cases, "verify": cmd_verify, "app": cmd_app, "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:

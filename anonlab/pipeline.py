@@ -158,7 +158,7 @@ def render(
     Frames in ``analysis.damaged`` or ``mask_whole`` are masked whole: a frame that could not be
     analysed is never passed through.
     """
-    from anonlab.mask import mask_frame, mask_whole_frame
+    from anonlab.render.mask import mask_frame, mask_whole_frame
 
     settings = settings or analysis.settings
     regions = analysis.regions if regions is None else regions
@@ -335,7 +335,7 @@ class _StreamingRender:
         return self._current[1]
 
     def _run(self) -> None:
-        from anonlab.mask import mask_frame, mask_whole_frame
+        from anonlab.render.mask import mask_frame, mask_whole_frame
 
         def needs_render(n: int) -> bool:
             return n in self.damaged or len(self._regions(n)) > 0
@@ -403,7 +403,7 @@ def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None 
     ``.jsonl``: one JSON line per frame, ``{"frame", "time", "regions": [...]}`` (the ``--regions-out``
     format); ``.csv``: MOT-style CSV; ``.xml``: CVAT for video 1.1, for correcting tracks in CVAT.
     """
-    from anonlab.interchange import write_cvat_xml, write_mot_csv
+    from anonlab.report.interchange import write_cvat_xml, write_mot_csv
 
     regions = analysis.regions if regions is None else regions
     path = Path(path)
@@ -423,7 +423,7 @@ def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None 
 
 def read_regions(path: str | Path, n_frames: int) -> Regions:
     """Read regions written by `write_regions` (or corrected in CVAT); `AnonlabError` on a malformed file."""
-    from anonlab.interchange import read_cvat_xml, read_mot_csv
+    from anonlab.report.interchange import read_cvat_xml, read_mot_csv
 
     path = Path(path)
     if not path.is_file():
@@ -509,7 +509,7 @@ def anonymize(
         info = render(analysis, output, overwrite=overwrite, progress=progress)
     else:
         analysis, info = analyse_and_render(path, output, settings, overwrite=overwrite, progress=progress)
-    from anonlab.report import make_report, write_report
+    from anonlab.report.audit import make_report, write_report
 
     if regions_out:
         write_regions(analysis, regions_out)

@@ -10,7 +10,7 @@ Close-up crops are made in memory, never written:
 * ``eval faces`` — every face of ``faces/`` whose smaller side is at least ``--min-side`` px (64), cropped the same
   way (fills 40-100 %) and scaled to 720 px high (an upscale: softer than a real close-up, the same geometry).
 
-For each crop: the default face detector's boxes, masked as `anonlab.mask.mask_boxes` grows them (default
+For each crop: the default face detector's boxes, masked as `anonlab.render.mask.mask_boxes` grows them (default
 settings: rect, mask_scale 1.3). Figures per source and per fill: the share of the face box's pixels under the
 masks (mean and the worst), the crops whose face is fully covered (>= 99 % of its pixels), and recall (a box with
 IoU >= 0.3).
@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from anonlab.detect import build_detector  # noqa: E402
-from anonlab.evaluate import load_jsonl, read_image  # noqa: E402
-from anonlab.mask import mask_boxes  # noqa: E402
+from anonlab.evaluation.images import load_jsonl, read_image  # noqa: E402
+from anonlab.render.mask import mask_boxes  # noqa: E402
 from anonlab.regions import FACE, Regions, iou_matrix  # noqa: E402
 from anonlab.settings import Settings  # noqa: E402
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from anonlab.detect import Detector, UnionDetector, build_detector, face_detectors  # noqa: E402
 from anonlab.detect.plates import MultiScalePlates, PlateDetector  # noqa: E402
 from anonlab.detect.tiling import AutoScale  # noqa: E402
-from anonlab.evaluate import (  # noqa: E402
+from anonlab.evaluation.images import (  # noqa: E402
     RECALL_ONLY_SOURCES,
     SIZE_BUCKETS,
     detect_labelled_set,

@@ -18,7 +18,7 @@ face set has one source). The rotated copies are made in memory, never written.
 analysis as ``anonymize`` runs it (``detect_every`` 3, quick passes, the clip's frame rate) with and without the
 orientation choice, against the analysis of the clip as it is, mapped back (no per-frame face truth exists, so
 the upright run stands in for it): per-frame recall of its faces and the frames in which all of them are masked
-(90 % of each under the masks as drawn, `anonlab.mask.mask_extent`).
+(90 % of each under the masks as drawn, `anonlab.render.mask.mask_extent`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from anonlab.detect import build_detector  # noqa: E402
 from anonlab.detect.orientation import turn_frame, unturn_boxes  # noqa: E402
-from anonlab.evaluate import evaluate_rows, load_jsonl, read_image  # noqa: E402
+from anonlab.evaluation.images import evaluate_rows, load_jsonl, read_image  # noqa: E402
 from anonlab.regions import Regions  # noqa: E402
 from anonlab.settings import Settings  # noqa: E402
 
@@ -102,8 +102,8 @@ def fmt(f: dict) -> str:
 
 
 def section_clips(args) -> dict:
-    from anonlab.evaluate_temporal import HIDDEN_SHARE, covered_share, recall_metrics
-    from anonlab.mask import mask_extent
+    from anonlab.evaluation.temporal import HIDDEN_SHARE, covered_share, recall_metrics
+    from anonlab.render.mask import mask_extent
     from anonlab.media import open_media
     from anonlab.settings import Settings as S
     from anonlab.track.analyse import Analyser, settings_for_rate

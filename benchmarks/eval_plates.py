@@ -24,7 +24,7 @@ Sections:
   colour cast, sensor noise sigma 6, blur sigma 1; seeded per image): no night photos are labelled;
 * ``negatives`` -- plate boxes per image on plate-free material: ``faces/`` photos and every 5th frame of the two
   plate-free clips in ``videos/`` (a shopping arcade with signs, a stage);
-* ``clips`` -- moving clips made with `anonlab.synth` from labelled photos of every source (pan/zoom, motion
+* ``clips`` -- moving clips made with `anonlab.evaluation.synth` from labelled photos of every source (pan/zoom, motion
   blur, H.264): per-frame recall of the detector on every frame and tracked (`Analyser`, detect every 3rd
   frame, thorough twice a second and the quick pass between), the longest run of frames a plate stays missed; and the plate regions and tracks the analysis makes
   on the two plate-free clips;
@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO))
 from anonlab.detect import plates as plm  # noqa: E402
 from anonlab.detect.plates import MultiScalePlates, PlateDetector  # noqa: E402
 from anonlab.detect.text import TextDetector  # noqa: E402
-from anonlab.evaluate import match  # noqa: E402
+from anonlab.evaluation.images import match  # noqa: E402
 from anonlab.regions import PLATE, Regions, iou_matrix  # noqa: E402
 
 FLOOR = 0.1  # sources are cached down to this plate score
@@ -451,9 +451,9 @@ def tracked(frames, dets: list[Regions], k: int, fps: float, quick: list[Regions
 
 
 def section_clips(args, dets, report) -> None:
-    from anonlab.evaluate_temporal import recall_metrics
+    from anonlab.evaluation.temporal import recall_metrics
     from anonlab.settings import Settings
-    from anonlab.synth import SynthClip, load_labelled_photo, write_clip
+    from anonlab.evaluation.synth import SynthClip, load_labelled_photo, write_clip
 
     rows = load_rows(args.eval)
     by_source: dict[str, list[int]] = {}

@@ -8,11 +8,11 @@ Sections (``--sections``, default all):
   temporal safety, gap frames, spatial interruptions, tracks, short tracks, regions per frame, scene cuts, and
   for each k the share of the detector's every-frame detections that the k run covers (IoU >= 0.3);
 * ``dashcam`` — the labelled 1-fps dashcam sequence: per-frame plate recall, detector alone vs tracked;
-* ``synth`` — semi-synthetic clips made from labelled photos (`anonlab.synth`): the detector's per-image recall
+* ``synth`` — semi-synthetic clips made from labelled photos (`anonlab.evaluation.synth`): the detector's per-image recall
   on the source photos against per-frame recall on the clips for each k, and the critical error rate;
 * ``occlusion`` — semi-synthetic clips where faces and plates the detector finds on the source photo are partly
-  hidden for a while by something passing in front (`anonlab.synth.Occlusion`) and the camera shakes
-  (`anonlab.synth.Shake`): per-frame recall, hidden share, masking interruptions, the longest run of frames one
+  hidden for a while by something passing in front (`anonlab.evaluation.synth.Occlusion`) and the camera shakes
+  (`anonlab.evaluation.synth.Shake`): per-frame recall, hidden share, masking interruptions, the longest run of frames one
   object stays missed / exposed (not 90 % under the masks) and how many objects stay exposed for more than 3
   frames in a row (issue 15's goal: none), per source (faces, dashcam plates, two-line plates);
 * ``speed`` — 720p throughput (a 1280x720 transcode of the facenet clip, played forwards and backwards
@@ -46,10 +46,10 @@ import av
 import cv2
 import numpy as np
 
-from anonlab.evaluate_temporal import MATCH_IOU, load_frame_labels, match_frame, recall_metrics, temporal_metrics
+from anonlab.evaluation.temporal import MATCH_IOU, load_frame_labels, match_frame, recall_metrics, temporal_metrics
 from anonlab.regions import Regions, label_code
 from anonlab.settings import Settings
-from anonlab.synth import Occlusion, Shake, SIDES, SynthClip, load_labelled_photo, write_clip
+from anonlab.evaluation.synth import Occlusion, Shake, SIDES, SynthClip, load_labelled_photo, write_clip
 from anonlab.track.analyse import Analyser
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anonlab.evaluate_temporal import masking_interruptions
+from anonlab.evaluation.temporal import masking_interruptions
 from anonlab.regions import EXTENDED, FACE, INTERPOLATED, PLATE, TRACKER, Regions, iou_matrix
 from anonlab.settings import Settings
 from anonlab.track.analyse import Analyser, analyse_frames, median_flow, stitch_chunks
@@ -134,7 +134,7 @@ def test_where_flow_fails_too_the_box_is_held_and_grows():
     assert (end[2:] - end[:2] > (last[2:] - last[:2]) + 1).all()  # the longer unseen, the larger the mask
     # and it reaches where the object went on to (the motion model's guess), not only where it was last seen:
     # as drawn (grown by mask_scale) it hides the moving object
-    from anonlab.evaluate_temporal import HIDDEN_SHARE, covered_share
+    from anonlab.evaluation.temporal import HIDDEN_SHARE, covered_share
 
     grown = held[2:].pad((Settings().mask_scale - 1) / 2).xyxy
     assert covered_share(truth[truth.frame == 12].xyxy, grown)[0] >= HIDDEN_SHARE

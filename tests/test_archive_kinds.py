@@ -21,11 +21,12 @@ import pytest
 from PIL import Image
 
 import archivekinds as ak
-from anonlab import cli, verify
+from anonlab import cli
+from anonlab.report import verify
 from anonlab.errors import AnonlabError, MediaError, OutputError
 from anonlab.media import probe
 from anonlab.media.photo import read_photo
-from anonlab.mask import mask_boxes
+from anonlab.render.mask import mask_boxes
 from anonlab.media.streams import plan_video, probe_video
 from anonlab.pipeline import anonymize, default_output
 from anonlab.regions import FACE, Regions

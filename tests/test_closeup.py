@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from anonlab.detect.fusion import CLOSEUP_MAX_SCALE, CLOSEUP_SIDE, FusedFaces, absorb
-from anonlab.mask import mask_boxes
+from anonlab.render.mask import mask_boxes
 from anonlab.regions import Regions
 from anonlab.settings import Settings
 

@@ -11,7 +11,7 @@ import pytest
 
 from anonlab.detect import Detector, make_regions
 from anonlab.errors import AnonlabError
-from anonlab.evaluate import (
+from anonlab.evaluation.images import (
     detect_labelled_set,
     evaluate,
     format_summary,

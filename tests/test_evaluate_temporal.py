@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anonlab.errors import AnonlabError
-from anonlab.evaluate_temporal import (
+from anonlab.evaluation.temporal import (
     covered_share,
     load_frame_labels,
     masking_interruptions,
@@ -170,7 +170,7 @@ def test_spatial_interruption_not_counted_under_a_larger_mask():
     ([], [], 0),
 ])
 def test_longest_run(bad, frames, longest):
-    from anonlab.evaluate_temporal import longest_run
+    from anonlab.evaluation.temporal import longest_run
 
     assert longest_run(np.array(frames), np.array(bad, bool)) == longest
 

@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from anonlab.errors import AnonlabError
-from anonlab.evaluate import load_jsonl
+from anonlab.evaluation.images import load_jsonl
 from anonlab.pipeline import read_regions
 from anonlab.settings import Settings
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from anonlab.errors import AnonlabError
-from anonlab.mask import mask_boxes
+from anonlab.render.mask import mask_boxes
 from anonlab.regions import Regions
 from anonlab.settings import Settings
 
 moviepy = pytest.importorskip("moviepy")
 
-from anonlab.fx import AnonymizeEffect, anonymize_clip  # noqa: E402
+from anonlab.render.fx import AnonymizeEffect, anonymize_clip  # noqa: E402
 
 H, W, FPS = 60, 80, 10
 
@@ -104,5 +104,5 @@ def test_errors(monkeypatch):
 
 def test_anonlab_imports_without_moviepy(monkeypatch):
     monkeypatch.setitem(sys.modules, "moviepy", None)
-    monkeypatch.delitem(sys.modules, "anonlab.fx", raising=False)
-    import anonlab.fx  # noqa: F401  (the module itself never imports moviepy)
+    monkeypatch.delitem(sys.modules, "anonlab.render.fx", raising=False)
+    import anonlab.render.fx  # noqa: F401  (the module itself never imports moviepy)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from anonlab.errors import AnonlabError
-from anonlab.interchange import MOT_COLUMNS, read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
+from anonlab.report.interchange import MOT_COLUMNS, read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
 from anonlab.regions import ANALYST, DETECTOR, EXTENDED, FACE, INTERPOLATED, PLATE, TRACKER, Regions
 
 

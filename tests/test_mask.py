@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from anonlab.mask import (MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame, pixelate, shape_alpha,
+from anonlab.render.mask import (MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame, pixelate, shape_alpha,
                           solid)
 from anonlab.regions import FACE, PLATE, Regions
 from anonlab.settings import MASK_SHAPES, MASK_STYLES, Settings
@@ -58,7 +58,7 @@ def test_padding_follows_mask_scale():
 
 @pytest.mark.parametrize("shape", ["rect", "ellipse"])
 def test_a_face_mask_reaches_below_the_box_to_the_chin(shape):
-    from anonlab.mask import FACE_CHIN, mask_extent
+    from anonlab.render.mask import FACE_CHIN, mask_extent
 
     face, plate = Regions(xyxy=[[40, 40, 60, 80]], label=[FACE]), Regions(xyxy=[[40, 40, 60, 80]], label=[PLATE])
     settings = Settings(shape=shape)

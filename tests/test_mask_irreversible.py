@@ -15,7 +15,7 @@ confined to the face's box can remove that context, so the proof is made of two 
 2. **Context**: in the full masked photo, no default style leaves the faces more detectable than a solid
    fill does (a solid fill removes everything; what is still detected around it is the head's silhouette,
    not the face). This claim is made for the default shape (rect) only: a face-coloured oval is flagged
-   more often than a black one (figures in `anonlab.mask`).
+   more often than a black one (figures in `anonlab.render.mask`).
 """
 
 import json
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anonlab.mask import mask_boxes, mask_frame
+from anonlab.render.mask import mask_boxes, mask_frame
 from anonlab.regions import Regions, iou_matrix
 from anonlab.settings import MASK_STYLES, Settings
 

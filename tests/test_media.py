@@ -11,7 +11,7 @@ from PIL import Image
 from anonlab.errors import MediaError, OutputError
 from anonlab.media import (VideoReader, atomic_output, check_output_path, open_media, probe, read_photo,
                            sha256_file, write_photo, write_video)
-from anonlab.verify import verify_photo, verify_video
+from anonlab.report.verify import verify_photo, verify_video
 from mediagen import barcode_frame, ffmpeg_exe, make_clip, read_barcode
 
 

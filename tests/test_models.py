@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from anonlab import models
+from anonlab.detect import models
 from anonlab.errors import AnonlabError
-from anonlab.models import (
+from anonlab.detect.models import (
     MODELS_ENV,
     REGISTRY,
     format_models,

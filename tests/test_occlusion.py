@@ -1,6 +1,6 @@
 """Masks hold through occlusion and blur (issue 15): a tracked face or plate that the detector loses stays masked.
 
-Clips are made with `anonlab.synth` from a generated photo (face-like ovals, plate-like rectangles): the camera
+Clips are made with `anonlab.evaluation.synth` from a generated photo (face-like ovals, plate-like rectangles): the camera
 pans and zooms, something slides in front of a face and of a plate for longer than ``max_gap``, another face is
 half hidden from the first frame (the red-team finding: a face partly behind another person, bare in the first
 frames), and the camera shakes. The scripted detector behaves as the real ones were seen to: it returns the
@@ -10,10 +10,10 @@ visible part of each object, jittered, and nothing for an object more than a thi
 import numpy as np
 import pytest
 
-from anonlab.evaluate_temporal import masking_interruptions, recall_metrics
+from anonlab.evaluation.temporal import masking_interruptions, recall_metrics
 from anonlab.regions import FACE, PLATE, Regions
 from anonlab.settings import Settings
-from anonlab.synth import Occlusion, Shake, SynthClip, render_frames, synthetic_photo
+from anonlab.evaluation.synth import Occlusion, Shake, SynthClip, render_frames, synthetic_photo
 from anonlab.track.analyse import Analyser
 
 N, FPS = 80, 25.0

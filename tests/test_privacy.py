@@ -67,7 +67,7 @@ def test_whole_pipeline_offline_and_quiet(tmp_path, no_network, caplog, capsys):
     assert report["regions"]["total"] > 0  # it really found and masked something
     text = "\n".join(r.getMessage() for r in caplog.records) + capsys.readouterr().err
     assert not looks_like_coordinates(text), text
-    from anonlab.report import assert_report_is_safe
+    from anonlab.report.audit import assert_report_is_safe
 
     assert_report_is_safe(json.loads((tmp_path / "r.json").read_text()))
     assert not looks_like_coordinates((tmp_path / "r.md").read_text())

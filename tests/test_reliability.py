@@ -10,7 +10,7 @@ import pytest
 
 from anonlab import cli
 from anonlab.media import sha256_file
-from anonlab.verify import verify_photo, verify_video
+from anonlab.report.verify import verify_photo, verify_video
 from badinputs import CORPUS
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from anonlab import __version__
 from anonlab.errors import AnonlabError, OutputError
 from anonlab.regions import ANALYST, DETECTOR, FACE, INTERPOLATED, PLATE, TRACKER, Regions
-from anonlab.report import UnsafeReportError, assert_report_is_safe, make_report, render_markdown, write_report
+from anonlab.report.audit import UnsafeReportError, assert_report_is_safe, make_report, render_markdown, write_report
 from anonlab.settings import Settings
 
 SHA_IN, SHA_OUT = "a" * 64, "b" * 64

@@ -352,7 +352,7 @@ def test_override_record_and_report_fields(queue):
     done = report_review_fields({**state, "decisions": {i.id: "fixed" for i in queue}}, queue)
     assert "note" not in done and "residual_risk" not in done
     try:
-        from anonlab.report import _review
+        from anonlab.report.audit import _review
     except ImportError:
         return
     assert _review(fields)["residual_risk"] == risk["statement"]          # the report keeps every field
@@ -487,7 +487,7 @@ def face_scene():
     """The sample portrait's head on a plain background (a textured one draws false faces at half threshold)."""
     import cv2
 
-    from anonlab.teaching import portrait_head
+    from anonlab.evaluation.teaching import portrait_head
 
     head, (fx1, fy1, fx2, fy2) = portrait_head()
     s = 56 / (fx2 - fx1)                                   # a face 56 px wide

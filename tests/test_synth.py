@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from anonlab.errors import AnonlabError
-from anonlab.evaluate_temporal import load_frame_labels
+from anonlab.evaluation.temporal import load_frame_labels
 from anonlab.regions import FACE, PLATE, Regions, iou_matrix
-from anonlab.synth import SynthClip, render_frames, synthetic_photo, write_clip
+from anonlab.evaluation.synth import SynthClip, render_frames, synthetic_photo, write_clip
 
 COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]
 
@@ -101,7 +101,7 @@ def test_a_photo_of_another_size_is_refused():
 
 
 def test_an_occlusion_slides_in_hides_part_of_one_object_and_the_truth_keeps_what_shows():
-    from anonlab.synth import Occlusion
+    from anonlab.evaluation.synth import Occlusion
 
     photo, boxes = patches_photo()
     still = np.tile([[1.0, 0.0, 0.0]], (12, 1))
@@ -119,7 +119,7 @@ def test_an_occlusion_slides_in_hides_part_of_one_object_and_the_truth_keeps_wha
 
 
 def test_an_occlusion_needs_sensible_parameters():
-    from anonlab.synth import Occlusion
+    from anonlab.evaluation.synth import Occlusion
 
     for bad in (dict(cover=1.0), dict(cover=0.0), dict(side="behind"), dict(stop=2), dict(ramp=0)):
         with pytest.raises(AnonlabError):
@@ -127,7 +127,7 @@ def test_an_occlusion_needs_sensible_parameters():
 
 
 def test_a_shake_smears_its_frames_only():
-    from anonlab.synth import Shake
+    from anonlab.evaluation.synth import Shake
 
     photo, boxes = patches_photo()
     still = np.tile([[1.0, 0.0, 0.0]], (6, 1))

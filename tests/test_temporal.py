@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from anonlab.evaluate_temporal import masking_interruptions
+from anonlab.evaluation.temporal import masking_interruptions
 from anonlab.regions import ANALYST, DETECTOR, EXTENDED, FACE, INTERPOLATED, NO_TRACK, PLATE, Regions
 from anonlab.settings import Settings
 from anonlab.track.temporal import apply_temporal_safety, extend_tracks, fill_gaps

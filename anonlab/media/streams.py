@@ -5,7 +5,7 @@ subsampling, colour primaries / transfer / matrix / range, HDR mastering and lig
 aspect ratio, field order and rotation (measured on real inputs: an HLG phone clip written as untagged 8-bit
 H.264 plays visibly darker; an anamorphic DV clip without its SAR plays squeezed). `probe_video` reads them
 once with PyAV; `plan_video` decides, from them and the output's extension, which container, encoder, pixel
-format and options reproduce them; `anonlab.verify` compares the two files property by property.
+format and options reproduce them; `anonlab.report.verify` compares the two files property by property.
 
 Choices (the README's container table says the same):
 
@@ -177,7 +177,7 @@ class VideoProps:
     rotation: int = 0
 
     def summary(self) -> dict:
-        """The properties as names (ffprobe's), for reports and `anonlab.verify` (no coordinates)."""
+        """The properties as names (ffprobe's), for reports and `anonlab.report.verify` (no coordinates)."""
         return {
             "codec": self.codec, "profile": self.profile, "pix_fmt": self.pix_fmt, "bit_depth": self.bit_depth,
             "chroma": self.chroma, "coded_size": f"{self.width}x{self.height}",

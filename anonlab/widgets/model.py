@@ -643,7 +643,7 @@ class EditorModel:
             return None
         img = self.source.view(self.frame, self.viewport)
         if self.show_masked:
-            from anonlab.mask import mask_frame
+            from anonlab.render.mask import mask_frame
 
             regions = self.mask_regions()
             if len(regions):

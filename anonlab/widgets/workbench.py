@@ -37,7 +37,7 @@ from ipycanvas import MultiCanvas, hold_canvas
 from anonlab.case import Case, case_report, default_case_path, render_case
 from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
-from anonlab.report import write_report
+from anonlab.report.audit import write_report
 from anonlab.settings import Settings
 from anonlab.widgets.model import (SHORTCUTS, AnalysisJob, BackgroundJob, EditorModel, FrameSource, handle_points,
                                    hex_to_bgr, track_colour)
@@ -745,7 +745,7 @@ class Workbench:
         pic = self.frames.view(frame, fit).copy()
         ox, oy = fit.image_rect()[:2]
         if masked:
-            from anonlab.mask import mask_frame
+            from anonlab.render.mask import mask_frame
 
             regions = self.case.regions_at(frame)
             if len(regions):

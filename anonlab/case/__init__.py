@@ -1534,7 +1534,7 @@ def case_report(case: Case, output: str | Path, render_info: dict, *, review: di
     """The audit report of a case's export: counts, hashes, edits, exclusions (reasons), review sign-off."""
     from anonlab.media import sha256_file
     from anonlab.pipeline import stream_fields
-    from anonlab.report import make_report
+    from anonlab.report.audit import make_report
 
     regions = case.effective_regions()
     extra = {"damaged_frames": len(render_info.get("damaged", ())), **stream_fields(render_info)}

@@ -9,7 +9,7 @@ detectors and `Settings` mean exactly what they mean everywhere else in anonlab.
 
 Where the regions come from, per frame of the clip (``t`` in seconds from the clip's start):
 
-- a `Regions` of the whole video (e.g. ``analysis.regions`` or `anonlab.interchange.read_cvat_xml`): rows
+- a `Regions` of the whole video (e.g. ``analysis.regions`` or `anonlab.report.interchange.read_cvat_xml`): rows
   whose ``frame`` is ``int(t * fps + 1e-5)``, moviepy's own rule for the frame shown at ``t``. ``fps`` is the
   effect's ``fps`` or else the clip's. This assumes a constant frame rate: moviepy mis-seeks variable-frame-
   rate video, so for VFR footage use anonlab's own export instead;
@@ -19,7 +19,7 @@ Where the regions come from, per frame of the clip (``t`` in seconds from the cl
 
 Example:
     >>> from moviepy import VideoFileClip                                   # doctest: +SKIP
-    >>> from anonlab.fx import AnonymizeEffect
+    >>> from anonlab.render.fx import AnonymizeEffect
     >>> from anonlab.settings import Settings
     >>> from anonlab.detect import build_detector                           # doctest: +SKIP
     >>> clip = VideoFileClip("street.mp4")                                  # doctest: +SKIP
@@ -30,7 +30,7 @@ Example:
 
     With regions corrected in CVAT (frame indices of the same video):
 
-    >>> from anonlab.interchange import read_cvat_xml                       # doctest: +SKIP
+    >>> from anonlab.report.interchange import read_cvat_xml                       # doctest: +SKIP
     >>> masked = clip.with_effects([AnonymizeEffect(read_cvat_xml("tracks.xml"))])  # doctest: +SKIP
 
     Or as a plain image function with ``image_transform``, which hands over no time, so only with a
@@ -47,7 +47,7 @@ from typing import Callable
 import numpy as np
 
 from anonlab.errors import AnonlabError
-from anonlab.mask import mask_frame
+from anonlab.render.mask import mask_frame
 from anonlab.regions import Regions
 from anonlab.settings import Settings
 

@@ -521,7 +521,7 @@ class Anonymizer:
                         Path(job.src).name)
         timings = {**analysis.timings, "render_s": info["render_s"]}
         if job.report:
-            from anonlab.report import make_report, write_report
+            from anonlab.report.audit import make_report, write_report
 
             rep = make_report(
                 settings=settings, models=analysis.models, input_path=Path(job.src), output_path=Path(job.dst),
@@ -1306,7 +1306,7 @@ class CaseRenderer:
         out_sha = sha256_file(job.dst)
         n_in = int(getattr(case.input, "n_frames", info.get("frames", 0)) or 0)
         if job.report:
-            from anonlab.report import make_report, write_report
+            from anonlab.report.audit import make_report, write_report
 
             review = getattr(case, "review", None)
             rep = make_report(

@@ -1,6 +1,6 @@
 """Check that an output is a faithful, metadata-free copy of its input (the demo runs this).
 
-``python -m anonlab.verify INPUT OUTPUT`` prints one line per property and exits non-zero if any differs,
+``python -m anonlab.report.verify INPUT OUTPUT`` prints one line per property and exits non-zero if any differs,
 naming it. Videos: frame count, timestamps, frame rate, displayed size, rotation, codec and pixel format as
 `anonlab.media.streams.plan_video` chose them, bit depth, chroma subsampling, colour primaries / transfer /
 matrix / range, HDR mastering display and content light level, sample aspect ratio, field order, byte-identical
@@ -164,7 +164,7 @@ def verify_photo(src: Path, dst: Path) -> list[Check]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m anonlab.verify INPUT OUTPUT", file=sys.stderr)
+        print("usage: anonlab verify INPUT OUTPUT", file=sys.stderr)
         return 2
     src, dst = map(Path, argv)
     try:

@@ -786,12 +786,12 @@ def findings_to_items(findings: Iterable[Finding]) -> list[ReviewItem]:
 
 
 def coverage_mask(regions: Regions, settings, width: int, height: int) -> np.ndarray:
-    """Boolean ``(height, width)``: the pixels `anonlab.mask.mask_frame` changes for ``regions``.
+    """Boolean ``(height, width)``: the pixels `anonlab.render.mask.mask_frame` changes for ``regions``.
 
     The same geometry as the masker (growth by ``mask_scale``, ellipse, feather); a feathered pixel counts as
     masked where its coverage is at least one half.
     """
-    from anonlab.mask import mask_boxes, mask_extent, shape_alpha
+    from anonlab.render.mask import mask_boxes, mask_extent, shape_alpha
 
     covered = np.zeros((height, width), bool)
     if not len(regions):

@@ -12,7 +12,7 @@ With ground truth (a `Regions` of true boxes with ``frame`` set, and ``track_id`
 
 * **per-frame recall** — true object-frames matched by a region (same label, IoU >= 0.3, one to one per frame);
 * **hidden** (with ``mask_scale``) — true object-frames at least 90 % inside the masks as drawn (region boxes
-  grown as `anonlab.mask.mask_extent` grows them with that ``mask_scale``, rectangles, any label): what a
+  grown as `anonlab.render.mask.mask_extent` grows them with that ``mask_scale``, rectangles, any label): what a
   viewer of the output cannot see, whatever the box fit;
 * **critical error rate** — missed object-frames per minute of video;
 * **id switches / tracks per object** where the truth has object ids;
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from anonlab.errors import AnonlabError
-from anonlab.mask import mask_extent
+from anonlab.render.mask import mask_extent
 from anonlab.regions import LABELS, NO_TRACK, Regions, iou_matrix
 from anonlab.settings import Settings
 from anonlab.track.bytetrack import greedy_match
@@ -177,7 +177,7 @@ def recall_metrics(regions: Regions, truth: Regions, n_frames: int, fps: float,
         truth: true boxes, ``frame`` set; ``track_id`` = object id where known (enables ``id_switches``).
         n_frames: frames in the video; fps: frame rate (for the per-minute rate).
         mask_scale: the masker's box growth (`Settings.mask_scale`); given, ``hidden`` is reported too (masks
-            drawn as rectangles, `anonlab.mask.mask_extent`).
+            drawn as rectangles, `anonlab.render.mask.mask_extent`).
 
     Returns:
         dict with ``object_frames``, ``found``, ``missed``, ``recall``, ``critical_error_rate`` (missed
@@ -262,7 +262,7 @@ def longest_run(frames: np.ndarray, bad: np.ndarray) -> int:
 def load_frame_labels(path: str | Path, frame_key: str = "frame") -> tuple[Regions, dict]:
     """Read per-frame ground truth: one JSON line per frame, ``boxes`` as in ``labels.jsonl``.
 
-    Lines carry ``frame`` (written by `anonlab.synth`); where they do not (e.g. a labelled image sequence) the
+    Lines carry ``frame`` (written by `anonlab.evaluation.synth`); where they do not (e.g. a labelled image sequence) the
     line number is the frame. A box's ``object`` becomes ``track_id``.
 
     Returns:

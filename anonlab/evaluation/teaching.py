@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: The bundled public-domain portrait (displayed orientation after EXIF).
-PORTRAIT = Path(__file__).resolve().parents[1] / "sample_media" / "portrait.jpg"
+PORTRAIT = Path(__file__).resolve().parents[2] / "sample_media" / "portrait.jpg"
 #: Face box ``x1, y1, x2, y2`` in the displayed portrait (512 x 600): hairline to chin, cheek to cheek. Set by
 #: hand between the boxes CenterFace (171, 127, 348, 334) and YuNet (178, 119, 355, 338) draw on it.
 PORTRAIT_FACE_BOX = (174.0, 122.0, 352.0, 336.0)
@@ -161,13 +161,13 @@ def subset_labels(labels_path: str | Path, out_path: str | Path, limit: int, *, 
 
 def missed_boxes(labels_path: str | Path, pred_path: str | Path, *, label: str = "face", thresh: float | None = None,
                  iou: float = 0.3) -> list[dict]:
-    """True boxes no prediction matched (same greedy matching as `anonlab.evaluate.evaluate`).
+    """True boxes no prediction matched (same greedy matching as `anonlab.evaluation.images.evaluate`).
 
     Returns:
         One dict per miss: ``image`` (path as in the labels), ``box`` ``(x, y, w, h)``, ``side`` (smaller side,
         px) and ``best_iou`` (of the closest prediction of that label at that threshold), smallest first.
     """
-    from anonlab.evaluate import _xyxy, load_jsonl, match
+    from anonlab.evaluation.images import _xyxy, load_jsonl, match
     from anonlab.regions import iou_matrix
 
     labels = load_jsonl(labels_path, "labels")
