@@ -25,7 +25,7 @@ MOVED = {
     "anonlab.fx": "anonlab.render.fx",
     "anonlab.interchange": "anonlab.report.interchange",
     "anonlab.verify": "anonlab.report.verify",
-    "anonlab.models": "anonlab.detect.models",
+    "anonlab.models": "anonlab.models",
 }
 
 

@@ -192,7 +192,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from anonlab.detect.models import format_models, list_models
+    from anonlab.models import format_models, list_models
 
     rows = list_models()
     print(format_models(rows))

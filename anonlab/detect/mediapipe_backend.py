@@ -15,7 +15,7 @@ import numpy as np
 
 from anonlab.detect import Detector, make_regions
 from anonlab.errors import AnonlabError
-from anonlab.detect.models import sha256_file
+from anonlab.models import sha256_file
 from anonlab.regions import FACE, Regions
 
 SUFFIXES = (".tflite", ".task")

@@ -39,7 +39,7 @@ import numpy as np
 
 from anonlab.detect import Detector, make_regions, onnx_session
 from anonlab.errors import AnonlabError
-from anonlab.detect.models import model_path, model_record
+from anonlab.models import model_path, model_record
 from anonlab.regions import PLATE, Regions, ios_matrix, nms
 
 PAD_VALUE = 114

@@ -20,7 +20,7 @@ import numpy as np
 from anonlab.detect import Detector, make_regions, onnx_session
 from anonlab.detect.centerface import pad_to_multiple
 from anonlab.errors import AnonlabError
-from anonlab.detect.models import model_record
+from anonlab.models import model_record
 from anonlab.regions import FACE, Regions, nms
 
 STRIDES = (8, 16, 32)

