@@ -9,6 +9,7 @@ temporary file that is renamed only when complete. Keeping them apart lets the a
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,29 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from anonlab import detect  # detect.build_detector looked up at call time: tests and plug-ins replace it
 from anonlab.errors import AnonlabError
-from anonlab.media import atomic_output, check_output_path, open_media, sha256_file, write_photo, write_video
+from anonlab.media import (
+    PHOTO_EXTENSIONS,
+    atomic_output,
+    check_output_path,
+    open_media,
+    probe,
+    sha256_file,
+    write_photo,
+    write_video,
+)
+from anonlab.media.photo import check_photo_output
+from anonlab.media.streams import check_audio, default_video_suffix, plan_video
+from anonlab.media.video import VideoReader
 from anonlab.regions import Regions, RegionsLog
-from anonlab.settings import Settings
+from anonlab.render.mask import mask_frame, mask_whole_frame
+from anonlab.report.audit import make_report, write_report
+from anonlab.report.interchange import read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
+from anonlab.review import red_team, sample_frames
 from anonlab.progress import progress_bar
+from anonlab.settings import Settings
+from anonlab.track.analyse import Analyser, settings_for_rate
 
 
 @dataclass
@@ -67,12 +86,10 @@ def analyse(
     t0 = time.perf_counter()
     media = open_media(path)  # first, so bad input is reported before any model loads
     try:
-        from anonlab.track.analyse import Analyser, settings_for_rate
 
         if detector is None:
-            from anonlab.detect import build_detector
 
-            detector = build_detector(settings)
+            detector = detect.build_detector(settings)
         models = list(getattr(detector, "models", []))
         t1 = time.perf_counter()
         show = progress if media.n_frames > 1 else False
@@ -105,7 +122,6 @@ def analyse_pages(media, detector, settings: Settings, progress: Callable[[int],
     Pages of a document are unrelated pictures: no track, gap fill or lead/trail runs from one page to the
     next, so a face on page 2 never puts a mask on page 1. Track ids are made unique across pages.
     """
-    from anonlab.track.analyse import Analyser, settings_for_rate
 
     parts, next_id = [], 0
     for n, page in media.frames():
@@ -135,8 +151,6 @@ def default_output(path: str | Path) -> Path:
     A video in a container anonlab does not write (AVI, WMV, FLV, MPEG-PS...) gets ``.mkv``
     (`anonlab.media.streams.default_video_suffix`).
     """
-    from anonlab.media import PHOTO_EXTENSIONS
-    from anonlab.media.streams import default_video_suffix
 
     path = Path(path)
     suffix = path.suffix if path.suffix.lower() in PHOTO_EXTENSIONS else default_video_suffix(path)
@@ -158,7 +172,6 @@ def render(
     Frames in ``analysis.damaged`` or ``mask_whole`` are masked whole: a frame that could not be
     analysed is never passed through.
     """
-    from anonlab.render.mask import mask_frame, mask_whole_frame
 
     settings = settings or analysis.settings
     regions = analysis.regions if regions is None else regions
@@ -207,16 +220,12 @@ def check_output_format(src: str | Path, dst: str | Path, kind: str | None = Non
     Raises:
         OutputError: with the reason and a container or extension that works.
     """
-    from anonlab.media import probe
 
     kind = kind or probe(src)
     if kind == "photo":
-        from anonlab.media.photo import check_photo_output
 
         check_photo_output(dst)
         return
-    from anonlab.media.streams import check_audio, plan_video
-    from anonlab.media.video import VideoReader
 
     with VideoReader(src) as reader:
         plan = plan_video(reader.props, dst)
@@ -252,7 +261,6 @@ class _StreamingRender:
     BLOCK = 8  # frames published at a time
 
     def __init__(self, src: Path, dst: Path, settings: Settings, progress) -> None:
-        import threading
 
         self.src, self.dst, self.settings, self.progress = src, dst, settings, progress
         self.cond = threading.Condition()
@@ -273,7 +281,6 @@ class _StreamingRender:
         if self.error is not None:
             raise self.error
         if self.thread is None:
-            import threading
 
             self.n_frames, self.damaged = media.n_frames, media.damaged  # the decoder's live set
             self.width, self.height = media.width, media.height
@@ -335,7 +342,6 @@ class _StreamingRender:
         return self._current[1]
 
     def _run(self) -> None:
-        from anonlab.render.mask import mask_frame, mask_whole_frame
 
         def needs_render(n: int) -> bool:
             return n in self.damaged or len(self._regions(n)) > 0
@@ -377,7 +383,6 @@ def analyse_and_render(path: str | Path, output: str | Path, settings: Settings 
     settings = settings or Settings()
     path, output = Path(path), Path(output)
     check_output_path(path, output, overwrite)
-    from anonlab.media import probe
 
     check_output_format(path, output)
     if probe(path) != "video":
@@ -403,7 +408,6 @@ def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None 
     ``.jsonl``: one JSON line per frame, ``{"frame", "time", "regions": [...]}`` (the ``--regions-out``
     format); ``.csv``: MOT-style CSV; ``.xml``: CVAT for video 1.1, for correcting tracks in CVAT.
     """
-    from anonlab.report.interchange import write_cvat_xml, write_mot_csv
 
     regions = analysis.regions if regions is None else regions
     path = Path(path)
@@ -423,7 +427,6 @@ def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None 
 
 def read_regions(path: str | Path, n_frames: int) -> Regions:
     """Read regions written by `write_regions` (or corrected in CVAT); `AnonlabError` on a malformed file."""
-    from anonlab.report.interchange import read_cvat_xml, read_mot_csv
 
     path = Path(path)
     if not path.is_file():
@@ -461,7 +464,6 @@ RED_TEAM_MAX_FRAMES = 300
 
 def red_team_check(analysis: Analysis, output: Path, render_info: dict, *, progress: bool = False) -> dict:
     """Run the red-team pass on a rendered output; counts and one-line summaries, no coordinates."""
-    from anonlab.review import red_team, sample_frames
 
     frames = None
     if analysis.n_frames > RED_TEAM_MAX_FRAMES:
@@ -509,7 +511,6 @@ def anonymize(
         info = render(analysis, output, overwrite=overwrite, progress=progress)
     else:
         analysis, info = analyse_and_render(path, output, settings, overwrite=overwrite, progress=progress)
-    from anonlab.report.audit import make_report, write_report
 
     if regions_out:
         write_regions(analysis, regions_out)

@@ -682,7 +682,7 @@ def fake_scrfd(monkeypatch, tmp_path, session):
     path = tmp_path / "scrfd.onnx"
     path.write_bytes(b"not read: the session is a fake")
     monkeypatch.setattr(scrfd, "onnx_session", lambda p, digest, transform=None: session)
-    monkeypatch.setattr("anonlab.detect.onnx_session", lambda p, digest, transform=None: session)
+    monkeypatch.setattr("anonlab.detect.build.onnx_session", lambda p, digest, transform=None: session)
     return path
 
 

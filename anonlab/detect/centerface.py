@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonlab.detect import Detector, make_regions, onnx_session
+from anonlab.detect.base import Detector, make_regions, onnx_session
 from anonlab.models import model_path, model_record
 from anonlab.regions import FACE, Regions, nms
 

@@ -37,8 +37,9 @@ from typing import Sequence
 
 import numpy as np
 
-from anonlab.detect import Detector
-from anonlab.regions import FACE, Regions
+from anonlab.detect.base import Detector
+from anonlab.detect.tiling import Tiled, context_crops
+from anonlab.regions import FACE, Regions, ios_matrix, iou_matrix
 
 #: Default fusion parameters (chosen on the even-indexed half of ../shared/eval/faces, checked on the odd half).
 DEFAULT_THRESH = 0.25
@@ -78,8 +79,6 @@ def absorb(regions: Regions, big: Regions, inside: float = CLOSEUP_INSIDE) -> Re
         >>> absorb(part, Regions(xyxy=[[5, 0, 60, 70]], score=[0.6])).xyxy.tolist()
         [[200.0, 200.0, 220.0, 220.0], [5.0, 0.0, 60.0, 70.0]]
     """
-    from anonlab.regions import ios_matrix
-
     if not len(big):
         return regions
     if not len(regions):
@@ -122,8 +121,6 @@ def fuse(parts: Sequence[Regions], offsets: Sequence[float], iou: float = FUSE_I
     is ``1 - Π(1 - p_k)`` and the box the ``p``-weighted mean of the cluster's boxes. Boxes whose calibrated
     score is 0 are dropped. Columns other than box and score come from the cluster's best box.
     """
-    from anonlab.regions import iou_matrix
-
     if len(parts) != len(offsets):
         raise ValueError("one calibration offset per detector")
     rows = [r.replace(score=calibrate(r.score, o).astype(np.float32)) for r, o in zip(parts, offsets)]
@@ -218,8 +215,6 @@ class FusedFaces(Detector):
         Empty for frames small enough that the members, which enlarge small frames, already see a
         frame-filling face whole; a small frame that they enlarge is seen here at its own size.
         """
-        from anonlab.detect.tiling import Tiled
-
         h, w = frame.shape[:2]
         # the members see the frame enlarged where it is small (`AutoScale`): what counts is its size there
         seen = min(h, w) * max(getattr(d, "scale_for", lambda *_: 1.0)(w, h) for d in self.detectors)
@@ -244,8 +239,6 @@ class FusedFaces(Detector):
         least twice a second, finds those (measured on ../shared/eval/faces: 1 face of 2065, see
         ``models/README.md``).
         """
-        from anonlab.detect.tiling import context_crops
-
         h, w = frame.shape[:2]
         first = self.detectors[0](frame)
         side = (first.xyxy[:, 2:] - first.xyxy[:, :2]).min(axis=1) if len(first) else np.zeros(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anonlab.detect import Detector, make_regions
+from anonlab.detect.base import Detector, make_regions
 from anonlab.errors import AnonlabError
 from anonlab.models import sha256_file
 from anonlab.regions import FACE, Regions

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonlab.detect import Detector
 from anonlab.regions import FACE, Regions
 
 #: The quarter turns `Oriented.choose` tries, the frame as it is first.
@@ -104,46 +103,3 @@ def choose_turn(run, turns=TURNS, probe=None) -> tuple[int, Regions, int]:
     if probe is not None and best_turn != turns[0]:
         best, passes = run(best_turn), passes + 1
     return int(best_turn), best, passes
-
-
-def face_part(detector) -> "Detector | None":
-    """The part of ``detector`` that finds faces (itself, a face member of a union, or None)."""
-    from anonlab.detect import UnionDetector
-
-    if isinstance(detector, UnionDetector):
-        faces = [d for d in detector.detectors if d.label == FACE]
-        if len(faces) == len(detector.detectors):
-            return detector
-        return faces[0] if len(faces) == 1 else (UnionDetector(faces, iou=detector.iou) if faces else None)
-    return detector if getattr(detector, "label", FACE) == FACE else None
-
-
-class Turned(Detector):
-    """``base`` run on the frame turned by ``turn`` quarter turns; boxes mapped back to the frame's pixels."""
-
-    def __init__(self, base: Detector, turn: int) -> None:
-        self.base, self.turn = base, int(turn) % 4
-        self.name, self.label, self.models = base.name, base.label, base.models
-        self.default_thresh, self.thresh = base.default_thresh, base.thresh
-
-    def _run(self, detect, frame: np.ndarray) -> Regions:
-        if self.turn == 0:
-            return detect(frame)
-        h, w = frame.shape[:2]
-        r = detect(np.ascontiguousarray(turn_frame(frame, self.turn)))
-        return r.replace(xyxy=unturn_boxes(r.xyxy, self.turn, w, h)).clip(w, h) if len(r) else r
-
-    def detect(self, frame: np.ndarray) -> Regions:
-        return self._run(self.base, frame)
-
-    def detect_quick(self, frame: np.ndarray) -> Regions:
-        return self._run(self.base.quick, frame)
-
-    def with_threshold(self, thresh: float) -> "Turned":
-        return Turned(self.base.with_threshold(thresh), self.turn)
-
-    def lowered(self, factor: float = 0.5) -> "Turned":
-        return Turned(self.base.lowered(factor), self.turn)
-
-    def __repr__(self) -> str:
-        return f"Turned({self.base!r}, turn={self.turn})"

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import copy
 
+import cv2
 import numpy as np
 
-from anonlab.detect import Detector, make_regions, onnx_session
+from anonlab.detect.base import Detector, make_regions, onnx_session
+from anonlab.detect.text import count_rows, group_lines, quad_boxes
 from anonlab.errors import AnonlabError
 from anonlab.models import model_path, model_record
-from anonlab.regions import PLATE, Regions, ios_matrix, nms
+from anonlab.regions import PLATE, Regions, ios_matrix, merge_regions, nms
 
 PAD_VALUE = 114
 NMS_IOU = 0.5
@@ -83,8 +85,6 @@ def letterbox(image: np.ndarray, size: tuple[int, int], value: int = PAD_VALUE,
     Returns:
         ``(padded image, gain, (pad_x, pad_y))``; a point ``p`` of the image lands at ``p * gain + pad``.
     """
-    import cv2
-
     h, w = image.shape[:2]
     tw, th = size
     if gain is None:
@@ -183,8 +183,6 @@ class PlateDetector(Detector):
             gain = self.base_gain(frame.shape[1], frame.shape[0])
         image, gain, (px, py) = letterbox(frame, self.size_for(frame.shape[1], frame.shape[0], gain), gain=gain)
         if self.grayscale:
-            import cv2
-
             grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             blob = np.broadcast_to(grey[None, None], (1, 3) + grey.shape)
         else:
@@ -216,8 +214,6 @@ def plate_blocks(quads: np.ndarray, scores: np.ndarray, aspect: tuple[float, flo
     Returns:
         ``(xyxy (M, 4) float32, score (M,) float32)``: each kept block's enclosing box and its best line score.
     """
-    from anonlab.detect.text import count_rows, group_lines, quad_boxes
-
     boxes, heights = quad_boxes(quads)
     if not len(boxes):
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
@@ -242,8 +238,6 @@ def fuse_views(letterbox_view: tuple[np.ndarray, np.ndarray], shrunk_view: tuple
     Weighted box fusion: the better-scoring view pulls the box, so a badly placed box from the edge of one
     view's size range does not stretch it (measured: the enclosing box lost recall at IoU 0.3).
     """
-    from anonlab.detect.tiling import merge_regions
-
     parts = [_rows(*letterbox_view, thresh)] + ([_rows(*shrunk_view, thresh)] if shrunk_view is not None else [])
     return merge_regions(Regions.merge(parts), iou=VIEW_IOU, method="wbf")
 
@@ -304,8 +298,6 @@ def combine(plates: Regions, confirmed: tuple[np.ndarray, np.ndarray], thresh: f
         confirmed: ``(xyxy (M, 4), score (M,))``: for each uncovered text block, the model's box and score in
             the zoomed crop (frame pixels; score 0 where it saw nothing).
     """
-    from anonlab.detect.tiling import merge_regions
-
     extra = _rows(*confirmed, thresh)
     if not len(extra):
         return plates

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonlab.detect import Detector, make_regions, onnx_session
+from anonlab.detect.base import Detector, make_regions, onnx_session
 from anonlab.detect.centerface import pad_to_multiple
+from anonlab.detect.tiling import tile_grid
 from anonlab.errors import AnonlabError
 from anonlab.models import model_record
 from anonlab.regions import FACE, Regions, nms
@@ -94,8 +95,6 @@ class SCRFD(Detector):
 
     def raw(self, frame: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes and scores above ``thresh`` after NMS, in frame pixels (not clipped)."""
-        from anonlab.detect.tiling import tile_grid
-
         h, w = frame.shape[:2]
         if self.fixed is None:
             xyxy, score = self._run(pad_to_multiple(frame), thresh)

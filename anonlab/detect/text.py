@@ -20,9 +20,10 @@ their axis-aligned boxes as `Regions` under the label it was built with (plates 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from anonlab.detect import Detector, make_regions, onnx_session
+from anonlab.detect.base import Detector, make_regions, onnx_session
 from anonlab.models import model_path, model_record
 from anonlab.regions import PLATE, Regions
 
@@ -57,8 +58,6 @@ def unclip_rect(rect: tuple, ratio: float = UNCLIP) -> tuple:
 
 def box_scores(prob: np.ndarray, rects: list) -> np.ndarray:
     """Mean of ``prob`` inside each rotated rectangle (DB's "fast" box score)."""
-    import cv2
-
     h, w = prob.shape
     out = np.zeros(len(rects), np.float32)
     for i, rect in enumerate(rects):
@@ -83,8 +82,6 @@ def db_boxes(prob: np.ndarray, thresh: float, bin_thresh: float = BIN_THRESH,
         ``(quads, scores)``: ``(N, 4, 2)`` float32 corner points of the grown rectangles in network pixels,
         and ``(N,)`` float32 scores.
     """
-    import cv2
-
     bitmap = cv2.dilate((prob > bin_thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     rects = [cv2.minAreaRect(c) for c in contours[:MAX_CANDIDATES]]
@@ -134,8 +131,6 @@ class TextDetector(Detector):
 
     def probability(self, frame: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Text probability map ``(H, W)`` float32 in network pixels, and the ``(sx, sy)`` from network to frame."""
-        import cv2
-
         h, w = frame.shape[:2]
         nw, nh = network_size(w, h, self.max_side)
         image = frame

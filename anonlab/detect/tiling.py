@@ -21,66 +21,11 @@ import copy
 import math
 from typing import Sequence
 
+import cv2
 import numpy as np
 
-from anonlab.detect import Detector
-from anonlab.regions import Regions, iou_matrix, ios_matrix
-
-
-def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
-    """Pairwise overlap of xyxy boxes: ``iou`` or ``ios`` (intersection over the smaller box)."""
-    if metric == "iou":
-        return iou_matrix(a, b)
-    if metric != "ios":
-        raise ValueError(f"unknown overlap metric {metric!r}")
-    return ios_matrix(a, b)
-
-
-def merge_regions(regions: Regions, iou: float = 0.4, method: str = "wbf", metric: str = "iou") -> Regions:
-    """Merge overlapping boxes of the same label into one box each.
-
-    Greedy by score: the best remaining box and every box overlapping it by more than ``iou`` form a
-    cluster, replaced by one box:
-
-    - ``wbf``: score-weighted mean of the cluster's coordinates (weighted box fusion), score = max;
-    - ``nms``: the best box itself;
-    - ``enclose``: the smallest box enclosing the cluster (safest for masking, loosest fit), score = max.
-
-    Other columns (track id, source, frame) come from the cluster's best box. Rows of different labels
-    or frames never merge.
-    """
-    if method not in ("wbf", "nms", "enclose"):
-        raise ValueError(f"unknown merge method {method!r}")
-    if len(regions) < 2:
-        return regions
-    out_rows: list[int] = []
-    out_xyxy: list[np.ndarray] = []
-    out_score: list[float] = []
-    for key in np.unique(np.stack([regions.label.astype(np.int64), regions.frame], 1), axis=0):
-        idx = np.nonzero((regions.label == key[0]) & (regions.frame == key[1]))[0]
-        xyxy = regions.xyxy[idx]
-        score = regions.score[idx]
-        order = np.argsort(-score, kind="stable")
-        overlap = overlap_matrix(xyxy, xyxy, metric)
-        taken = np.zeros(len(idx), bool)
-        for i in order:
-            if taken[i]:
-                continue
-            members = np.nonzero(~taken & (overlap[i] > iou))[0]
-            members = np.union1d(members, [i])
-            taken[members] = True
-            if method == "nms":
-                box = xyxy[i]
-            elif method == "enclose":
-                box = np.concatenate([xyxy[members, :2].min(0), xyxy[members, 2:].max(0)])
-            else:
-                w = score[members].astype(np.float64) + 1e-6
-                box = (xyxy[members] * w[:, None]).sum(0) / w.sum()
-            out_rows.append(int(idx[i]))
-            out_xyxy.append(np.asarray(box, np.float32))
-            out_score.append(float(score[members].max()))
-    kept = regions[np.asarray(out_rows, np.int64)]
-    return kept.replace(xyxy=np.stack(out_xyxy), score=np.asarray(out_score, np.float32))
+from anonlab.detect.base import Detector
+from anonlab.regions import Regions, merge_regions, overlap_matrix  # noqa: F401  (overlap_matrix: re-exported; it lived here)
 
 
 def tile_grid(width: int, height: int, tile: tuple[int, int], overlap: float | int) -> list[tuple[int, int, int, int]]:
@@ -133,8 +78,6 @@ def context_crops(boxes: np.ndarray, width: int, height: int, expand: float = 1.
 
 def resize(frame: np.ndarray, scale: float) -> np.ndarray:
     """Resize by ``scale`` (bilinear up, area-averaging down); at least 1×1."""
-    import cv2
-
     if scale == 1.0:
         return frame
     h, w = frame.shape[:2]

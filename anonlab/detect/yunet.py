@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anonlab.detect import Detector, make_regions
+from anonlab.detect.base import Detector, make_regions
 from anonlab.errors import AnonlabError
 from anonlab.models import model_path, model_record
 from anonlab.regions import FACE, Regions

@@ -1,0 +1,120 @@
+"""Which detectors a `Settings` asks for, built and combined: the only place that knows every model.
+
+`build_detector` is what the pipeline, the batch workers and the workbench call; `face_detectors` and
+`plate_detector` give the parts on their own (the review's disagreement check and the red-team pass compare
+them). Defaults are recall-first: see the package docstring and ``models/README.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from anonlab.detect.base import Detector, UnionDetector, onnx_session
+from anonlab.detect.centerface import CenterFace
+from anonlab.detect.fusion import DEFAULT_THRESH, YUNET_OFFSET, FusedFaces
+from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
+from anonlab.detect.plates import TEXT_MAX_SIDE, MultiScalePlates, PlateDetector
+from anonlab.detect.scrfd import SCRFD, is_scrfd
+from anonlab.detect.text import TextDetector
+from anonlab.detect.tiling import AutoScale
+from anonlab.detect.yunet import MAX_SIDE, YuNet
+from anonlab.errors import AnonlabError
+from anonlab.models import model_record
+from anonlab.regions import LABELS
+
+if TYPE_CHECKING:
+    from anonlab.settings import Settings
+
+
+def _face_model_kind(path: str | None) -> str:
+    """``mediapipe`` (.tflite/.task), ``scrfd`` (an ONNX with SCRFD's outputs) or ``centerface``."""
+    if path is None:
+        return "centerface"
+    if str(path).lower().endswith((".tflite", ".task")):
+        return "mediapipe"
+    record = model_record("centerface", path)  # checks the file exists; its sha256 keys the session cache
+    try:
+        return "scrfd" if is_scrfd(onnx_session(path, record["sha256"])) else "centerface"
+    except AnonlabError:
+        return "centerface"  # CenterFace's loader (dims rewritten first) gives the error a user can act on
+
+
+#: Default small-face strategy: frames smaller than one 720p frame are upscaled (at most 2×) until they
+#: reach this many pixels; larger frames run at their own size. See `anonlab.detect.tiling.AutoScale`.
+PIXEL_BUDGET = 1280 * 720
+MAX_UPSCALE = 2.0
+
+
+def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, max_upscale: float = MAX_UPSCALE) -> list[Detector]:
+    """The individual face detectors ``settings`` asks for, each ready to run on its own.
+
+    CenterFace (or the user's ``face_model``: a CenterFace- or SCRFD-format ``.onnx``, or a mediapipe
+    ``.tflite`` / ``.task``), then YuNet when ``settings.second_face_detector``; each behind the small-face upscale
+    (`AutoScale`: frames under ``pixel_budget`` pixels are enlarged, at most ``max_upscale`` times;
+    ``max_upscale=1`` turns upscaling off). The review's disagreement check compares them;
+    `build_detector` unites them.
+    """
+    dets: list[Detector] = []
+    kind = _face_model_kind(settings.face_model)
+    if kind == "mediapipe":
+        dets.append(MediapipeFaceDetector(settings.face_model, thresh=settings.thresh))
+    elif kind == "scrfd":
+        dets.append(AutoScale(SCRFD(settings.face_model, thresh=settings.thresh), pixel_budget=pixel_budget,
+                              max_scale=max_upscale))
+    else:
+        dets.append(AutoScale(CenterFace(settings.face_model, thresh=settings.thresh, int8=settings.int8),
+                              pixel_budget=pixel_budget, max_scale=max_upscale))
+    if settings.second_face_detector:
+        dets.append(AutoScale(YuNet(thresh=settings.thresh), pixel_budget=pixel_budget, max_scale=max_upscale,
+                              max_side=MAX_SIDE))
+    return dets
+
+
+def plate_detector(settings: "Settings") -> Detector:
+    """The plate detector: YOLOv8n at the letterbox scale and at a third of it, and a zoomed look at two-line text
+    blocks (`anonlab.detect.plates.MultiScalePlates`).
+
+    With the user's ``plate_model`` (same output format) every model pass runs that file: the bundled weights
+    are never mixed in (their licence may be why it was replaced). ``int8`` runs the letterbox pass on the int8
+    copy; the shrunk view and the zoomed looks stay float (they cost a small part of a frame).
+    """
+    yolo = PlateDetector(settings.plate_model, thresh=settings.thresh, int8=settings.int8)
+    if settings.plate_model is not None:
+        shrunk = PlateDetector(settings.plate_model, thresh=settings.thresh)
+    else:
+        shrunk = PlateDetector(thresh=settings.thresh, name="plate_yolov8n_dynamic")
+    return MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE))
+
+
+def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
+    """The combined detector of one label (``"face"`` or ``"plate"``)."""
+    if label == "face":
+        faces = face_detectors(settings, **face_options)
+        if _face_model_kind(settings.face_model) == "mediapipe":  # other score scale: plain union
+            return faces[0] if len(faces) == 1 else UnionDetector(faces, name="faces")
+        # CenterFace (score as it is) [+ YuNet, calibrated]: noisy-or fusion, size-dependent threshold.
+        offsets = [0.0, YUNET_OFFSET][: len(faces)]
+        thresh = DEFAULT_THRESH if settings.thresh is None else settings.thresh
+        return FusedFaces(faces, offsets, thresh=thresh, name="faces" if len(faces) > 1 else faces[0].name)
+    if label == "plate":
+        return plate_detector(settings)
+    raise AnonlabError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
+
+
+def build_detector(settings: "Settings", **face_options) -> Detector:
+    """The detector for ``settings.what``: faces (CenterFace ∪ YuNet, fused) and/or plates (YOLOv8n).
+
+    Threshold: plates use ``settings.thresh`` or their default. Faces are `FusedFaces`: ``settings.thresh``
+    (default `anonlab.detect.fusion.DEFAULT_THRESH`) is the fused-score threshold of boxes of 16 px and
+    more; smaller boxes get a lower one (× 0.7 at 8 px and under), see `anonlab.detect.fusion`.
+    ``face_options`` (``pixel_budget``, ``max_upscale``) tune the small-face upscale (see `face_detectors`).
+
+    Returns:
+        A `Detector`; ``detector(frame_bgr) -> Regions`` with label codes from `anonlab.regions`.
+
+    Example:
+        >>> detect = build_detector(Settings(what=("face", "plate")))     # doctest: +SKIP
+        >>> detect(frame).label_names                                      # doctest: +SKIP
+    """
+    parts = [detector_for(label, settings, **face_options) for label in settings.what]
+    return parts[0] if len(parts) == 1 else UnionDetector(parts, name="+".join(settings.what), iou=None)
