@@ -1,3 +1,5 @@
+"""``python -m anonlab``: the same command line as the ``anonlab`` script."""
+
 import sys
 
 from anonlab.cli import main

@@ -1,8 +1,19 @@
-"""Errors a person can act on.
+"""Errors a person can act on, and the rule for which exception a function raises.
 
-`AnonlabError` carries one line: what is wrong, with which file, and what to do. The CLI prints it
-without a traceback (the traceback only with ``--debug``). Messages never hold pixel data or region
-coordinates, only file names, counts and settings.
+The rule (one for the whole package):
+
+* `AnonlabError` (and its subclasses here) for what the **user** can fix: a file that cannot be read, an
+  output that cannot be written, a setting out of range, a case file damaged or edited by hand, an export
+  the review gate refuses. The message is one line: what is wrong, with which file, and what to do. The
+  CLI prints it without a traceback (the traceback only with ``--debug``); the workbench shows it beside the
+  control that failed.
+* `ValueError` / `TypeError` for **programming** errors: a caller passed arrays of the wrong shape or dtype,
+  an unknown enum string from code, inconsistent arguments. A user never causes one through the CLI or the
+  workbench (their input is checked first and turned into an `AnonlabError`), so the CLI reports it as an
+  internal error.
+
+Messages never hold pixel data or region coordinates, only file names, counts and settings: they end up
+in terminals, logs and bug reports.
 """
 
 

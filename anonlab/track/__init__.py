@@ -3,6 +3,7 @@
 * `Tracker` (`bytetrack.py`) — Kalman + IoU association with a low-score second pass;
 * `SceneCutDetector` (`scenecut.py`) — resets the tracker at shot changes;
 * `apply_temporal_safety` (`temporal.py`) — gap filling and lead/trail extension over a whole video;
+* `median_flow` (`flow.py`) — boxes carried by optical flow where nothing was detected;
 * `analyse_frames` / `Analyser` (`analyse.py`) — the loop shared by CLI, workbench and batch:
   detection every ``detect_every`` frames, optical-flow propagation between, lost tracks held and new ones
   followed back for ``max_gap`` frames, each shot detected the way up its faces stand, temporal safety at the end;
