@@ -86,9 +86,7 @@ def analyse(
     t0 = time.perf_counter()
     media = open_media(path)  # first, so bad input is reported before any model loads
     try:
-
         if detector is None:
-
             detector = detect.build_detector(settings)
         models = list(getattr(detector, "models", []))
         t1 = time.perf_counter()
@@ -122,7 +120,6 @@ def analyse_pages(media, detector, settings: Settings, progress: Callable[[int],
     Pages of a document are unrelated pictures: no track, gap fill or lead/trail runs from one page to the
     next, so a face on page 2 never puts a mask on page 1. Track ids are made unique across pages.
     """
-
     parts, next_id = [], 0
     for n, page in media.frames():
         analyser = Analyser(detector, settings_for_rate(settings, 0.0), fps=None)
@@ -151,7 +148,6 @@ def default_output(path: str | Path) -> Path:
     A video in a container anonlab does not write (AVI, WMV, FLV, MPEG-PS...) gets ``.mkv``
     (`anonlab.media.streams.default_video_suffix`).
     """
-
     path = Path(path)
     suffix = path.suffix if path.suffix.lower() in PHOTO_EXTENSIONS else default_video_suffix(path)
     return path.with_name(f"{path.stem}_anonymized{suffix}")
@@ -172,7 +168,6 @@ def render(
     Frames in ``analysis.damaged`` or ``mask_whole`` are masked whole: a frame that could not be
     analysed is never passed through.
     """
-
     settings = settings or analysis.settings
     regions = analysis.regions if regions is None else regions
     src, dst = analysis.path, Path(output)
@@ -220,10 +215,8 @@ def check_output_format(src: str | Path, dst: str | Path, kind: str | None = Non
     Raises:
         OutputError: with the reason and a container or extension that works.
     """
-
     kind = kind or probe(src)
     if kind == "photo":
-
         check_photo_output(dst)
         return
 
@@ -257,11 +250,9 @@ class _StreamingRender:
     they ever differ, the streamed output is discarded and `render` runs again, so the output is always
     the final analysis' masks.
     """
-
     BLOCK = 8  # frames published at a time
 
     def __init__(self, src: Path, dst: Path, settings: Settings, progress) -> None:
-
         self.src, self.dst, self.settings, self.progress = src, dst, settings, progress
         self.cond = threading.Condition()
         self.ready: dict[int, Regions] = {}
@@ -281,7 +272,6 @@ class _StreamingRender:
         if self.error is not None:
             raise self.error
         if self.thread is None:
-
             self.n_frames, self.damaged = media.n_frames, media.damaged  # the decoder's live set
             self.width, self.height = media.width, media.height
             self.thread = threading.Thread(target=self._run, name="anonlab-render", daemon=True)
@@ -342,7 +332,6 @@ class _StreamingRender:
         return self._current[1]
 
     def _run(self) -> None:
-
         def needs_render(n: int) -> bool:
             return n in self.damaged or len(self._regions(n)) > 0
 
@@ -408,7 +397,6 @@ def write_regions(analysis: Analysis, path: str | Path, regions: Regions | None 
     ``.jsonl``: one JSON line per frame, ``{"frame", "time", "regions": [...]}`` (the ``--regions-out``
     format); ``.csv``: MOT-style CSV; ``.xml``: CVAT for video 1.1, for correcting tracks in CVAT.
     """
-
     regions = analysis.regions if regions is None else regions
     path = Path(path)
     suffix = path.suffix.lower()
@@ -471,7 +459,7 @@ def red_team_check(analysis: Analysis, output: Path, render_info: dict, *, progr
     found = red_team(output, analysis.regions, analysis.settings, frames=frames,
                      whole_frames=set(analysis.damaged) | set(render_info.get("damaged", ())))
     # One finding per object, ranked; only sure ones count (and make the CLI exit 4): doubtful ones are
-    # listed after them (issue 15).
+    # listed after them, so repeats of one doubtful box do not drown a real exposure.
     return {
         "frames_checked": analysis.n_frames if frames is None else len(frames),
         "exposed": sum(f.sure and f.kind == "exposed" for f in found),

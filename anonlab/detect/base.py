@@ -97,7 +97,6 @@ class Detector:
         thresh: score threshold in use.
         default_thresh: the recall-first default threshold of this model.
     """
-
     name: str = "detector"
     label: int = FACE
     default_thresh: float = 0.5

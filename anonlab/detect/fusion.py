@@ -41,7 +41,7 @@ from anonlab.detect.base import Detector
 from anonlab.detect.tiling import Tiled, context_crops
 from anonlab.regions import FACE, Regions, ios_matrix, iou_matrix
 
-#: Default fusion parameters (chosen on the even-indexed half of ../shared/eval/faces, checked on the odd half).
+#: Default fusion parameters (chosen on the even-indexed half of the evaluation faces, checked on the odd half).
 DEFAULT_THRESH = 0.25
 SMALL_FACTOR = 0.7
 SMALL_SIDE = 8.0
@@ -173,7 +173,6 @@ class FusedFaces(Detector):
         small_factor, small_side, large_side: the threshold curve (see `size_factor`).
         iou: IoU above which boxes of different members are one face.
     """
-
     label = FACE
 
     def __init__(self, detectors: Sequence[Detector], offsets: Sequence[float], thresh: float = DEFAULT_THRESH,
@@ -236,7 +235,7 @@ class FusedFaces(Detector):
         boxes below that: they run on `context_crops` around those, at the frame's own scale. When the crops cover
         more than `QUICK_MAX_AREA` of the frame (crowds) the full pass is cheaper. What this pass can miss
         is a face that only the second model sees at all; the thorough pass, which the analyser runs at
-        least twice a second, finds those (measured on ../shared/eval/faces: 1 face of 2065, see
+        least twice a second, finds those (measured on the evaluation faces: 1 face of 2065, see
         ``models/README.md``).
         """
         h, w = frame.shape[:2]

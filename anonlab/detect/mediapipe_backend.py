@@ -44,7 +44,6 @@ class MediapipeFaceDetector(Detector):
         AnonlabError: no file given, file missing or of the wrong kind, mediapipe not installed, or
             mediapipe rejecting the file.
     """
-
     name = "mediapipe"
     label = FACE
     default_thresh = 0.3

@@ -3,7 +3,7 @@
 A camera mounted inverted, a phone held sideways whose rotation flag was lost, a scanned print fed in the wrong
 way: the frame is displayed as stored, and the people in it lie on their side or stand on their heads. Both face
 models were trained on upright faces; turned by 180° they find about a third of them (measured on rotated copies
-of ``../shared/eval/faces``, ``benchmarks/eval_orientation.py``).
+of the evaluation faces (`models/README.md`), ``benchmarks/eval_orientation.py``).
 
 Every `anonlab.detect.Detector` has ``choose(frame) -> (turn, regions)``: it runs the detector on the frame as it
 is and turned by 90°, 180° and 270°, and keeps the turn whose faces are the most plainly upright (`evidence`,
@@ -70,7 +70,7 @@ def evidence(regions: Regions) -> float:
     """How plainly a pass sees upright faces: the sum over face boxes of ``max(0, score - SURE)``.
 
     Unsure boxes add nothing, so the false boxes a turned frame is full of do not outvote a few clear faces;
-    every clear face adds by how clear it is. Chosen on rotated copies of ``../shared/eval/faces`` among a sum
+    every clear face adds by how clear it is. Chosen on rotated copies of the evaluation faces (`models/README.md`) among a sum
     of scores, of squared scores, of scores above 0.5 or 0.7 (``benchmarks/eval_orientation.py``): all pick the
     upright turn for 410-424 of 427 photos; this one for 421-422 in every rotation.
     """

@@ -132,10 +132,9 @@ class PlateDetector(Detector):
         int8: the bundled int8 copy (``--int8``; ignored with ``model``).
         name: registry name of the bundled file (``plate_yolov8n_dynamic`` for the symbolic-size export).
     """
-
     name = "plate_yolov8n"
     label = PLATE
-    #: Recall-first default chosen from the threshold curves on ../shared/eval/plates.
+    #: Recall-first default chosen from the threshold curves on the evaluation plates.
     default_thresh = 0.4
 
     def __init__(self, model: str | None = None, thresh: float | None = None, grayscale: bool = True,
@@ -316,7 +315,6 @@ class MultiScalePlates(Detector):
         shrink: scale of the shrunk view relative to the letterbox scale.
         thresh: plate score threshold for every source (None: the YOLO model's).
     """
-
     label = PLATE
     default_thresh = PlateDetector.default_thresh
 

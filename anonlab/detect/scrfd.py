@@ -69,7 +69,6 @@ class SCRFD(Detector):
         model: path of the ``.onnx`` file.
         thresh: score threshold (None: `default_thresh`).
     """
-
     name = "scrfd"
     label = FACE
     default_thresh = 0.2

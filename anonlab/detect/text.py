@@ -111,7 +111,6 @@ class TextDetector(Detector):
     Raises:
         AnonlabError: the bundled file is missing or altered.
     """
-
     name = "text_ppocrv4_det"
     default_thresh = 0.5
 

@@ -87,10 +87,9 @@ class YuNet(Detector):
     Args:
         thresh: confidence threshold in [0, 1] (None: `default_thresh`); values under 0.2 act as 0.2.
     """
-
     name = "yunet"
     label = FACE
-    #: Recall-first default chosen from the threshold curves on ../shared/eval/faces.
+    #: Recall-first default chosen from the threshold curves on the evaluation faces.
     default_thresh = 0.6
 
     def __init__(self, thresh: float | None = None) -> None:

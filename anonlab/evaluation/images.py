@@ -1,6 +1,6 @@
 """Detection evaluation: run detectors over a labelled image set, match, and measure.
 
-Labels and predictions share one JSON-lines format, one image a line (``../shared/eval/*/labels.jsonl``):
+Labels and predictions share one JSON-lines format, one image a line (the ``labels.jsonl`` of an evaluation set):
 ``{"image": "images/x.jpg", "width": W, "height": H, "source": "...", "boxes": [{"label", "x", "y", "w", "h",
 "score"?}]}`` (pixels, top-left origin; ``image`` relative to the labels file). `detect_labelled_set` writes
 predictions in that format (plus ``ms``, the detection time of the image).

@@ -11,14 +11,14 @@ objects keep roughly their size in the photo: per-frame recall on the clip is co
 per-image recall on the photo. A box is part of a frame's truth while at least ``min_visible`` of it is inside
 the frame (then clipped to the frame).
 
-Two kinds of event make a clip hard for the detector in the way real footage is (issue 15: a face partly
-hidden behind a passer-by stayed bare for 59 frames): an `Occlusion` slides a textured shape (a shoulder, a
+Two kinds of event make a clip hard for the detector in the way real footage is (a face partly
+hidden behind a passer-by can stay bare for seconds): an `Occlusion` slides a textured shape (a shoulder, a
 pole) over part of one object and away again, and a `Shake` smears every frame of a stretch with a strong
 linear motion blur (a shaken camera, a fast pan). During an occlusion the object's truth is the part still
 visible: what a viewer of the output could see unless it is masked.
 
 `synthetic_photo` draws a labelled photo (textured background, face-like ellipses, plate-like rectangles), so
-tests and notebooks can make clips without ``../shared``.
+tests and notebooks can make clips without the evaluation data.
 
 Example:
     >>> photo, boxes = synthetic_photo(320, 180, n_faces=2, n_plates=1, seed=1)
@@ -301,10 +301,10 @@ def draw_occluder(frame: np.ndarray, rect: np.ndarray, seed: int) -> None:
     if w <= 0 or h <= 0:
         return
     rng = np.random.default_rng(seed)
-    colour = rng.uniform(30, 110, 3)
+    color = rng.uniform(30, 110, 3)
     folds = cv2.resize(rng.uniform(0.6, 1.3, (max(2, h // 6), max(2, w // 6))).astype(np.float32), (w, h),
                        interpolation=cv2.INTER_LINEAR)
-    patch = np.clip(folds[:, :, None] * colour[None, None], 0, 255).astype(np.uint8)
+    patch = np.clip(folds[:, :, None] * color[None, None], 0, 255).astype(np.uint8)
     fx1, fy1, fx2, fy2 = max(x1, 0), max(y1, 0), min(x2, frame.shape[1]), min(y2, frame.shape[0])
     if fx2 > fx1 and fy2 > fy1:
         frame[fy1:fy2, fx1:fx2] = patch[fy1 - y1:fy2 - y1, fx1 - x1:fx2 - x1]

@@ -1,13 +1,13 @@
 """Helpers for the teaching notebooks: a generated labelled face set, misses as thumbnails, a blinking detector.
 
-The evaluation notebook (``notebooks/evaluate.ipynb``) must run in CI without ``../shared``, on real
+The evaluation notebook (``notebooks/evaluate.ipynb``) must run in CI without the evaluation data, on real
 detectors, and say something true about them. So the generated set pastes a *real* face, the public-domain
 portrait in ``sample_media/portrait.jpg`` (Grace Hopper), into textured backgrounds at sizes from 5 px to
 80 px wide, mirrored, lit differently and JPEG-compressed; the box of the face in the portrait is known, so
 every pasted face has an exact label. Faces under 16 px are where detectors miss, and the set has them.
 
 It is a teaching set, not a benchmark: one identity, one pose, clean backgrounds. Figures on it show how
-the harness works and how recall falls with size; figures to trust come from ``../shared/eval``.
+the harness works and how recall falls with size; figures to trust come from the evaluation sets (`benchmarks/`).
 
 Example:
     >>> import tempfile
@@ -120,7 +120,7 @@ def make_labelled_set(folder: str | Path, n_images: int = 10, *, size: tuple[int
     Face widths are drawn log-uniformly from ``face_sides``, so every size bucket of the harness
     (``<16``, ``16-32``, ``32-64``, ``>=64`` px) gets faces. Lighting runs from dim to bright, some images are
     out of focus, all carry sensor noise. The format
-    is the one of ``../shared/eval`` (source ``synthetic_portrait``, exhaustively labelled).
+    is the one of the evaluation sets (source ``synthetic_portrait``, exhaustively labelled).
     """
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)

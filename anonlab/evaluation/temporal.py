@@ -19,7 +19,7 @@ With ground truth (a `Regions` of true boxes with ``frame`` set, and ``track_id`
 * **exposure runs** where the truth has object ids: the longest run of consecutive frames in which one object
   is missed (``longest_miss``) or, with ``mask_scale``, not hidden (``longest_exposed``: less than
   `HIDDEN_SHARE` of it under the masks) or bare (``longest_bare``: less than `BARE_SHARE` of it under the
-  masks), and how many objects have such a run longer than `EXPOSED_RUN` frames (the goal of issue 15: none).
+  masks), and how many objects have such a run longer than `EXPOSED_RUN` frames (the goal: none).
 
 Recall matches regions as boxes, before the masker's ``mask_scale`` padding; ``hidden`` applies it.
 """
@@ -37,13 +37,13 @@ from anonlab.regions import LABELS, NO_TRACK, Regions, iou_matrix
 from anonlab.settings import Settings
 from anonlab.track.bytetrack import greedy_match
 
-#: IoU at which a region counts as covering a true box (the convention of ../shared/eval).
+#: IoU at which a region counts as covering a true box (the evaluation sets' convention).
 MATCH_IOU = 0.3
 #: Tracks at most this long count as short in `temporal_metrics` (frames).
 SHORT_TRACK = 5
 #: Share of a true box that must lie under masks for `hidden_fraction` to call it hidden.
 HIDDEN_SHARE = 0.9
-#: An object missed in more than this many consecutive frames counts in ``objects_exposed_long`` (issue 15).
+#: An object missed in more than this many consecutive frames counts in ``objects_exposed_long``.
 EXPOSED_RUN = 3
 #: A true object-frame with less than this share under the masks is bare (shown more than masked).
 BARE_SHARE = 0.5

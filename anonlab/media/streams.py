@@ -27,7 +27,7 @@ Choices (the README's container table says the same):
   (`default_video_suffix`), which holds their audio as it is.
 
 Colour codes are FFmpeg's (``AVCOL_PRI_*``, ``AVCOL_TRC_*``, ``AVCOL_SPC_*``, ``AVCOL_RANGE_*``);
-`COLOUR_NAMES` gives the names ffprobe prints.
+`COLOR_NAMES` gives the names ffprobe prints.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import av
 from anonlab.errors import MediaError, OutputError
 
 #: ffprobe's names for FFmpeg's colour codes (the common ones; other codes print as numbers).
-COLOUR_NAMES = {
+COLOR_NAMES = {
     "primaries": {1: "bt709", 2: "unknown", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
                   8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"},
     "transfer": {1: "bt709", 2: "unknown", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
@@ -183,10 +183,10 @@ class VideoProps:
             "chroma": self.chroma, "coded_size": f"{self.width}x{self.height}",
             "sar": f"{self.sar.numerator}:{self.sar.denominator}" if self.sar else "unknown",
             "field_order": self.field_order,
-            "color_primaries": COLOUR_NAMES["primaries"].get(self.color_primaries, str(self.color_primaries)),
-            "color_transfer": COLOUR_NAMES["transfer"].get(self.color_trc, str(self.color_trc)),
-            "color_matrix": COLOUR_NAMES["matrix"].get(self.colorspace, str(self.colorspace)),
-            "color_range": COLOUR_NAMES["range"].get(self.color_range, str(self.color_range)),
+            "color_primaries": COLOR_NAMES["primaries"].get(self.color_primaries, str(self.color_primaries)),
+            "color_transfer": COLOR_NAMES["transfer"].get(self.color_trc, str(self.color_trc)),
+            "color_matrix": COLOR_NAMES["matrix"].get(self.colorspace, str(self.colorspace)),
+            "color_range": COLOR_NAMES["range"].get(self.color_range, str(self.color_range)),
             "hdr_mastering_display": bool(self.hdr and self.hdr.primaries),
             "hdr_content_light_level": bool(self.hdr and self.hdr.max_cll is not None),
             "rotation": self.rotation,

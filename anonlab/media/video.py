@@ -1,6 +1,6 @@
 """Video reading and writing on PyAV.
 
-Facts measured on this machine (see ../shared/STYLE.md): cv2 and moviepy mis-seek variable-frame-rate
+Facts measured on this machine: cv2 and moviepy mis-seek variable-frame-rate
 video and moviepy garbles rotated video; PyAV with a timestamp index is exact. So:
 
 * the reader demuxes once to build the index of presentation timestamps (packets flagged *discard* by an

@@ -17,7 +17,7 @@ does not weaken the mask:
 - ``pixelate``: square cells of ``ceil(object_size / MOSAIC_CELLS)`` pixels, i.e. 2.5 cells across the
   object's longer side (each cell 40 % of it). McPherson et al. (arXiv 1609.00408) still recognise 71 % of
   faces through mosaics of about 7 cells across, and the detectors agree: measured on 60 labelled photos of
-  ``../shared/eval/faces`` (images 100-159), YuNet at its normal threshold still found 71 of 248 faces
+  the evaluation faces (`models/README.md`) (images 100-159), YuNet at its normal threshold still found 71 of 248 faces
   (29 %) through a 6-cell mosaic, 26 (11 %) through 4 cells, 15 through 3, 8 through 2.5, against 2 through
   a solid fill; CenterFace (recall-first 0.2) 151 / 103 / 71 / 55 of 285 against 44 for solid. 2.5 is the
   finest of these mosaics whose figures come near solid's (2 cells: 7 and 49).
@@ -43,9 +43,9 @@ frequencies; use it for the highest-risk material.
 Geometry: the object box ``x1, y1, x2, y2`` is grown about its centre by ``settings.mask_scale`` (1.3 =
 15 % each side); a face's box is then extended downward by `FACE_CHIN` of its height (the whole head: the
 face detectors' boxes reach well above the brow but stop short of the chin: over the 1931 faces they find
-in ``../shared/eval/faces``, the box ends a median 0.10 and a tenth of the time over 0.19 of the face's height
+in the evaluation faces (`models/README.md`), the box ends a median 0.10 and a tenth of the time over 0.19 of the face's height
 above the labelled chin, at every size; with the even growth alone the chin of about one face in four was
-partly left bare, as on the close-up of issue 15). Then it is rounded outward to whole pixels and clipped to
+partly left bare, most visibly on close-ups). Then it is rounded outward to whole pixels and clipped to
 the frame. For ``shape="ellipse"`` the
 factor is at least sqrt(2), the smallest ellipse (of the box's aspect ratio) that contains the whole object
 box; a smaller ellipse would leave the box's corners (forehead, chin) unmasked. ``feather`` softens the

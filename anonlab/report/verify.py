@@ -20,7 +20,7 @@ from PIL import Image
 
 from anonlab.errors import AnonlabError
 from anonlab.media import VideoReader, probe
-from anonlab.media.streams import COLOUR_NAMES, plan_video
+from anonlab.media.streams import COLOR_NAMES, plan_video
 
 Check = tuple[str, bool, str]
 
@@ -53,8 +53,8 @@ def _same(name: str, a, b, show=str) -> Check:
     return (name, a == b, f"{show(a)} -> {show(b)}")
 
 
-def _colour(kind: str):
-    return lambda code: COLOUR_NAMES[kind].get(code, str(code))
+def _color(kind: str):
+    return lambda code: COLOR_NAMES[kind].get(code, str(code))
 
 
 def _sar(sar) -> str:
@@ -79,12 +79,12 @@ def stream_checks(a, b, dst: Path) -> list[Check]:
          f"{a.chroma} -> {b.chroma}"),
         ("playable profile", "4:4:4" not in (b.profile or "") or a.chroma in ("444", "rgb", "440"),
          f"{a.profile} -> {b.profile}"),
-        _same("colour primaries", a.color_primaries, b.color_primaries, _colour("primaries")),
-        _same("colour transfer", a.color_trc, b.color_trc, _colour("transfer")),
-        _same("colour matrix", a.colorspace, b.colorspace, _colour("matrix")),
+        _same("colour primaries", a.color_primaries, b.color_primaries, _color("primaries")),
+        _same("colour transfer", a.color_trc, b.color_trc, _color("transfer")),
+        _same("colour matrix", a.colorspace, b.colorspace, _color("matrix")),
         # An unspecified range is limited ("tv") by convention, and HEVC's VUI cannot say "unspecified".
         ("colour range", (a.color_range or 1) == (b.color_range or 1) or a.chroma == "rgb",
-         f"{_colour('range')(a.color_range)} -> {_colour('range')(b.color_range)}"),
+         f"{_color('range')(a.color_range)} -> {_color('range')(b.color_range)}"),
         ("HDR mastering display", (a.hdr and a.hdr.primaries) == (b.hdr and b.hdr.primaries)
          and (a.hdr and a.hdr.max_luminance) == (b.hdr and b.hdr.max_luminance),
          f"{'present' if a.hdr and a.hdr.primaries else 'none'} -> {'present' if b.hdr and b.hdr.primaries else 'none'}"),

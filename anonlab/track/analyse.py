@@ -11,8 +11,8 @@ For each frame, in decoding order (each frame decoded once):
    live tracks), and on any frame where the detector misses a confirmed track. Each box is moved by the
    median Lucas-Kanade flow of a grid of points inside it, forward-backward checked (the MedianFlow idea,
    Kalal et al. 2010); where the flow is unreliable too (a partial occlusion, motion blur), the box is
-   **held** where it was last measured and grows with the frames since (issue 15: a partly occluded face
-   stayed bare for 59 frames). A track is followed for at most ``max(max_gap, detect_every - 1)`` frames
+   **held** where it was last measured and grows with the frames since (a partly occluded face
+   is not lost). A track is followed for at most ``max(max_gap, detect_every - 1)`` frames
    after its last detection (`Analyser.max_follow`), or until its box has left the frame;
 4. each **new track is followed backwards** through the shot's last frames, by optical flow or held the same
    way, so the frames before its first detection (a face too small, blurred, turned or partly hidden to be

@@ -4,7 +4,7 @@ Each frame is subsampled to about 64 pixels wide, converted to HSV, and summaris
 value histogram; a cut is a large Bhattacharyya distance between consecutive histograms. Colour histograms
 barely move under camera motion or people walking, but jump when the shot changes. About 0.3 ms a 720p frame.
 
-The default threshold (0.3) was set on the clips in ``../shared/eval/videos``: the three cuts of the Hamilton
+The default threshold (0.3) was set on the clips in the evaluation clips: the three cuts of the Hamilton
 clip measured 0.44-0.55, while no consecutive frames without a cut exceeded 0.17 (pans, a head entering the
 frame, stage light) in any of the three clips.
 
