@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from anonlab.media import (
 )
 from anonlab.media.photo import check_photo_output
 from anonlab.media.streams import check_audio, default_video_suffix, plan_video
-from anonlab.media.video import VideoReader
+from anonlab.media.video import RenderInfo, VideoReader
 from anonlab.regions import Regions, RegionsLog
 from anonlab.render.mask import mask_frame, mask_whole_frame
 from anonlab.report.audit import make_report, write_report
@@ -80,6 +80,10 @@ def analyse(
     Example:
         >>> analysis = analyse("street.mp4", Settings(what=("face",)))     # doctest: +SKIP
         >>> analysis.regions.at_frame(10)                                   # doctest: +SKIP
+
+    Raises:
+        MediaError: the input cannot be read (before any model loads).
+        AnonlabError: a model file that is missing, altered or cannot be loaded.
     """
     settings = settings or Settings()
     path = Path(path)
@@ -162,11 +166,15 @@ def render(
     overwrite: bool = False,
     progress: bool | Callable[[int], None] = True,
     mask_whole: set[int] | None = None,
-) -> dict:
+) -> RenderInfo:
     """Mask ``regions`` (default: the analysis') into ``output``; returns counts, hashes and timings.
 
     Frames in ``analysis.damaged`` or ``mask_whole`` are masked whole: a frame that could not be
     analysed is never passed through.
+
+    Raises:
+        OutputError: the output exists (without ``overwrite``), is the input, or cannot hold its streams.
+        AnonlabError: the encoder wrote another number of frames than the input has (nothing is left).
     """
     settings = settings or analysis.settings
     regions = analysis.regions if regions is None else regions
@@ -191,9 +199,9 @@ def render(
             pages = [render_frame(n, page) for n, page in enumerate(media.photo.pages)]
             write_photo(media.photo, pages if len(pages) > 1 else pages[0], tmp, keep_metadata=settings.keep_metadata,
                         jpeg_quality=settings.jpeg_quality)
-            info = {"frames": len(pages), "damaged": [], "audio_packets": 0,
-                    "output": {"format": media.photo.format, "pages": len(pages), "mode": media.photo.mode,
-                               "dropped_images": media.photo.dropped}}
+            info: RenderInfo = {"frames": len(pages), "damaged": [], "audio_packets": 0,
+                                "output": {"format": media.photo.format, "pages": len(pages),
+                                           "mode": media.photo.mode, "dropped_images": media.photo.dropped}}
         else:
             with progress_bar(analysis.n_frames, f"render {dst.name}", enabled=progress) as bar:
                 info = write_video(src, tmp, render_frame, crf=settings.crf, keep_metadata=settings.keep_metadata,
@@ -225,7 +233,7 @@ def check_output_format(src: str | Path, dst: str | Path, kind: str | None = Non
         check_audio(reader._container.streams.audio, plan.container, dst)
 
 
-def stream_fields(render_info: Mapping) -> dict:
+def stream_fields(render_info: RenderInfo) -> dict:
     """The output's stream properties for the audit report (names and codes, never coordinates)."""
     out = {}
     if render_info.get("source"):
@@ -289,7 +297,7 @@ class _StreamingRender:
             self.upto = stop
             self.cond.notify_all()
 
-    def finish(self, analysis: Analysis) -> dict | None:
+    def finish(self, analysis: Analysis) -> RenderInfo | None:
         """Publish the rest; the render's info, or None if the streamed regions differ from the final ones."""
         if self.thread is None:  # no frame was decoded: nothing was streamed
             return None
@@ -450,7 +458,7 @@ def read_regions(path: str | Path, n_frames: int) -> Regions:
 RED_TEAM_MAX_FRAMES = 300
 
 
-def red_team_check(analysis: Analysis, output: Path, render_info: dict, *, progress: bool = False) -> dict:
+def red_team_check(analysis: Analysis, output: Path, render_info: RenderInfo, *, progress: bool = False) -> dict:
     """Run the red-team pass on a rendered output; counts and one-line summaries, no coordinates."""
 
     frames = None
@@ -487,6 +495,12 @@ def anonymize(
     those regions are masked. With ``red_team`` the rendered output is checked again by every detector at
     a lowered threshold (`anonlab.review.red_team`); the findings are counted in the report and returned
     under ``"red_team"`` (frames and labels only, never coordinates).
+
+    Raises:
+        MediaError: the input cannot be read as a photo or video.
+        OutputError: the output exists (without ``overwrite``), is the input, or cannot hold the input's
+            streams; checked before any work.
+        AnonlabError: a ``regions_in`` file that does not fit the input, or a model that cannot be loaded.
     """
     settings = settings or Settings()
     path = Path(path)

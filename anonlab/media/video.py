@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypedDict
 
 import av
 import cv2
@@ -284,6 +284,23 @@ class VideoReader:
         return self.n_frames
 
 
+class RenderInfo(TypedDict, total=False):
+    """What writing an output returns: counts and names, never coordinates (it goes into the audit report).
+
+    ``frames``, ``damaged`` (frame numbers masked whole because they could not be decoded) and
+    ``audio_packets`` always; ``source`` (the input's stream properties, `VideoProps.summary`) and ``output``
+    (the encoding plan, or a photo's format, pages and mode) as names; ``render_s`` (seconds) once
+    `anonlab.pipeline.render` has timed it.
+    """
+
+    frames: int
+    damaged: list[int]
+    audio_packets: int
+    source: dict
+    output: dict
+    render_s: float
+
+
 def write_video(
     src: str | Path,
     dst: str | Path,
@@ -295,7 +312,7 @@ def write_video(
     progress: Callable[[int], None] | None = None,
     needs_render: Callable[[int], bool] | None = None,
     container_name: str | Path | None = None,
-) -> dict:
+) -> RenderInfo:
     """Decode ``src`` once, pass each displayed frame through ``render(n, frame)``, encode to ``dst``.
 
     The output keeps the source's stream properties (`anonlab.media.streams.plan_video`: bit depth, chroma,
