@@ -3,10 +3,10 @@
 A `ReviewItem` is either a whole track (its card, listing the `Flag`s the track raised, its flagged frames
 forming the filmstrip) or one frame-level finding; `PRIORITY` ranks the kinds and `DECISIONS` lists what an
 analyst may decide. Ids are stable (``track:ID``, ``kind:frame:-1``) because the case file keys decisions by
-them, so decisions survive a reload. These types live in a module of their own so that the queue
-(`anonlab.review.queue`), the red-team pass (`anonlab.review.redteam`) and the export gate
-(`anonlab.review.gate`) share them without importing one another. Reasons carry frame numbers, counts,
-labels and scores only, never coordinates.
+them, so decisions survive a reload. These types live in a module of their own so that the export gate
+(`anonlab.review.gate`) and the red-team pass (`anonlab.review.redteam`) can read and build items without
+the queue builder, and the queue (`anonlab.review.queue`) can take the red team's findings as items
+without an import cycle. Reasons carry frame numbers, counts, labels and scores only, never coordinates.
 """
 
 from __future__ import annotations
