@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from anonlab import detect  # detect.build_detector looked up at call time: tests and plug-ins replace it
+# detect.build_detector and review.red_team are looked up at call time, so tests and plug-ins can replace them.
+from anonlab import detect, review
 from anonlab.errors import AnonlabError
 from anonlab.media import (
     PHOTO_EXTENSIONS,
@@ -36,7 +37,6 @@ from anonlab.regions import Regions, RegionsLog
 from anonlab.render.mask import mask_frame, mask_whole_frame
 from anonlab.report.audit import make_report, write_report
 from anonlab.report.interchange import read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
-from anonlab.review import red_team, sample_frames
 from anonlab.progress import progress_bar
 from anonlab.settings import Settings
 from anonlab.track.analyse import Analyser, settings_for_rate
@@ -460,12 +460,11 @@ RED_TEAM_MAX_FRAMES = 300
 
 def red_team_check(analysis: Analysis, output: Path, render_info: RenderInfo, *, progress: bool = False) -> dict:
     """Run the red-team pass on a rendered output; counts and one-line summaries, no coordinates."""
-
     frames = None
     if analysis.n_frames > RED_TEAM_MAX_FRAMES:
-        frames = sample_frames(analysis.n_frames, RED_TEAM_MAX_FRAMES, seed=0)
-    found = red_team(output, analysis.regions, analysis.settings, frames=frames,
-                     whole_frames=set(analysis.damaged) | set(render_info.get("damaged", ())))
+        frames = review.sample_frames(analysis.n_frames, RED_TEAM_MAX_FRAMES, seed=0)
+    found = review.red_team(output, analysis.regions, analysis.settings, frames=frames,
+                            whole_frames=set(analysis.damaged) | set(render_info.get("damaged", ())))
     # One finding per object, ranked; only sure ones count (and make the CLI exit 4): doubtful ones are
     # listed after them, so repeats of one doubtful box do not drown a real exposure.
     return {
