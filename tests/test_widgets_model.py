@@ -14,9 +14,10 @@ from hypothesis import assume, given, settings as hsettings, strategies as st
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.regions import ANALYST, TRACKER, iou_matrix
-from anonlab.widgets.model import (
-    DRAG_PX, HANDLE_PX, EditorModel, FrameSource, Viewport, handle_points, render_view, track_colour,
-)
+from anonlab.widgets.boxes import handle_points, track_colour
+from anonlab.widgets.editor import DRAG_PX, HANDLE_PX, EditorModel
+from anonlab.widgets.frames import FrameSource
+from anonlab.widgets.viewport import Viewport, render_view
 
 
 def hd_model(n_frames=100, canvas=(960, 540)) -> EditorModel:

@@ -1,7 +1,8 @@
 """The workbench: review and edit masks in JupyterLab or as a Voilà app.
 
-``Workbench(path)`` (ipywidgets + ipycanvas view) over `anonlab.widgets.model.EditorModel` (plain Python).
-Importing `anonlab.widgets.model` does not import ipywidgets; `Workbench` is loaded on first use.
+``Workbench(path)`` (ipywidgets + ipycanvas view) over `anonlab.widgets.editor.EditorModel` (plain Python).
+Importing `anonlab.widgets` or the model's modules (`editor`, `viewport`, `frames`, `boxes`, `jobs`) does not
+import ipywidgets; `Workbench` is loaded on first use.
 
 Example:
     >>> from anonlab.widgets import Workbench          # doctest: +SKIP

@@ -1,0 +1,152 @@
+"""Long work off the kernel's thread: the analysis (`AnalysisJob`) and any other job (`BackgroundJob`).
+
+Each job runs one function in a daemon thread and reports through callbacks called *from that thread*
+(``on_progress``, ``on_done``); the view hands them to the kernel's event loop, because widgets and the
+decoder are not thread-safe. The jobs know nothing of widgets or of the editing model, so the tests run them
+in the foreground (``start(background=False)``) with a fake analysis.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from anonlab.errors import AnonlabError
+from anonlab.regions import Regions, RegionsLog
+
+
+class Cancelled(AnonlabError):
+    """The analyst cancelled the analysis."""
+
+
+class AnalysisJob:
+    """`anonlab.pipeline.analyse` in a background thread: progress, cancel, and the settled part as it grows.
+
+    The page stays usable while it runs (issue 14 item 18): the analyst scrubs, and the frames the analysis
+    has settled already show their regions (`settled_regions`, from `anonlab.track.analyse.Analyser.settled`,
+    so they are final). ``on_progress(done, total)`` and ``on_done(job)`` are called from the worker thread;
+    the view hands them to the kernel's event loop.
+
+    Args:
+        path: the video or photo.
+        settings: analysis settings.
+        analyse: the analysis function (default `anonlab.pipeline.analyse`; tests pass a fake).
+        every: frames between two progress reports and two looks at the settled frames.
+    """
+
+    def __init__(self, path, settings, *, analyse: Callable | None = None, every: int = 10,
+                 on_progress: Callable[[int, int], None] | None = None,
+                 on_done: Callable[["AnalysisJob"], None] | None = None) -> None:
+        self.path, self.settings = path, settings
+        self._analyse = analyse
+        self.every = max(1, int(every))
+        self.on_progress, self.on_done = on_progress, on_done
+        self.state = "new"  # new, running, done, cancelled, failed
+        self.done_frames = 0
+        self.total = 0
+        self.result = None
+        self.error: BaseException | None = None
+        self._parts = RegionsLog(block=64)  # settled rows, a run of frames at a time
+        self._settled = 0
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, background: bool = True) -> "AnalysisJob":
+        self.state = "running"
+        if background:
+            self._thread = threading.Thread(target=self._run, name="anonlab-analysis", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+        return self
+
+    def cancel(self) -> None:
+        """Stop at the next frame; the case keeps what it had."""
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def settled_regions(self) -> Regions:
+        """The regions of the frames settled so far (final: the finished analysis gives them too)."""
+        with self._lock:
+            return self._parts.merged()
+
+    def _on_frame(self, analyser, media) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("analysis cancelled; the case is unchanged")
+        self.done_frames += 1
+        self.total = int(getattr(media, "n_frames", 0) or 0)
+        if self.done_frames % self.every:
+            return
+        try:
+            settled = int(analyser.settled())
+            if settled > self._settled:
+                rows = analyser.settled_rows(self._settled, settled, self.total)
+                with self._lock:
+                    self._parts.append(rows, key=settled)
+                self._settled = settled
+        except (AttributeError, ValueError):
+            pass  # an analyser without settling: progress only
+        if self.on_progress is not None:
+            self.on_progress(self.done_frames, self.total)
+
+    def _run(self) -> None:
+        try:
+            fn = self._analyse
+            if fn is None:
+                from anonlab.pipeline import analyse as fn
+            self.result = fn(self.path, self.settings, progress=False, on_frame=self._on_frame)
+            self.state = "done"
+        except Cancelled as exc:
+            self.state, self.error = "cancelled", exc
+        except BaseException as exc:  # reported to the analyst by the view, never lost in the thread
+            self.state, self.error = "failed", exc
+        if self.on_done is not None:
+            self.on_done(self)
+
+
+class BackgroundJob:
+    """``fn()`` in a background thread (the red-team check of an export): state, result or error, ``on_done``.
+
+    ``on_done(job)`` is called from the worker thread; the view hands it to the kernel's event loop.
+    """
+
+    def __init__(self, fn: Callable[[], object], on_done: Callable[["BackgroundJob"], None] | None = None) -> None:
+        self.fn, self.on_done = fn, on_done
+        self.state = "new"  # new, running, done, failed
+        self.result = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def start(self, background: bool = True) -> "BackgroundJob":
+        self.state = "running"
+        if background:
+            self._thread = threading.Thread(target=self._run, name="anonlab-job", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.fn()
+            self.state = "done"
+        except BaseException as exc:  # reported by the view
+            self.state, self.error = "failed", exc
+        if self.on_done is not None:
+            self.on_done(self)
