@@ -31,6 +31,7 @@ from anonlab.errors import AnonlabError
 from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
 from anonlab.widgets.boxes import EXCLUDED_COLOUR, BoxView, TrackSummary, handle_points, track_colour
 from anonlab.widgets.frames import FrameSource
+from anonlab.widgets.keymap import find_binding
 from anonlab.widgets.viewport import Viewport
 
 #: Pointer tolerance around a handle, canvas pixels.
@@ -44,25 +45,6 @@ FOLLOW_FRAMES = 50
 #: Frames are scaled so their longer side is at most this before CSRT tracking (speed); small boxes are
 #: tracked at full resolution.
 FOLLOW_MAX_SIDE = 960
-
-#: Keyboard shortcuts, for the help text (the view shows it) and the tests.
-SHORTCUTS = {
-    "ArrowRight / ArrowLeft": "next / previous frame (Shift: 10 frames)",
-    "Home / End": "first / last frame",
-    "n / N": "next / previous flagged frame",
-    "Space": "play / pause",
-    "Tab": "select the next box in this frame",
-    "Escape": "cancel the drag, clear the selection",
-    "Delete / Backspace": "delete the selected box in this frame (Shift: the whole track)",
-    "k": "keyframe the selected track here",
-    "f / F": "follow the selected box forward / backward",
-    "s": "split the selected track at this frame",
-    "h": "hide / show the selected track",
-    "m": "masked preview on / off",
-    "1 / 2": "draw faces / plates",
-    "+ / - / 0": "zoom in / out / fit",
-    "Ctrl+Z / Ctrl+Y (Ctrl+Shift+Z)": "undo / redo",
-}
 
 
 @dataclass
@@ -409,89 +391,33 @@ class EditorModel:
     def on_key(self, key: str, *, ctrl: bool = False, shift: bool = False, alt: bool = False) -> str | None:
         """Handle a key (DOM ``KeyboardEvent.key`` names); returns the action's name, None if unbound.
 
-        ``"play"`` is returned for Space: playback is the view's job.
+        The bindings are the table `anonlab.widgets.keymap.KEYMAP` (the help is made from it too).
+        ``"play"`` is returned for Space: playback is the view's job. An edit the case refuses is said in the
+        tools' message and still returns its name; a view action that fails returns None.
         """
-        if len(key) == 1 and key.isalpha() and key.isupper():
-            shift, key = True, key.lower()
-        action = None
+        binding = find_binding(key, ctrl=ctrl, shift=shift, alt=alt)
+        if binding is None:
+            return None
         try:
-            if ctrl and key == "z":
-                action = "redo" if shift else "undo"
-            elif ctrl and key == "y":
-                action = "redo"
-            elif ctrl or alt:
-                return None
-            elif key in ("ArrowRight", "ArrowLeft"):
-                self.step((10 if shift else 1) * (1 if key == "ArrowRight" else -1))
-                return "step"
-            elif key == "Home":
-                self.seek(0)
-                return "seek"
-            elif key == "End":
-                self.seek(self.n_frames - 1)
-                return "seek"
-            elif key == "n":
-                self.prev_flagged() if shift else self.next_flagged()
-                return "flagged"
-            elif key == " ":
-                return "play"
-            elif key == "Escape":
-                self.drag = None
-                self.select(None)
-                self._notify("drag")
-                return "escape"
-            elif key == "Tab":
-                self.cycle_selection(-1 if shift else 1)
-                return "cycle"
-            elif key in ("Delete", "Backspace"):
-                action = "delete_track" if shift else "delete_region"
-            elif key == "k":
-                action = "keyframe"
-            elif key == "f":
-                action = "follow_back" if shift else "follow"
-            elif key == "s":
-                action = "split"
-            elif key == "h":
-                if self.selected is not None:
-                    self.toggle_hidden(self.selected)
-                return "hide"
-            elif key == "m":
-                self.toggle_masked()
-                return "masked"
-            elif key in ("1", "2"):
-                self.draw_label = LABELS[int(key) - 1]
-                self.say(f"drawing {self.draw_label}s")
-                return "label"
-            elif key in ("+", "="):
-                self.zoom(1.25)
-                return "zoom"
-            elif key == "-":
-                self.zoom(0.8)
-                return "zoom"
-            elif key == "0":
-                self.reset_zoom()
-                return "zoom"
-            else:
-                return None
-            if action == "undo":
-                self.undo()
-            elif action == "redo":
-                self.redo()
-            elif action in ("delete_region", "delete_track", "keyframe", "follow", "follow_back", "split"):
-                t = self._need_selection()
-                if action == "delete_region":
-                    self.delete_region(t)
-                elif action == "delete_track":
-                    self.delete_track(t)
-                elif action == "keyframe":
-                    self.add_keyframe(t)
-                elif action == "split":
-                    self.split(t)
-                else:
-                    self.follow(t, -1 if action == "follow_back" else 1)
+            if binding.selected:
+                binding.run(self, self._need_selection())
+            elif binding.run is not None:
+                binding.run(self)
         except AnonlabError as exc:
             self.say(str(exc), error=True)
-        return action
+            return binding.action if binding.edit else None
+        return binding.action
+
+    def escape(self) -> None:
+        """Cancel the drag in progress and clear the selection (the Escape key)."""
+        self.drag = None
+        self.select(None)
+        self._notify("drag")
+
+    def set_draw_label(self, label: str) -> None:
+        """What a drag on empty canvas draws from now on (the 1 and 2 keys)."""
+        self.draw_label = label
+        self.say(f"drawing {self.draw_label}s")
 
     def cycle_selection(self, direction: int = 1) -> None:
         ids = [b.track for b in sorted(self.boxes(), key=lambda b: b.track)]

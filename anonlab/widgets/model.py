@@ -2,7 +2,8 @@
 
 ``anonlab.widgets.model`` used to hold the viewport maths, the frame cache, the editing model and the
 background jobs in one file. They now live in one module each: `anonlab.widgets.viewport`,
-`anonlab.widgets.frames`, `anonlab.widgets.boxes`, `anonlab.widgets.editor` and `anonlab.widgets.jobs`.
+`anonlab.widgets.frames`, `anonlab.widgets.boxes`, `anonlab.widgets.editor` (with its key bindings in
+`anonlab.widgets.keymap`) and `anonlab.widgets.jobs`.
 This module only re-exports the old names (the same objects, so ``model.EditorModel is
 editor.EditorModel``). It is not an entry of `anonlab._aliases.MOVED`, which hands out one module under an
 old name: the old module maps to five. New code imports from the modules above.
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 from anonlab.widgets.boxes import (EXCLUDED_COLOUR, HANDLES, PALETTE, BoxView, TrackSummary, handle_points, hex_to_bgr,
                                    track_colour)
-from anonlab.widgets.editor import (DRAG_PX, FOLLOW_FRAMES, FOLLOW_MAX_SIDE, HANDLE_PX, MIN_BOX, SHORTCUTS, Drag,
-                                    EditorModel)
+from anonlab.widgets.editor import DRAG_PX, FOLLOW_FRAMES, FOLLOW_MAX_SIDE, HANDLE_PX, MIN_BOX, Drag, EditorModel
 from anonlab.widgets.frames import PROXY_BYTES_PER_PIXEL, FrameSource
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob, Cancelled
+from anonlab.widgets.keymap import SHORTCUTS
 from anonlab.widgets.viewport import MAX_ZOOM, Viewport, _paste, render_view  # noqa: F401 (_paste: old private name)
 
 __all__ = [

@@ -40,9 +40,10 @@ from anonlab.regions import LABELS
 from anonlab.report.audit import write_report
 from anonlab.settings import Settings
 from anonlab.widgets.boxes import handle_points, hex_to_bgr, track_colour
-from anonlab.widgets.editor import SHORTCUTS, EditorModel
+from anonlab.widgets.editor import EditorModel
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
+from anonlab.widgets.keymap import SHORTCUTS
 
 #: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
 #: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
