@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings as hsettings, strategies as st
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.regions import ANALYST, TRACKER, iou_matrix
-from anonlab.widgets.boxes import handle_points, track_colour
+from anonlab.widgets.boxes import handle_points, track_color as track_colour
 from anonlab.widgets.editor import DRAG_PX, HANDLE_PX, EditorModel
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.viewport import Viewport, render_view

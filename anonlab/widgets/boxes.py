@@ -14,15 +14,15 @@ from dataclasses import dataclass
 #: Track colours (CSS hex), picked by track id; excluded tracks are drawn grey and dashed.
 PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
            "#bcf60c", "#fabebe", "#008080", "#e6beff")
-EXCLUDED_COLOUR = "#9e9e9e"
+EXCLUDED_COLOR = "#9e9e9e"
 
 
-def track_colour(track_id: int) -> str:
+def track_color(track_id: int) -> str:
     return PALETTE[int(track_id) % len(PALETTE)]
 
 
-def hex_to_bgr(colour: str) -> tuple[int, int, int]:
-    c = colour.lstrip("#")
+def hex_to_bgr(color: str) -> tuple[int, int, int]:
+    c = color.lstrip("#")
     return int(c[4:6], 16), int(c[2:4], 16), int(c[0:2], 16)
 
 
@@ -35,10 +35,15 @@ class BoxView:
     label: str
     source: str
     score: float
-    colour: str
+    color: str
     excluded: bool
     selected: bool
     keyframe: bool
+
+    @property
+    def colour(self) -> str:
+        """The old spelling of `color` (tests and old notebooks read it)."""
+        return self.color
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class TrackSummary:
     excluded: str | None
     hidden: bool
     edited: bool
-    colour: str
+    color: str
     thumb_frame: int
     thumb_box: tuple[float, float, float, float]
 

@@ -29,7 +29,7 @@ import numpy as np
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
-from anonlab.widgets.boxes import EXCLUDED_COLOUR, BoxView, TrackSummary, handle_points, track_colour
+from anonlab.widgets.boxes import EXCLUDED_COLOR, BoxView, TrackSummary, handle_points, track_color
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.keymap import find_binding
 from anonlab.widgets.viewport import Viewport
@@ -225,7 +225,7 @@ class EditorModel:
                 continue
             ex = t.excluded is not None
             out.append(BoxView(tid, tuple(float(c) for c in v[:4]), LABELS[t.label], SOURCES[v[4]], float(v[5]),
-                               EXCLUDED_COLOUR if ex else track_colour(tid), ex, tid == self.selected,
+                               EXCLUDED_COLOR if ex else track_color(tid), ex, tid == self.selected,
                                t.is_key(n) and v[4] == ANALYST))
         out.sort(key=lambda b: b.selected)
         return out
@@ -266,7 +266,7 @@ class EditorModel:
             best = int(np.argmax(d.area))
             out.append(TrackSummary(
                 tid, LABELS[t.label], len(d), int(d.frame[0]), int(d.frame[-1]), float(d.score.min()), t.excluded,
-                tid in self.hidden, tid in edited, EXCLUDED_COLOUR if t.excluded else track_colour(tid),
+                tid in self.hidden, tid in edited, EXCLUDED_COLOR if t.excluded else track_color(tid),
                 int(d.frame[best]), tuple(float(c) for c in d.xyxy[best])))
         return out
 

@@ -39,7 +39,7 @@ from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
 from anonlab.report.audit import write_report
 from anonlab.settings import Settings
-from anonlab.widgets.boxes import handle_points, hex_to_bgr, track_colour
+from anonlab.widgets.boxes import handle_points, hex_to_bgr, track_color
 from anonlab.widgets.editor import EditorModel
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
@@ -691,18 +691,18 @@ class Workbench:
             layer.font = "13px sans-serif"
             for b in m.boxes():
                 x1, y1, x2, y2 = vp.box_to_canvas(b.box)
-                layer.stroke_style = b.colour
+                layer.stroke_style = b.color
                 layer.line_width = 3 if b.selected else 2
                 layer.set_line_dash([6, 4] if b.excluded else [])
                 layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
                 text = f"{b.track} {b.label}" + (" ◆" if b.keyframe else "") + (" (unmasked)" if b.excluded else "")
-                layer.fill_style = b.colour
+                layer.fill_style = b.color
                 layer.fill_text(text, x1 + 2, max(y1 - 4, 12))
                 if b.selected:
                     layer.set_line_dash([])
                     for hx, hy in handle_points((x1, y1, x2, y2)).values():
                         layer.fill_rect(hx - 3, hy - 3, 7, 7)
-                drawn.append({"track": b.track, "canvas": (x1, y1, x2, y2), "colour": b.colour,
+                drawn.append({"track": b.track, "canvas": (x1, y1, x2, y2), "color": b.color,
                               "selected": b.selected, "excluded": b.excluded})
             prov = m.provisional_at()
             if len(prov):  # the running analysis: dashed white, not editable yet
@@ -762,8 +762,8 @@ class Workbench:
         else:
             x1, y1, x2, y2 = (c * fit.scale for c in v[:4])
             x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
-            colour = hex_to_bgr(track_colour(track)) if t.excluded is None else (158, 158, 158)
-            cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), colour, 1)
+            color = hex_to_bgr(track_color(track)) if t.excluded is None else (158, 158, 158)
+            cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), color, 1)
             pad = 0.3 * max(x2 - x1, y2 - y1) + 2
             xa, ya = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
             xb, yb = int(min(x2 + pad, vp.canvas_w)), int(min(y2 + pad, vp.canvas_h))
@@ -796,7 +796,7 @@ class Workbench:
                                   height=THUMB)
             sel = widgets.Button(description=f"{s.id} {s.label}", tooltip=f"select track {s.id}",
                                  layout=widgets.Layout(width="86px", height=f"{ROW_PX - 4}px"))
-            sel.style.button_color = s.colour
+            sel.style.button_color = s.color
             sel.on_click(lambda _b, t=s.id: self._guard(lambda: self.select_track(t)))
             info = widgets.HTML(f"<small>frames {s.first}–{s.last} · {s.n_frames} fr · min score {s.min_score:.2f}"
                                 + (" · <b>edited</b>" if s.edited else "")
