@@ -1,12 +1,18 @@
 """A folder of photos in the workbench: pick a photo, work on it, move to the next.
 
 Each photo keeps its own case file (``NAME.case.json`` beside it, as for a single file), so the folder
-view is only a chooser over `Workbench` instances; `Workbench(folder)` returns one of these.
+view is only a chooser over `anonlab.widgets.workbench.Workbench` instances; `Workbench(folder)` returns one
+of these.
+
+Imports run one way: `anonlab.widgets.workbench` imports this module (``Workbench(folder)`` gives a
+`FolderWorkbench`), and this module does not import the workbench: the `Workbench` hands in the class that
+opens one photo (``open_photo``). Before, each module imported the other (this one inside a method).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import ipywidgets as widgets
 
@@ -25,9 +31,17 @@ def photos_in(folder: str | Path) -> list[Path]:
 
 
 class FolderWorkbench:
-    """A dropdown of the folder's photos above the `Workbench` of the chosen one."""
+    """A dropdown of the folder's photos above the `Workbench` of the chosen one.
 
-    def __init__(self, folder: str | Path, settings=None, **workbench_options) -> None:
+    Args:
+        folder: the folder of photos.
+        settings, workbench_options: passed to ``open_photo`` for each photo.
+        open_photo: opens one photo: ``open_photo(path, settings, **workbench_options)`` (the `Workbench`
+            class; ``Workbench(folder)`` passes it).
+    """
+
+    def __init__(self, folder: str | Path, settings=None, *, open_photo: Callable, **workbench_options) -> None:
+        self.open_photo = open_photo
         self.folder = Path(folder)
         self.photos = photos_in(self.folder)
         self.settings = settings
@@ -48,12 +62,10 @@ class FolderWorkbench:
 
     def open(self, index: int):
         """Show the workbench of photo ``index`` (its case file is autosaved as it is edited)."""
-        from anonlab.widgets.workbench import Workbench
-
         if self.current is not None:
             self.options["analyst"] = self.current.actor_name() or self.options.get("analyst")  # keep the name
             self.current.close()
-        self.current = Workbench(self.photos[index], self.settings, **self.options)
+        self.current = self.open_photo(self.photos[index], self.settings, **self.options)
         self.holder.children = (self.current.widget,)
         self.record.children = (self.current.record,)
         if self.chooser.value != index:

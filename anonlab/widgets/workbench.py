@@ -41,6 +41,7 @@ from anonlab.report.audit import write_report
 from anonlab.settings import Settings
 from anonlab.widgets.boxes import handle_points, hex_to_bgr, track_color
 from anonlab.widgets.editor import EditorModel
+from anonlab.widgets.folder import FolderWorkbench
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
 from anonlab.widgets.keymap import SHORTCUTS
@@ -116,9 +117,7 @@ class Workbench:
     def __new__(cls, path_or_case=None, *args, **kwargs):
         # A folder of photos opens as a chooser over one workbench per photo.
         if isinstance(path_or_case, (str, Path)) and Path(path_or_case).is_dir():
-            from anonlab.widgets.folder import FolderWorkbench
-
-            return FolderWorkbench(path_or_case, *args, **kwargs)
+            return FolderWorkbench(path_or_case, *args, open_photo=Workbench, **kwargs)
         return super().__new__(cls)
 
     def __init__(self, path_or_case, settings: Settings | None = None, *, case_path: str | Path | None = None,
