@@ -285,7 +285,7 @@ def test_export_to_a_wrong_name_says_so_and_does_not_hang(wb, tmp_path, name, ma
 
 
 def test_export_internal_error_is_one_line(wb, tmp_path, monkeypatch):
-    import anonlab.widgets.workbench as view
+    import anonlab.widgets.actions as view
 
     wb.case.allow_without_analysis("whole_frames", "Ann")
     monkeypatch.setattr(view, "render_case", lambda *a, **k: (_ for _ in ()).throw(ValueError("codec x")))
@@ -377,7 +377,7 @@ def test_track_list_rows_keep_their_height_and_the_list_scrolls(wb):
 
 def test_layout_fits_a_1366_px_screen():
     """Item 10: at 1366x768 the side panel overlapped the picture by ~28 px."""
-    from anonlab.widgets.workbench import GAP, MAX_CANVAS, SIDE_WIDTH, canvas_size_for, layout_width
+    from anonlab.widgets.layout import GAP, MAX_CANVAS, SIDE_WIDTH, canvas_size_for, layout_width
 
     for w, h in ((1920, 1080), (640, 360), (1080, 1920), (4000, 3000)):
         cw, ch = canvas_size_for(w, h)

@@ -16,18 +16,9 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-from anonlab.errors import AnonlabError
-from anonlab.media import PHOTO_EXTENSIONS
+from anonlab.widgets.inputs import photos_in
 
-
-def photos_in(folder: str | Path) -> list[Path]:
-    """The photos directly in ``folder``, sorted by name (hidden files skipped)."""
-    folder = Path(folder)
-    found = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_EXTENSIONS)
-    if not found:
-        raise AnonlabError(f"{folder.name}: no photos in this folder ({', '.join(sorted(PHOTO_EXTENSIONS))})")
-    return found
+__all__ = ["FolderWorkbench", "photos_in"]
 
 
 class FolderWorkbench:

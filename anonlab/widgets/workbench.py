@@ -18,13 +18,16 @@ canvas-sized picture, or, with ``send="image"``, an ``ipywidgets.Image`` holding
 ``draw_image``. Pictures come from `FrameSource` (cache, then proxy, then an exact decode). The picture is
 drawn again when a browser view of the canvas becomes ready (Voilà renders the page after the kernel
 drew the first frame, which was lost: issue 14 item 3).
+
+This module builds the page and wires events to the model; the parts with a job of their own are beside
+it: the sizes and CSS (`anonlab.widgets.layout`), drawing on the canvas layers and thumbnails
+(`anonlab.widgets.drawing`), the long actions that run in threads or write files (`anonlab.widgets.actions`,
+a mixin of `Workbench`), and opening a case (`anonlab.widgets.inputs`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,69 +35,26 @@ from typing import Callable
 import cv2
 import ipywidgets as widgets
 import numpy as np
-from ipycanvas import MultiCanvas, hold_canvas
+from ipycanvas import MultiCanvas
 
-from anonlab.case import Case, case_report, default_case_path, render_case
+from anonlab.case import Case
 from anonlab.errors import AnonlabError
+from anonlab.pipeline import default_output
 from anonlab.regions import LABELS
-from anonlab.report.audit import write_report
 from anonlab.settings import Settings
-from anonlab.widgets.boxes import handle_points, hex_to_bgr, track_color
+from anonlab.widgets.actions import LongActions
+from anonlab.widgets.drawing import Thumbnails, draw_boxes, draw_drag
 from anonlab.widgets.editor import EditorModel
 from anonlab.widgets.folder import FolderWorkbench
 from anonlab.widgets.frames import FrameSource
+from anonlab.widgets.inputs import open_case
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
 from anonlab.widgets.keymap import SHORTCUTS
-
-#: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
-#: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
-MAX_CANVAS = (832, 468)
-#: Width of the side column (review card, track tools), pixels.
-SIDE_WIDTH = 470
-#: Gap between the picture and the side column, and the page margin the layout leaves, pixels.
-GAP = 12
-#: A small picture (a photo of 400×226, a 640×360 clip) is enlarged up to this factor to fill the view.
-MAX_UPSCALE = 2.0
-#: Rows shown in the track list (the longest tracks first beyond that).
-MAX_TRACK_ROWS = 150
-#: Height of one track-list row, pixels (rows never shrink: the list scrolls).
-ROW_PX = 30
-THUMB = 26
-
-CSS = f"""<style>
-.anonlab-workbench .anonlab-msg {{ white-space: normal; overflow-wrap: anywhere; line-height: 1.25; }}
-.anonlab-workbench .anonlab-msg .err {{ color: #b00020; }}
-.anonlab-workbench .anonlab-row {{ flex: 0 0 auto; height: {ROW_PX}px; min-height: {ROW_PX}px; }}
-.anonlab-workbench .widget-html-content {{ line-height: 1.25; }}
-.anonlab-workbench .anonlab-side .widget-button {{ padding: 0 6px; }}
-</style>"""
+from anonlab.widgets.layout import (CSS, GAP, MAX_CANVAS, MAX_TRACK_ROWS, ROW_PX, SIDE_WIDTH, THUMB, canvas_size_for,
+                                    fmt_time, layout_width, msg_html)
 
 
-def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS,
-                    max_upscale: float = MAX_UPSCALE) -> tuple[int, int]:
-    """Canvas size showing a ``width``×``height`` picture fit into ``box`` (enlarged up to ``max_upscale``)."""
-    s = min(box[0] / width, box[1] / height, max_upscale)
-    return max(1, round(width * s)), max(1, round(height * s))
-
-
-def layout_width(canvas_w: int) -> int:
-    """Width the workbench takes on the page, pixels (the picture, the gap, the side column, margins)."""
-    return int(canvas_w) + GAP + SIDE_WIDTH + 2 * GAP
-
-
-def _fmt_time(t: float) -> str:
-    m, s = divmod(max(t, 0.0), 60)
-    return f"{int(m)}:{s:05.2f}"
-
-
-def _msg(text: str, error: bool = False) -> str:
-    """A message as HTML: errors in red; long ones wrap (they never push the layout sideways)."""
-    if not text:
-        return ""
-    return f"<span class='{'err' if error else 'ok'}'>{html.escape(text)}</span>"
-
-
-class Workbench:
+class Workbench(LongActions):
     """Open a video or photo (or a case file, or a `Case`, or a folder of photos) for review and editing.
 
     Args:
@@ -123,7 +83,7 @@ class Workbench:
     def __init__(self, path_or_case, settings: Settings | None = None, *, case_path: str | Path | None = None,
                  autosave: bool = True, proxy: bool = True, send: str = "put", output: str | Path | None = None,
                  canvas_box: tuple[int, int] = MAX_CANVAS, analyst: str | None = None) -> None:
-        self.case = self._open_case(path_or_case, settings, case_path)
+        self.case = open_case(path_or_case, settings, case_path)
         self.case.autosave = autosave and self.case.path is not None
         self.input_path = self.case.locate_input()
         self.frames = FrameSource(self.input_path)
@@ -142,7 +102,7 @@ class Workbench:
         self._pending: list[Callable[[], None]] = []
         self._syncing = False
         self._rows: dict[int, tuple] = {}
-        self._thumbs: dict[tuple, bytes] = {}
+        self._thumbs = Thumbnails(self.case, self.frames, self.model)
         self._build(output, analyst)
         self.model.observe(self._on_model)
         # The review queue steps the player through what needs a look and gates the export (issue 7, 14).
@@ -166,27 +126,6 @@ class Workbench:
     @flagged_frames.setter
     def flagged_frames(self, frames) -> None:
         self.model.set_flagged(frames)
-
-    # --- opening ----------------------------------------------------------------------------------
-    @staticmethod
-    def _open_case(path_or_case, settings, case_path) -> Case:
-        if isinstance(path_or_case, Case):
-            return path_or_case
-        p = Path(path_or_case)
-        if p.name.endswith(".json"):
-            case = Case.load(p)
-            case.verify_input()
-            return case
-        cp = Path(case_path) if case_path is not None else default_case_path(p)
-        if cp.exists():
-            case = Case.load(cp)
-            case.verify_input(p)
-            if Path(case.input.path) != p.resolve():
-                case.input.path = str(p.resolve())
-            return case
-        case = Case.new(p, settings)
-        case.path = cp
-        return case
 
     # --- layout -----------------------------------------------------------------------------------
     def _button(self, desc: str, tip: str, fn: Callable, icon: str = "", width: str = "auto", where: str = "tools",
@@ -229,7 +168,7 @@ class Workbench:
                                           "stop", where="status")
         self.cancel_button.layout.display = "none"
         self.progress_bar = widgets.IntProgress(0, 0, 1, layout=L(width="140px", display="none"))
-        self.export_path = widgets.Text(str(output or _default_output(self.input_path)), placeholder="output file",
+        self.export_path = widgets.Text(str(output or default_output(self.input_path)), placeholder="output file",
                                         description="output", layout=L(width="360px"),
                                         style={"description_width": "48px"})
         self.overwrite = widgets.Checkbox(False, description="replace", indent=False,
@@ -437,197 +376,6 @@ class Workbench:
             self.model.toggle_hidden(track)
         self.model.select(track)
 
-    # --- long actions -----------------------------------------------------------------------------
-    def _dispatch(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the kernel's thread: through its event loop when the call comes from the analysis
-        thread (widgets and the decoder are not thread-safe); without a loop (tests, plain Python) at the next
-        `poll`, or at once when already on the main thread."""
-        loop = self._loop
-        if loop is not None and loop.is_running() and not loop.is_closed():
-            loop.call_soon_threadsafe(fn)
-        elif threading.current_thread() is threading.main_thread():
-            fn()
-        else:
-            self._pending.append(fn)
-
-    def poll(self) -> None:
-        """Run what the analysis thread handed over (outside a kernel: tests and scripts call it)."""
-        while self._pending:
-            self._pending.pop(0)()
-
-    def analyse(self, *, background: bool = True, analyse: Callable | None = None) -> AnalysisJob | None:
-        """Detect and track in the background (progress and cancel in the strip); the page stays usable, and the
-        frames already settled show their regions. When it ends the analysis goes into the case."""
-        if self.job is not None and self.job.running:
-            raise AnonlabError("the analysis is running already")
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] < 0.25:
-                return
-            last[0] = now
-            self._dispatch(lambda: self._show_progress(done, total))
-
-        self.job = AnalysisJob(self.input_path, self.case.settings, analyse=analyse, on_progress=progress,
-                               on_done=lambda job: self._dispatch(lambda: self._finish_analysis(job)))
-        self.analyse_button.disabled = True
-        self.analyse_button.description = "analysing…"
-        self.cancel_button.layout.display = ""
-        self.progress_bar.layout.display = ""
-        self.progress_bar.value, self.progress_bar.max = 0, max(self.case.input.n_frames, 1)
-        self.model.say("analysing in the background: you can scrub meanwhile", "status")
-        self.job.start(background=background)
-        return self.job
-
-    def _show_progress(self, done: int, total: int) -> None:
-        self.progress_bar.max = max(total, 1)
-        self.progress_bar.value = min(done, self.progress_bar.max)
-        if self.job is not None and self.job.running:
-            self.model.set_provisional(self.job.settled_regions())
-            self.model.say(f"analysing: {done} of {total} frame(s); the first ones show their regions already",
-                           "status")
-
-    def cancel(self) -> None:
-        if self.job is None or not self.job.running:
-            raise AnonlabError("no analysis is running")
-        self.job.cancel()
-        self.model.say("cancelling…", "status")
-
-    def _finish_analysis(self, job: AnalysisJob) -> None:
-        self.analyse_button.disabled = False
-        self.analyse_button.description = "analyse"
-        self.cancel_button.layout.display = "none"
-        self.progress_bar.layout.display = "none"
-        self.model.set_provisional(None)
-        if job.state == "cancelled":
-            self.model.say("analysis cancelled; the case is unchanged", "status", error=True)
-            return
-        if job.state == "failed":
-            exc = job.error
-            text = str(exc) if isinstance(exc, AnonlabError) else f"internal error ({type(exc).__name__})"
-            self.model.say(f"analysis failed: {text}", "status", error=True)
-            return
-        try:
-            self.case.set_analysis(job.result)
-        except AnonlabError as exc:
-            self.model.say(f"analysis failed: {exc}", "status", error=True)
-            return
-        self.review.session.scene_cuts = list(self.case.scene_cuts)
-        self.review.refresh()
-        stats = self.review.session.stats()
-        self.model.say(f"analysis done: {len(self.case.tracks)} track(s), {stats['decisions']} review decision(s)",
-                       "status")
-        self._draw_record()
-
-    def red_team(self, *, background: bool = True, red_team: Callable | None = None) -> BackgroundJob:
-        """Check the last export with every detector at a lowered threshold (`anonlab.review.red_team`, up to
-        300 frames sampled over a long video); what it finds becomes review cards, ranked first (issue 15)."""
-        from anonlab.pipeline import RED_TEAM_MAX_FRAMES
-        from anonlab.review import red_team as default_red_team, sample_frames
-
-        out = self.last_output
-        if out is None or not out.exists():
-            raise AnonlabError("export first: the red team checks the exported file")
-        if self.red_team_job is not None and self.red_team_job.running:
-            raise AnonlabError("the red-team check is running already")
-        case = self.case
-        n = case.input.n_frames
-        frames = sample_frames(n, RED_TEAM_MAX_FRAMES, seed=0) if n > RED_TEAM_MAX_FRAMES else None
-        regions, settings, whole = case.effective_regions(), case.settings, set(case.damaged)
-        if not case.analysed and case.review.without_analysis and case.review.without_analysis["mode"] == "whole_frames":
-            whole = set(range(n))
-        fn = red_team or default_red_team
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
-        self.red_team_job = BackgroundJob(lambda: fn(out, regions, settings, frames=frames, whole_frames=whole),
-                                          on_done=lambda job: self._dispatch(lambda: self._finish_red_team(job)))
-        self.model.say(f"red team checking {out.name} in the background…", "status")
-        return self.red_team_job.start(background=background)
-
-    def _finish_red_team(self, job: BackgroundJob) -> None:
-        if job.state == "failed":
-            exc = job.error
-            text = str(exc) if isinstance(exc, AnonlabError) else f"internal error ({type(exc).__name__})"
-            self.model.say(f"red-team check failed: {text}", "status", error=True)
-            return
-        found = list(job.result or [])
-        self.review.session.findings = found
-        self.review.refresh()
-        sure = [f for f in found if f.sure]
-        exposed = sum(f.kind == "exposed" for f in sure)
-        self.model.say(f"red team: {exposed} exposure(s), {len(sure) - exposed} weak mask(s), "
-                       f"{len(found) - len(sure)} doubtful finding(s)" + (": see the review cards" if found else
-                                                                           ": the output gives nothing away"),
-                       "status", error=bool(sure))
-        if found:
-            self.review.session.index = 0
-            self.review.show_current()
-
-    def _check_output(self, out: Path) -> None:
-        from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
-
-        want = PHOTO_EXTENSIONS if self.case.input.kind == "photo" else VIDEO_EXTENSIONS
-        if out.suffix.lower() not in want:
-            kind = "photo" if self.case.input.kind == "photo" else "video"
-            raise AnonlabError(f"{out.name}: not a {kind} file name; end it with {self.input_path.suffix or '.mp4'} "
-                               f"(or another {kind} extension)")
-        if out.exists() and not self.overwrite.value:
-            raise AnonlabError(f"{out.name} exists already; tick 'replace' to write over it, or choose another name")
-
-    def export(self) -> dict | None:
-        """Render the output with exactly the case's regions (after the review gate, when one is set)."""
-        out = Path(self.export_path.value).expanduser()
-        self.export_button.disabled = True
-        self.model.say(f"exporting {out.name}…", "status")
-        try:
-            self.sync_actor()
-            self._check_output(out)
-            info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
-                                                         progress=True, gate=self.export_gate))
-            report = case_report(self.case, out, info, review=self.review.session.report_fields())
-            write_report(report, out.with_name(out.name + ".report.json"))
-            self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
-                           f"{info['case']['regions']} masked region(s); report {out.name}.report.json", "status")
-            self.last_export, self.last_output = info, out
-            if self.review.session.findings:  # they were about the previous export
-                self.review.session.findings = []
-                self.review.refresh()
-            return info
-        except AnonlabError as exc:
-            self.model.say(f"export failed: {exc}", "status", error=True)
-            return None
-        except Exception as exc:  # never leave "exporting…" on screen: say it, in one line (issue 14 item 5)
-            self.model.say(f"export failed: internal error ({type(exc).__name__}); nothing was written", "status",
-                           error=True)
-            return None
-        finally:
-            self.export_button.disabled = False
-            self.progress.clear_output()
-            self._draw_record()
-
-    def _in_progress(self, fn: Callable[[], object]):
-        """Run ``fn`` with its progress bars shown in the workbench.
-
-        In a kernel, an ``Output`` widget used as a context manager swallows exceptions (it displays
-        them instead), so the error is carried out of the ``with`` block and raised here.
-        """
-        result, error = None, None
-        with self.progress:
-            try:
-                result = fn()
-            except BaseException as exc:  # re-raised below, outside the Output widget
-                error = exc
-        if error is not None:
-            raise error
-        return result
-
     # --- drawing ----------------------------------------------------------------------------------
     def _on_model(self, changes: set[str]) -> None:
         self._redraw(changes)
@@ -646,7 +394,7 @@ class Workbench:
                 self._syncing = False
             self._draw_picture()
         if changes & {"frame", "view", "flags"}:
-            self.frame_label.value = (f"&nbsp;<code>{m.frame} / {m.n_frames - 1} · {_fmt_time(m.time)}</code>"
+            self.frame_label.value = (f"&nbsp;<code>{m.frame} / {m.n_frames - 1} · {fmt_time(m.time)}</code>"
                                       + (" <b>⚑</b>" if m.frame in m.flagged_frames else ""))
         if changes & {"boxes", "frame", "view", "selection"}:
             self._draw_boxes()
@@ -682,102 +430,15 @@ class Workbench:
         self.drawn["masked"] = self.model.show_masked
 
     def _draw_boxes(self) -> None:
-        m, vp = self.model, self.model.viewport
-        layer = self.region_layer
-        drawn = []
-        with hold_canvas():
-            layer.clear()
-            layer.font = "13px sans-serif"
-            for b in m.boxes():
-                x1, y1, x2, y2 = vp.box_to_canvas(b.box)
-                layer.stroke_style = b.color
-                layer.line_width = 3 if b.selected else 2
-                layer.set_line_dash([6, 4] if b.excluded else [])
-                layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
-                text = f"{b.track} {b.label}" + (" ◆" if b.keyframe else "") + (" (unmasked)" if b.excluded else "")
-                layer.fill_style = b.color
-                layer.fill_text(text, x1 + 2, max(y1 - 4, 12))
-                if b.selected:
-                    layer.set_line_dash([])
-                    for hx, hy in handle_points((x1, y1, x2, y2)).values():
-                        layer.fill_rect(hx - 3, hy - 3, 7, 7)
-                drawn.append({"track": b.track, "canvas": (x1, y1, x2, y2), "color": b.color,
-                              "selected": b.selected, "excluded": b.excluded})
-            prov = m.provisional_at()
-            if len(prov):  # the running analysis: dashed white, not editable yet
-                layer.stroke_style = "#ffffff"
-                layer.line_width = 1
-                layer.set_line_dash([3, 3])
-                for box in prov.xyxy.tolist():
-                    x1, y1, x2, y2 = vp.box_to_canvas(box)
-                    layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
-                layer.set_line_dash([])
-        self.drawn["boxes"] = drawn
-        self.drawn["provisional"] = len(prov)
+        self.drawn["boxes"], self.drawn["provisional"] = draw_boxes(self.region_layer, self.model)
 
     def _draw_drag(self) -> None:
-        d, vp = self.model.drag, self.model.viewport
-        layer = self.ui_layer
-        with hold_canvas():
-            layer.clear()
-            if d is not None and d.moved and d.box is not None:
-                x1, y1, x2, y2 = vp.box_to_canvas(d.box)
-                layer.stroke_style = "#ffffff"
-                layer.line_width = 2
-                layer.set_line_dash([4, 4])
-                layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
-                self.drawn["drag"] = (x1, y1, x2, y2)
-            else:
-                self.drawn["drag"] = None
+        self.drawn["drag"] = draw_drag(self.ui_layer, self.model)
 
     def thumbnail(self, frame: int, track: int | None = None, size: int = THUMB) -> bytes:
         """A ``size``×``size`` JPEG around ``track``'s box at ``frame`` (the whole frame without one), the box
-        outlined in the track's colour."""
-        t = self.case.tracks.get(track) if track is not None and track >= 0 else None
-        v = t.value(frame) if t is not None else None
-        # unmasked, with the box outlined: the analyst judges whether the box covers the face (the picture
-        # beside shows the masked result)
-        masked = False
-        key = (frame, track, None if v is None else tuple(round(c, 1) for c in v[:4]), masked, size)
-        hit = self._thumbs.get(key)
-        if hit is not None:
-            return hit
-        vp = self.model.viewport
-        fit = type(vp)(vp.image_w, vp.image_h, vp.canvas_w, vp.canvas_h)
-        pic = self.frames.view(frame, fit).copy()
-        ox, oy = fit.image_rect()[:2]
-        if masked:
-            from anonlab.render.mask import mask_frame
-
-            regions = self.case.regions_at(frame)
-            if len(regions):
-                pic = mask_frame(pic, regions.replace(xyxy=regions.xyxy * fit.scale + np.array([ox, oy, ox, oy],
-                                                                                               np.float32)),
-                                 self.case.settings)
-        if v is None:
-            x1, y1, x2, y2 = fit.image_rect()[0], fit.image_rect()[1], fit.image_rect()[0] + fit.image_rect()[2], \
-                fit.image_rect()[1] + fit.image_rect()[3]
-            crop = pic[y1:y2, x1:x2]
-        else:
-            x1, y1, x2, y2 = (c * fit.scale for c in v[:4])
-            x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
-            color = hex_to_bgr(track_color(track)) if t.excluded is None else (158, 158, 158)
-            cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), color, 1)
-            pad = 0.3 * max(x2 - x1, y2 - y1) + 2
-            xa, ya = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
-            xb, yb = int(min(x2 + pad, vp.canvas_w)), int(min(y2 + pad, vp.canvas_h))
-            crop = pic[ya:max(yb, ya + 1), xa:max(xb, xa + 1)]
-        h, w = crop.shape[:2]
-        s = size / max(h, w, 1)
-        crop = cv2.resize(crop, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        square = np.zeros((size, size, 3), np.uint8)
-        square[(size - crop.shape[0]) // 2:(size - crop.shape[0]) // 2 + crop.shape[0],
-               (size - crop.shape[1]) // 2:(size - crop.shape[1]) // 2 + crop.shape[1]] = crop
-        data = cv2.imencode(".jpg", square, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
-        if len(self._thumbs) > 2000:
-            self._thumbs.clear()
-        self._thumbs[key] = data
-        return data
+        outlined in the track's colour (`anonlab.widgets.drawing.Thumbnails`)."""
+        return self._thumbs.get(frame, track, size)
 
     def _draw_tracks(self) -> None:
         summaries = self.model.track_summaries()
@@ -871,9 +532,9 @@ class Workbench:
                              f"{analysed} · {len(c.tracks)} track(s) · {c.edit_count} edit(s) · "
                              f"status <b>{c.review.status}</b> · {saved}")
         msgs, bad = self.model.messages, self.model.failed
-        self.status_msg.value = _msg(msgs.get("status", ""), "status" in bad)
-        self.tools_msg.value = _msg(msgs.get("tools", ""), "tools" in bad)
-        self.player_msg.value = _msg(msgs.get("player", ""), "player" in bad)
+        self.status_msg.value = msg_html(msgs.get("status", ""), "status" in bad)
+        self.tools_msg.value = msg_html(msgs.get("tools", ""), "tools" in bad)
+        self.player_msg.value = msg_html(msgs.get("player", ""), "player" in bad)
         self.undo_button.disabled = not c.can_undo
         self.redo_button.disabled = not c.can_redo
 
@@ -903,9 +564,3 @@ class Workbench:
             self.events.close()
         self.canvas.close()
         self.widget.close()
-
-
-def _default_output(path: Path) -> Path:
-    from anonlab.pipeline import default_output
-
-    return default_output(path)

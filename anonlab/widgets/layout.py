@@ -1,0 +1,61 @@
+"""The workbench's page layout: sizes, the CSS, and the small HTML helpers the view uses.
+
+The workbench is laid out for a 1366×768 laptop screen (about 1366×650 of page;
+``../shared/design/workbench-layout.md``): the picture fits `MAX_CANVAS`, the side column is `SIDE_WIDTH`
+wide, and `canvas_size_for` / `layout_width` give the sizes the view builds with. These are numbers and
+strings without widgets, kept apart from `anonlab.widgets.workbench` so the layout rules can be read (and
+tested: ``test_widgets_view``) on their own.
+"""
+
+from __future__ import annotations
+
+import html
+
+#: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
+#: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
+MAX_CANVAS = (832, 468)
+#: Width of the side column (review card, track tools), pixels.
+SIDE_WIDTH = 470
+#: Gap between the picture and the side column, and the page margin the layout leaves, pixels.
+GAP = 12
+#: A small picture (a photo of 400×226, a 640×360 clip) is enlarged up to this factor to fill the view.
+MAX_UPSCALE = 2.0
+#: Rows shown in the track list (the longest tracks first beyond that).
+MAX_TRACK_ROWS = 150
+#: Height of one track-list row, pixels (rows never shrink: the list scrolls).
+ROW_PX = 30
+#: Side of a track-list thumbnail, pixels.
+THUMB = 26
+
+CSS = f"""<style>
+.anonlab-workbench .anonlab-msg {{ white-space: normal; overflow-wrap: anywhere; line-height: 1.25; }}
+.anonlab-workbench .anonlab-msg .err {{ color: #b00020; }}
+.anonlab-workbench .anonlab-row {{ flex: 0 0 auto; height: {ROW_PX}px; min-height: {ROW_PX}px; }}
+.anonlab-workbench .widget-html-content {{ line-height: 1.25; }}
+.anonlab-workbench .anonlab-side .widget-button {{ padding: 0 6px; }}
+</style>"""
+
+
+def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS,
+                    max_upscale: float = MAX_UPSCALE) -> tuple[int, int]:
+    """Canvas size showing a ``width``×``height`` picture fit into ``box`` (enlarged up to ``max_upscale``)."""
+    s = min(box[0] / width, box[1] / height, max_upscale)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def layout_width(canvas_w: int) -> int:
+    """Width the workbench takes on the page, pixels (the picture, the gap, the side column, margins)."""
+    return int(canvas_w) + GAP + SIDE_WIDTH + 2 * GAP
+
+
+def fmt_time(t: float) -> str:
+    """Seconds as ``m:ss.ss`` (the frame label under the picture)."""
+    m, s = divmod(max(t, 0.0), 60)
+    return f"{int(m)}:{s:05.2f}"
+
+
+def msg_html(text: str, error: bool = False) -> str:
+    """A message as HTML: errors in red; long ones wrap (they never push the layout sideways)."""
+    if not text:
+        return ""
+    return f"<span class='{'err' if error else 'ok'}'>{html.escape(text)}</span>"
