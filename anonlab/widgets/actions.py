@@ -17,9 +17,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import anonlab.review
 from anonlab.case import case_report, render_case
 from anonlab.errors import AnonlabError
+from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
+from anonlab.pipeline import RED_TEAM_MAX_FRAMES
 from anonlab.report.audit import write_report
+from anonlab.review import sample_frames
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
 
 
@@ -115,9 +119,6 @@ class LongActions:
     def red_team(self, *, background: bool = True, red_team: Callable | None = None) -> BackgroundJob:
         """Check the last export with every detector at a lowered threshold (`anonlab.review.red_team`, up to
         300 frames sampled over a long video); what it finds becomes review cards, ranked first (issue 15)."""
-        from anonlab.pipeline import RED_TEAM_MAX_FRAMES
-        from anonlab.review import red_team as default_red_team, sample_frames
-
         out = self.last_output
         if out is None or not out.exists():
             raise AnonlabError("export first: the red team checks the exported file")
@@ -129,7 +130,7 @@ class LongActions:
         regions, settings, whole = case.effective_regions(), case.settings, set(case.damaged)
         if not case.analysed and case.review.without_analysis and case.review.without_analysis["mode"] == "whole_frames":
             whole = set(range(n))
-        fn = red_team or default_red_team
+        fn = red_team or anonlab.review.red_team  # looked up now: patching anonlab.review.red_team works
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -159,8 +160,6 @@ class LongActions:
             self.review.show_current()
 
     def _check_output(self, out: Path) -> None:
-        from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
-
         want = PHOTO_EXTENSIONS if self.case.input.kind == "photo" else VIDEO_EXTENSIONS
         if out.suffix.lower() not in want:
             kind = "photo" if self.case.input.kind == "photo" else "video"

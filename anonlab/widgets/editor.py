@@ -29,6 +29,7 @@ import numpy as np
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
+from anonlab.render.mask import mask_frame
 from anonlab.widgets.boxes import EXCLUDED_COLOR, BoxView, TrackSummary, handle_points, track_color
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.keymap import find_binding
@@ -245,8 +246,6 @@ class EditorModel:
             return None
         img = self.source.view(self.frame, self.viewport)
         if self.show_masked:
-            from anonlab.render.mask import mask_frame
-
             regions = self.mask_regions()
             if len(regions):
                 vp = self.viewport

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from anonlab.errors import AnonlabError
+from anonlab.media import open_media
 from anonlab.privacy import private_tempdir
 from anonlab.widgets.viewport import Viewport, _paste, render_view
 
@@ -42,8 +45,6 @@ class FrameSource:
     """
 
     def __init__(self, path_or_reader, *, cache_mb: int = 128) -> None:
-        from anonlab.media import open_media
-
         if isinstance(path_or_reader, (str, Path)):
             self.path: Path | None = Path(path_or_reader)
             self.reader = open_media(self.path)
@@ -137,9 +138,6 @@ class FrameSource:
         (down to a third of ``size``) so that all of it fits in ``proxy_mb`` (at most a quarter of the free
         space of the temporary folder); frames beyond it are decoded exactly.
         """
-        import shutil
-        import tempfile
-
         if self.path is None or self.n_frames <= 1 or self._proxy_thread is not None:
             return
         with private_tempdir("proxy") as folder:
@@ -158,8 +156,6 @@ class FrameSource:
             self._build_proxy(quality, budget)
 
     def _build_proxy(self, quality: int, budget: int) -> None:
-        from anonlab.media import open_media
-
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         try:
             reader = open_media(self.path)  # its own decoder: the UI keeps using self.reader

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+import anonlab.pipeline
 from anonlab.errors import AnonlabError
 from anonlab.regions import Regions, RegionsLog
 
@@ -101,7 +102,7 @@ class AnalysisJob:
         try:
             fn = self._analyse
             if fn is None:
-                from anonlab.pipeline import analyse as fn
+                fn = anonlab.pipeline.analyse  # looked up now: patching anonlab.pipeline.analyse works
             self.result = fn(self.path, self.settings, progress=False, on_frame=self._on_frame)
             self.state = "done"
         except Cancelled as exc:

@@ -31,6 +31,8 @@ import webbrowser
 from pathlib import Path
 
 from anonlab.errors import AnonlabError
+from anonlab.media import open_media
+from anonlab.widgets.inputs import photos_in
 
 MEDIA_ENV = "ANONLAB_MEDIA"
 HOST = "127.0.0.1"
@@ -176,12 +178,8 @@ def check_media_path(path: str | Path) -> Path:
     if not p.exists():
         raise AnonlabError(f"{p}: no such file or folder")
     if p.is_dir():
-        from anonlab.widgets.folder import photos_in
-
         photos_in(p)  # raises "no photos in this folder"
         return p.resolve()
-    from anonlab.media import open_media
-
     open_media(p).close()  # anonlab's own line for a file that is not a photo or video it can read
     return p.resolve()
 

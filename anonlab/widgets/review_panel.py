@@ -15,13 +15,15 @@ and a name (recorded in the report); a case never analysed is refused whatever t
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.review import (DECISIONS, FILMSTRIP, PAGE_SIZE, Finding, ReviewItem, build_queue, decisions_needed, event_count,
-                            gate_summary, require_export_allowed, review_pages)
+                            gate_summary, report_review_fields, require_export_allowed, review_pages, risk_bound,
+                            sample_frames)
 
 __all__ = ["DECISIONS", "Page", "ReviewPanel", "ReviewSession"]
 
@@ -217,10 +219,6 @@ class ReviewSession:
 
     # --- residual risk: a stratified sample of frames the analyst checks by eye ---------------------
     def draw_sample(self, k: int, seed: int | None = None) -> list[int]:
-        import os
-
-        from anonlab.review import sample_frames
-
         seed = int(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         frames = sample_frames(self.case.input.n_frames, int(k), scene_cuts=self.scene_cuts, seed=seed)
         self.case.set_risk_sample(frames, seed)
@@ -235,8 +233,6 @@ class ReviewSession:
 
     def risk(self) -> dict | None:
         """`anonlab.review.risk_bound` over the frames checked so far (None before any check)."""
-        from anonlab.review import risk_bound
-
         risk = self.case.review.risk
         if not risk or not risk["checked"]:
             return None
@@ -247,8 +243,6 @@ class ReviewSession:
 
     def report_fields(self) -> dict:
         """The ``review`` argument of `anonlab.report.make_report` for this case."""
-        from anonlab.review import report_review_fields
-
         self.refresh()
         return report_review_fields(self.case.review.to_dict(), self.queue, self.risk())
 
@@ -281,7 +275,7 @@ class ReviewPanel:
     THUMB = 50
 
     def __init__(self, workbench, session: ReviewSession | None = None) -> None:
-        import ipywidgets as widgets
+        import ipywidgets as widgets  # here, not at the top: ReviewSession is used without ipywidgets
 
         self.widgets = widgets
         self.wb = workbench

@@ -52,6 +52,7 @@ from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
 from anonlab.widgets.keymap import SHORTCUTS
 from anonlab.widgets.layout import (CSS, GAP, MAX_CANVAS, MAX_TRACK_ROWS, ROW_PX, SIDE_WIDTH, THUMB, canvas_size_for,
                                     fmt_time, layout_width, msg_html)
+from anonlab.widgets.review_panel import ReviewPanel
 
 
 class Workbench(LongActions):
@@ -106,8 +107,6 @@ class Workbench(LongActions):
         self._build(output, analyst)
         self.model.observe(self._on_model)
         # The review queue steps the player through what needs a look and gates the export (issue 7, 14).
-        from anonlab.widgets.review_panel import ReviewPanel
-
         self.review = ReviewPanel(self)
         self.side.children = (self.review.card, self.tools, self.review.signoff_box)
         self.export_gate = self.review.session.gate
