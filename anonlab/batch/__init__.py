@@ -51,8 +51,6 @@ import json
 import logging
 import os
 import queue
-import re
-import sqlite3
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
@@ -62,16 +60,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from anonlab.batch.ledger import LEDGER_NAME, LOCK_NAME, STATUSES, Ledger, _folder_lock, read_ledger  # noqa: F401
+from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps, output_name, scan_tree
 from anonlab.errors import AnonlabError, OutputError
 from anonlab.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEDGER_NAME = "anonlab-ledger.sqlite"
-LOCK_NAME = ".anonlab-batch.lock"
-REPORT_SUFFIX = ".report.json"
 EXECUTORS = ("local", "dask")
-STATUSES = ("pending", "running", "done", "failed")
 #: Name of the Dask event topic that carries per-file progress from workers to the client.
 PROGRESS_TOPIC = "anonlab-batch-progress"
 
@@ -164,219 +160,6 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, BrokenProcessPool) or name in ("KilledWorker", "WorkerLost"):
         return f"the worker process died while processing this file ({name}); the file may be corrupt"
     return f"internal error ({name}); rerun this file alone with 'anonlab anonymize --debug'"
-
-
-# --- tree and names -------------------------------------------------------------------------------------
-
-
-def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tuple[list[str], int]:
-    """Media files under ``input_dir`` (relative, ``/``-separated, sorted) and the count of other files.
-
-    Hidden files (name starting with ``.``) are ignored and counted; hidden folders (``.git``, ``.Trash``) and
-    ``output_dir``, when it lies inside ``input_dir``, are not entered.
-    """
-    from anonlab.media import MEDIA_EXTENSIONS
-
-    root = Path(input_dir)
-    skip = Path(output_dir).resolve() if output_dir is not None else None
-    media: list[str] = []
-    ignored = 0
-    for folder, dirs, files in os.walk(root):
-        keep = []
-        for d in sorted(dirs):
-            if d.startswith(".") or (skip is not None and (Path(folder) / d).resolve() == skip):
-                continue
-            keep.append(d)
-        dirs[:] = keep
-        for name in sorted(files):
-            path = Path(folder) / name
-            if not name.startswith(".") and path.suffix.lower() in MEDIA_EXTENSIONS and path.is_file():
-                media.append(path.relative_to(root).as_posix())
-            else:
-                ignored += 1
-    return sorted(media), ignored
-
-
-def output_name(rel: str, taken: set[str] | None = None) -> str:
-    """Relative output path for input ``rel``: the same, except containers anonlab does not write.
-
-    Those (``.avi``, ``.wmv``, ``.flv``, ``.mpg``...) get ``.mkv``, which holds their audio as it is
-    (`anonlab.media.streams.default_video_suffix`): ``clip.avi`` becomes ``clip.mkv``, or ``clip.avi.mkv`` when
-    ``clip.mkv`` is already ``taken``.
-    """
-    from anonlab.media import VIDEO_EXTENSIONS
-    from anonlab.media.streams import CONTAINERS
-
-    p = Path(rel)
-    if p.suffix.lower() not in VIDEO_EXTENSIONS or p.suffix.lower() in CONTAINERS:
-        return rel
-    out = p.with_suffix(".mkv").as_posix()
-    if taken is not None and out in taken:
-        out = p.with_name(p.name + ".mkv").as_posix()
-    return out
-
-
-def _remove_stale_temps(path: Path) -> int:
-    """Delete temporary files a killed writer left for ``path``.
-
-    Two writers' patterns: `atomic_output`'s ``.<stem>.XXXXXXXX.part<suffix>`` and the report's
-    ``.<name>.XXXXXXXX.tmp``. Only called while the batch holds the output folder's lock, so no live writer
-    owns them.
-    """
-    removed = 0
-    if not path.parent.is_dir():
-        return 0
-    patterns = [
-        re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.part{re.escape(path.suffix)}$"),
-        re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp$"),
-    ]
-    for entry in path.parent.iterdir():
-        if any(p.match(entry.name) for p in patterns) and entry.is_file():
-            with contextlib.suppress(OSError):
-                entry.unlink()
-                removed += 1
-    return removed
-
-
-# --- ledger ---------------------------------------------------------------------------------------------
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS settings (digest TEXT PRIMARY KEY, json TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    path            TEXT PRIMARY KEY,
-    output          TEXT,
-    input_sha256    TEXT,
-    input_size      INTEGER,
-    input_mtime_ns  INTEGER,
-    settings_digest TEXT,
-    status          TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
-    error           TEXT,
-    output_sha256   TEXT,
-    output_size     INTEGER,
-    kind            TEXT,
-    frames          INTEGER,
-    chunks          INTEGER,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    queued_at       REAL,
-    started_at      REAL,
-    finished_at     REAL,
-    seconds         REAL,
-    timings         TEXT
-);
-"""
-_SCHEMA_VERSION = "1"
-
-
-class Ledger:
-    """The SQLite job ledger of one output folder. Only the coordinating process writes it.
-
-    Each change is its own transaction (``synchronous=FULL``), so a kill leaves the last committed state.
-    Rows hold file names, hashes, counts and timings, never coordinates.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        try:
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-            version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if version is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
-            elif version[0] != _SCHEMA_VERSION:
-                raise AnonlabError(f"{self.path}: ledger schema {version[0]} is not {_SCHEMA_VERSION}; "
-                                   "move it away to start the batch afresh")
-        except sqlite3.DatabaseError as exc:
-            raise AnonlabError(f"{self.path}: not a readable batch ledger ({exc}); move it away to start "
-                               "the batch afresh") from None
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "Ledger":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def get(self, rel: str) -> dict | None:
-        row = self.db.execute("SELECT * FROM jobs WHERE path=?", (rel,)).fetchone()
-        return dict(row) if row else None
-
-    def rows(self) -> list[dict]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM jobs ORDER BY path")]
-
-    def save_settings(self, settings: Settings) -> None:
-        self.db.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)",
-                        (settings.digest, json.dumps(settings.to_dict(), sort_keys=True)))
-
-    def pending(self, rel: str, output: str, sha: str, size: int, mtime_ns: int, digest: str) -> None:
-        now = time.time()
-        self.db.execute(
-            """INSERT INTO jobs (path, output, input_sha256, input_size, input_mtime_ns, settings_digest, status,
-                                 queued_at)
-               VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
-               ON CONFLICT(path) DO UPDATE SET output=excluded.output, input_sha256=excluded.input_sha256,
-                   input_size=excluded.input_size, input_mtime_ns=excluded.input_mtime_ns,
-                   settings_digest=excluded.settings_digest, status='pending', error=NULL, output_sha256=NULL,
-                   output_size=NULL, queued_at=excluded.queued_at, started_at=NULL, finished_at=NULL,
-                   seconds=NULL""",
-            (rel, output, sha, size, mtime_ns, digest, now),
-        )
-
-    def running(self, rel: str) -> None:
-        self.db.execute("UPDATE jobs SET status='running', started_at=?, attempts=attempts+1 WHERE path=?",
-                        (time.time(), rel))
-
-    def done(self, rel: str, result: dict) -> None:
-        now = time.time()
-        self.db.execute(
-            """UPDATE jobs SET status='done', error=NULL, output_sha256=?, output_size=?, kind=?, frames=?, chunks=?,
-                   input_sha256=coalesce(?, input_sha256), finished_at=?,
-                   seconds=round(? - coalesce(started_at, ?), 3), timings=? WHERE path=?""",
-            (result.get("output_sha256"), result.get("output_size"), result.get("kind"), result.get("frames"),
-             result.get("chunks"), result.get("input_sha256"), now, now, now,
-             json.dumps(result.get("timings") or {}), rel),
-        )
-
-    def failed(self, rel: str, error: str) -> None:
-        now = time.time()
-        self.db.execute(
-            """UPDATE jobs SET status='failed', error=?, finished_at=?, seconds=round(? - coalesce(started_at, ?), 3)
-               WHERE path=?""",
-            (error, now, now, now, rel),
-        )
-
-
-def read_ledger(output_dir: str | Path) -> list[dict]:
-    """Every row of the ledger in ``output_dir`` (one dict per file), for notebooks and tests."""
-    path = Path(output_dir) / LEDGER_NAME
-    if not path.exists():
-        raise AnonlabError(f"{output_dir}: no batch ledger ({LEDGER_NAME}) in this folder")
-    with Ledger(path) as ledger:
-        return ledger.rows()
-
-
-@contextlib.contextmanager
-def _folder_lock(output_dir: Path) -> Iterator[None]:
-    import fcntl
-
-    path = output_dir / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise OutputError(f"{output_dir}: cannot write into the output folder ({exc.strerror})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise AnonlabError(f"{output_dir}: another anonlab batch is writing into this folder; wait for it to "
-                               "finish or choose another output folder") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 # --- the default job: the anonlab pipeline --------------------------------------------------------------
