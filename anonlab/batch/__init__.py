@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from anonlab.batch.chunks import Chunk, ChunkResult, keyframe_indices, plan_chunks
 from anonlab.batch.ledger import LEDGER_NAME, LOCK_NAME, STATUSES, Ledger, _folder_lock, read_ledger  # noqa: F401
 from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps, output_name, scan_tree
 from anonlab.errors import AnonlabError, OutputError
@@ -105,45 +106,6 @@ class Job:
     settings: Settings
     chunk_seconds: float | None = None
 
-
-@dataclass(frozen=True)
-class Chunk:
-    """Frames ``start <= n < stop`` of a video, analysed from ``warm`` up to ``until`` (exclusive; ``None``:
-    ``stop``). Only rows in ``start <= n < stop`` are kept: the frames before warm the tracks up, the frames
-    after let a track that appears just past the seam be followed back into this chunk, as an unchunked run
-    follows it (`anonlab.track.analyse.seam_margin`)."""
-
-    index: int
-    start: int
-    stop: int
-    warm: int
-    until: int | None = None
-
-    @property
-    def end(self) -> int:
-        """The frame after the last one analysed."""
-        return self.stop if self.until is None else self.until
-
-
-@dataclass
-class ChunkResult:
-    """What analysing one chunk returns: its regions with frames relative to ``chunk.start``.
-
-    A whole-file "chunk" (``start`` 0, ``stop`` = all frames) holds the finished regions (absolute frames,
-    temporal safety applied), exactly as `anonlab.pipeline.analyse` would return them.
-    """
-
-    chunk: Chunk
-    regions: Any
-    kind: str
-    n_frames: int
-    width: int
-    height: int
-    fps: float
-    times: Any = None
-    damaged: list[int] = field(default_factory=list)
-    models: list[dict] = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
 
 
 def error_line(exc: BaseException) -> str:
@@ -317,58 +279,6 @@ class Anonymizer:
         return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "input_sha256": in_sha,
                 "kind": analysis.kind, "frames": analysis.n_frames, "chunks": len(results), "timings": timings}
 
-
-def keyframe_indices(path: str | Path, pts) -> list[int]:
-    """Indices (into the reader's sorted ``pts`` index) of the video's keyframes, by one demux pass."""
-    import av
-    import numpy as np
-
-    keys = []
-    with av.open(str(path), "r", metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        try:
-            for packet in container.demux(stream):
-                if packet.pts is not None and packet.is_keyframe and not packet.is_discard:
-                    keys.append(packet.pts)
-        except av.FFmpegError:
-            pass
-    pts = np.asarray(pts)
-    idx = np.searchsorted(pts, np.asarray(keys, dtype=np.int64))
-    ok = idx < len(pts)
-    ok[ok] = pts[idx[ok]] == np.asarray(keys, dtype=np.int64)[ok]
-    return sorted(set(idx[ok].tolist()))
-
-
-def plan_chunks(n_frames: int, fps: float, keyframes: list[int], chunk_seconds: float, detect_every: int = 1,
-                warmup_seconds: float = 1.0, margin: int = 0) -> list[Chunk]:
-    """Cut ``n_frames`` into chunks of about ``chunk_seconds`` starting at keyframes.
-
-    A video shorter than 1.5 chunks stays whole (one chunk with ``stop`` -1). Each chunk's ``warm`` lies about
-    ``warmup_seconds`` (at least two full-detection intervals, and at least ``margin`` frames) before its start,
-    on a multiple of ``detect_every`` so full detections fall on the same frames as in an unchunked run; each
-    chunk but the last is analysed ``margin`` frames past its stop (``until``), so tracks that appear there are
-    followed back across the seam (`anonlab.track.analyse.seam_margin`: 50-odd frames at the defaults, about
-    4 s of extra analysis per chunk at 25 fps).
-    """
-    target = max(1, int(round(chunk_seconds * max(fps, 1e-3))))
-    if n_frames < 1.5 * target or not keyframes:
-        return [Chunk(0, 0, -1, 0)]
-    keys = sorted(k for k in keyframes if 0 < k < n_frames)
-    starts = [0]
-    for k in keys:
-        if k - starts[-1] >= target and n_frames - k >= target // 2:
-            starts.append(k)
-    if len(starts) == 1:
-        return [Chunk(0, 0, -1, 0)]
-    k = max(1, int(detect_every))
-    warmup = max(2 * k, int(round(warmup_seconds * fps)), int(margin) + 2 * k)
-    chunks = []
-    for i, s in enumerate(starts):
-        stop = starts[i + 1] if i + 1 < len(starts) else n_frames
-        warm = 0 if s == 0 else max(0, (s - warmup) // k * k)
-        until = min(n_frames, stop + int(margin)) if margin and stop < n_frames else None
-        chunks.append(Chunk(i, s, stop, warm, until))
-    return chunks
 
 
 class _Throttle:
