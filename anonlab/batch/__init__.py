@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from anonlab.batch.chunks import Chunk, ChunkResult, keyframe_indices, plan_chunks
+from anonlab.batch.chunks import TO_END, Chunk, ChunkResult, keyframe_indices, plan_chunks
 from anonlab.batch.ledger import LEDGER_NAME, LOCK_NAME, STATUSES, Ledger, _folder_lock, read_ledger  # noqa: F401
 from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps, output_name, scan_tree
 from anonlab.errors import AnonlabError, OutputError
@@ -148,7 +148,7 @@ class Anonymizer:
         self.warmup_seconds = float(warmup_seconds)
 
     def __call__(self, job: Job, progress: ProgressFn | None = None) -> dict:
-        return self.finish(job, [self.analyse(job, None, progress)], progress)
+        return self.finish(job, [self.analyse(job, Chunk.whole(), progress)], progress)
 
     def detector(self, settings: Settings):
         key = (settings.digest, self.detector_factory)
@@ -167,7 +167,7 @@ class Anonymizer:
         from anonlab.media import probe
 
         if not job.chunk_seconds or probe(job.src) != "video":
-            return [Chunk(0, 0, -1, 0)]
+            return [Chunk.whole()]
         from anonlab.media import VideoReader
 
         with VideoReader(job.src) as reader:
@@ -180,7 +180,7 @@ class Anonymizer:
                            margin=seam_margin(settings))
 
     def analyse(self, job: Job, chunk: Chunk | None, progress: ProgressFn | None = None) -> ChunkResult:
-        """Detect and track frames ``chunk.warm .. chunk.end`` (``None``: the whole file); keep ``start .. stop``."""
+        """Detect and track frames ``chunk.warm .. chunk.end`` (``None``: `Chunk.whole`); keep ``start .. stop``."""
         from anonlab.media import open_media
         from anonlab.track.analyse import analyse_frames, settings_for_rate
 
@@ -189,9 +189,11 @@ class Anonymizer:
         media = open_media(job.src)
         try:
             n = media.n_frames
-            whole = chunk is None or (chunk.start == 0 and chunk.stop in (-1, n))
-            if chunk is None or chunk.stop == -1:
-                chunk = Chunk(0 if chunk is None else chunk.index, 0, n, 0)
+            if chunk is None:
+                chunk = Chunk.whole()
+            whole = chunk.is_whole(n)
+            if chunk.stop == TO_END:  # now that the frame count is known
+                chunk = Chunk.whole(n, chunk.index)
             detector = self.detector(settings)
             if whole and progress is not None:  # the render pass follows in this task: announce it
                 progress("render", 0, n)

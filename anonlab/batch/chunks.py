@@ -23,6 +23,9 @@ from typing import Any
 import av
 import numpy as np
 
+#: ``Chunk.stop`` of a whole-file chunk planned before the file's frame count is known: up to its end.
+TO_END = -1
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -37,6 +40,17 @@ class Chunk:
     warm: int
     until: int | None = None
 
+    @classmethod
+    def whole(cls, n_frames: int = TO_END, index: int = 0) -> "Chunk":
+        """The whole file as one chunk: frames ``0 .. n_frames``, or up to the end (`TO_END`, the default) when
+        the frame count is not known yet (`plan_chunks`; `anonlab.batch.processors.Anonymizer.analyse` fills it
+        in when it opens the file)."""
+        return cls(index, 0, n_frames, 0)
+
+    def is_whole(self, n_frames: int) -> bool:
+        """Whether this chunk covers all ``n_frames`` frames of its file (its regions are then the finished ones)."""
+        return self.start == 0 and self.stop in (TO_END, n_frames)
+
     @property
     def end(self) -> int:
         """The frame after the last one analysed."""
@@ -47,8 +61,8 @@ class Chunk:
 class ChunkResult:
     """What analysing one chunk returns: its regions with frames relative to ``chunk.start``.
 
-    A whole-file "chunk" (``start`` 0, ``stop`` = all frames) holds the finished regions (absolute frames,
-    temporal safety applied), exactly as `anonlab.pipeline.analyse` would return them.
+    A whole-file chunk (`Chunk.whole`: ``start`` 0, ``stop`` = all frames) holds the finished regions (absolute
+    frames, temporal safety applied), exactly as `anonlab.pipeline.analyse` would return them.
     """
 
     chunk: Chunk
@@ -91,7 +105,7 @@ def plan_chunks(n_frames: int, fps: float, keyframes: list[int], chunk_seconds: 
                 warmup_seconds: float = 1.0, margin: int = 0) -> list[Chunk]:
     """Cut ``n_frames`` into chunks of about ``chunk_seconds`` starting at keyframes.
 
-    A video shorter than 1.5 chunks stays whole (one chunk with ``stop`` -1). Each chunk's ``warm`` lies about
+    A video shorter than 1.5 chunks stays whole (one `Chunk.whole`, ``stop`` -1). Each chunk's ``warm`` lies about
     ``warmup_seconds`` (at least two full-detection intervals, and at least ``margin`` frames) before its start,
     on a multiple of ``detect_every`` so full detections fall on the same frames as in an unchunked run; each
     chunk but the last is analysed ``margin`` frames past its stop (``until``), so tracks that appear there are
@@ -103,14 +117,14 @@ def plan_chunks(n_frames: int, fps: float, keyframes: list[int], chunk_seconds: 
     """
     target = max(1, int(round(chunk_seconds * max(fps, 1e-3))))
     if n_frames < 1.5 * target or not keyframes:
-        return [Chunk(0, 0, -1, 0)]
+        return [Chunk.whole()]
     keys = sorted(k for k in keyframes if 0 < k < n_frames)
     starts = [0]
     for k in keys:
         if k - starts[-1] >= target and n_frames - k >= target // 2:
             starts.append(k)
     if len(starts) == 1:
-        return [Chunk(0, 0, -1, 0)]
+        return [Chunk.whole()]
     k = max(1, int(detect_every))
     warmup = max(2 * k, int(round(warmup_seconds * fps)), int(margin) + 2 * k)
     chunks = []
