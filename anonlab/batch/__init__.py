@@ -50,17 +50,15 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
-from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from anonlab.batch.chunks import Chunk, ChunkResult, keyframe_indices, plan_chunks
+from anonlab.batch.executors import EXECUTORS, PROGRESS_TOPIC, THREADS_ENV, _Dask, _Failed, _make_executor  # noqa: F401
 from anonlab.batch.ledger import LEDGER_NAME, LOCK_NAME, STATUSES, Ledger, _folder_lock, read_ledger  # noqa: F401
 from anonlab.batch.processors import Anonymizer, Job, ProgressFn, error_line
 from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps, output_name, scan_tree
@@ -69,273 +67,11 @@ from anonlab.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("local", "dask")
-#: Name of the Dask event topic that carries per-file progress from workers to the client.
-PROGRESS_TOPIC = "anonlab-batch-progress"
-
 __all__ = [
     "Anonymizer", "CaseRenderer", "Chunk", "ChunkResult", "Job", "Ledger", "LEDGER_NAME", "error_line",
     "format_summary", "keyframe_indices", "output_name", "plan_chunks", "queue_cases", "read_ledger", "run_batch",
     "scan_tree",
 ]
-
-
-# --- tasks (run in workers) -----------------------------------------------------------------------------
-
-_PROGRESS_QUEUE = None  # set in pool workers by _init_pool_worker
-
-
-def _init_pool_worker(progress_queue, threads: int) -> None:
-    global _PROGRESS_QUEUE
-    _PROGRESS_QUEUE = progress_queue
-    _limit_threads(threads)
-
-
-#: Threads each worker process should give a model session (cores / workers), for code that reads it.
-THREADS_ENV = "ANONLAB_THREADS"
-
-
-def _limit_threads(threads: int) -> None:
-    """Keep N workers on C cores from oversubscribing: OpenCV to C/N threads, and ``ANONLAB_THREADS`` set."""
-    os.environ[THREADS_ENV] = str(max(1, threads))
-    with contextlib.suppress(Exception):
-        import cv2
-
-        cv2.setNumThreads(max(1, threads))
-
-
-@dataclass(frozen=True)
-class _Channel:
-    """How a task sends progress home: ``inline`` (direct call), ``queue`` (pool) or ``dask`` (events)."""
-
-    kind: str
-    token: str = ""
-
-    def sink(self, rel: str, task: str, inline: Callable | None) -> ProgressFn:
-        def send(phase: str, done: int, total: int) -> None:
-            msg = (self.token, rel, task, phase, int(done), int(total))
-            try:
-                if self.kind == "inline" and inline is not None:
-                    inline(msg)
-                elif self.kind == "queue" and _PROGRESS_QUEUE is not None:
-                    _PROGRESS_QUEUE.put_nowait(msg)
-                elif self.kind == "dask":
-                    from distributed import get_worker
-
-                    get_worker().log_event(PROGRESS_TOPIC, msg)
-            except Exception:  # progress is best effort; it must never fail a job
-                pass
-
-        return send
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """A task's failure, already reduced to its one line in the worker (so no executor logs a traceback)."""
-
-    error: str
-
-
-def _run_task(processor, stage: str, job: Job, arg, channel: _Channel, inline: Callable | None = None):
-    """One unit of work in a worker; any exception comes back as `_Failed` with its one line."""
-    progress = channel.sink(job.rel, f"{stage}{arg.index}" if isinstance(arg, Chunk) else stage, inline)
-    try:
-        if stage == "file":
-            return processor(job, progress)
-        if stage == "plan":
-            return processor.plan(job)
-        if stage == "chunk":
-            return processor.analyse(job, arg, progress)
-        if stage == "finish":
-            return processor.finish(job, arg, progress)
-        raise ValueError(f"unknown stage {stage}")
-    except Exception as exc:
-        if not isinstance(exc, AnonlabError):
-            log.debug("%s: %s failed", job.rel, stage, exc_info=True)
-        return _Failed(error_line(exc))
-
-
-# --- executors ------------------------------------------------------------------------------------------
-
-
-class _Inline:
-    """Runs each task at once in this process (``workers=1``)."""
-
-    parallel = False
-    dashboard = None
-    channel = _Channel("inline")
-
-    def __init__(self, on_progress: Callable):
-        self.on_progress = on_progress
-
-    def submit(self, processor, stage, job, arg) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(_run_task(processor, stage, job, arg, self.channel, self.on_progress))
-        except Exception as exc:
-            fut.set_exception(exc)
-        return fut
-
-    def wait(self, futures, timeout: float):
-        return [f for f in futures if f.done()]
-
-    def messages(self) -> list:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-class _Pool:
-    """A pool of ``workers`` processes (spawned: no inherited threads or locks)."""
-
-    parallel = True
-    dashboard = None
-    channel = _Channel("queue")
-
-    def __init__(self, workers: int):
-        import multiprocessing
-
-        self.workers = workers
-        self.ctx = multiprocessing.get_context("spawn")
-        self.queue = self.ctx.Queue()
-        self.pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_pool_worker,
-                                   initargs=(self.queue, threads))
-
-    def restart(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = self._new_pool()
-
-    def submit(self, processor, stage, job, arg) -> Future:
-        return self.pool.submit(_run_task, processor, stage, job, arg, self.channel)
-
-    def wait(self, futures, timeout: float):
-        done, _ = futures_wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
-        return list(done)
-
-    def messages(self) -> list:
-        out = []
-        with contextlib.suppress(queue.Empty, OSError, ValueError):
-            while True:
-                out.append(self.queue.get_nowait())
-        return out
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.queue.close()
-
-
-class _Dask:
-    """``dask.distributed``: a LocalCluster of ``workers`` processes, or a running scheduler."""
-
-    parallel = True
-
-    def __init__(self, workers: int, scheduler=None):
-        try:
-            import dask
-            import distributed
-        except ImportError:
-            raise AnonlabError("the dask executor needs dask.distributed: pip install 'anonlab[dask]'") from None
-        import secrets
-
-        self.cluster = None
-        self.own_client = True
-        self._stack = contextlib.ExitStack()
-        if scheduler is not None and not isinstance(scheduler, str):
-            self.client = scheduler  # a Client the caller made (a notebook's)
-            self.own_client = False
-        elif scheduler:
-            try:
-                self.client = distributed.Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise AnonlabError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); "
-                                   "check the address and that the scheduler is running") from None
-        else:
-            try:
-                import bokeh  # noqa: F401  the dashboard needs it
-
-                dashboard = "127.0.0.1:0"
-            except ImportError:
-                dashboard = None
-            from anonlab.privacy import private_tempdir
-
-            # Workers spill memory to their local directory; chunk results hold region coordinates, so that
-            # directory is a private one (0700) removed at the end, like every other anonlab temporary.
-            scratch = self._stack.enter_context(private_tempdir("dask"))
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            # Dask starts workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's adaptive mmap
-            # threshold: every decoded frame is then a fresh mmap and page faults (measured: a two-file batch
-            # 20-22 s in a local pool, 24-26 s with that variable). OpenMP (YuNet) gets the worker's share.
-            environ = "distributed.nanny.pre-spawn-environ"
-            try:
-                with dask.config.set({f"{environ}.MALLOC_TRIM_THRESHOLD_": None,
-                                      f"{environ}.OMP_NUM_THREADS": threads}):
-                    self.cluster = distributed.LocalCluster(
-                        n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address=dashboard, silence_logs=logging.ERROR, local_directory=str(scratch),
-                    )
-                self.client = distributed.Client(self.cluster)
-            except BaseException:
-                if self.cluster is not None:
-                    self.cluster.close()
-                self._stack.close()
-                raise
-            with contextlib.suppress(Exception):
-                self.client.run(_limit_threads, threads)
-        self.dashboard = self._dashboard_link()
-        self.channel = _Channel("dask", secrets.token_hex(8))
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        token = self.channel.token
-
-        def handler(event) -> None:
-            msg = event[1] if isinstance(event, tuple) and len(event) == 2 else event
-            if isinstance(msg, (tuple, list)) and msg and msg[0] == token:
-                self._inbox.put(tuple(msg))
-
-        with contextlib.suppress(Exception):
-            self.client.subscribe_topic(PROGRESS_TOPIC, handler)
-
-    def _dashboard_link(self) -> str | None:
-        try:
-            if self.cluster is not None and self.cluster.scheduler.services.get("dashboard") is None:
-                return None
-            return self.client.dashboard_link
-        except Exception:
-            return None
-
-    def submit(self, processor, stage, job, arg):
-        return self.client.submit(_run_task, processor, stage, job, arg, self.channel, pure=False,
-                                  key=f"anonlab-{stage}-{os.urandom(6).hex()}")
-
-    def wait(self, futures, timeout: float):
-        deadline = time.monotonic() + timeout
-        while True:
-            done = [f for f in futures if f.done()]
-            if done or time.monotonic() >= deadline:
-                return done
-            time.sleep(0.05)
-
-    def messages(self) -> list:
-        out = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                out.append(self._inbox.get_nowait())
-        return out
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.unsubscribe_topic(PROGRESS_TOPIC)
-        if self.own_client:
-            with contextlib.suppress(Exception):
-                self.client.close()
-        if self.cluster is not None:
-            with contextlib.suppress(Exception):
-                self.cluster.close()
-        self._stack.close()
 
 
 # --- progress display -----------------------------------------------------------------------------------
@@ -589,16 +325,6 @@ def _check_folders(input_dir: Path, output_dir: Path) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot create the output folder ({exc.strerror})") from None
-
-
-def _make_executor(executor: str, workers: int, scheduler, on_progress: Callable):
-    if executor not in EXECUTORS:
-        raise AnonlabError(f"--executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
-    if executor == "dask":
-        return _Dask(workers, scheduler)
-    if scheduler:
-        raise AnonlabError("--scheduler needs --executor dask")
-    return _Inline(on_progress) if workers == 1 else _Pool(workers)
 
 
 def _show_dashboard(link: str | None, echo: bool) -> None:
