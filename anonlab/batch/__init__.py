@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from anonlab.batch.chunks import Chunk, ChunkResult, keyframe_indices, plan_chunks
+from anonlab.batch.display import _Display
 from anonlab.batch.executors import EXECUTORS, PROGRESS_TOPIC, THREADS_ENV, _Dask, _Failed, _make_executor  # noqa: F401
 from anonlab.batch.ledger import LEDGER_NAME, LOCK_NAME, STATUSES, Ledger, _folder_lock, read_ledger  # noqa: F401
 from anonlab.batch.processors import Anonymizer, Job, ProgressFn, error_line
@@ -72,71 +73,6 @@ __all__ = [
     "format_summary", "keyframe_indices", "output_name", "plan_chunks", "queue_cases", "read_ledger", "run_batch",
     "scan_tree",
 ]
-
-
-# --- progress display -----------------------------------------------------------------------------------
-
-
-class _Display:
-    """An overall bar (files) and one bar per file in flight (frames analysed + rendered)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.enabled = enabled
-        self.bars: dict[str, Any] = {}
-        self.state: dict[str, dict] = {}
-        self.slots: dict[str, int] = {}
-        self.overall = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self._tqdm = tqdm
-            self.overall = tqdm(total=total, desc="batch", unit="file", file=sys.stderr, position=0,
-                                dynamic_ncols=True)
-
-    def message(self, msg) -> None:
-        if not self.enabled:
-            return
-        _, rel, task, phase, done, total = msg
-        if rel not in self.state:
-            return
-        state = self.state[rel]
-        state[(task, phase)] = (done, total)
-        bar = self.bars.get(rel)
-        if bar is None:
-            free = sorted(set(range(1, len(self.slots) + 2)) - set(self.slots.values()))[0]
-            self.slots[rel] = free
-            bar = self.bars[rel] = self._tqdm(total=0, desc=rel[-40:], unit="frame", file=sys.stderr,
-                                              position=free, leave=False, dynamic_ncols=True)
-        bar.total = sum(t for _, t in state.values())
-        bar.n = sum(d for d, _ in state.values())
-        bar.set_postfix_str(phase, refresh=False)
-        bar.refresh()
-
-    def started(self, rel: str) -> None:
-        self.state[rel] = {}
-
-    def expect(self, rel: str, totals: dict) -> None:
-        """Announce a file's work before it reports (``(task, phase) -> total``), so its bar total is right."""
-        if rel in self.state:
-            for key, total in totals.items():
-                self.state[rel].setdefault(key, (0, total))
-
-    def finished(self, rel: str, status: str, counts: dict) -> None:
-        self.state.pop(rel, None)
-        self.slots.pop(rel, None)
-        bar = self.bars.pop(rel, None)
-        if bar is not None:
-            bar.close()
-        if self.overall is not None:
-            self.overall.update(1)
-            self.overall.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["failed"],
-                                     refresh=True)
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        if self.overall is not None:
-            self.overall.close()
 
 
 # --- the driver -----------------------------------------------------------------------------------------
