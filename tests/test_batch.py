@@ -247,7 +247,7 @@ def test_unexpected_exceptions_are_reduced_to_their_type(tmp_path, media):
 def test_cli_exits_non_zero_when_a_file_failed(tmp_path, media, monkeypatch, capsys):
     from anonlab.cli import main
 
-    monkeypatch.setattr(batch, "Anonymizer", anonymizer)
+    monkeypatch.setattr("anonlab.batch.driver.Anonymizer", anonymizer)
     src = make_tree(tmp_path, media, bad=True)
     assert main(["batch", str(src), str(tmp_path / "out"), "--quiet"]) == 1
     out = capsys.readouterr().out
