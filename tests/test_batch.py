@@ -498,7 +498,7 @@ def test_local_cluster_workers_keep_adaptive_malloc_and_a_share_of_the_cores(mon
     pytest.importorskip("distributed")
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(batch.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     executor = batch._Dask(2)
     try:
         envs = executor.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"),

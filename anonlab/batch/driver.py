@@ -270,6 +270,7 @@ def run_batch(
     Raises:
         AnonlabError: for unusable folders or settings, or another batch writing into ``output_dir``; a bad
             *file* never raises, it is recorded as failed.
+        ValueError: ``workers`` is not a number (a programming error; the CLI parses it as one).
     """
     t0 = time.perf_counter()
     settings = settings or Settings()
