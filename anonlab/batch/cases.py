@@ -38,6 +38,11 @@ class CaseRenderer:
     ``job.src`` is the case file. The input is checked against the case's sha256 (`render_case` refuses a
     changed input), exactly the case's effective regions are masked, and the report records the edits, the
     exclusions (with their reasons) and who approved it. A case that is not approved fails with a line saying so.
+
+    Raises:
+        AnonlabError: the case is not approved, cannot be loaded or rendered (`Case.load`, `render_case`: a changed
+            or missing input, an export the case's policy refuses), or this install lacks `anonlab.case`; the driver
+            records the line as the case's failure.
     """
 
     def __call__(self, job: Job, progress: ProgressFn | None = None) -> dict:
