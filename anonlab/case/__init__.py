@@ -79,6 +79,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from anonlab.errors import AnonlabError
+from anonlab.media.facts import InputFacts
 from anonlab.regions import (
     ANALYST, INTERPOLATED, LABELS, NO_TRACK, SOURCES, TRACKER, Regions, label_code, source_code,
 )
@@ -713,21 +714,8 @@ def _merge_into(t: Track, other: Track) -> None:
 
 
 # --- the case ---------------------------------------------------------------------------------------------
-@dataclass
-class InputInfo:
-    path: str
-    name: str
-    sha256: str | None
-    size: int | None
-    kind: str
-    n_frames: int
-    width: int
-    height: int
-    fps: float
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "name": self.name, "sha256": self.sha256, "size": self.size, "kind": self.kind,
-                "n_frames": self.n_frames, "width": self.width, "height": self.height, "fps": self.fps}
+#: The case file's ``input`` record: the one record of an input's facts (`anonlab.media.facts.InputFacts`).
+InputInfo = InputFacts
 
 
 class Case:
@@ -739,7 +727,7 @@ class Case:
     every change is saved at once (atomically).
     """
 
-    def __init__(self, input: InputInfo, settings: Settings | None = None, *, models: list[dict] | None = None,
+    def __init__(self, input: InputFacts, settings: Settings | None = None, *, models: list[dict] | None = None,
                  analysis_tracks: dict[int, Track] | None = None, analysed: bool = False,
                  damaged: Iterable[int] = (), timings: dict | None = None, created: str | None = None,
                  scene_cuts: Iterable[int] = ()) -> None:
@@ -774,22 +762,13 @@ class Case:
     def blank(cls, name: str, *, n_frames: int, width: int, height: int, fps: float = 25.0,
               kind: str = "video", settings: Settings | None = None) -> "Case":
         """A case with no analysis and no file behind it (tests, or manual-only work)."""
-        return cls(InputInfo(str(name), Path(name).name, None, None, kind, int(n_frames), int(width), int(height),
+        return cls(InputFacts(str(name), Path(name).name, None, None, kind, int(n_frames), int(width), int(height),
                              float(fps)), settings)
 
     @classmethod
     def new(cls, input_path: str | Path, settings: Settings | None = None, *, sha256: str | None = None) -> "Case":
         """A case for ``input_path`` with no analysis yet (metadata read from the file, sha256 computed)."""
-        from anonlab.media import open_media, sha256_file
-
-        path = Path(input_path).resolve()
-        media = open_media(path)
-        try:
-            info = InputInfo(str(path), path.name, sha256 or sha256_file(path), path.stat().st_size, media.kind,
-                             int(media.n_frames), int(media.width), int(media.height), float(media.fps))
-        finally:
-            media.close()
-        return cls(info, settings)
+        return cls(InputFacts.read(input_path, sha256=sha256), settings)
 
     @classmethod
     def from_analysis(cls, analysis, *, sha256: str | None = None) -> "Case":
@@ -797,7 +776,7 @@ class Case:
         from anonlab.media import sha256_file
 
         path = Path(analysis.path).resolve()
-        info = InputInfo(str(path), path.name, sha256 or (sha256_file(path) if path.exists() else None),
+        info = InputFacts(str(path), path.name, sha256 or (sha256_file(path) if path.exists() else None),
                          path.stat().st_size if path.exists() else None, analysis.kind, int(analysis.n_frames),
                          int(analysis.width), int(analysis.height), float(analysis.fps))
         case = cls(info, analysis.settings, models=list(analysis.models), analysed=True,
@@ -1303,7 +1282,7 @@ class Case:
         size = inp.get("size")
         if size is not None:
             c.int_(size, "input.size", 0)
-        info = InputInfo(
+        info = InputFacts(
             c.str_(inp["path"], "input.path", nonempty=True), c.str_(inp["name"], "input.name", nonempty=True),
             sha, size, c.str_(inp["kind"], "input.kind", ("photo", "video")),
             c.int_(inp["n_frames"], "input.n_frames", 1, 100_000_000), c.int_(inp["width"], "input.width", 1, 1 << 16),
