@@ -61,7 +61,6 @@ Example:
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import glob
 import json
@@ -80,10 +79,9 @@ import numpy as np
 
 from anonlab.errors import AnonlabError
 from anonlab.media.facts import InputFacts
-from anonlab.regions import (
-    ANALYST, INTERPOLATED, LABELS, NO_TRACK, SOURCES, TRACKER, Regions, label_code, source_code,
-)
+from anonlab.regions import ANALYST, LABELS, SOURCES, TRACKER, Regions, label_code
 from anonlab.settings import Settings
+from anonlab.case.tracks import Key, Track, _key, tracks_from_regions
 
 try:  # POSIX advisory locks; elsewhere saves are still atomic, only not serialised between processes.
     import fcntl
@@ -113,9 +111,6 @@ MAX_COORD = 1e5
 _SOURCE_LETTERS = "".join(s[0] for s in SOURCES)
 assert len(set(_SOURCE_LETTERS)) == len(SOURCES)
 
-#: A visible keyframe: ``(x1, y1, x2, y2, source, score)``. An outside marker is ``None``.
-Key = tuple
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -124,194 +119,6 @@ def _now() -> str:
 def _name(name) -> str:
     """A person's name as recorded: whitespace collapsed, at most 200 characters ('' for none)."""
     return " ".join(str(name or "").split())[:200]
-
-
-def _q(v: float) -> float:
-    """Coordinates are kept at 1/100 px so memory and disk agree exactly."""
-    return round(float(v), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def _qs(v: float) -> float:
-    return round(float(v), 4) + 0.0
-
-
-# --- tracks ---------------------------------------------------------------------------------------------
-class Track:
-    """One object through time: a label and keyframes ``frame -> Key | None`` (None = outside).
-
-    Tracks are replaced, never mutated, once they are part of a case's history (copy-on-write), so undo
-    restores the very objects it saved and their caches stay valid.
-    """
-
-    __slots__ = ("id", "label", "keys", "excluded", "excluded_by", "_frames", "_dense")
-
-    def __init__(self, id: int, label: int, keys: dict[int, Key | None] | None = None,
-                 excluded: str | None = None, excluded_by: tuple[str | None, str | None] = (None, None)) -> None:
-        self.id = int(id)
-        self.label = int(label)
-        self.keys: dict[int, Key | None] = dict(keys or {})
-        #: The reason this track is left unmasked (None: it is masked), and who decided it, when (UTC ISO).
-        self.excluded = excluded
-        self.excluded_by = excluded_by
-        self._frames: list[int] | None = None
-        self._dense: Regions | None = None
-
-    def copy(self) -> "Track":
-        return Track(self.id, self.label, self.keys, self.excluded, self.excluded_by)
-
-    def changed(self) -> None:
-        self._frames = None
-        self._dense = None
-
-    @property
-    def frames(self) -> list[int]:
-        """Frames holding a keyframe or an outside marker, sorted."""
-        if self._frames is None:
-            self._frames = sorted(self.keys)
-        return self._frames
-
-    def is_key(self, n: int) -> bool:
-        """True where frame ``n`` holds a visible keyframe."""
-        return self.keys.get(n) is not None
-
-    def value(self, n: int) -> Key | None:
-        """The box at frame ``n`` (interpolated between keyframes: source `INTERPOLATED`), or None."""
-        k = self.keys.get(n, False)
-        if k is not False:
-            return k
-        frames = self.frames
-        i = bisect.bisect_left(frames, n)
-        if i == 0 or i == len(frames):
-            return None
-        p, q = frames[i - 1], frames[i]
-        a, b = self.keys[p], self.keys[q]
-        if a is None or b is None:
-            return None
-        t = (n - p) / (q - p)
-        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t,
-                a[3] + (b[3] - a[3]) * t, INTERPOLATED, min(a[5], b[5]))
-
-    def visible(self) -> Iterator[tuple[int, Key]]:
-        """``(frame, key)`` for every frame the track covers, in order (interpolation included)."""
-        frames = self.frames
-        for i, f in enumerate(frames):
-            k = self.keys[f]
-            if k is None:
-                continue
-            yield f, k
-            if i + 1 < len(frames):
-                g = frames[i + 1]
-                nxt = self.keys[g]
-                if nxt is not None and g > f + 1:
-                    for n in range(f + 1, g):
-                        t = (n - f) / (g - f)
-                        yield n, (k[0] + (nxt[0] - k[0]) * t, k[1] + (nxt[1] - k[1]) * t,
-                                  k[2] + (nxt[2] - k[2]) * t, k[3] + (nxt[3] - k[3]) * t,
-                                  INTERPOLATED, min(k[5], nxt[5]))
-
-    def span(self) -> tuple[int, int] | None:
-        """First and last visible frame, or None for an empty track."""
-        first = next((f for f in self.frames if self.keys[f] is not None), None)
-        if first is None:
-            return None
-        last = next(f for f in reversed(self.frames) if self.keys[f] is not None)
-        return first, last
-
-    def dense(self) -> Regions:
-        """All covered frames as `Regions` (cached until the track changes)."""
-        if self._dense is None:
-            rows = list(self.visible())
-            if not rows:
-                self._dense = Regions.empty()
-            else:
-                arr = np.asarray([k[:4] for _, k in rows], np.float64)
-                self._dense = Regions(
-                    xyxy=arr, score=[k[5] for _, k in rows], label=np.full(len(rows), self.label),
-                    track_id=np.full(len(rows), self.id), source=[k[4] for _, k in rows],
-                    frame=[f for f, _ in rows],
-                )
-        return self._dense
-
-    def n_visible(self) -> int:
-        return len(self.dense())
-
-    def normalise(self) -> None:
-        """Drop leading, trailing and repeated outside markers."""
-        keep: dict[int, Key | None] = {}
-        prev_outside = True  # a leading marker is redundant
-        for f in self.frames:
-            k = self.keys[f]
-            if k is None:
-                if not prev_outside:
-                    keep[f] = None
-                prev_outside = True
-            else:
-                keep[f] = k
-                prev_outside = False
-        while keep and keep[next(reversed(keep))] is None:
-            del keep[next(reversed(keep))]
-        self.keys = keep
-        self.changed()
-
-    def __repr__(self) -> str:
-        span = self.span()
-        return (f"Track(id={self.id}, label={LABELS[self.label]}, keys={len(self.keys)}, "
-                f"span={'-' if span is None else f'{span[0]}..{span[1]}'}, excluded={self.excluded is not None})")
-
-
-def _f32(v: float) -> float:
-    """A coordinate kept exactly as the analysis' float32 holds it (JSON writes and reads it back unchanged)."""
-    return float(np.float32(v)) + 0.0
-
-
-def _key(box: Iterable[float], source: int = ANALYST, score: float = 1.0, *, exact: bool = False) -> Key:
-    """A keyframe. The analyst's boxes are rounded to 1/100 px; the analysis' own boxes (``exact``) keep their
-    float32 value, so an unedited case masks the very pixels `anonlab.pipeline.render` masks (a box moved by
-    a thousandth of a pixel can shift a mask's edge, and a mosaic's cells, by a whole pixel)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    x1, x2 = min(x1, x2), max(x1, x2)
-    y1, y2 = min(y1, y2), max(y1, y2)
-    q = _f32 if exact else _q
-    return (q(x1), q(y1), q(x2), q(y2), int(source), _qs(score))
-
-
-def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]:
-    """Analysis `Regions` -> tracks with ids ``first_id ..`` (ordered by first frame, then original id).
-
-    Rows without a track (``track_id == -1``) become one-frame tracks; a second row of one track in one
-    frame starts a new track, so nothing is lost. Gaps in a track get an outside marker.
-    """
-    groups: dict[tuple, dict[int, Key]] = {}
-    order = np.lexsort((np.arange(len(regions)), regions.frame, regions.track_id)) if len(regions) else []
-    extra = 0
-    for i in order:
-        tid, f = int(regions.track_id[i]), int(regions.frame[i])
-        key = _key(regions.xyxy[i], int(regions.source[i]), float(regions.score[i]), exact=True)
-        if key[2] <= key[0] or key[3] <= key[1]:
-            continue  # no area after rounding: nothing to mask
-        label = int(regions.label[i])
-        if tid == NO_TRACK:
-            extra += 1
-            groups[("loose", extra, label)] = {f: key}
-            continue
-        g = groups.setdefault(("track", tid, label), {})
-        if f in g:
-            extra += 1
-            groups[("dup", extra, label)] = {f: key}
-        else:
-            g[f] = key
-    ordered = sorted(groups.items(), key=lambda kv: (min(kv[1]), kv[0][0] != "track", kv[0][1]))
-    tracks: dict[int, Track] = {}
-    for i, ((_, _, label), frame_keys) in enumerate(ordered):
-        tid = first_id + i
-        keys: dict[int, Key | None] = {}
-        frames = sorted(frame_keys)
-        for j, f in enumerate(frames):
-            keys[f] = frame_keys[f]
-            if j + 1 < len(frames) and frames[j + 1] > f + 1:
-                keys[f + 1] = None
-        tracks[tid] = Track(tid, label, keys)
-    return tracks
 
 
 # --- validation helpers ----------------------------------------------------------------------------------
@@ -522,9 +329,9 @@ def _check_op(op, c: _Checker, where: str, n_frames: int) -> dict:
                 c.fail(f"{where}.keys[{j}]", "two keyframes for one frame")
             seen.add(f)
             k = _key(box)
-            if not (k[2] > k[0] and k[3] > k[1]):
+            if not (k.x2 > k.x1 and k.y2 > k.y1):
                 c.fail(f"{where}.keys[{j}]", "box has no area")
-            rows.append([f, *k[:4]])
+            rows.append([f, *k.box])
         out["keys"] = sorted(rows)
     if kind == "add_track":
         out["label"] = c.str_(op["label"], f"{where}.label", LABELS)
@@ -597,7 +404,7 @@ def _apply_op_inner(tracks: dict[int, Track], op: dict, n_frames: int, where: st
         if 0 <= n < n_frames and n not in t.keys:
             v = t.value(n)
             if v is not None:
-                t.keys[n] = _key(v[:4], v[4], v[5])
+                t.keys[n] = _key(v.box, v.source, v.score)
                 t.changed()
 
     kind = op["op"]
@@ -698,12 +505,12 @@ def _merge_into(t: Track, other: Track) -> None:
     for f in sorted(set(da) | set(db)):
         a, b = da.get(f), db.get(f)
         if a is not None and b is not None:
-            keys[f] = _key((min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])), ANALYST,
-                           min(a[5], b[5]))
+            keys[f] = _key((min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2)), ANALYST,
+                           min(a.score, b.score))
             owner[f] = 3
         else:
             k = a if a is not None else b
-            keys[f] = _key(k[:4], k[4], k[5])
+            keys[f] = _key(k.box, k.source, k.score)
             owner[f] = 1 if a is not None else 2
     frames = sorted(keys)
     for f, g in zip(frames, frames[1:]):
@@ -1018,9 +825,9 @@ class Case:
                     rows.append((tid, t.label, v))
         if not rows:
             return Regions.empty()
-        return Regions(xyxy=[np.asarray(v[:4], np.float64) for _, _, v in rows], score=[v[5] for _, _, v in rows],
+        return Regions(xyxy=[np.asarray(v.box, np.float64) for _, _, v in rows], score=[v.score for _, _, v in rows],
                        label=[lab for _, lab, _ in rows], track_id=[t for t, _, _ in rows],
-                       source=[v[4] for _, _, v in rows], frame=np.full(len(rows), n))
+                       source=[v.source for _, _, v in rows], frame=np.full(len(rows), n))
 
     def effective_regions(self) -> Regions:
         """What gets masked: every covered frame of every track not left unmasked, by frame then track id."""
@@ -1188,8 +995,8 @@ class Case:
                 vis = [(f, k) for f, k in ((f, t.keys[f]) for f in t.frames) if k is not None]
                 lines.append(json.dumps({
                     "id": tid, "label": LABELS[t.label], "frames": [f for f, _ in vis],
-                    "boxes": [list(k[:4]) for _, k in vis], "scores": [k[5] for _, k in vis],
-                    "sources": "".join(_SOURCE_LETTERS[k[4]] for _, k in vis),
+                    "boxes": [list(k.box) for _, k in vis], "scores": [k.score for _, k in vis],
+                    "sources": "".join(_SOURCE_LETTERS[k.source] for _, k in vis),
                 }, separators=(",", ":")))
             self._analysis_json = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
         return self._analysis_json
@@ -1341,7 +1148,7 @@ class Case:
                     if src < 0:
                         c.fail(f"{where}.sources", f"unknown source letter (expected one of {_SOURCE_LETTERS})")
                     k = _key(box, src, score, exact=True)
-                    if not (k[2] > k[0] and k[3] > k[1]):
+                    if not (k.x2 > k.x1 and k.y2 > k.y1):
                         c.fail(f"{where}.boxes[{j}]", "box has no area")
                     if prev >= 0 and f > prev + 1:
                         keys[prev + 1] = None
