@@ -65,13 +65,9 @@ import contextlib
 import glob
 import json
 import logging
-import math
 import os
 import tempfile
 import threading
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -79,8 +75,13 @@ import numpy as np
 
 from anonlab.errors import AnonlabError
 from anonlab.media.facts import InputFacts
-from anonlab.regions import ANALYST, LABELS, SOURCES, TRACKER, Regions, label_code
+from anonlab.regions import ANALYST, LABELS, TRACKER, Regions, label_code
 from anonlab.settings import Settings
+from anonlab.case.fileformat import (
+    CASE_FORMAT, CASE_SUFFIX, CASE_VERSION, DECISIONS, MAX_CASE_BYTES, MAX_COORD, READ_VERSIONS, STATUSES, TOOLS,  # noqa: F401
+    WITHOUT_ANALYSIS, Review, _Checker, _name, _now, analysis_tracks_json, check_header, dump_case, parse_json,
+    read_analysis, read_input, read_models, read_settings,
+)
 from anonlab.case.tracks import Key, Track, _key, tracks_from_regions
 
 try:  # POSIX advisory locks; elsewhere saves are still atomic, only not serialised between processes.
@@ -90,211 +91,8 @@ except ImportError:  # pragma: no cover - Windows
 
 log = logging.getLogger(__name__)
 
-CASE_FORMAT = "anonlab-case"
-CASE_VERSION = 2
-#: Versions the loader reads. 2 added who took each review decision, who left a track unmasked, and the
-#: export choice for a never-analysed case (``review.without_analysis``); a version-1 file reads unchanged.
-READ_VERSIONS = (1, 2)
-CASE_SUFFIX = ".case.json"
-STATUSES = ("draft", "reviewed", "approved")
-DECISIONS = ("accepted", "fixed", "dismissed")
-#: How a never-analysed case may be exported: every frame masked whole, or only the analyst's own boxes
-#: (a reason and a name are recorded).
-WITHOUT_ANALYSIS = ("whole_frames", "manual_only")
 EDIT_OPS = ("add_track", "set", "delete", "delete_track", "interpolate", "merge", "split", "exclude", "include",
             "label")
-TOOLS = ("draw", "move", "resize", "keyframe", "follow", "fix", "import")
-#: Largest case file the loader reads (a 2-hour video with a crowd stays far below).
-MAX_CASE_BYTES = 1 << 30
-#: Largest coordinate accepted: far outside any frame, small enough that float32 keeps 1/100 px.
-MAX_COORD = 1e5
-_SOURCE_LETTERS = "".join(s[0] for s in SOURCES)
-assert len(set(_SOURCE_LETTERS)) == len(SOURCES)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _name(name) -> str:
-    """A person's name as recorded: whitespace collapsed, at most 200 characters ('' for none)."""
-    return " ".join(str(name or "").split())[:200]
-
-
-# --- validation helpers ----------------------------------------------------------------------------------
-class _Checker:
-    """Raises `AnonlabError` naming the case file and the field; never quotes coordinates."""
-
-    def __init__(self, name: str, suffix: str = "; the case file is damaged or was edited by hand") -> None:
-        self.name = name
-        self.suffix = suffix
-
-    def fail(self, where: str, what: str):
-        raise AnonlabError(f"{self.name}: {where}: {what}{self.suffix}")
-
-    def obj(self, v, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict:
-        if not isinstance(v, dict):
-            self.fail(where, "expected an object")
-        required, optional = set(required), set(optional)
-        missing = sorted(required - set(v))
-        if missing:
-            self.fail(where, f"missing {', '.join(missing)}")
-        unknown = sorted(set(v) - required - optional)
-        if unknown:
-            self.fail(where, f"unknown field(s) {', '.join(map(str, unknown))[:200]}")
-        return v
-
-    def int_(self, v, where: str, lo: int | None = None, hi: int | None = None) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(where, "expected an integer")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.fail(where, "integer out of range")
-        return v
-
-    def num(self, v, where: str, lo: float | None = None, hi: float | None = None) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            self.fail(where, "expected a finite number")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.fail(where, "number out of range")
-        return float(v)
-
-    def str_(self, v, where: str, choices: Iterable[str] | None = None, nonempty: bool = False,
-             maxlen: int = 10_000) -> str:
-        if not isinstance(v, str):
-            self.fail(where, "expected a string")
-        if choices is not None and v not in tuple(choices):
-            self.fail(where, f"expected one of {', '.join(choices)}")
-        if nonempty and not v.strip():
-            self.fail(where, "must not be empty")
-        if len(v) > maxlen:
-            self.fail(where, "string too long")
-        return v
-
-    def opt_str(self, v, where: str) -> str | None:
-        return None if v is None else self.str_(v, where)
-
-    def list_(self, v, where: str, maxlen: int | None = None) -> list:
-        if not isinstance(v, list):
-            self.fail(where, "expected a list")
-        if maxlen is not None and len(v) > maxlen:
-            self.fail(where, "list too long")
-        return v
-
-    def box(self, v, where: str) -> tuple[float, float, float, float]:
-        self.list_(v, where)
-        if len(v) != 4:
-            self.fail(where, "a box is 4 numbers x1, y1, x2, y2")
-        x1, y1, x2, y2 = (self.num(c, where, -MAX_COORD, MAX_COORD) for c in v)
-        if not (x2 > x1 and y2 > y1):
-            self.fail(where, "box has no area (needs x1 < x2 and y1 < y2)")
-        return x1, y1, x2, y2
-
-    def frame_box(self, v, where: str, n_frames: int) -> tuple[int, tuple]:
-        self.list_(v, where)
-        if len(v) != 5:
-            self.fail(where, "a keyframe is [frame, x1, y1, x2, y2]")
-        return self.int_(v[0], where, 0, n_frames - 1), self.box(v[1:], where)
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k[:40]!r}")
-        out[k] = v
-    return out
-
-
-# --- review state -----------------------------------------------------------------------------------------
-@dataclass
-class Review:
-    """Where the case stands in review (issue 7 plugs its queue and export gate in here)."""
-
-    status: str = "draft"
-    reviewer: str | None = None
-    at: str | None = None
-    decisions: dict[str, str] = field(default_factory=dict)
-    override: dict | None = None
-    history: list[dict] = field(default_factory=list)
-    #: The residual-risk check: ``{"seed", "frames": [sampled frames], "checked": {"frame": misses}}``.
-    risk: dict | None = None
-    #: Who took each decision and when: ``{item_id: {"by": name | None, "at": ISO | None}}``.
-    decided: dict[str, dict] = field(default_factory=dict)
-    #: How a case that was never analysed may be exported (`Case.allow_without_analysis`):
-    #: ``{"mode": "whole_frames" | "manual_only", "reason", "by", "at"}``, or None (it may not).
-    without_analysis: dict | None = None
-
-    def to_dict(self) -> dict:
-        d = {"status": self.status, "reviewer": self.reviewer, "at": self.at,
-             "decisions": {k: {"decision": v, **{f: w for f, w in self.decided.get(k, {}).items() if w}}
-                           for k, v in self.decisions.items()},
-             "override": None if self.override is None else dict(self.override),
-             "history": [dict(h) for h in self.history]}
-        if self.risk is not None:
-            d["risk"] = {"seed": self.risk["seed"], "frames": list(self.risk["frames"]),
-                         "checked": dict(self.risk["checked"])}
-        if self.without_analysis is not None:
-            d["without_analysis"] = dict(self.without_analysis)
-        return d
-
-    @classmethod
-    def from_dict(cls, d, c: _Checker) -> "Review":
-        c.obj(d, "review", ("status",), ("reviewer", "at", "decisions", "override", "history", "risk",
-                                          "without_analysis"))
-        status = c.str_(d["status"], "review.status", STATUSES)
-        reviewer = c.opt_str(d.get("reviewer"), "review.reviewer")
-        at = c.opt_str(d.get("at"), "review.at")
-        raw = d.get("decisions", {})
-        c.obj(raw, "review.decisions", (), raw.keys() if isinstance(raw, dict) else ())
-        decisions: dict[str, str] = {}
-        decided: dict[str, dict] = {}
-        for k, v in raw.items():
-            if isinstance(v, str):  # version 1: the decision alone
-                decisions[k] = c.str_(v, "review.decisions", DECISIONS)
-                continue
-            c.obj(v, "review.decisions", ("decision",), ("by", "at"))
-            decisions[k] = c.str_(v["decision"], "review.decisions", DECISIONS)
-            decided[k] = {"by": c.opt_str(v.get("by"), "review.decisions.by"),
-                          "at": c.opt_str(v.get("at"), "review.decisions.at")}
-        without = d.get("without_analysis")
-        if without is not None:
-            c.obj(without, "review.without_analysis", ("mode", "by", "at"), ("reason",))
-            c.str_(without["mode"], "review.without_analysis.mode", WITHOUT_ANALYSIS)
-            c.str_(without["by"], "review.without_analysis.by", nonempty=True, maxlen=200)
-            c.str_(without["at"], "review.without_analysis.at", maxlen=64)
-            if without["mode"] == "manual_only":
-                c.str_(without.get("reason"), "review.without_analysis.reason", nonempty=True, maxlen=2000)
-        override = d.get("override")
-        if override is not None:
-            c.obj(override, "review.override", ("reason", "by", "at"))
-            c.str_(override["reason"], "review.override.reason", nonempty=True)
-            c.str_(override["by"], "review.override.by", nonempty=True)
-            c.str_(override["at"], "review.override.at")
-        history = c.list_(d.get("history", []), "review.history")
-        for i, h in enumerate(history):
-            c.obj(h, f"review.history[{i}]", ("status", "at"), ("by", "note"))
-            c.str_(h["status"], f"review.history[{i}].status", STATUSES)
-            c.str_(h["at"], f"review.history[{i}].at")
-            c.opt_str(h.get("by"), f"review.history[{i}].by")
-            c.opt_str(h.get("note"), f"review.history[{i}].note")
-        if status != "draft" and not reviewer:
-            c.fail("review.reviewer", f"a {status} case names its reviewer")
-        risk = d.get("risk")
-        if risk is not None:
-            c.obj(risk, "review.risk", ("seed", "frames", "checked"))
-            seed = c.int_(risk["seed"], "review.risk.seed", 0)
-            frames = [c.int_(f, "review.risk.frames", 0) for f in c.list_(risk["frames"], "review.risk.frames")]
-            checked = risk["checked"]
-            c.obj(checked, "review.risk.checked", (), checked.keys() if isinstance(checked, dict) else ())
-            checked = {str(c.int_(int(k) if str(k).isdigit() else -1, "review.risk.checked", 0)):
-                       c.int_(v, "review.risk.checked", 0) for k, v in checked.items()}
-            risk = {"seed": seed, "frames": frames, "checked": checked}
-        return cls(status, reviewer, at, decisions, None if override is None else dict(override),
-                   [dict(h) for h in history], risk, decided, None if without is None else dict(without))
 
 
 # --- edits ------------------------------------------------------------------------------------------------
@@ -989,39 +787,19 @@ class Case:
     # --- persistence -----------------------------------------------------------------------------------
     def _analysis_tracks_json(self) -> str:
         if self._analysis_json is None:
-            lines = []
-            for tid in sorted(self._base):
-                t = self._base[tid]
-                vis = [(f, k) for f, k in ((f, t.keys[f]) for f in t.frames) if k is not None]
-                lines.append(json.dumps({
-                    "id": tid, "label": LABELS[t.label], "frames": [f for f, _ in vis],
-                    "boxes": [list(k.box) for _, k in vis], "scores": [k.score for _, k in vis],
-                    "sources": "".join(_SOURCE_LETTERS[k.source] for _, k in vis),
-                }, separators=(",", ":")))
-            self._analysis_json = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+            self._analysis_json = analysis_tracks_json(self._base)
         return self._analysis_json
 
     def to_json(self) -> str:
         """The case file's text."""
-        from anonlab import __version__
-
         with self._lock:
-            token = uuid.uuid4().hex
-            doc = {
-                "format": CASE_FORMAT, "version": CASE_VERSION, "anonlab": __version__, "created": self.created,
-                "saved": _now(), "input": self.input.to_dict(), "settings": self.settings.to_dict(),
-                "models": self.models,
-                "analysis": None if not self.analysed else {
-                    "damaged": self.damaged, "scene_cuts": self.scene_cuts, "timings": self.timings,
-                    "tracks": f"@T{token}"},
-                "edits": f"@E{token}", "edit_count": self.edit_count, "review": self.review.to_dict(),
-            }
-            text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
-            edits = "[\n" + ",\n".join(json.dumps(op, separators=(",", ":"), ensure_ascii=False)
-                                       for op in self.edits) + "\n]" if self.edits else "[]"
-            if self.analysed:
-                text = text.replace(f'"@T{token}"', self._analysis_tracks_json(), 1)
-            return text.replace(f'"@E{token}"', edits, 1) + "\n"
+            return dump_case(
+                created=self.created, input=self.input.to_dict(), settings=self.settings.to_dict(),
+                models=self.models,
+                analysis=None if not self.analysed else {
+                    "damaged": self.damaged, "scene_cuts": self.scene_cuts, "timings": self.timings},
+                tracks_json=self._analysis_tracks_json() if self.analysed else None,
+                edits=self.edits, review=self.review.to_dict())
 
     def to_dict(self) -> dict:
         return json.loads(self.to_json())
@@ -1057,104 +835,29 @@ class Case:
 
     @classmethod
     def from_json(cls, text: str, *, name: str = "case") -> "Case":
-        try:
-            data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-        except (ValueError, RecursionError) as exc:
-            msg = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-            raise AnonlabError(f"{name}: not a valid case file (JSON: {msg[:80]})") from None
-        return cls.from_dict(data, name=name)
+        """Build a case from a case file's text (``name`` names it in errors).
+
+        Raises:
+            AnonlabError: the text is not valid JSON or not a valid case (see `from_dict`).
+        """
+        return cls.from_dict(parse_json(text, name), name=name)
 
     @classmethod
     def from_dict(cls, data: Any, *, name: str = "case") -> "Case":
-        """Build a case from parsed JSON, checking every field (see the module docstring)."""
+        """Build a case from parsed JSON, checking every field (the format: `anonlab.case.fileformat`).
+
+        Raises:
+            AnonlabError: a field is missing, unknown, of the wrong type or out of range, or an edit does
+                not apply; the message names the file and the field, never a coordinate.
+        """
         c = _Checker(name)
-        if not isinstance(data, dict) or data.get("format") != CASE_FORMAT:
-            raise AnonlabError(f"{name}: not an anonlab case file")
-        version = data.get("version")
-        if isinstance(version, int) and not isinstance(version, bool) and version > CASE_VERSION:
-            raise AnonlabError(f"{name}: case file version {version} was written by a newer anonlab "
-                               f"(this one reads version {CASE_VERSION}); upgrade anonlab")
-        c.obj(data, "case", ("format", "version", "input", "settings", "analysis", "edits", "review"),
-              ("anonlab", "created", "saved", "models", "edit_count"))
-        c.int_(version, "version", READ_VERSIONS[0], CASE_VERSION)
-        for k in ("anonlab", "created", "saved"):
-            if k in data:
-                c.str_(data[k], k, maxlen=64)
-        inp = c.obj(data["input"], "input", ("path", "name", "kind", "n_frames", "width", "height", "fps"),
-                    ("sha256", "size"))
-        sha = inp.get("sha256")
-        if sha is not None and (not isinstance(sha, str) or len(sha) != 64
-                                or any(ch not in "0123456789abcdef" for ch in sha)):
-            c.fail("input.sha256", "expected 64 lowercase hex digits")
-        size = inp.get("size")
-        if size is not None:
-            c.int_(size, "input.size", 0)
-        info = InputFacts(
-            c.str_(inp["path"], "input.path", nonempty=True), c.str_(inp["name"], "input.name", nonempty=True),
-            sha, size, c.str_(inp["kind"], "input.kind", ("photo", "video")),
-            c.int_(inp["n_frames"], "input.n_frames", 1, 100_000_000), c.int_(inp["width"], "input.width", 1, 1 << 16),
-            c.int_(inp["height"], "input.height", 1, 1 << 16), c.num(inp["fps"], "input.fps", 0, 10_000),
-        )
+        check_header(data, c)
+        info = read_input(data["input"], c)
         n = info.n_frames
-        settings_d = data["settings"]
-        if not isinstance(settings_d, dict):
-            c.fail("settings", "expected an object")
-        try:
-            settings = Settings.from_dict(settings_d)
-        except AnonlabError as exc:
-            raise AnonlabError(f"{name}: settings: {exc}") from None
-        except (TypeError, ValueError):
-            c.fail("settings", "invalid values")
-        models = c.list_(data.get("models", []), "models")
-        for i, m in enumerate(models):
-            if not isinstance(m, dict):
-                c.fail(f"models[{i}]", "expected an object")
+        settings = read_settings(data["settings"], c)
+        models = read_models(data.get("models", []), c)
         analysis = data["analysis"]
-        base: dict[int, Track] = {}
-        damaged: list[int] = []
-        scene_cuts: list[int] = []
-        timings: dict = {}
-        if analysis is not None:
-            c.obj(analysis, "analysis", ("tracks",), ("damaged", "scene_cuts", "timings"))
-            scene_cuts = [c.int_(f, "analysis.scene_cuts", 0, n - 1)
-                          for f in c.list_(analysis.get("scene_cuts", []), "analysis.scene_cuts")]
-            damaged = [c.int_(d, "analysis.damaged", 0, n - 1) for d in c.list_(analysis.get("damaged", []),
-                                                                              "analysis.damaged")]
-            timings = analysis.get("timings", {})
-            if not isinstance(timings, dict):
-                c.fail("analysis.timings", "expected an object")
-            for i, tr in enumerate(c.list_(analysis["tracks"], "analysis.tracks")):
-                where = f"analysis.tracks[{i}]"
-                c.obj(tr, where, ("id", "label", "frames", "boxes", "scores", "sources"))
-                tid = c.int_(tr["id"], f"{where}.id", 0, 2**62)
-                if tid in base:
-                    c.fail(f"{where}.id", "two tracks share an id")
-                label = label_code(c.str_(tr["label"], f"{where}.label", LABELS))
-                frames = c.list_(tr["frames"], f"{where}.frames")
-                boxes = c.list_(tr["boxes"], f"{where}.boxes")
-                scores = c.list_(tr["scores"], f"{where}.scores")
-                sources = c.str_(tr["sources"], f"{where}.sources", maxlen=100_000_000)
-                if not frames or not (len(frames) == len(boxes) == len(scores) == len(sources)):
-                    c.fail(where, "frames, boxes, scores and sources must be non-empty and of equal length")
-                keys: dict[int, Key | None] = {}
-                prev = -1
-                for j, f in enumerate(frames):
-                    c.int_(f, f"{where}.frames[{j}]", 0, n - 1)
-                    if f <= prev:
-                        c.fail(f"{where}.frames", "frames must increase")
-                    box = c.box(boxes[j], f"{where}.boxes[{j}]")
-                    score = c.num(scores[j], f"{where}.scores[{j}]", 0.0, 1.0)
-                    src = _SOURCE_LETTERS.find(sources[j])
-                    if src < 0:
-                        c.fail(f"{where}.sources", f"unknown source letter (expected one of {_SOURCE_LETTERS})")
-                    k = _key(box, src, score, exact=True)
-                    if not (k.x2 > k.x1 and k.y2 > k.y1):
-                        c.fail(f"{where}.boxes[{j}]", "box has no area")
-                    if prev >= 0 and f > prev + 1:
-                        keys[prev + 1] = None
-                    keys[f] = k
-                    prev = f
-                base[tid] = Track(tid, label, keys)
+        base, damaged, scene_cuts, timings = read_analysis(analysis, c, n)
         case = cls(info, settings, models=models, analysis_tracks=base, analysed=analysis is not None,
                    damaged=damaged, timings=timings, created=data.get("created"), scene_cuts=scene_cuts)
         edits = c.list_(data["edits"], "edits")
