@@ -61,15 +61,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -83,12 +79,8 @@ from anonlab.case.fileformat import (
     read_analysis, read_input, read_models, read_settings,
 )
 from anonlab.case.ops import EDIT_OPS, _apply_op, _check_op, _same_tracks
+from anonlab.case.storage import default_case_path, read_case_text, write_case_text
 from anonlab.case.tracks import Key, Track, _key, tracks_from_regions
-
-try:  # POSIX advisory locks; elsewhere saves are still atomic, only not serialised between processes.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -583,8 +575,7 @@ class Case:
         path = Path(path) if path is not None else self.path
         if path is None:
             raise AnonlabError(f"{self.name}: no case file path; pass one to save()")
-        text = self.to_json()
-        _atomic_write(path, text.encode("utf-8"))
+        write_case_text(path, self.to_json())
         self.path = path
         return path
 
@@ -592,18 +583,7 @@ class Case:
     def load(cls, path: str | Path) -> "Case":
         """Read a case file; `AnonlabError` (one line, no coordinates) if it is malformed."""
         path = Path(path)
-        try:
-            size = path.stat().st_size
-            if size > MAX_CASE_BYTES:
-                raise AnonlabError(f"{path.name}: case file too large ({size} bytes)")
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise AnonlabError(f"{path.name}: no such case file") from None
-        except UnicodeDecodeError:
-            raise AnonlabError(f"{path.name}: not a case file (not UTF-8 text)") from None
-        except OSError as exc:
-            raise AnonlabError(f"{path.name}: cannot read the case file ({exc.strerror or exc})") from None
-        case = cls.from_json(text, name=path.name)
+        case = cls.from_json(read_case_text(path), name=path.name)
         case.path = path
         return case
 
@@ -678,77 +658,6 @@ class Case:
     def __repr__(self) -> str:
         return (f"Case({self.input.name!r}, frames={self.input.n_frames}, tracks={len(self.tracks)}, "
                 f"edits={self.edit_count}, status={self.review.status})")
-
-
-# --- atomic save ------------------------------------------------------------------------------------------
-_process_locks: dict[str, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock on ``.NAME.lock`` beside ``path``: between threads and between processes."""
-    key = str(path.resolve())
-    with _process_locks_guard:
-        tlock = _process_locks.setdefault(key, threading.Lock())
-    with tlock:
-        if fcntl is None:  # pragma: no cover
-            yield
-            return
-        lock_path = path.with_name(f".{path.name}.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, fsync, ``os.replace``, fsync the folder; under `_file_lock`."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise AnonlabError(f"{folder}: the case file's folder does not exist")
-    try:
-        with _file_lock(path):
-            # Every saver writes its temporary file while holding the lock, so any left now is from a
-            # killed save: remove it (it holds coordinates).
-            for stale in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
-                with contextlib.suppress(OSError):
-                    stale.unlink()
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # mode 0600
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            with contextlib.suppress(OSError):
-                dfd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-    except PermissionError:
-        raise AnonlabError(f"{path.name}: cannot save the case here (permission denied); "
-                           "choose a writable folder") from None
-    except OSError as exc:
-        raise AnonlabError(f"{path.name}: saving the case failed ({exc.strerror or exc}); "
-                           "the previous case file is unchanged") from None
-
-
-def default_case_path(input_path: str | Path) -> Path:
-    """``street.mp4`` -> ``street.case.json`` beside it (in the working folder if that one is read-only)."""
-    p = Path(input_path)
-    name = f"{p.stem}{CASE_SUFFIX}"
-    if os.access(p.parent if str(p.parent) else ".", os.W_OK):
-        return p.with_name(name)
-    return Path.cwd() / name
 
 
 def render_case(

@@ -1,0 +1,128 @@
+"""Where case files live and how they reach the disk: atomic, locked saves and a bounded, strict read.
+
+A case file holds region coordinates (the only artefact anonlab writes that does), so it is written with
+owner-only permissions (0600) and never half-written: a save goes to a temporary file in the same folder,
+is fsynced, replaces the old file with ``os.replace`` and fsyncs the folder, all under an exclusive lock on
+a sidecar ``.NAME.lock`` file (between threads and, with POSIX locks, between processes), so concurrent
+saves never interleave and a kill during a save leaves the previous complete file. Reading refuses files
+over `MAX_CASE_BYTES` and anything that is not UTF-8 before any JSON is parsed. The bytes themselves are
+`anonlab.case.fileformat`'s business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from anonlab.case.fileformat import CASE_SUFFIX, MAX_CASE_BYTES
+from anonlab.errors import AnonlabError
+
+try:  # POSIX advisory locks; elsewhere saves are still atomic, only not serialised between processes.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["default_case_path", "read_case_text", "write_case_text"]
+
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock on ``.NAME.lock`` beside ``path``: between threads and between processes."""
+    key = str(path.resolve())
+    with _process_locks_guard:
+        tlock = _process_locks.setdefault(key, threading.Lock())
+    with tlock:
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        lock_path = path.with_name(f".{path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Temporary file in the same folder, fsync, ``os.replace``, fsync the folder; under `_file_lock`."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise AnonlabError(f"{folder}: the case file's folder does not exist")
+    try:
+        with _file_lock(path):
+            # Every saver writes its temporary file while holding the lock, so any left now is from a
+            # killed save: remove it (it holds coordinates).
+            for stale in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            with contextlib.suppress(OSError):
+                dfd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+    except PermissionError:
+        raise AnonlabError(f"{path.name}: cannot save the case here (permission denied); "
+                           "choose a writable folder") from None
+    except OSError as exc:
+        raise AnonlabError(f"{path.name}: saving the case failed ({exc.strerror or exc}); "
+                           "the previous case file is unchanged") from None
+
+
+def default_case_path(input_path: str | Path) -> Path:
+    """``street.mp4`` -> ``street.case.json`` beside it (in the working folder if that one is read-only)."""
+    p = Path(input_path)
+    name = f"{p.stem}{CASE_SUFFIX}"
+    if os.access(p.parent if str(p.parent) else ".", os.W_OK):
+        return p.with_name(name)
+    return Path.cwd() / name
+
+
+def write_case_text(path: Path, text: str) -> None:
+    """Save a case file's text at ``path`` (`_atomic_write`).
+
+    Raises:
+        AnonlabError: the folder is missing or not writable, or the write failed (the old file is unchanged).
+    """
+    _atomic_write(path, text.encode("utf-8"))
+
+
+def read_case_text(path: Path) -> str:
+    """A case file's text, read whole.
+
+    Raises:
+        AnonlabError: (one line, naming the file) it is missing, unreadable, larger than `MAX_CASE_BYTES`
+            or not UTF-8.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_CASE_BYTES:
+            raise AnonlabError(f"{path.name}: case file too large ({size} bytes)")
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise AnonlabError(f"{path.name}: no such case file") from None
+    except UnicodeDecodeError:
+        raise AnonlabError(f"{path.name}: not a case file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise AnonlabError(f"{path.name}: cannot read the case file ({exc.strerror or exc})") from None
