@@ -8,7 +8,7 @@ track that is not excluded, sorted by frame then track id. Export policy (`Case.
 unless the analyst chose to mask whole frames or to export their own boxes only (with a reason); a track
 left unmasked must name who decided it. The class holds the state and the rules; the file format
 (`anonlab.case.fileformat`), the disk (`anonlab.case.storage`) and rendering (`anonlab.case.render`)
-live beside it, so loading and editing a case never imports the pipeline.
+live beside it; only the last imports the pipeline, so the rules of a case do not depend on it.
 """
 
 from __future__ import annotations
@@ -639,17 +639,6 @@ class Case:
             raise AnonlabError(f"{p.name}: the file differs from the one this case was made for (sha256 mismatch); "
                                "open the original input or start a new case")
         return p
-
-    def to_analysis(self, path: str | Path | None = None):
-        """An `anonlab.pipeline.Analysis` with this case's effective regions (for `pipeline.render`)."""
-        from anonlab.pipeline import Analysis
-
-        info = self.input
-        times = np.arange(info.n_frames, dtype=np.float64) / (info.fps or 25.0)
-        return Analysis(path=Path(path) if path is not None else self.locate_input(), kind=info.kind,
-                        n_frames=info.n_frames, width=info.width, height=info.height, fps=info.fps, times=times,
-                        regions=self.effective_regions(), settings=self.settings, models=list(self.models),
-                        damaged=list(self.damaged), timings=dict(self.timings), scene_cuts=list(self.scene_cuts))
 
     def __repr__(self) -> str:
         return (f"Case({self.input.name!r}, frames={self.input.n_frames}, tracks={len(self.tracks)}, "
