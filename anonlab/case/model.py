@@ -85,7 +85,7 @@ class Case:
               kind: str = "video", settings: Settings | None = None) -> "Case":
         """A case with no analysis and no file behind it (tests, or manual-only work)."""
         return cls(InputFacts(str(name), Path(name).name, None, None, kind, int(n_frames), int(width), int(height),
-                             float(fps)), settings)
+                              float(fps)), settings)
 
     @classmethod
     def new(cls, input_path: str | Path, settings: Settings | None = None, *, sha256: str | None = None) -> "Case":
@@ -101,8 +101,8 @@ class Case:
         """A case holding ``analysis`` (an `anonlab.pipeline.Analysis`), no edits."""
         path = Path(analysis.path).resolve()
         info = InputFacts(str(path), path.name, sha256 or (sha256_file(path) if path.exists() else None),
-                         path.stat().st_size if path.exists() else None, analysis.kind, int(analysis.n_frames),
-                         int(analysis.width), int(analysis.height), float(analysis.fps))
+                          path.stat().st_size if path.exists() else None, analysis.kind, int(analysis.n_frames),
+                          int(analysis.width), int(analysis.height), float(analysis.fps))
         case = cls(info, analysis.settings, models=list(analysis.models), analysed=True,
                    damaged=analysis.damaged, timings=analysis.timings,
                    scene_cuts=getattr(analysis, "scene_cuts", ()))
@@ -613,7 +613,7 @@ class Case:
         case.review = Review.from_dict(data["review"], c)
         return case
 
-    # --- input and rendering ---------------------------------------------------------------------------
+    # --- input -----------------------------------------------------------------------------------------
     def locate_input(self) -> Path:
         """The input file: its recorded path, or the same name beside the case file (moved together).
 
