@@ -9,6 +9,10 @@ unless the analyst chose to mask whole frames or to export their own boxes only 
 left unmasked must name who decided it. The class holds the state and the rules; the file format
 (`anonlab.case.fileformat`), the disk (`anonlab.case.storage`) and rendering (`anonlab.case.render`)
 live beside it; only the last imports the pipeline, so the rules of a case do not depend on it.
+
+The module is long because `Case` is the one object the workbench, the review and the batch renderer drive:
+its public methods are short wrappers over the operations, the format and the review gate, and they share
+one lock and one list of observers. Split into mixins, each would reach into the others' state.
 """
 
 from __future__ import annotations
