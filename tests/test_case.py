@@ -232,7 +232,7 @@ def test_review_status_transitions_and_reopen_on_edit():
     case.set_status("approved", "ben")
     assert case.review.status == "approved" and case.review.reviewer == "ben" and case.review.at
     case.decide("gap:1:12", "fixed")
-    with pytest.raises(AnonlabError):
+    with pytest.raises(ValueError, match="unknown decision"):
         case.decide("x", "maybe")
     case.override_gate("deadline; checked by hand", "ben")
     case.add_track("face", {0: (0, 0, 10, 10)})

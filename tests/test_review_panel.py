@@ -128,7 +128,7 @@ def test_override_needs_reason_and_name():
 
 def test_bad_decision_rejected():
     session = ReviewSession(case_with_track())
-    with pytest.raises(AnonlabError):
+    with pytest.raises(ValueError, match="a review decision is one of"):
         session.decide("maybe")
 
 

@@ -420,10 +420,11 @@ class Case:
         leaves something visible: it needs a name.
 
         Raises:
-            AnonlabError: an unknown decision, or a dismissal without a name.
+            ValueError: an unknown decision (a programming error: the workbench offers the three).
+            AnonlabError: a dismissal without a name.
         """
         if decision not in DECISIONS:
-            raise AnonlabError(f"unknown decision {decision!r}; expected one of {', '.join(DECISIONS)}")
+            raise ValueError(f"unknown decision {decision!r}; expected one of {', '.join(DECISIONS)}")
         name = _name(by if by is not None else self.actor)
         if decision == "dismissed" and not name:
             raise AnonlabError("a dismissal leaves something unmasked: type your name first (it is recorded)")

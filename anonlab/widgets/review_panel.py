@@ -174,9 +174,14 @@ class ReviewSession:
 
     # --- deciding -----------------------------------------------------------------------------------------
     def decide(self, decision: str, by: str | None = None) -> None:
-        """Decide the current card (a page can only be accepted, and only once it was shown)."""
+        """Decide the current card (a page can only be accepted, and only once it was shown).
+
+        Raises:
+            ValueError: an unknown decision (a programming error: the panel's buttons offer the three).
+            AnonlabError: what the analyst can fix (a page not shown yet, a dismissal without a name).
+        """
         if decision not in DECISIONS:
-            raise AnonlabError(f"a review decision is one of {', '.join(DECISIONS)}")
+            raise ValueError(f"a review decision is one of {', '.join(DECISIONS)}")
         card = self.current
         if card is None:
             raise AnonlabError("the review queue is empty")
