@@ -118,7 +118,8 @@ def test_missed_detections_are_bridged_by_optical_flow():
     out = run(frames, ColourDetector(blind={10, 11, 12}), Settings(detect_every=1))
     assert masking_interruptions(out) == 0
     assert out[out.frame.clip(10, 12) == out.frame].source.tolist() == [TRACKER] * 3
-    assert len(np.unique(out.track_id)) == 1 and coverage(out, truth, 30, iou=0.7).all()
+    assert len(np.unique(out.track_id)) == 1
+    assert coverage(out, truth, 30, iou=0.7).all()
 
 
 def test_where_flow_fails_too_the_box_is_held_and_grows():
@@ -129,7 +130,8 @@ def test_where_flow_fails_too_the_box_is_held_and_grows():
         frames[n][y1 - 5:y2 + 5, x1 - 5:x2 + 5] = rng.integers(0, 255, (y2 - y1 + 10, x2 - x1 + 10, 3))
     out = run(frames, ColourDetector(blind={10, 11, 12}), Settings(detect_every=1))
     held = out[(out.frame >= 10) & (out.frame <= 12)]
-    assert held.source.tolist() == [TRACKER] * 3 and len(np.unique(out.track_id)) == 1
+    assert held.source.tolist() == [TRACKER] * 3
+    assert len(np.unique(out.track_id)) == 1
     last, end = out[out.frame == 9].xyxy[0], held.xyxy[-1]
     assert (end[2:] - end[:2] > (last[2:] - last[:2]) + 1).all()  # the longer unseen, the larger the mask
     # and it reaches where the object went on to (the motion model's guess), not only where it was last seen:
@@ -138,7 +140,8 @@ def test_where_flow_fails_too_the_box_is_held_and_grows():
 
     grown = held[2:].pad((Settings().mask_scale - 1) / 2).xyxy
     assert covered_share(truth[truth.frame == 12].xyxy, grown)[0] >= HIDDEN_SHARE
-    assert masking_interruptions(out) == 0 and coverage(out, truth, 30, iou=0.3).all()
+    assert masking_interruptions(out) == 0
+    assert coverage(out, truth, 30, iou=0.3).all()
 
 
 def test_a_track_is_followed_without_detection_for_max_gap_frames_at_most():
@@ -155,10 +158,13 @@ def test_scene_cut_resets_the_tracks():
     for n, f in enumerate(frames):
         analyser.feed(n, f)
     out = analyser.result()
-    assert analyser.scene_cuts == [15] and 15 in analyser.keyframes
+    assert analyser.scene_cuts == [15]
+    assert 15 in analyser.keyframes
     seen = out[out.source != EXTENDED]  # lead/trail may cross a cut: a few frames over-masked, never fewer
     before, after = set(seen[seen.frame < 15].track_id.tolist()), set(seen[seen.frame >= 15].track_id.tolist())
-    assert len(before) == 1 and len(after) == 1 and not before & after
+    assert len(before) == 1
+    assert len(after) == 1
+    assert not before & after
     assert not (out.source == INTERPOLATED).any()
 
 
@@ -173,7 +179,8 @@ def test_callbacks_see_every_frame():
     seen, ticks = [], []
     run(frames, ColourDetector(), Settings(detect_every=2), on_frame=lambda n, f, r: seen.append((n, len(r))),
         progress=ticks.append)
-    assert seen == [(n, 2) for n in range(6)] and ticks == [1] * 6
+    assert seen == [(n, 2) for n in range(6)]
+    assert ticks == [1] * 6
 
 
 def test_a_jump_in_frame_numbers_forces_a_full_detection():
@@ -195,7 +202,8 @@ def test_stitched_chunks_give_the_same_tracks_as_one_run(seam, blind):
     joined, whole = canonical(stitch_chunks(chunks, 40, settings)), canonical(whole)
     assert np.array_equal(joined.frame, whole.frame)
     if not blind:  # identical rows
-        assert np.allclose(joined.xyxy, whole.xyxy) and np.array_equal(joined.source, whole.source)
+        assert np.allclose(joined.xyxy, whole.xyxy)
+        assert np.array_equal(joined.source, whole.source)
     else:  # detections missing at the seam: flow carries them in one run, interpolation across the seam here
         assert coverage(joined, truth, 40, iou=0.7).all()
     # the same partition of rows into tracks
@@ -208,7 +216,8 @@ def test_stitched_chunks_leave_no_frame_bare_with_detect_every():
     settings = Settings(detect_every=3)
     chunks = [(off, run(frames[off:off + 13], ColourDetector(), settings)) for off in (0, 13, 26)]
     joined = stitch_chunks(chunks, 40, settings)
-    assert coverage(joined, truth, 40).all() and len(np.unique(joined.track_id)) == 2
+    assert coverage(joined, truth, 40).all()
+    assert len(np.unique(joined.track_id)) == 2
 
 
 def test_median_flow_follows_translation_and_scale():
@@ -218,16 +227,19 @@ def test_median_flow_follows_translation_and_scale():
     shifted = cv2.warpAffine(prev, np.float32([[1, 0, 3], [0, 1, -2]]), (320, 240), borderMode=cv2.BORDER_REFLECT)
     boxes = np.array([[100, 100, 140, 140], [200, 60, 260, 120]], np.float32)
     moved, ok = median_flow(prev, shifted, boxes)
-    assert ok.all() and np.allclose(moved, boxes + [3, -2, 3, -2], atol=0.3)
+    assert ok.all()
+    assert np.allclose(moved, boxes + [3, -2, 3, -2], atol=0.3)
     zoom = cv2.warpAffine(prev, cv2.getRotationMatrix2D((120, 120), 0, 1.1), (320, 240))
     moved, ok = median_flow(prev, zoom, boxes[:1])
-    assert ok.all() and np.allclose(moved[0], [98, 98, 142, 142], atol=0.6)
+    assert ok.all()
+    assert np.allclose(moved[0], [98, 98, 142, 142], atol=0.6)
 
 
 def test_median_flow_gives_up_on_a_blank_frame():
     blank = np.full((120, 160), 128, np.uint8)
     moved, ok = median_flow(blank, blank, np.array([[40, 40, 80, 80]], np.float32))
-    assert not ok.any() and moved.tolist() == [[40, 40, 80, 80]]
+    assert not ok.any()
+    assert moved.tolist() == [[40, 40, 80, 80]]
 
 
 def test_scene_cut_detector_sees_a_cut_but_not_a_pan():
@@ -294,7 +306,9 @@ def test_a_cut_gets_a_thorough_detection():
     for n, f in enumerate(frames):
         analyser.feed(n, f)
     assert analyser.scene_cuts == [16]
-    assert 16 in det.calls and 16 not in det.quick_calls and 18 in det.quick_calls
+    assert 16 in det.calls
+    assert 16 not in det.quick_calls
+    assert 18 in det.quick_calls
 
 
 @pytest.mark.parametrize("k, blind, cut_at", [(1, (), None), (3, (9, 10, 11, 30), None), (2, (), 24), (5, (20,), 33)])
@@ -314,9 +328,11 @@ def test_settled_rows_equal_the_final_result(k, blind, cut_at):
     final = analyser.result(len(frames))
     part = final[final.frame < done]
     got = Regions.merge(streamed)
-    assert got.frame.tolist() == part.frame.tolist() and got.track_id.tolist() == part.track_id.tolist()
-    assert np.array_equal(got.xyxy, part.xyxy) and got.source.tolist() == part.source.tolist()
-    with pytest.raises(ValueError):
+    assert got.frame.tolist() == part.frame.tolist()
+    assert got.track_id.tolist() == part.track_id.tolist()
+    assert np.array_equal(got.xyxy, part.xyxy)
+    assert got.source.tolist() == part.source.tolist()
+    with pytest.raises(ValueError, match="not settled yet"):
         analyser.settled_rows(0, analyser.settled() + 1, len(frames))
 
 

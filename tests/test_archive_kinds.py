@@ -112,7 +112,8 @@ def test_export_keeps_every_stream_property(kind, kinds_dir, tmp_path):
     outside[max(my1 - 4, 0) : my2 + 4, max(mx1 - 4, 0) : mx2 + 4] = False
     for fin, fout in zip(frames_in, frames_out):
         inside = fout[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].astype(int)
-        assert inside[0::2].max() < 60 and inside[1::2].max() < 60  # masked in both fields (rows of each)
+        assert inside[0::2].max() < 60
+        assert inside[1::2].max() < 60  # masked in both fields (rows of each)
         assert np.abs(fout[outside].astype(int) - fin[outside]).mean() < 4  # the rest untouched
     assert verify.main([str(src), str(out)]) == 0
     if FFPROBE:
@@ -419,7 +420,9 @@ def test_pq_video_is_analysed_through_an_sdr_view(tmp_path):
     from anonlab.media.pixels import pq_view_lut
 
     lut = pq_view_lut()
-    assert lut[0] == 0 and lut[255] == 255 and np.all(np.diff(lut.astype(int)) >= 0)
+    assert lut[0] == 0
+    assert lut[255] == 255
+    assert np.all(np.diff(lut.astype(int)) >= 0)
     inverse = np.searchsorted(lut, np.arange(256)).clip(0, 255).astype(np.uint8)  # SDR -> PQ code
     portrait = cv2.imread(str(Path(__file__).parents[1] / "sample_media" / "portrait.jpg"))
     sdr = cv2.resize(portrait, (320, 240), interpolation=cv2.INTER_AREA)

@@ -177,7 +177,8 @@ def assert_same_outputs(a: Path, b: Path, rels=MEDIA_RELS) -> None:
             assert x.n_frames == y.n_frames, rel
             for (n, fx), (_, fy) in zip(x.frames(), y.frames()):
                 diff = np.abs(fx.astype(np.int16) - fy.astype(np.int16))
-                assert diff.max() <= 64 and diff.mean() <= 3.0, (rel, n, int(diff.max()), float(diff.mean()))
+                assert diff.max() <= 64, (rel, n, int(diff.max()), float(diff.mean()))
+                assert diff.mean() <= 3.0, (rel, n, int(diff.max()), float(diff.mean()))
 
 
 # --- the tree, the ledger, isolation ------------------------------------------------------------------------
@@ -195,8 +196,10 @@ def test_mirrors_the_tree_with_mixed_media_and_skips_done_files(tmp_path, media)
         src_media, out_media = open_media(src / rel), open_media(out / rel)
         assert (out_media.kind, out_media.n_frames, out_media.width, out_media.height) == \
                (src_media.kind, src_media.n_frames, src_media.width, src_media.height)
-        assert (out / (rel + ".report.json")).is_file() and (out / (rel + ".report.md")).is_file()
-    assert not (out / ".hidden").exists() and not (out / "notes.txt").exists()
+        assert (out / (rel + ".report.json")).is_file()
+        assert (out / (rel + ".report.md")).is_file()
+    assert not (out / ".hidden").exists()
+    assert not (out / "notes.txt").exists()
     # the objects are masked (solid): the detector finds none in the output
     with open_media(out / "long.mp4") as video:
         assert all(len(RedDetector()(frame)) == 0 for _, frame in video.frames(0, 72))
@@ -204,11 +207,14 @@ def test_mirrors_the_tree_with_mixed_media_and_skips_done_files(tmp_path, media)
     rows = {r["path"]: r for r in read_ledger(out)}
     assert set(rows) == set(MEDIA_RELS)
     for rel, row in rows.items():
-        assert row["status"] == "done" and row["attempts"] == 1 and row["error"] is None
+        assert row["status"] == "done"
+        assert row["attempts"] == 1
+        assert row["error"] is None
         assert row["input_sha256"] == sha256_file(src / rel)
         assert row["output_sha256"] == sha256_file(out / rel)
         assert row["settings_digest"] == settings.digest
-        assert row["finished_at"] >= row["started_at"] and row["seconds"] >= 0
+        assert row["finished_at"] >= row["started_at"]
+        assert row["seconds"] >= 0
     with sqlite3.connect(out / LEDGER_NAME) as db:
         (stored,) = db.execute("SELECT json FROM settings").fetchone()
     assert Settings.from_dict(json.loads(stored)) == settings
@@ -227,13 +233,16 @@ def test_a_bad_file_fails_alone_with_its_reason(tmp_path, media, capsys):
     assert "not a video or photo" in reasons["day1/broken.mp4"]
     assert "empty" in reasons["empty.jpg"]
     printed = capsys.readouterr()
-    assert "5 done" in printed.out and "2 failed" in printed.out and "day1/broken.mp4: " in printed.out
+    assert "5 done" in printed.out
+    assert "2 failed" in printed.out
+    assert "day1/broken.mp4: " in printed.out
     assert "Traceback" not in printed.out + printed.err
     assert not (out / "day1" / "broken.mp4").exists()
     assert [p.name for p in (out / "day1").iterdir() if p.name.startswith(".")] == []  # no temp files
     rows = {r["path"]: r for r in read_ledger(out)}
-    assert rows["day1/broken.mp4"]["status"] == "failed" and rows["day1/broken.mp4"]["error"] == reasons[
-        "day1/broken.mp4"]
+    assert rows["day1/broken.mp4"]["status"] == "failed"
+    assert (rows["day1/broken.mp4"]["error"] == reasons[
+        "day1/broken.mp4"])
 
 
 def test_unexpected_exceptions_are_reduced_to_their_type(tmp_path, media):
@@ -241,7 +250,9 @@ def test_unexpected_exceptions_are_reduced_to_their_type(tmp_path, media):
     summary = run_batch(src, tmp_path / "out", process_file=buggy_processor, progress=False, echo=False)
     assert summary["failed"] == 5
     for f in summary["failures"]:
-        assert "ValueError" in f["error"] and "secret" not in f["error"] and "12" not in f["error"]
+        assert "ValueError" in f["error"]
+        assert "secret" not in f["error"]
+        assert "12" not in f["error"]
 
 
 def test_cli_exits_non_zero_when_a_file_failed(tmp_path, media, monkeypatch, capsys):
@@ -251,7 +262,8 @@ def test_cli_exits_non_zero_when_a_file_failed(tmp_path, media, monkeypatch, cap
     src = make_tree(tmp_path, media, bad=True)
     assert main(["batch", str(src), str(tmp_path / "out"), "--quiet"]) == 1
     out = capsys.readouterr().out
-    assert "2 failed" in out and "broken.mp4" in out
+    assert "2 failed" in out
+    assert "broken.mp4" in out
     (src / "day1" / "broken.mp4").unlink()
     (src / "empty.jpg").unlink()
     assert main(["batch", str(src), str(tmp_path / "out"), "--quiet"]) == 0
@@ -338,22 +350,26 @@ def test_resume_after_kill_9_mid_file(tmp_path, media):
     killed = {r["path"]: r for r in read_ledger(out)}
     finished = {p for p, r in killed.items() if r["status"] == "done"}
     interrupted = [p for p, r in killed.items() if r["status"] == "running"]
-    assert finished and len(interrupted) == 1
+    assert finished
+    assert len(interrupted) == 1
     for rel in MEDIA_RELS:  # never a half-written output: absent, or complete
         if (out / rel).exists():
             assert open_media(out / rel).n_frames == open_media(src / rel).n_frames
     mtimes = {rel: (out / rel).stat().st_mtime_ns for rel in finished}
 
     summary = run_batch(src, out, process_file=anonymizer(), progress=False, echo=False)
-    assert summary["skipped"] == len(finished) and summary["done"] == 5 - len(finished)
+    assert summary["skipped"] == len(finished)
+    assert summary["done"] == 5 - len(finished)
     assert_same_outputs(out, reference)  # identical to an uninterrupted run
     rows = {r["path"]: r for r in read_ledger(out)}
     assert all(r["status"] == "done" for r in rows.values())
     for rel in finished:  # done files were not redone
-        assert rows[rel]["finished_at"] == killed[rel]["finished_at"] and rows[rel]["attempts"] == 1
+        assert rows[rel]["finished_at"] == killed[rel]["finished_at"]
+        assert rows[rel]["attempts"] == 1
         assert (out / rel).stat().st_mtime_ns == mtimes[rel]
     assert rows[interrupted[0]]["attempts"] == 2
-    assert not list(out.rglob(".*.part*")) and not list(out.rglob(".*.tmp"))  # the killed run's temp files
+    assert not list(out.rglob(".*.part*"))
+    assert not list(out.rglob(".*.tmp"))  # the killed run's temp files
     for rel in MEDIA_RELS:
         assert open_media(out / rel).n_frames == open_media(src / rel).n_frames
         assert (out / (rel + ".report.json")).is_file()
@@ -441,7 +457,8 @@ def test_chunked_batch_output_equals_unchunked(tmp_path, media):
     run_batch(src, tmp_path / "chunked", process_file=anonymizer(), chunk_seconds=24 / FPS, progress=False,
               echo=False)
     rows = {r["path"]: r for r in read_ledger(tmp_path / "chunked")}
-    assert rows["long.mp4"]["chunks"] == 3 and rows["photo.jpg"]["chunks"] == 1
+    assert rows["long.mp4"]["chunks"] == 3
+    assert rows["photo.jpg"]["chunks"] == 1
     assert_same_outputs(tmp_path / "chunked", tmp_path / "whole", ["long.mp4", "photo.jpg"])
 
 
@@ -456,7 +473,9 @@ def test_plan_chunks(n, keys, seconds, expected):
     chunks = plan_chunks(n, 25.0, keys, seconds, detect_every=2, warmup_seconds=0.4)
     assert [(c.start, c.stop) for c in chunks] == expected
     for c in chunks:
-        assert c.warm <= c.start and c.warm % 2 == 0 and (c.start == 0 or c.start - c.warm >= 10)
+        assert c.warm <= c.start
+        assert c.warm % 2 == 0
+        assert c.start == 0 or c.start - c.warm >= 10
 
 
 def test_plan_chunks_margin_reaches_across_each_seam():
@@ -551,7 +570,8 @@ def test_scan_tree_and_output_names(tmp_path):
     for name in ("a/x.MP4", "a/y.webm", "a/y.mkv", "a/z.txt", "a/.git/h.mp4", ".DS_Store", "b.HEIC"):
         (tmp_path / name).write_bytes(b"0")
     rels, ignored = scan_tree(tmp_path)
-    assert rels == ["a/x.MP4", "a/y.mkv", "a/y.webm", "b.HEIC"] and ignored == 2
+    assert rels == ["a/x.MP4", "a/y.mkv", "a/y.webm", "b.HEIC"]
+    assert ignored == 2
     assert output_name("a/x.MP4") == "a/x.MP4"
     assert output_name("a/y.webm") == "a/y.webm"  # VP9 in WebM since anonlab keeps containers
     assert output_name("a/y.avi") == "a/y.mkv"
@@ -566,7 +586,9 @@ def test_scan_tree_and_output_names(tmp_path):
 ])
 def test_error_line(exc, expected):
     line = error_line(exc)
-    assert line.startswith(expected) and "\n" not in line and "x=10" not in line
+    assert line.startswith(expected)
+    assert "\n" not in line
+    assert "x=10" not in line
 
 
 def test_format_summary_names_each_failed_file_once():
@@ -595,11 +617,13 @@ def test_queue_cases_renders_approved_cases_only(tmp_path):
 
     cases = [write_case("one", "approved"), write_case("two", "in review")]
     summary = queue_cases(cases, tmp_path / "out", render_case=fake_render, reports=False, progress=False, echo=False)
-    assert (summary["done"], summary["failed"]) == (1, 1) and rendered == ["one.mp4"]
+    assert (summary["done"], summary["failed"]) == (1, 1)
+    assert rendered == ["one.mp4"]
     assert "not approved" in summary["failures"][0]["error"]
     again = queue_cases(cases[:1], tmp_path / "out", render_case=fake_render, reports=False, progress=False,
                         echo=False)
-    assert again["skipped"] == 1 and rendered == ["one.mp4"]
+    assert again["skipped"] == 1
+    assert rendered == ["one.mp4"]
 
 
 def test_queue_cases_with_workbench_case_files(tmp_path, media):
@@ -621,8 +645,9 @@ def test_queue_cases_with_workbench_case_files(tmp_path, media):
     out = tmp_path / "out"
     summary = queue_cases(paths, out, progress=False, echo=False)
     assert (summary["done"], summary["failed"]) == (1, 1)
-    assert "not approved" in summary["failures"][0]["error"] and summary["failures"][0]["file"].endswith(
-        "other.mp4.case.json")
+    assert "not approved" in summary["failures"][0]["error"]
+    assert (summary["failures"][0]["file"].endswith(
+        "other.mp4.case.json"))
     assert not (out / "other.mp4").exists()
     with open_media(out / "short.mov") as video:
         assert video.n_frames == 30

@@ -166,7 +166,8 @@ def _no_workbench_without_token(url: str) -> None:
         except urllib.error.HTTPError as exc:
             body, status = exc.read().decode(errors="replace"), exc.code
         assert status in (401, 403, 404) or "anonlab" not in body, (path, status)
-        assert "anonlab-workbench" not in body and "ANONLAB_MEDIA" not in body
+        assert "anonlab-workbench" not in body
+        assert "ANONLAB_MEDIA" not in body
 
 
 def _our_tracebacks(log: Path) -> list[str]:
@@ -231,9 +232,12 @@ def test_app_whole_loop(tmp_path, shots):
                 tools = _box(page, ".anonlab-tools")
                 accept = _button(page, "accept").bounding_box()
                 for name, b in (("picture", pic), ("review", review), ("tools", tools), ("accept", accept)):
-                    assert b["x"] >= 0 and b["x"] + b["width"] <= WINDOW["width"], (name, b)
-                    assert b["y"] >= 0 and b["y"] + b["height"] <= PAGE_H, (name, b)
-                assert pic["x"] + pic["width"] <= review["x"] and pic["x"] + pic["width"] <= tools["x"]
+                    assert b["x"] >= 0, (name, b)
+                    assert b["x"] + b["width"] <= WINDOW["width"], (name, b)
+                    assert b["y"] >= 0, (name, b)
+                    assert b["y"] + b["height"] <= PAGE_H, (name, b)
+                assert pic["x"] + pic["width"] <= review["x"]
+                assert pic["x"] + pic["width"] <= tools["x"]
                 assert review["y"] + review["height"] <= tools["y"] + 1
                 assert page.evaluate("() => document.documentElement.scrollWidth") <= WINDOW["width"]
 
@@ -326,7 +330,9 @@ def test_app_whole_loop(tmp_path, shots):
         _stop(proc, log)
     print(f"\nscreenshots in {shots}\nbrowser timings:", {k: round(v, 3) for k, v in timings.items()})
     case = Case.load(media.with_name(media.stem + ".case.json"))
-    assert case.analysed and case.review.decided and all(d["by"] == "Ann Analyst" for d in case.review.decided.values())
+    assert case.analysed
+    assert case.review.decided
+    assert all(d["by"] == "Ann Analyst" for d in case.review.decided.values())
     report = json.loads(out.with_name(out.name + ".report.json").read_text())
     assert report["overrides"]["items"][0]["by"] == "Ann Analyst"
     with open_media(out) as o, open_media(media) as s:
@@ -474,14 +480,16 @@ def test_jupyterlab(lab, tmp_path, shots):
             _wait(lambda: "0 / 99" in _frame_label(page), 90, "the first frame")
             _wait(lambda: _kernel_idle(page), 90, "Run All to finish", 0.2)
             body = page.inner_text("body")
-            assert "notified about official Jupyter news" not in body and "Select Kernel" not in body  # no prompt
+            assert "notified about official Jupyter news" not in body
+            assert "Select Kernel" not in body  # no prompt
             timings["workbench_shown_s"] = time.perf_counter() - t0
             canvas.scroll_into_view_if_needed()
             assert _picture(page, canvas).std() > 10
             page.screenshot(path=str(shots / "lab_01_open.png"))
             box = canvas.bounding_box()
             scale = box["width"] / 640  # the 640x360 sample is enlarged to fill the view
-            assert round(box["width"]) == 832 and round(box["height"]) == 468
+            assert round(box["width"]) == 832
+            assert round(box["height"]) == 468
 
             # drag a box over the large face (no analysis has run: the analyst's box is the only mask)
             a, b = (60, 50), (170, 180)

@@ -25,18 +25,21 @@ def test_absorb_joins_the_parts_of_a_large_face_and_leaves_other_faces():
     out = absorb(parts, whole)
     assert len(out) == 2
     assert out.xyxy[0].tolist() == [600, 40, 640, 80]  # another face: untouched
-    assert out.xyxy[1].tolist() == [90, 40, 310, 340] and out.score[1] == pytest.approx(0.8)
+    assert out.xyxy[1].tolist() == [90, 40, 310, 340]
+    assert out.score[1] == pytest.approx(0.8)
 
 
 def test_absorb_keeps_a_looser_box_of_the_same_face():
     loose = Regions(xyxy=[[80, 30, 320, 350]], score=[0.9])
     out = absorb(loose, Regions(xyxy=[[90, 40, 310, 340]], score=[0.7]))
-    assert len(out) == 1 and out.xyxy[0].tolist() == [80, 30, 320, 350]
+    assert len(out) == 1
+    assert out.xyxy[0].tolist() == [80, 30, 320, 350]
 
 
 def test_absorb_with_nothing_on_either_side():
     r = Regions(xyxy=[[0, 0, 5, 5]])
-    assert absorb(r, Regions.empty()) == r and absorb(Regions.empty(), r) == r
+    assert absorb(r, Regions.empty()) == r
+    assert absorb(Regions.empty(), r) == r
 
 
 class Counting:

@@ -98,11 +98,13 @@ def white_squares(h, w, boxes):
 def test_as_bgr(shape, dtype, out_shape, error):
     frame = np.zeros(shape, dtype)
     if error:
-        with pytest.raises(error):
+        with pytest.raises(error, match="detectors take"):
             as_bgr(frame)
     else:
         out = as_bgr(frame)
-        assert out.shape == out_shape and out.dtype == np.uint8 and out.flags.c_contiguous
+        assert out.shape == out_shape
+        assert out.dtype == np.uint8
+        assert out.flags.c_contiguous
 
 
 # --- CenterFace ------------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ def test_dynamic_dims_keeps_the_model_and_frees_the_size():
 
 
 def test_rewrite_dims_rejects_non_models():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an ONNX model"):
         cfm.rewrite_dims(b"\x08\x07", {})
 
 
@@ -140,7 +142,9 @@ def test_rewrite_dims_rejects_non_models():
 def test_pad_to_multiple(h, w, out):
     padded = pad_to_multiple(np.ones((h, w, 3), np.uint8))
     assert padded.shape[:2] == out
-    assert padded[:h, :w].all() and not padded[h:].any() and not padded[:, w:].any()
+    assert padded[:h, :w].all()
+    assert not padded[h:].any()
+    assert not padded[:, w:].any()
 
 
 def centerface_outputs(h, w, cells):
@@ -184,13 +188,17 @@ def test_centerface_input_and_mapping_with_a_fake_session():
     det = fake_centerface(outputs)
     r = det(frame)
     blob = det.session.inputs[0]
-    assert blob.shape == (1, 3, 64, 96) and blob.dtype == np.float32
-    assert blob[0, 2, 0, 0] == 10 and blob[0, 0, 0, 0] == 0  # RGB order for the network
+    assert blob.shape == (1, 3, 64, 96)
+    assert blob.dtype == np.float32
+    assert blob[0, 2, 0, 0] == 10
+    assert blob[0, 0, 0, 0] == 0  # RGB order for the network
     assert blob[0, :, 50:, :].max() == 0  # padding
     # The two neighbouring cells are one face (NMS); the third face lies in the padding: clipped away.
     assert len(r) == 1
     np.testing.assert_allclose(r.xyxy[0], [14 - 5, 10 - 6, 14 + 5, 10 + 6], atol=1e-4)
-    assert r.label.tolist() == [FACE] and r.source.tolist() == [DETECTOR] and r.frame.tolist() == [0]
+    assert r.label.tolist() == [FACE]
+    assert r.source.tolist() == [DETECTOR]
+    assert r.frame.tolist() == [0]
 
 
 def test_centerface_real_model_smoke():
@@ -198,10 +206,13 @@ def test_centerface_real_model_smoke():
     assert det.models[0]["sha256"].startswith("09189dea")
     for shape in [(1, 1, 3), (7, 5, 3), (33, 65, 3), (360, 640, 3)]:
         r = det(np.full(shape, 128, np.uint8))
-        assert isinstance(r, Regions) and r.xyxy.dtype == np.float32
+        assert isinstance(r, Regions)
+        assert r.xyxy.dtype == np.float32
         assert (r.label == FACE).all()
     low = det.with_threshold(0.01)
-    assert low.session is det.session and low.thresh == 0.01 and det.thresh == CenterFace.default_thresh
+    assert low.session is det.session
+    assert low.thresh == 0.01
+    assert det.thresh == CenterFace.default_thresh
 
 
 # --- YuNet -----------------------------------------------------------------------------------------
@@ -261,7 +272,8 @@ def test_yunet_real_library_smoke():
     det = YuNet()
     for shape in [(1, 1, 3), (9, 4, 3), (120, 160, 3)]:
         r = det(np.zeros(shape, np.uint8))
-        assert isinstance(r, Regions) and len(r) == 0
+        assert isinstance(r, Regions)
+        assert len(r) == 0
     assert det.models[0]["licence"] == "BSD-3-Clause"
 
 
@@ -274,7 +286,9 @@ def test_letterbox_geometry(h, w):
     out, gain, (px, py) = letterbox(image, (1280, 736))
     assert out.shape == (736, 1280, 3)
     nw, nh = round(w * gain), round(h * gain)
-    assert nw <= 1280 and nh <= 736 and (nw == 1280 or nh == 736 or abs(nw - 1280) <= 1 or abs(nh - 736) <= 1)
+    assert nw <= 1280
+    assert nh <= 736
+    assert nw == 1280 or nh == 736 or abs(nw - 1280) <= 1 or abs(nh - 736) <= 1
     assert (out[py : py + nh, px : px + nw] == 200).all()
     assert out.sum() == 200 * 3 * nw * nh + 114 * 3 * (1280 * 736 - nw * nh)
 
@@ -308,12 +322,15 @@ def test_plate_detector_mapping_with_a_fake_session(grayscale):
     np.testing.assert_allclose(r.xyxy, [[80, 40, 120, 60]], atol=1e-4)
     assert r.label.tolist() == [PLATE]
     blob = det.session.inputs[0]
-    assert blob.shape == (1, 3, 736, 1280) and 0 <= blob.min() and blob.max() <= 1
+    assert blob.shape == (1, 3, 736, 1280)
+    assert 0 <= blob.min()
+    assert blob.max() <= 1
     centre = blob[0, :, 368, 640]
     if grayscale:
         assert centre[0] == centre[1] == centre[2]
     else:
-        assert centre[0] == 1.0 and centre[2] == 0.0  # RGB order
+        assert centre[0] == 1.0
+        assert centre[2] == 0.0  # RGB order
 
 
 def test_plate_size_for_dynamic_models():
@@ -328,7 +345,8 @@ def test_plate_real_model_smoke():
     assert det.input_size == (1280, 736)
     for shape in [(1, 1, 3), (50, 300, 3), (720, 1280, 3)]:
         r = det(np.full(shape, 90, np.uint8))
-        assert isinstance(r, Regions) and (r.label == PLATE).all()
+        assert isinstance(r, Regions)
+        assert (r.label == PLATE).all()
 
 
 # --- merging and tiling ----------------------------------------------------------------------------
@@ -344,7 +362,7 @@ def test_overlap_metrics():
     b = np.array([[0, 0, 5, 10]], np.float32)
     assert overlap_matrix(a, b, "iou")[0, 0] == pytest.approx(0.5)
     assert overlap_matrix(a, b, "ios")[0, 0] == pytest.approx(1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown overlap metric"):
         overlap_matrix(a, b, "giou")
 
 
@@ -371,7 +389,7 @@ def test_merge_keeps_labels_and_frames_apart():
     r = Regions.merge([regions([[0, 0, 10, 10, 0.9]]), regions([[0, 0, 10, 10, 0.8]], label=PLATE),
                        regions([[0, 0, 10, 10, 0.7]], frame=3)])
     assert len(merge_regions(r)) == 3
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown merge method"):
         merge_regions(r, method="avg")
 
 
@@ -381,8 +399,10 @@ def test_tile_grid_covers_with_overlap(w, h, tile, overlap):
     tiles = tile_grid(w, h, tile, overlap)
     covered = np.zeros((h, w), bool)
     for x1, y1, x2, y2 in tiles:
-        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
-        assert x2 - x1 == min(tile[0], w) and y2 - y1 == min(tile[1], h)
+        assert 0 <= x1 < x2 <= w
+        assert 0 <= y1 < y2 <= h
+        assert x2 - x1 == min(tile[0], w)
+        assert y2 - y1 == min(tile[1], h)
         covered[y1:y2, x1:x2] = True
     assert covered.all()
     xs = sorted({t[0] for t in tiles})
@@ -399,7 +419,8 @@ def test_tiled_merges_an_object_cut_by_a_seam_and_maps_scale_back():
     assert len(boxes) == 2
     np.testing.assert_allclose(boxes[0], [10, 10, 14, 14], atol=0.6)
     np.testing.assert_allclose(boxes[1], [140, 60, 170, 90], atol=0.6)
-    assert max(h for h, w in base.calls) <= 256 and max(w for h, w in base.calls) <= 320
+    assert max(h for h, w in base.calls) <= 256
+    assert max(w for h, w in base.calls) <= 320
     assert len(base.calls) > 1
 
 
@@ -429,9 +450,12 @@ def test_autoscale_tiles_for_models_with_a_size_limit():
 def test_wrappers_pass_thresholds_and_models_through():
     base = BlobDetector(thresh=0.5)
     det = AutoScale(base)
-    assert det.thresh == 0.5 and det.models == base.models and det.name == "blobs"
+    assert det.thresh == 0.5
+    assert det.models == base.models
+    assert det.name == "blobs"
     high = det.with_threshold(0.95)
-    assert high.thresh == 0.95 and det.thresh == 0.5
+    assert high.thresh == 0.95
+    assert det.thresh == 0.5
     assert len(high(white_squares(64, 64, [(5, 5, 30, 30)]))) == 0
     assert det.lowered(0.5).thresh == 0.25
 
@@ -445,11 +469,12 @@ def test_union_merges_one_label_and_concatenates_labels():
     assert len(faces(frame)) == 1
     both = UnionDetector([BlobDetector(FACE), BlobDetector(PLATE)], iou=None)
     assert sorted(both(frame).label.tolist()) == [FACE, PLATE]
-    assert both.label == -1 and len(both.models) == 2
+    assert both.label == -1
+    assert len(both.models) == 2
     low = both.lowered(0.5)
     assert [d.thresh for d in low.detectors] == [0.25, 0.25]
     assert [d.thresh for d in both.with_threshold(0.1).detectors] == [0.1, 0.1]
-    with pytest.raises(AnonlabError):
+    with pytest.raises(AnonlabError, match="no detector to run"):
         UnionDetector([])
 
 
@@ -474,7 +499,8 @@ class ListDetector(Detector):
 
 def test_size_factor_is_a_monotone_log_linear_ramp():
     f = size_factor([1, 4, 8, 11.3137, 16, 40, 500], small_factor=0.5, small_side=8, large_side=16)
-    assert f[:3].tolist() == [0.5, 0.5, 0.5] and f[4:].tolist() == [1.0, 1.0, 1.0]
+    assert f[:3].tolist() == [0.5, 0.5, 0.5]
+    assert f[4:].tolist() == [1.0, 1.0, 1.0]
     assert f[3] == pytest.approx(0.75, abs=1e-3)  # geometric middle of 8 and 16 px
     assert np.all(np.diff(size_factor(np.linspace(1, 100, 200))) >= 0)
     assert size_factor([5, 20], 0.5, 10, 10).tolist() == [0.5, 1.0]  # a step when the sides coincide
@@ -498,14 +524,17 @@ def test_fuse_boosts_agreement_and_calibrates_the_second_detector():
     # seen by both: 1 - (1 - 0.4)(1 - 0.6); CenterFace alone: 0.4; YuNet alone: (0.8 - 0.5) / 0.5;
     # YuNet at 0.4 is below its offset: no evidence, dropped.
     assert set(by_x) == {10, 100, 200}
-    assert by_x[10] == pytest.approx(0.76) and by_x[100] == pytest.approx(0.4) and by_x[200] == pytest.approx(0.6)
+    assert by_x[10] == pytest.approx(0.76)
+    assert by_x[100] == pytest.approx(0.4)
+    assert by_x[200] == pytest.approx(0.6)
     fused_box = out.xyxy[np.argmin(out.xyxy[:, 0])]
     assert 10 < fused_box[0] < 11  # weighted mean of the two boxes
     # two boxes of the same detector in one cluster count once (its best), not as two opinions
     same = fuse([regs([[0, 0, 20, 20, 0.5], [1, 1, 21, 21, 0.5]])], [0.0])
-    assert len(same) == 1 and same.score[0] == pytest.approx(0.5)
+    assert len(same) == 1
+    assert same.score[0] == pytest.approx(0.5)
     assert len(fuse([Regions.empty(), Regions.empty()], [0.0, 0.5])) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one calibration offset per detector"):
         fuse([a], [0.0, 0.5])
 
 
@@ -520,32 +549,40 @@ def test_fused_faces_thresholds_floors_and_copies():
     cf = ListDetector([[10, 10, 16, 16, 0.19], [50, 50, 90, 90, 0.19], [120, 120, 160, 160, 0.3]])
     yn = ListDetector([[51, 51, 91, 91, 0.7]])
     det = FusedFaces([cf, yn], [0.0, 0.5], thresh=0.25, small_factor=0.7, small_side=8, large_side=16)
-    assert det.thresh == 0.25 and det.name == "faces" and len(det.models) == 2
+    assert det.thresh == 0.25
+    assert det.name == "faces"
+    assert len(det.models) == 2
     out = det(frame)
     # small box at 0.19 passes (threshold 0.175 at 6 px); the 40-px one passes only thanks to YuNet's agreement
     assert sorted(out.xyxy[:, 0].astype(int).tolist()) == [10, 50, 120]
     assert det.threshold_for([4, 16]).tolist() == pytest.approx([0.175, 0.25])
     # members run at floors below anything the curve can ask for (YuNet's on its own raw scale)
-    assert det.detectors[0].thresh < 0.175 and 0.5 < det.detectors[1].thresh < 0.6
+    assert det.detectors[0].thresh < 0.175
+    assert 0.5 < det.detectors[1].thresh < 0.6
     high = det.with_threshold(0.5)
-    assert high.thresh == 0.5 and det.thresh == 0.25 and high.threshold_for([4]).tolist() == pytest.approx([0.35])
+    assert high.thresh == 0.5
+    assert det.thresh == 0.25
+    assert high.threshold_for([4]).tolist() == pytest.approx([0.35])
     assert high(frame).xyxy[:, 0].astype(int).tolist() == [50]
     low = det.lowered(0.5)
-    assert low.thresh == 0.125 and low.detectors[0].thresh <= det.detectors[0].thresh
-    with pytest.raises(ValueError):
+    assert low.thresh == 0.125
+    assert low.detectors[0].thresh <= det.detectors[0].thresh
+    with pytest.raises(ValueError, match="FusedFaces needs detectors"):
         FusedFaces([cf], [0.0, 0.5])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="small_factor must lie in"):
         FusedFaces([cf], [0.0], small_factor=0.0)
 
 
 def test_builders():
     plates = build_detector(Settings(what=("plate",)))
-    assert isinstance(plates, plm.MultiScalePlates) and plates.thresh == PlateDetector.default_thresh
+    assert isinstance(plates, plm.MultiScalePlates)
+    assert plates.thresh == PlateDetector.default_thresh
     faces = face_detectors(Settings(what=("face",)))
     assert [d.name for d in faces] == ["centerface", "yunet"]
     assert all(isinstance(d, AutoScale) for d in faces)
     one = build_detector(Settings(what=("face",), second_face_detector=False, thresh=0.4))
-    assert one.name == "centerface" and one.thresh == 0.4
+    assert one.name == "centerface"
+    assert one.thresh == 0.4
     full = build_detector(Settings())
     assert [m["name"] for m in full.models] == ["centerface", "yunet", "plate_yolov8n", "plate_yolov8n_dynamic",
                                                 "text_ppocrv4_det"]
@@ -555,17 +592,21 @@ def test_builders():
     off = face_detectors(Settings(what=("face",)), max_upscale=1.0)[0]
     assert off.scale_for(100, 100) == 1.0
     faces = build_detector(Settings(what=("face",)))
-    assert isinstance(faces, FusedFaces) and faces.offsets == [0.0, 0.5] and faces.name == "faces"
+    assert isinstance(faces, FusedFaces)
+    assert faces.offsets == [0.0, 0.5]
+    assert faces.name == "faces"
     assert faces.thresh == FusedFaces.__init__.__defaults__[0]
     assert build_detector(Settings(what=("face",), thresh=0.5)).thresh == 0.5
-    assert isinstance(one, FusedFaces) and one.offsets == [0.0]
+    assert isinstance(one, FusedFaces)
+    assert one.offsets == [0.0]
 
 
 def test_user_plate_model_path(tmp_path):
     user = tmp_path / "plates.onnx"
     user.write_bytes(model_path("plate_yolov8n").read_bytes())
     det = build_detector(Settings(what=("plate",), plate_model=str(user)))
-    assert det.models[0]["bundled"] is False and det.models[0]["file"] == "plates.onnx"
+    assert det.models[0]["bundled"] is False
+    assert det.models[0]["file"] == "plates.onnx"
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage")
     with pytest.raises(AnonlabError, match="cannot load model bad.onnx"):
@@ -622,7 +663,8 @@ def test_detect_in_crops_matches_the_whole_frame():
     det = AutoScale(BlobDetector(), pixel_budget=4 * 300 * 400, max_scale=2.0)
     whole = det(frame)
     inside = det.detect_in(frame, np.array([[20, 30, 90, 100]]))
-    assert len(whole) == 2 and len(inside) == 1
+    assert len(whole) == 2
+    assert len(inside) == 1
     assert inside.xyxy[0] == pytest.approx(whole.xyxy[np.argmin(whole.xyxy[:, 0])], abs=1)
     assert det.base.calls[-1] == (140, 140)  # the crop, at the whole frame's 2x scale
 
@@ -639,9 +681,11 @@ def test_fused_quick_asks_the_second_model_only_around_unsure_boxes(monkeypatch)
     quick = det.quick(frame)
     assert yn.base.calls[1:] == [(146, 146)]  # one crop (0..90+56) around the unsure box, none around the sure one
     order_q, order_f = np.argsort(quick.xyxy[:, 0]), np.argsort(full.xyxy[:, 0])
-    assert np.allclose(quick.xyxy[order_q], full.xyxy[order_f]) and len(quick) == 2
+    assert np.allclose(quick.xyxy[order_q], full.xyxy[order_f])
+    assert len(quick) == 2
     # the unsure box got the same second opinion; the sure one (>= QUICK_SURE alone) was not asked about
-    assert quick.score[order_q][0] == pytest.approx(full.score[order_f][0]) and quick.score[order_q][1] == 0.9
+    assert quick.score[order_q][0] == pytest.approx(full.score[order_f][0])
+    assert quick.score[order_q][1] == 0.9
     monkeypatch.setattr(fusion, "QUICK_MAX_AREA", 0.1)  # a crowd: the crops would cost more than the frame
     det.quick(frame)
     assert yn.base.calls[-1] == (400, 400)
@@ -699,10 +743,13 @@ def test_scrfd_decoding_and_input_with_a_fake_session(monkeypatch, tmp_path):
     frame[..., 0] = 0  # no blue: RGB order puts it last
     r = det(frame)
     blob = session.inputs[0]
-    assert blob.shape == (1, 3, 64, 96) and det.fixed is None
-    assert blob[0, 2, 0, 0] == pytest.approx(-127.5 / 128) and blob[0, 0, 0, 0] == pytest.approx(127.5 / 128)
+    assert blob.shape == (1, 3, 64, 96)
+    assert det.fixed is None
+    assert blob[0, 2, 0, 0] == pytest.approx(-127.5 / 128)
+    assert blob[0, 0, 0, 0] == pytest.approx(127.5 / 128)
     np.testing.assert_allclose(r.xyxy, [[8, 0, 32, 24]])
-    assert det.models[0]["name"] == "scrfd" and det.models[0]["licence"] == "user-supplied"
+    assert det.models[0]["name"] == "scrfd"
+    assert det.models[0]["licence"] == "user-supplied"
 
 
 def test_scrfd_with_a_fixed_input_runs_on_tiles(monkeypatch, tmp_path):
@@ -711,7 +758,8 @@ def test_scrfd_with_a_fixed_input_runs_on_tiles(monkeypatch, tmp_path):
     session = FakeSCRFDSession(input_shape=[1, 3, 64, 64])
     det = SCRFD(str(fake_scrfd(monkeypatch, tmp_path, session)))
     r = det(np.zeros((64, 112, 3), np.uint8))
-    assert det.fixed == (64, 64) and {b.shape for b in session.inputs} == {(1, 3, 64, 64)}
+    assert det.fixed == (64, 64)
+    assert {b.shape for b in session.inputs} == {(1, 3, 64, 64)}
     assert len(session.inputs) == 2  # two overlapping tiles across 112 px
     assert sorted(r.xyxy[:, 0].tolist()) == [8.0, 8.0 + 48]  # the face each tile reports, in frame pixels
 
@@ -719,7 +767,8 @@ def test_scrfd_with_a_fixed_input_runs_on_tiles(monkeypatch, tmp_path):
 def test_a_user_scrfd_file_is_recognised_and_fused(monkeypatch, tmp_path):
     path = fake_scrfd(monkeypatch, tmp_path, FakeSCRFDSession())
     faces = face_detectors(Settings(face_model=str(path)))
-    assert type(faces[0].base).__name__ == "SCRFD" and isinstance(faces[1].base, YuNet)
+    assert type(faces[0].base).__name__ == "SCRFD"
+    assert isinstance(faces[1].base, YuNet)
     assert isinstance(build_detector(Settings(what=("face",), face_model=str(path))), FusedFaces)
 
 
@@ -745,9 +794,11 @@ def test_int8_models_find_what_the_float_models_find():
         street = reader.get(0)
     for float_det, int8_det, image in ((CenterFace(), CenterFace(int8=True), portrait),
                                        (PlateDetector(), PlateDetector(int8=True), street)):
-        assert int8_det.models[0]["name"].endswith("_int8") and int8_det.session is not float_det.session
+        assert int8_det.models[0]["name"].endswith("_int8")
+        assert int8_det.session is not float_det.session
         want, got = float_det(image), int8_det(image)
-        assert len(want) >= 1 and len(got) == len(want)
+        assert len(want) >= 1
+        assert len(got) == len(want)
         assert iou_matrix(want.xyxy, got.xyxy).max(axis=1).min() > 0.8
         assert np.abs(np.sort(want.score) - np.sort(got.score)).max() < 0.1
     assert [m["name"] for m in build_detector(Settings(int8=True)).models] == [

@@ -85,9 +85,11 @@ def test_known_answers(table):
     assert (s["16-32"]["n_gt"], s["16-32"]["tp"]) == (2, 1)
     assert s[">=64"]["recall"] == 1.0
     # Predicted-box sizes for precision: two 100-px boxes (one true), one 10-px (true), one 50-px (false).
-    assert s[">=64"]["precision"] == pytest.approx(0.5) and s["32-64"]["precision"] == 0.0
+    assert s[">=64"]["precision"] == pytest.approx(0.5)
+    assert s["32-64"]["precision"] == 0.0
     src = face["by_source"]
-    assert src["openalpr_us"]["precision"] is None and src["openalpr_us"]["recall"] == 1.0
+    assert src["openalpr_us"]["precision"] is None
+    assert src["openalpr_us"]["recall"] == 1.0
     assert src["set1"]["recall"] == pytest.approx(2 / 3)
 
 
@@ -184,14 +186,18 @@ def test_threshold_curve_and_pick(table):
     assert [r["thresh"] for r in rows] == [0.1, 0.5, 0.65, 0.85]
     recalls = [r["recall"] for r in rows]
     assert recalls == sorted(recalls, reverse=True)
-    assert recalls[0] == pytest.approx(0.75) and "recall_<16" in rows[0]
+    assert recalls[0] == pytest.approx(0.75)
+    assert "recall_<16" in rows[0]
     assert pick_threshold(rows, 0.7)["thresh"] == 0.5
     assert pick_threshold(rows, 0.99) is None
 
 
 def test_format_summary(table):
     text = format_summary(evaluate(*table))
-    assert "recall" in text and "size <16 px" in text and "src openalpr_us" in text and "0.750" in text
+    assert "recall" in text
+    assert "size <16 px" in text
+    assert "src openalpr_us" in text
+    assert "0.750" in text
     assert "recall only" in text
 
 
@@ -222,21 +228,26 @@ def test_detect_labelled_set_round_trip(tmp_path):
     labels = write(tmp_path / "set" / "labels.jsonl", rows)
     out = tmp_path / "out" / "pred.jsonl"
     info = detect_labelled_set(labels, out, Settings(what=("face",)), progress=False, detector=SquareFinder())
-    assert info["images"] == 3 and info["boxes"] == 2 and info["models"] == [{"name": "squares"}]
+    assert info["images"] == 3
+    assert info["boxes"] == 2
+    assert info["models"] == [{"name": "squares"}]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["image"] for line in lines] == ["images/0.png", "images/1.png", "images/empty.png"]
     assert lines[0]["boxes"] == [{"label": "face", "x": 10.0, "y": 20.0, "w": 30.0, "h": 40.0, "score": 0.9}]
     assert all(line["ms"] >= 0 for line in lines)
     assert not list(out.parent.glob(".*part"))
     o = evaluate(labels, out)["by_label"]["face"]["overall"]
-    assert o["recall"] == 1.0 and o["precision"] == 1.0 and o["mean_iou"] == pytest.approx(1.0)
+    assert o["recall"] == 1.0
+    assert o["precision"] == 1.0
+    assert o["mean_iou"] == pytest.approx(1.0)
 
 
 def test_detect_labelled_set_errors(tmp_path):
     labels = write(tmp_path / "labels.jsonl", [{"image": "missing.png", "boxes": []}])
     with pytest.raises(AnonlabError, match="cannot read image"):
         detect_labelled_set(labels, tmp_path / "p.jsonl", Settings(), progress=False, detector=SquareFinder())
-    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / ".p.jsonl.part").exists()
+    assert not (tmp_path / "p.jsonl").exists()
+    assert not (tmp_path / ".p.jsonl.part").exists()
     with pytest.raises(AnonlabError, match="must not be the labels file"):
         detect_labelled_set(labels, labels, Settings(), progress=False, detector=SquareFinder())
 

@@ -65,8 +65,12 @@ def test_a_mask_of_another_label_over_the_area_still_masks_it():
 def test_temporal_metrics_fields():
     r = Regions.merge([rows(range(10), tid=1), rows([3, 4], tid=2, x=100), rows([0, 2], tid=3, x=300)])
     m = temporal_metrics(r, 10, fps=10)
-    assert m["tracks"] == 3 and m["short_tracks"] == 2 and m["interruptions"] == 1
-    assert m["regions"] == 14 and m["regions_per_frame"] == pytest.approx(1.4) and m["max_regions_per_frame"] == 2
+    assert m["tracks"] == 3
+    assert m["short_tracks"] == 2
+    assert m["interruptions"] == 1
+    assert m["regions"] == 14
+    assert m["regions_per_frame"] == pytest.approx(1.4)
+    assert m["max_regions_per_frame"] == 2
     assert m["tracks_per_minute"] == pytest.approx(180.0)  # 3 tracks in one second
 
 
@@ -75,8 +79,10 @@ def test_recall_and_critical_error_rate():
     found = Regions.merge([rows([f for f in range(60) if f not in (5, 6, 7)], tid=7),
                            rows(range(60), tid=8, x=302, label=PLATE)])
     m = recall_metrics(found, truth, n_frames=60, fps=30)
-    assert m["object_frames"] == 120 and m["missed"] == 3
-    assert m["recall"] == pytest.approx(117 / 120) and m["recall_face"] == pytest.approx(57 / 60)
+    assert m["object_frames"] == 120
+    assert m["missed"] == 3
+    assert m["recall"] == pytest.approx(117 / 120)
+    assert m["recall_face"] == pytest.approx(57 / 60)
     assert m["critical_error_rate"] == pytest.approx(3 / (2 / 60))
     assert m["missed_frames"] == [5, 6, 7]
 
@@ -97,11 +103,13 @@ def test_id_switches_and_tracks_per_object():
     truth = rows(range(10), tid=0)
     found = Regions.merge([rows(range(5), tid=3), rows(range(5, 10), tid=4)])
     m = recall_metrics(found, truth, 10, 25)
-    assert m["id_switches"] == 1 and m["tracks_per_object"] == 2.0 and m["objects"] == 1
+    assert m["id_switches"] == 1
+    assert m["tracks_per_object"] == 2.0
+    assert m["objects"] == 1
 
 
 def test_bad_fps_is_an_error():
-    with pytest.raises(AnonlabError):
+    with pytest.raises(AnonlabError, match="fps must be positive"):
         recall_metrics(Regions.empty(), Regions.empty(), 10, 0)
 
 
@@ -115,7 +123,8 @@ def test_load_frame_labels_reads_frames_and_objects(tmp_path):
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     truth, meta = load_frame_labels(path)
     assert meta == {"n_frames": 3, "width": 64, "height": 48}
-    assert truth.frame.tolist() == [0] and truth.track_id.tolist() == [5]
+    assert truth.frame.tolist() == [0]
+    assert truth.track_id.tolist() == [5]
     assert truth.xyxy.tolist() == [[1, 2, 4, 6]]
 
 
@@ -123,7 +132,9 @@ def test_load_frame_labels_uses_line_numbers_without_frame_key(tmp_path):
     path = tmp_path / "labels.jsonl"
     path.write_text('{"boxes": []}\n{"boxes": [{"label": "plate", "x": 0, "y": 0, "w": 9, "h": 3}]}\n')
     truth, meta = load_frame_labels(path)
-    assert truth.frame.tolist() == [1] and truth.label.tolist() == [PLATE] and meta["n_frames"] == 2
+    assert truth.frame.tolist() == [1]
+    assert truth.label.tolist() == [PLATE]
+    assert meta["n_frames"] == 2
 
 
 def test_load_frame_labels_reports_bad_lines(tmp_path):
@@ -151,10 +162,12 @@ def test_hidden_counts_a_loose_box_that_recall_does_not():
     truth = Regions(xyxy=[[100, 100, 120, 120]], frame=[0])
     loose = Regions(xyxy=[[95, 95, 135, 135]], frame=[0])  # IoU 0.25: no match, but the face is under it
     m = recall_metrics(loose, truth, 1, 25, mask_scale=1.3)
-    assert m["recall"] == 0.0 and m["hidden"] == 1.0
+    assert m["recall"] == 0.0
+    assert m["hidden"] == 1.0
     shifted = Regions(xyxy=[[108, 100, 128, 120]], frame=[0])  # IoU 0.43, 40 % of the face outside the box
     m = recall_metrics(shifted, truth, 1, 25, mask_scale=1.3)
-    assert m["recall"] == 1.0 and m["hidden"] == 0.0
+    assert m["recall"] == 1.0
+    assert m["hidden"] == 0.0
 
 
 def test_spatial_interruption_not_counted_under_a_larger_mask():
@@ -184,6 +197,9 @@ def test_exposure_runs_per_object():
     rows += [Regions(xyxy=[[50, 50, 55, 60]], track_id=[6], frame=[f]) for f in (0, 1)]
     rows += [Regions(xyxy=[[40, 40, 70, 70]], track_id=[6], frame=[f]) for f in range(2, 8)]
     m = recall_metrics(Regions.merge(rows), truth, 8, 25.0, mask_scale=1.0)
-    assert m["longest_miss"] == 6 and m["objects_miss_long"] == 2
-    assert m["longest_exposed"] == 5 and m["objects_exposed_long"] == 1
-    assert m["longest_bare"] == 5 and m["objects_bare_long"] == 1
+    assert m["longest_miss"] == 6
+    assert m["objects_miss_long"] == 2
+    assert m["longest_exposed"] == 5
+    assert m["objects_exposed_long"] == 1
+    assert m["longest_bare"] == 5
+    assert m["objects_bare_long"] == 1

@@ -25,7 +25,8 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 def one_line_error(exc: AnonlabError) -> None:
-    assert str(exc) and "\n" not in str(exc)
+    assert str(exc)
+    assert "\n" not in str(exc)
 
 
 @FUZZ

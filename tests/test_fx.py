@@ -55,7 +55,8 @@ def test_regions_by_frame_index():
         keep = np.ones((H, W), bool)
         keep[y1:y2, x1:x2] = False
         assert np.array_equal(out[keep], src[keep])
-    assert masked.duration == 1.0 and masked.fps == FPS
+    assert masked.duration == 1.0
+    assert masked.fps == FPS
 
 
 def test_detector_gets_bgr_and_result_is_rgb():
@@ -84,7 +85,9 @@ def test_input_frame_untouched_and_dtype():
     frame = pattern(0)
     before = frame.copy()
     out = eff.mask_rgb(frame, 0.0)
-    assert np.array_equal(frame, before) and out.dtype == np.uint8 and out.shape == frame.shape
+    assert np.array_equal(frame, before)
+    assert out.dtype == np.uint8
+    assert out.shape == frame.shape
     out = eff.mask_rgb(frame.astype(np.float64), 0.0)  # moviepy clips may hand over floats
     assert out.dtype == np.uint8
 

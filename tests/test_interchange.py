@@ -67,9 +67,11 @@ def test_mot_reads_plain_motchallenge(tmp_path):
     p = tmp_path / "det.txt"
     p.write_text("1,-1,10,20,30,40,0.9,-1,-1,-1\n\n2,4,11,21,30,40,1,-1,-1,-1\n")
     r = read_mot_csv(p, default_label="plate")
-    assert r.frame.tolist() == [0, 1] and r.track_id.tolist() == [-1, 4]
+    assert r.frame.tolist() == [0, 1]
+    assert r.track_id.tolist() == [-1, 4]
     assert r.xyxy.tolist() == [[10, 20, 40, 60], [11, 21, 41, 61]]
-    assert r.label.tolist() == [PLATE, PLATE] and r.source.tolist() == [DETECTOR, DETECTOR]
+    assert r.label.tolist() == [PLATE, PLATE]
+    assert r.source.tolist() == [DETECTOR, DETECTOR]
     p.write_text("frame,id,x,y,w,h,score\n3,1,0,0,5,5,0.5\n")
     assert read_mot_csv(p).frame.tolist() == [2]
 
@@ -97,9 +99,10 @@ def test_mot_empty_file(tmp_path):
 def test_mot_strict_errors(tmp_path, text, fragment):
     p = tmp_path / "bad.csv"
     p.write_text(text)
-    with pytest.raises(AnonlabError) as exc:
+    with pytest.raises(AnonlabError, match=r"bad\.csv line") as exc:
         read_mot_csv(p)
-    assert fragment in str(exc.value) and "bad.csv" in str(exc.value)
+    assert fragment in str(exc.value)
+    assert "bad.csv" in str(exc.value)
 
 
 def test_mot_missing_and_binary(tmp_path):
@@ -139,19 +142,23 @@ def test_cvat_round_trip(tmp_path):
 def test_cvat_file_structure(tmp_path):
     r = video_regions()
     root = ET.parse(write_cvat_xml(r, tmp_path / "t.xml", n_frames=20)).getroot()
-    assert root.tag == "annotations" and root.findtext("version") == "1.1"
+    assert root.tag == "annotations"
+    assert root.findtext("version") == "1.1"
     assert root.findtext("meta/task/size") == "20"
     labels = [el.findtext("name") for el in root.findall("meta/task/labels/label")]
     assert labels == ["face", "plate"]
     tracks = {t.get("id"): t for t in root.findall("track")}
     assert set(tracks) == {"0", "2", "5"}
-    assert tracks["2"].get("label") == "plate" and tracks["0"].get("source") == "semi-auto"
+    assert tracks["2"].get("label") == "plate"
+    assert tracks["0"].get("source") == "semi-auto"
     t0 = {int(b.get("frame")): b for b in tracks["0"].findall("box")}
     # interpolated rows exactly on the line: not keyframes; tracker rows: keyframes
     assert [t0[f].get("keyframe") for f in range(0, 9)] == ["1", "1", "1", "0", "0", "0", "1", "1", "1"]
     # the gap after frame 8 and the end after 13 are marked outside
-    assert t0[9].get("outside") == "1" and t0[14].get("outside") == "1"
-    assert t0[12].get("outside") == "0" and t0[12].find("attribute[@name='source']").text == "analyst"
+    assert t0[9].get("outside") == "1"
+    assert t0[14].get("outside") == "1"
+    assert t0[12].get("outside") == "0"
+    assert t0[12].find("attribute[@name='source']").text == "analyst"
     # an interpolated row off the line stays a keyframe
     assert [b.get("keyframe") for b in tracks["5"].findall("box")][:3] == ["1", "1", "1"]
     # the plate reaches the last frame: no outside box past the end
@@ -206,17 +213,22 @@ def test_cvat_semantics_on_import(tmp_path):
     by_frame = {f: face[face.frame == f] for f in face.frame.tolist()}
     # 0..9 interpolated linearly between keyframes 0 and 10 (the non-keyframe at 5 is ignored, as CVAT does)
     assert by_frame[5].xyxy.tolist() == [[50, 25, 65, 40]]
-    assert by_frame[0].source.tolist() == [ANALYST] and by_frame[5].source.tolist() == [INTERPOLATED]
+    assert by_frame[0].source.tolist() == [ANALYST]
+    assert by_frame[5].source.tolist() == [INTERPOLATED]
     # 10 .. 14 held before the outside keyframe at 15, absent 15 .. 19
-    assert by_frame[14].xyxy.tolist() == [[100, 50, 120, 70]] and by_frame[14].source.tolist() == [EXTENDED]
+    assert by_frame[14].xyxy.tolist() == [[100, 50, 120, 70]]
+    assert by_frame[14].source.tolist() == [EXTENDED]
     assert not any(15 <= f < 20 for f in by_frame)
     # from 20 the last keyframe is visible: held to the end of the task (meta size 30)
-    assert by_frame[20].score.tolist() == pytest.approx([0.4]) and by_frame[20].source.tolist() == [DETECTOR]
-    assert max(by_frame) == 29 and by_frame[29].source.tolist() == [EXTENDED]
+    assert by_frame[20].score.tolist() == pytest.approx([0.4])
+    assert by_frame[20].source.tolist() == [DETECTOR]
+    assert max(by_frame) == 29
+    assert by_frame[29].source.tolist() == [EXTENDED]
     assert len(face) == 15 + 10
     plate = r[r.track_id == 3]
     # rotated 90 degrees about its centre (20, 10): the enclosing upright box
-    assert plate.frame.tolist() == [2] and plate.xyxy[0].tolist() == pytest.approx([10, -10, 30, 30], abs=1e-4)
+    assert plate.frame.tolist() == [2]
+    assert plate.xyxy[0].tolist() == pytest.approx([10, -10, 30, 30], abs=1e-4)
     assert plate.label.tolist() == [PLATE]
     # n_frames given by the caller wins over meta
     assert read_cvat_xml(p, n_frames=25).frame.max() == 24
@@ -258,18 +270,20 @@ def doc(body, track='<track id="0" label="face">{}</track>'):
 def test_cvat_strict_errors(tmp_path, text, fragment):
     p = tmp_path / "bad.xml"
     p.write_text(text)
-    with pytest.raises(AnonlabError) as exc:
+    with pytest.raises(AnonlabError, match=r"bad\.xml") as exc:
         read_cvat_xml(p)
-    assert fragment in str(exc.value) and "bad.xml" in str(exc.value)
+    assert fragment in str(exc.value)
+    assert "bad.xml" in str(exc.value)
     assert "inf" not in str(exc.value).replace("info", "")  # values are never echoed
 
 
 def test_cvat_errors_do_not_echo_coordinates(tmp_path):
     p = tmp_path / "bad.xml"
     p.write_text(doc(box(xtl="1234.5", xbr="1000.25")))
-    with pytest.raises(AnonlabError) as exc:
+    with pytest.raises(AnonlabError, match="must not be left of") as exc:
         read_cvat_xml(p)
-    assert "1234" not in str(exc.value) and "1000" not in str(exc.value)
+    assert "1234" not in str(exc.value)
+    assert "1000" not in str(exc.value)
 
 
 def test_cvat_empty_and_tags_only(tmp_path):

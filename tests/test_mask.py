@@ -63,13 +63,15 @@ def test_a_face_mask_reaches_below_the_box_to_the_chin(shape):
     face, plate = Regions(xyxy=[[40, 40, 60, 80]], label=[FACE]), Regions(xyxy=[[40, 40, 60, 80]], label=[PLATE])
     settings = Settings(shape=shape)
     f, p = mask_extent(face, settings)[0], mask_extent(plate, settings)[0]
-    assert f[:3].tolist() == p[:3].tolist() and f[3] == pytest.approx(p[3] + FACE_CHIN * 40)
+    assert f[:3].tolist() == p[:3].tolist()
+    assert f[3] == pytest.approx(p[3] + FACE_CHIN * 40)
     # the pixels below the plain growth are masked for a face (inside the shape), never for a plate
     frame = noise()
     below = int(p[3]) + 1
     out_f = mask_frame(frame, face, Settings(shape=shape, mask="solid"))
     out_p = mask_frame(frame, plate, Settings(shape=shape, mask="solid"))
-    assert (out_f[below, 50] == 0).all() and np.array_equal(out_p[below, 50], frame[below, 50])
+    assert (out_f[below, 50] == 0).all()
+    assert np.array_equal(out_p[below, 50], frame[below, 50])
 
 
 def test_ellipse_leaves_corners():
@@ -100,7 +102,9 @@ def test_feather_softens_the_edge_in_the_padding():
     out = mask_frame(frame, regions, Settings(mask="solid", feather=0.2, mask_scale=1.5))
     row = out[100, :, 0].astype(int)
     ramp = row[40:60]  # padding left of the object: from white towards black
-    assert ramp[0] > 200 and 0 < ramp[10] < 255 and (np.diff(ramp) <= 0).all()
+    assert ramp[0] > 200
+    assert 0 < ramp[10] < 255
+    assert (np.diff(ramp) <= 0).all()
     hard = mask_frame(frame, regions, Settings(mask="solid", feather=0.0, mask_scale=1.5))
     assert (hard[100, 40:60] == 0).all()
 
@@ -109,9 +113,11 @@ def test_shape_alpha_values():
     a = shape_alpha(20, 20, (0, 0, 20, 20), shape="rect")
     assert (a == 1).all()
     e = shape_alpha(20, 20, (0, 0, 20, 20), shape="ellipse", feather=0.25)
-    assert e[0, 0] == 0 and e[10, 10] == 1 and 0 < e[10, 1] < 1
+    assert e[0, 0] == 0
+    assert e[10, 10] == 1
+    assert 0 < e[10, 1] < 1
     assert (shape_alpha(20, 20, (0, 0, 20, 20), shape="ellipse", inner=(5, 5, 15, 15))[5:15, 5:15] == 1).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown mask shape"):
         shape_alpha(2, 2, (0, 0, 2, 2), shape="star")
 
 
@@ -158,7 +164,8 @@ def test_pixelate_cells_are_block_means():
     crop = np.arange(12 * 12, dtype=np.uint8).reshape(12, 12, 1).repeat(3, axis=2)
     out = pixelate(crop, 12, cells=2)
     assert np.allclose(out[:6, :6, 0], crop[:6, :6, 0].mean(), atol=0.51)
-    assert (out[:6, :6] == out[0, 0]).all() and (out[6:, 6:] == out[11, 11]).all()
+    assert (out[:6, :6] == out[0, 0]).all()
+    assert (out[6:, 6:] == out[11, 11]).all()
 
 
 def test_solid_fill():
@@ -182,7 +189,9 @@ def test_input_array_is_never_modified(style, shape):
 def test_empty_regions_return_a_copy():
     frame = noise()
     out = mask_frame(frame, Regions.empty())
-    assert np.array_equal(out, frame) and out is not frame and not np.shares_memory(out, frame)
+    assert np.array_equal(out, frame)
+    assert out is not frame
+    assert not np.shares_memory(out, frame)
 
 
 def test_boxes_outside_or_without_area_are_skipped():
@@ -202,16 +211,17 @@ def test_partly_outside_box_is_clipped_and_keeps_full_strength():
 
 
 def test_bad_frames_are_programming_errors():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="frames are uint8"):
         mask_frame(np.zeros((4, 4, 3), np.float32), Regions.empty())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"frames are \(H, W, 3\)"):
         mask_frame(np.zeros((4, 4, 2), np.uint8), Regions.empty())
 
 
 def test_gray_and_bgra_frames():
     gray = noise()[:, :, 0].copy()
     out = mask_frame(gray, Regions(xyxy=[[10, 10, 50, 50]]), Settings(mask="blur"))
-    assert out.shape == gray.shape and not np.array_equal(out, gray)
+    assert out.shape == gray.shape
+    assert not np.array_equal(out, gray)
     bgra = np.dstack([noise(), np.full((240, 320), 7, np.uint8)])
     out = mask_frame(bgra, Regions(xyxy=[[10, 10, 50, 50]]), Settings(mask="pixelate"))
     assert out.shape == bgra.shape
@@ -221,12 +231,13 @@ def test_gray_and_bgra_frames():
 def test_mask_whole_frame(style):
     frame = noise(90, 160)
     out = mask_whole_frame(frame, style)
-    assert out.shape == frame.shape and not np.shares_memory(out, frame)
+    assert out.shape == frame.shape
+    assert not np.shares_memory(out, frame)
     if style == "solid":
         assert (out == 0).all()
     else:
         assert highpass_ratio(out[..., 0], frame[..., 0], 160) < 0.02
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown mask style"):
         mask_whole_frame(frame, "swirl")
 
 
@@ -244,7 +255,8 @@ def test_any_boxes(boxes, style, shape, scale, feather):
     regions = Regions(xyxy=np.asarray(boxes, np.float32).reshape(-1, 4))
     settings = Settings(mask=style, shape=shape, mask_scale=scale, feather=feather)
     out = mask_frame(frame, regions, settings)
-    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert out.shape == frame.shape
+    assert out.dtype == np.uint8
     assert np.array_equal(frame, before)
     mboxes = mask_boxes(regions, settings, 80, 60)
     assert ((mboxes[:, [0, 2]] >= 0) & (mboxes[:, [0, 2]] <= 80)).all()
@@ -262,4 +274,5 @@ def test_sliver_box_still_masks_the_pixel_it_touches():
     frame = noise(60, 80, seed=1)
     regions = Regions(xyxy=[[0.0, 0.0, 1.0, 9.042119830660056e-10], [10.0, 20.0, 10.001, 25.0]])
     out = mask_frame(frame, regions, Settings(mask="solid", mask_scale=1.0))
-    assert (out[0, 0] == 0).all() and (out[20:25, 10] == 0).all()
+    assert (out[0, 0] == 0).all()
+    assert (out[20:25, 10] == 0).all()

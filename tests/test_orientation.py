@@ -39,7 +39,8 @@ def test_turned_boxes_land_on_the_turned_pixels(turns):
 
 def test_turn_frame_is_numpy_rot90():
     a = np.arange(24).reshape(4, 6)
-    assert np.array_equal(turn_frame(a, 1), np.rot90(a)) and np.array_equal(turn_frame(a, 6), np.rot90(a, 2))
+    assert np.array_equal(turn_frame(a, 1), np.rot90(a))
+    assert np.array_equal(turn_frame(a, 6), np.rot90(a, 2))
 
 
 def faces_photo(turn=0, size=(240, 160), spots=((30, 30), (150, 80)), side=36, bg=(128, 128, 128)):
@@ -91,7 +92,8 @@ def test_choose_turn_keeps_the_clearest_turn_and_the_frame_as_it_is_on_a_tie():
     clear = Regions(xyxy=[[0, 0, 9, 9]], score=[0.95])
     vague = Regions(xyxy=[[0, 0, 9, 9]] * 3, score=[0.4] * 3)
     turn, regions, passes = choose_turn(lambda t: clear if t == 2 else vague)
-    assert (turn, passes) == (2, 4) and regions is clear
+    assert (turn, passes) == (2, 4)
+    assert regions is clear
     assert choose_turn(lambda t: vague)[0] == 0
     assert choose_turn(lambda t: Regions.empty(), turns=(0, 2))[:1] == (0,)
 
@@ -104,18 +106,21 @@ def test_a_turned_photo_is_detected_upright_and_the_boxes_come_back_in_its_pixel
     assert (plain.score > 0.5).all() == (turn == 0)  # as stored, only the upright photo is clear
     chosen, regions = det.choose(frame)
     assert (turn + chosen) % 4 == 0
-    assert len(regions) == 2 and (regions.score == np.float32(0.9)).all()
+    assert len(regions) == 2
+    assert (regions.score == np.float32(0.9)).all()
     order = np.argsort(regions.xyxy[:, 0] + regions.xyxy[:, 1])
     assert np.allclose(regions.xyxy[order], truth[np.argsort(truth[:, 0] + truth[:, 1])], atol=1)
     # `at` runs one pass per call, turned, on the frame as given
     det.calls = 0
     again = det.at(chosen)(frame)
-    assert det.calls == 1 and np.allclose(np.sort(again.xyxy, axis=0), np.sort(regions.xyxy, axis=0))
+    assert det.calls == 1
+    assert np.allclose(np.sort(again.xyxy, axis=0), np.sort(regions.xyxy, axis=0))
 
 
 def test_thresholds_pass_through_a_turned_detector():
     det = UprightFaces().at(2)
-    assert det.with_threshold(0.6).thresh == 0.6 and det.lowered(0.5).thresh == pytest.approx(0.05)
+    assert det.with_threshold(0.6).thresh == 0.6
+    assert det.lowered(0.5).thresh == pytest.approx(0.05)
     assert det.with_threshold(0.6).turn == 2
 
 
@@ -137,7 +142,8 @@ def test_an_inverted_clip_is_detected_in_every_frame_at_one_choice():
     out = a.result()
     assert a.turns == [(0, 2)]
     assert det.calls == 4 + (len(a.keyframes) - 1)  # four passes at the shot's start, one per keyframe after
-    assert (out.score[out.frame % 3 == 0] > 0.5).all() and set(out.frame.tolist()) == set(range(12))
+    assert (out.score[out.frame % 3 == 0] > 0.5).all()
+    assert set(out.frame.tolist()) == set(range(12))
     assert set(np.bincount(out.frame).tolist()) == {2}
 
 
@@ -147,7 +153,8 @@ def test_each_shot_gets_its_own_orientation():
     a = Analyser(det, Settings(detect_every=1), fps=25)
     for n, f in enumerate(frames):
         a.feed(n, f)
-    assert a.scene_cuts == [10] and a.turns == [(0, 2), (10, 0)]  # upright again from the cut
+    assert a.scene_cuts == [10]
+    assert a.turns == [(0, 2), (10, 0)]  # upright again from the cut
     out = a.result()
     assert (out[out.frame == 12].score > 0.5).all()
 
@@ -193,9 +200,12 @@ def test_a_detector_of_faces_and_plates_looks_for_plates_only_the_way_it_keeps()
     both = UnionDetector([faces, plates], iou=None)
     frame, _ = faces_photo(2)
     turn, regions = both.choose(frame)
-    assert turn == 2 and len(regions) == 2
-    assert faces.calls == 5 and plates.calls == 2  # faces at 0, 1, 2, 3 and again at 2; plates at 0 and 2
-    assert plates.choose(frame) == (0, Regions.empty()) and plates.calls == 3  # no faces: nothing to decide
+    assert turn == 2
+    assert len(regions) == 2
+    assert faces.calls == 5
+    assert plates.calls == 2  # faces at 0, 1, 2, 3 and again at 2; plates at 0 and 2
+    assert plates.choose(frame) == (0, Regions.empty())
+    assert plates.calls == 3  # no faces: nothing to decide
 
 
 def test_plain_callables_are_run_as_they_are():
@@ -207,7 +217,8 @@ def test_plain_callables_are_run_as_they_are():
 
     a = Analyser(det, Settings(detect_every=1), cut_detector=None)
     a.feed(0, np.zeros((20, 30, 3), np.uint8))
-    assert calls == [(20, 30, 3)] and a.turns == []
+    assert calls == [(20, 30, 3)]
+    assert a.turns == []
 
 
 def test_orientation_can_be_turned_off():
@@ -216,4 +227,5 @@ def test_orientation_can_be_turned_off():
     a = Analyser(det, Settings(detect_every=1), cut_detector=None, orient=False)
     for n, f in enumerate(frames):
         a.feed(n, f)
-    assert det.calls == 3 and a.turns == []
+    assert det.calls == 3
+    assert a.turns == []

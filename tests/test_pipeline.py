@@ -66,7 +66,8 @@ def test_anonymize_with_regions_in_masks_exactly_those(tmp_path, clips):
             x1, y1, x2, y2 = regions.at_frame(n).xyxy[0].astype(int)
             fa, fb = a.get(n).astype(int), b.get(n).astype(int)
             assert read_barcode(fb) == n  # outside the mask the frame is the same frame
-            assert fb[y1:y2, x1:x2].max() < 30 and fa[y1:y2, x1:x2].mean() > 60  # solid fill landed there
+            assert fb[y1:y2, x1:x2].max() < 30
+            assert fa[y1:y2, x1:x2].mean() > 60  # solid fill landed there
             assert np.abs(fa[85:, :] - fb[85:, :]).mean() < 4  # and nowhere else
 
 
@@ -75,7 +76,8 @@ def test_render_masks_damaged_frames_whole(tmp_path, clips):
     analysis.damaged = [3]
     render(analysis, tmp_path / "o.mp4", progress=False)
     with VideoReader(tmp_path / "o.mp4") as out:
-        assert out.get(3).max() < 30 and out.get(4).max() > 200
+        assert out.get(3).max() < 30
+        assert out.get(4).max() > 200
 
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -87,7 +89,8 @@ def test_red_team_flags_a_face_left_unmasked(tmp_path):
     (tmp_path / "none.jsonl").write_text('{"frame": 0, "time": 0, "regions": []}\n')
     bare = anonymize(photo, tmp_path / "bare.jpg", regions_in=tmp_path / "none.jsonl", red_team=True,
                      progress=False, report=tmp_path / "bare.json")
-    assert bare["red_team"]["exposed"] >= 1 and "face found outside the masks" in bare["red_team"]["findings"][0]
+    assert bare["red_team"]["exposed"] >= 1
+    assert "face found outside the masks" in bare["red_team"]["findings"][0]
     assert json.loads((tmp_path / "bare.json").read_text())["extra"]["red_team_exposed"] >= 1
     masked = anonymize(photo, tmp_path / "masked.jpg", progress=False)
     assert masked["regions"]["by_label"]["face"] >= 1
@@ -157,8 +160,10 @@ def test_streaming_render_writes_what_analyse_then_render_writes(tmp_path, clips
 
     _, stops = streamed
     analysis, info = analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
-    assert len(stops) > 2 and stops[0] < analysis.n_frames  # frames were rendered before the analysis ended
-    assert info["frames"] == analysis.n_frames and info["audio_packets"] > 0
+    assert len(stops) > 2
+    assert stops[0] < analysis.n_frames  # frames were rendered before the analysis ended
+    assert info["frames"] == analysis.n_frames
+    assert info["audio_packets"] > 0
     render(analyse(clips["audio"], STREAM_SETTINGS, progress=False), tmp_path / "q.mp4", progress=False)
     assert sha(tmp_path / "s.mp4") == sha(tmp_path / "q.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.mp4", "s.mp4"]
@@ -185,7 +190,8 @@ def test_streaming_render_leaves_nothing_when_the_analysis_fails(tmp_path, clips
     det.fail_at = 30
     with pytest.raises(RuntimeError, match="detector failed"):
         analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
-    assert stops and list(tmp_path.iterdir()) == []
+    assert stops
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_streaming_render_stops_the_analysis_when_the_render_fails(tmp_path, clips, streamed, monkeypatch):
@@ -200,4 +206,5 @@ def test_streaming_render_stops_the_analysis_when_the_render_fails(tmp_path, cli
     monkeypatch.setattr(pipeline, "write_video", broken)
     with pytest.raises(AnonlabError, match="disk full"):
         pipeline.analyse_and_render(clips["audio"], tmp_path / "s.mp4", STREAM_SETTINGS, progress=False)
-    assert det.calls < 40 and list(tmp_path.iterdir()) == []
+    assert det.calls < 40
+    assert list(tmp_path.iterdir()) == []

@@ -27,7 +27,8 @@ def test_unclip_grows_by_area_times_ratio_over_perimeter():
     (cx, cy), (w, h), angle = unclip_rect(((50.0, 20.0), (40.0, 10.0), 0.0), ratio=1.6)
     d = 40 * 10 * 1.6 / (2 * (40 + 10))  # 6.4 px on every side
     assert (cx, cy, angle) == (50.0, 20.0, 0.0)
-    assert w == pytest.approx(40 + 2 * d) and h == pytest.approx(10 + 2 * d)
+    assert w == pytest.approx(40 + 2 * d)
+    assert h == pytest.approx(10 + 2 * d)
 
 
 def test_db_boxes_finds_a_text_core_and_grows_it():
@@ -35,7 +36,8 @@ def test_db_boxes_finds_a_text_core_and_grows_it():
     prob[20:30, 30:90] = 0.9  # a core 60×10 px
     quads, scores = db_boxes(prob, thresh=0.5)
     # the score averages the rectangle of the dilated core, whose 1-px rim is 0: a little under 0.9
-    assert quads.shape == (1, 4, 2) and 0.7 < scores[0] < 0.9
+    assert quads.shape == (1, 4, 2)
+    assert 0.7 < scores[0] < 0.9
     box, heights = quad_boxes(quads)
     # the core's rectangle (pixel centres of its outline) is 60×10 around (60, 25); grown by
     # 60*10*1.6/(2*70) ≈ 6.86 px a side
@@ -62,7 +64,8 @@ def test_network_size_never_enlarges_and_rounds_to_32():
     assert network_size(416, 233, 960) == (416, 224)
     assert network_size(10, 10, 960) == (32, 32)
     w, h = network_size(3065, 2022, 1280)
-    assert w % 32 == h % 32 == 0 and w <= 1280
+    assert w % 32 == h % 32 == 0
+    assert w <= 1280
 
 
 # --- grouping lines into blocks --------------------------------------------------------------------
@@ -161,9 +164,11 @@ def test_fuse_views_weights_the_better_view_and_drops_boxes_under_threshold():
     fused = plm.fuse_views((np.array([plate], np.float32), np.array([0.9], np.float32)),
                            (np.array([[104, 98, 304, 204], [900, 500, 950, 520]], np.float32),
                             np.array([0.7, 0.3], np.float32)), thresh=0.4)
-    assert len(fused) == 1 and fused.score[0] == pytest.approx(0.9)
+    assert len(fused) == 1
+    assert fused.score[0] == pytest.approx(0.9)
     x1, _, _, y2 = fused.xyxy[0]
-    assert 100 < x1 < 102 and 200 < y2 < 202  # weighted 0.9 : 0.7 towards the letterbox box
+    assert 100 < x1 < 102
+    assert 200 < y2 < 202  # weighted 0.9 : 0.7 towards the letterbox box
     assert len(plm.fuse_views((np.array([plate], np.float32), np.array([0.9])), None, thresh=0.95)) == 0
 
 
@@ -177,17 +182,20 @@ def test_uncovered_and_combine_add_only_confirmed_blocks_no_plate_box_covers():
     assert plm.uncovered(blocks, np.zeros((0, 4))).all()
     confirmed = (np.array([[596, 296, 672, 354], [280, 150, 400, 210]], np.float32), np.array([0.8, 0.0]))
     out = plm.combine(plates, confirmed, 0.4)
-    assert len(out) == 2 and sorted(out.score.tolist()) == pytest.approx([0.8, 0.9])
+    assert len(out) == 2
+    assert sorted(out.score.tolist()) == pytest.approx([0.8, 0.9])
     assert len(plm.combine(plates, (np.zeros((0, 4)), np.zeros(0)), 0.4)) == 1
 
 
 def test_zoom_window_and_best_overlap():
     (x1, y1, x2, y2), gain = plm.zoom_window(np.array([100, 100, 180, 150]), 1000, 1000, target=160, context=1.0)
-    assert (x1, y1, x2, y2) == (20, 20, 260, 230) and gain == pytest.approx(2.0)
+    assert (x1, y1, x2, y2) == (20, 20, 260, 230)
+    assert gain == pytest.approx(2.0)
     assert plm.zoom_window(np.array([0, 0, 80, 50]), 100, 60)[0] == (0, 0, 100, 60)  # clipped to the frame
     xyxy = np.array([[95, 95, 185, 155], [0, 0, 10, 10], [120, 110, 140, 130]], np.float32)
     box, score = plm.best_overlap(np.array([100, 100, 180, 150]), xyxy, np.array([0.5, 0.9, 0.6], np.float32))
-    assert score == pytest.approx(0.6) and box.tolist() == [120, 110, 140, 130]  # inside the block counts too
+    assert score == pytest.approx(0.6)
+    assert box.tolist() == [120, 110, 140, 130]  # inside the block counts too
     assert plm.best_overlap(np.array([100, 100, 180, 150]), xyxy[1:2], np.array([0.9]))[0] is None
 
 
@@ -222,11 +230,13 @@ def plates():
 
 def test_dynamic_export_equals_the_fixed_model_at_its_size():
     fixed, dynamic = PlateDetector(), PlateDetector(name="plate_yolov8n_dynamic")
-    assert dynamic.input_size is None and fixed.input_size == (1280, 736)
+    assert dynamic.input_size is None
+    assert fixed.input_size == (1280, 736)
     frame = textured_scene(1280, 720, seed=3)
     draw_plate(frame, 500, 300, 200, ["AN 0123 L"])
     a, b = fixed.raw(frame, 0.1), dynamic.raw(frame, 0.1, gain=1.0)
-    assert len(a[0]) >= 1 and len(a[0]) == len(b[0])
+    assert len(a[0]) >= 1
+    assert len(a[0]) == len(b[0])
     np.testing.assert_allclose(a[0], b[0], atol=0.5)
 
 
@@ -235,7 +245,8 @@ def test_text_detector_finds_drawn_text_in_frame_pixels():
     cv2.putText(frame, "ANONLAB 2026", (600, 560), cv2.FONT_HERSHEY_SIMPLEX, 3.0, (20, 20, 20), 8, cv2.LINE_AA)
     det = TextDetector(max_side=960)
     r = det(frame)
-    assert len(r) >= 1 and (r.label == PLATE).all()
+    assert len(r) >= 1
+    assert (r.label == PLATE).all()
     (tw, th), _ = cv2.getTextSize("ANONLAB 2026", cv2.FONT_HERSHEY_SIMPLEX, 3.0, 8)
     truth = np.array([[600, 560 - th, 600 + tw, 560]], np.float32)
     assert iou_matrix(truth, r.xyxy).max() > 0.5
@@ -246,10 +257,12 @@ def test_a_close_up_plate_800_px_wide_is_found(plates):
     frame = textured_scene(1280, 720, seed=1)
     truth = draw_plate(frame, 240, 270, 800, ["AN 0123 L"])
     found = plates(frame)
-    assert len(found) >= 1 and iou_matrix(truth, found.xyxy).max() >= 0.5
+    assert len(found) >= 1
+    assert iou_matrix(truth, found.xyxy).max() >= 0.5
     # the shrunk view sees it well (267 px wide there), whatever the letterbox view makes of it
     _, (xyxy, score), _ = plates.sources(frame)
-    assert len(xyxy) and iou_matrix(truth, xyxy).max() >= 0.7
+    assert len(xyxy)
+    assert iou_matrix(truth, xyxy).max() >= 0.7
 
 
 def text_sign(words, seed=6):
@@ -268,7 +281,8 @@ def test_the_zoomed_look_confirms_a_two_line_plate_and_not_a_two_line_sign(plate
     on_plate = blocks[iou_matrix(truth, blocks)[0] >= 0.3]
     assert len(on_plate) == 1
     xyxy, score = plates.zoom(frame, on_plate)
-    assert score[0] >= plates.thresh and iou_matrix(truth, xyxy)[0, 0] >= 0.5
+    assert score[0] >= plates.thresh
+    assert iou_matrix(truth, xyxy)[0, 0] >= 0.5
 
     sign = text_sign(["OPEN", "DAILY"])
     _, _, (blocks, _) = plates.sources(sign)
@@ -279,8 +293,10 @@ def test_the_zoomed_look_confirms_a_two_line_plate_and_not_a_two_line_sign(plate
 
 def test_thresholds_move_every_source(plates):
     low = plates.lowered(0.5)
-    assert low.thresh == pytest.approx(0.2) and low.yolo.thresh == pytest.approx(0.2)
-    assert plates.thresh == pytest.approx(0.4) and plates.yolo.thresh == pytest.approx(0.4)
+    assert low.thresh == pytest.approx(0.2)
+    assert low.yolo.thresh == pytest.approx(0.2)
+    assert plates.thresh == pytest.approx(0.4)
+    assert plates.yolo.thresh == pytest.approx(0.4)
     names = [m["name"] for m in plates.models]
     assert names == ["plate_yolov8n", "plate_yolov8n_dynamic", "text_ppocrv4_det"]
     frame = textured_scene(640, 360, seed=4)
@@ -304,6 +320,7 @@ def test_the_quick_pass_runs_the_two_views_without_the_text_detector(plates):
     frame = textured_scene(1280, 720, seed=1)
     truth = draw_plate(frame, 240, 270, 800, ["AN 0123 L"])
     found = quick.quick(frame)
-    assert len(found) >= 1 and iou_matrix(truth, found.xyxy).max() >= 0.5
+    assert len(found) >= 1
+    assert iou_matrix(truth, found.xyxy).max() >= 0.5
     with pytest.raises(AssertionError, match="quick pass"):
         quick(frame)

@@ -13,8 +13,11 @@ def make(n=3):
 
 def test_defaults_and_lengths():
     r = Regions(xyxy=[[0, 0, 10, 10]])
-    assert r.score.tolist() == [1.0] and r.label.tolist() == [FACE]
-    assert r.track_id.tolist() == [-1] and r.source.tolist() == [DETECTOR] and r.frame.tolist() == [0]
+    assert r.score.tolist() == [1.0]
+    assert r.label.tolist() == [FACE]
+    assert r.track_id.tolist() == [-1]
+    assert r.source.tolist() == [DETECTOR]
+    assert r.frame.tolist() == [0]
 
 
 @pytest.mark.parametrize("kwargs, error", [
@@ -24,7 +27,7 @@ def test_defaults_and_lengths():
     ({"xyxy": [[0, 0, 1, 1]], "source": [9]}, ValueError),
 ])
 def test_validation(kwargs, error):
-    with pytest.raises(error):
+    with pytest.raises(error, match=r"Regions\."):
         Regions(**kwargs)
 
 
@@ -36,9 +39,11 @@ def test_swapped_corners_are_sorted():
 def test_indexing_and_merge():
     r = make()
     assert len(r[r.label == FACE]) == 2
-    assert len(r[1:]) == 2 and len(r[0]) == 1
+    assert len(r[1:]) == 2
+    assert len(r[0]) == 1
     m = Regions.merge([r, Regions.empty(), r[0]])
-    assert len(m) == 4 and m.frame.tolist() == [0, 1, 1, 0]
+    assert len(m) == 4
+    assert m.frame.tolist() == [0, 1, 1, 0]
     assert Regions.merge([]) == Regions.empty()
 
 
@@ -53,17 +58,18 @@ def test_records_round_trip():
     r = make().replace(source=ANALYST, track_id=[3, 4, 5])
     back = Regions.merge(Regions.from_records(r.at_frame(f).to_records(), frame=f) for f in (0, 1))
     assert np.allclose(back.xyxy, r.xyxy, atol=0.05)
-    assert back.track_id.tolist() == [3, 4, 5] and (back.source == ANALYST).all()
+    assert back.track_id.tolist() == [3, 4, 5]
+    assert (back.source == ANALYST).all()
 
 
 @pytest.mark.parametrize("record", [{"x": 1}, {"x": "a", "y": 0, "w": 1, "h": 1}, {"x": 0, "y": 0, "w": 1, "h": 1, "label": "cat"}])
 def test_from_records_rejects_malformed(record):
-    with pytest.raises(AnonlabError):
+    with pytest.raises(AnonlabError, match="malformed region record|unknown label"):
         Regions.from_records([record])
 
 
 def test_label_code_unknown():
-    with pytest.raises(AnonlabError):
+    with pytest.raises(AnonlabError, match="unknown label 'person'"):
         label_code("person")
 
 
@@ -78,7 +84,9 @@ def test_clip_and_pad():
 def test_iou_and_nms():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [5, 0, 15, 10], [50, 50, 60, 60]], np.float32)
     m = iou_matrix(a, a)
-    assert m[0, 1] == pytest.approx(1.0) and m[0, 2] == pytest.approx(1 / 3) and m[0, 3] == 0
+    assert m[0, 1] == pytest.approx(1.0)
+    assert m[0, 2] == pytest.approx(1 / 3)
+    assert m[0, 3] == 0
     keep = nms(a, np.array([0.9, 0.8, 0.7, 0.6]), 0.5)
     assert keep.tolist() == [0, 2, 3]
 
@@ -99,7 +107,9 @@ def test_iou_bounded_and_symmetric(a, b):
 @given(boxes, st.integers(1, 4000), st.integers(1, 4000))
 def test_clip_stays_inside(a, w, h):
     r = Regions(xyxy=np.asarray(a, np.float32).reshape(-1, 4)).clip(w, h)
-    assert (r.xyxy[:, [0, 2]] <= w).all() and (r.xyxy[:, [1, 3]] <= h).all() and (r.xyxy >= 0).all()
+    assert (r.xyxy[:, [0, 2]] <= w).all()
+    assert (r.xyxy[:, [1, 3]] <= h).all()
+    assert (r.xyxy >= 0).all()
     assert (r.area > 0).all()
 
 
@@ -115,7 +125,8 @@ def test_regions_log_keeps_rows_in_order_in_few_objects():
         pieces.append(part)
     whole = Regions.merge(pieces)
     merged = log.merged()
-    assert np.array_equal(merged.frame, whole.frame) and np.array_equal(merged.track_id, whole.track_id)
+    assert np.array_equal(merged.frame, whole.frame)
+    assert np.array_equal(merged.track_id, whole.track_id)
     assert log.pieces <= 1000 // 16 + 2 * 16  # one object per merged run, the newest pieces apart
     for lo in (0, 5, 500, 990, 1000):
         got = log.since(lo)

@@ -45,14 +45,19 @@ def test_corpus(tmp_path, name):
             import av
 
             with av.open(str(dst)) as c:
-                assert not c.streams.subtitles and not c.streams.data and len(c.streams.audio) == 1
+                assert not c.streams.subtitles
+                assert not c.streams.data
+                assert len(c.streams.audio) == 1
         report = json.loads((out_dir / "report.json").read_text())
-        assert report["input"]["frames"] == report["output"]["frames"] and report["frames_match"]
+        assert report["input"]["frames"] == report["output"]["frames"]
+        assert report["frames_match"]
     else:
         fragment = expectation.split(":", 1)[1]
         lines = proc.stderr.strip().splitlines()
-        assert proc.returncode != 0 and len(lines) == 1, proc.stderr
-        assert fragment in lines[0] and src.name in lines[0], lines[0]
+        assert proc.returncode != 0, proc.stderr
+        assert len(lines) == 1, proc.stderr
+        assert fragment in lines[0], lines[0]
+        assert src.name in lines[0], lines[0]
         assert snapshot(out_dir) == []  # no partial output, no temp file
 
 
@@ -67,7 +72,8 @@ def test_corrupt_frames_are_masked_whole_and_reported(tmp_path):
     with VideoReader(src) as inp:
         list(inp.frames())
         damaged = sorted(inp.damaged)
-    assert damaged and report["extra"]["damaged_frames"] >= 1
+    assert damaged
+    assert report["extra"]["damaged_frames"] >= 1
     with VideoReader(dst) as out:
         for n in damaged:
             assert out.get(n).max() < 40  # black: nothing from a frame that could not be analysed
@@ -82,7 +88,9 @@ def test_read_only_output_folder(tmp_path, clips, monkeypatch, capsys):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)  # root ignores chmod, so simulate the refusal
     code = cli.main(["anonymize", str(clips["plain"]), "-o", str(tmp_path / "o.mp4"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and "not writable" in err[0]
+    assert code != 0
+    assert len(err) == 1
+    assert "not writable" in err[0]
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -103,7 +111,9 @@ def test_full_disk_leaves_no_partial_output(tmp_path, clips, monkeypatch, capsys
     before = sha256_file(clips["audio"])
     code = cli.main(["anonymize", str(clips["audio"]), "-o", str(tmp_path / "o.mp4"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and "No space left" in err[0], err
+    assert code != 0, err
+    assert len(err) == 1, err
+    assert "No space left" in err[0], err
     assert list(tmp_path.iterdir()) == []
     assert sha256_file(clips["audio"]) == before
 
@@ -112,7 +122,8 @@ def test_debug_shows_the_trace(tmp_path):
     src = tmp_path / "bad.mp4"
     src.write_text("nope")
     proc = run_cli("--debug", "anonymize", src, "-o", tmp_path / "o.mp4")
-    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr
 
 
 KILL_EXPORT = """

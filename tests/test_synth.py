@@ -24,11 +24,15 @@ def patches_photo(width=400, height=300):
 def test_plan_is_deterministic_and_inside_the_photo():
     a = SynthClip.plan(400, 300, n_frames=30, seed=4)
     b = SynthClip.plan(400, 300, n_frames=30, seed=4)
-    assert np.array_equal(a.path, b.path) and (a.width, a.height) == (400, 300)
+    assert np.array_equal(a.path, b.path)
+    assert (a.width, a.height) == (400, 300)
     s, x0, y0 = a.path.T
-    assert (s >= 1.0 - 1e-9).all() and (s <= 1.35 + 1e-9).all()
-    assert (x0 >= 0).all() and (x0 + a.width / s <= 400 + 1e-6).all()
-    assert (y0 >= 0).all() and (y0 + a.height / s <= 300 + 1e-6).all()
+    assert (s >= 1.0 - 1e-9).all()
+    assert (s <= 1.35 + 1e-9).all()
+    assert (x0 >= 0).all()
+    assert (x0 + a.width / s <= 400 + 1e-6).all()
+    assert (y0 >= 0).all()
+    assert (y0 + a.height / s <= 300 + 1e-6).all()
     assert np.ptp(a.path, axis=0).max() > 1  # the camera does move
 
 
@@ -39,7 +43,8 @@ def test_boxes_follow_the_camera_exactly():
         assert len(truth) >= 2
         for (x1, y1, x2, y2), obj in zip(truth.xyxy, truth.track_id):
             inner = frame[int(np.ceil(y1)) + 1:int(y2) - 1, int(np.ceil(x1)) + 1:int(x2) - 1]
-            assert inner.size and np.abs(inner.astype(int) - COLOURS[obj]).max() <= 2, (n, obj)
+            assert inner.size, (n, obj)
+            assert np.abs(inner.astype(int) - COLOURS[obj]).max() <= 2, (n, obj)
             outside = frame[int(y2) + 2:int(y2) + 4, int(x1):int(x2)]  # just below the box: grey again
             if outside.size:
                 assert np.abs(outside.astype(int) - 128).max() <= 2
@@ -52,10 +57,12 @@ def test_clip_encodes_and_its_labels_read_back(tmp_path):
     with av.open(str(tmp_path / "clip.mp4")) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
         assert c.streams.video[0].average_rate == 25
-    assert len(frames) == 10 and frames[0].shape == (300, 400, 3)
+    assert len(frames) == 10
+    assert frames[0].shape == (300, 400, 3)
     loaded, meta = load_frame_labels(tmp_path / "clip.labels.jsonl")
     assert meta == {"n_frames": 10, "width": 400, "height": 300}
-    assert np.array_equal(loaded.frame, truth.frame) and np.array_equal(loaded.track_id, truth.track_id)
+    assert np.array_equal(loaded.frame, truth.frame)
+    assert np.array_equal(loaded.track_id, truth.track_id)
     assert np.allclose(loaded.xyxy, truth.xyxy, atol=0.01)
     # compression and blur keep the colour inside the (slightly shrunk) boxes
     for row in truth[truth.frame == 5]:
@@ -87,16 +94,19 @@ def test_motion_blur_smears_a_moving_edge():
 
 def test_synthetic_photo_boxes_are_inside_and_apart():
     photo, boxes = synthetic_photo(320, 200, n_faces=4, n_plates=2, seed=7)
-    assert photo.shape == (200, 320, 3) and photo.dtype == np.uint8
+    assert photo.shape == (200, 320, 3)
+    assert photo.dtype == np.uint8
     assert sorted(boxes.label.tolist()) == [FACE] * 4 + [PLATE] * 2
-    assert (boxes.xyxy >= 0).all() and (boxes.xyxy[:, 2] <= 320).all() and (boxes.xyxy[:, 3] <= 200).all()
+    assert (boxes.xyxy >= 0).all()
+    assert (boxes.xyxy[:, 2] <= 320).all()
+    assert (boxes.xyxy[:, 3] <= 200).all()
     iou = iou_matrix(boxes.xyxy, boxes.xyxy)
     assert (iou[~np.eye(len(boxes), dtype=bool)] == 0).all()
 
 
 def test_a_photo_of_another_size_is_refused():
     photo, boxes = patches_photo()
-    with pytest.raises(AnonlabError):
+    with pytest.raises(AnonlabError, match="planned for a photo of another size"):
         next(render_frames(photo[:100], boxes, SynthClip.plan(400, 300, n_frames=2)))
 
 
@@ -122,7 +132,7 @@ def test_an_occlusion_needs_sensible_parameters():
     from anonlab.evaluation.synth import Occlusion
 
     for bad in (dict(cover=1.0), dict(cover=0.0), dict(side="behind"), dict(stop=2), dict(ramp=0)):
-        with pytest.raises(AnonlabError):
+        with pytest.raises(AnonlabError, match="an occlusion needs"):
             Occlusion(**{**dict(obj=0, start=2, stop=9), **bad})
 
 
@@ -139,4 +149,5 @@ def test_a_shake_smears_its_frames_only():
     edge = lambda f: len(np.unique(f[75, 20:60, 2]))  # across the left edge of the red box
     assert edge(shaken[2]) > edge(plain[2])
     k = Shake(0, 1, length=9, angle=90).kernel()
-    assert k.sum() == pytest.approx(1) and (k[:, k.shape[1] // 2] > 0).sum() == k.shape[0]  # vertical line
+    assert k.sum() == pytest.approx(1)
+    assert (k[:, k.shape[1] // 2] > 0).sum() == k.shape[0]  # vertical line

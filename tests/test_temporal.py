@@ -25,7 +25,8 @@ def test_missing_frame_inside_a_track_is_interpolated():
     filled = out[out.source == INTERPOLATED]
     assert filled.frame.tolist() == [3]
     assert filled.xyxy[0].tolist() == pytest.approx([130.0, 50.0, 150.0, 70.0])
-    assert filled.track_id.tolist() == [1] and filled.label.tolist() == [FACE]
+    assert filled.track_id.tolist() == [1]
+    assert filled.label.tolist() == [FACE]
 
 
 def test_interpolated_score_is_the_lower_neighbour():
@@ -86,7 +87,8 @@ def test_labels_are_never_mixed_and_untracked_rows_pass_through():
     for tid, label in ((1, FACE), (2, PLATE)):
         assert (out[out.track_id == tid].label == label).all()
     untracked = out[out.track_id == NO_TRACK]
-    assert len(untracked) == 1 and untracked.source.tolist() == [ANALYST]
+    assert len(untracked) == 1
+    assert untracked.source.tolist() == [ANALYST]
 
 
 def test_several_rows_of_one_track_in_a_frame_interpolate_from_their_union():
@@ -99,4 +101,5 @@ def test_several_rows_of_one_track_in_a_frame_interpolate_from_their_union():
 def test_no_temporal_safety_when_all_zero():
     r = track([0, 2])
     out = apply_temporal_safety(r, 5, Settings(max_gap=0, lead=0, trail=0))
-    assert len(out) == 2 and masking_interruptions(out) == 1
+    assert len(out) == 2
+    assert masking_interruptions(out) == 1

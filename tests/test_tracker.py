@@ -27,9 +27,11 @@ def test_every_detection_is_returned_in_order_with_source_and_frame():
     d = Regions(xyxy=[box(0, 0), box(100, 0), box(200, 0)], score=[0.9, 0.2, 0.05], label=[FACE, PLATE, FACE],
                 source=[DETECTOR, DETECTOR, 4])
     out = t.update(d, 7)
-    assert np.array_equal(out.xyxy, d.xyxy) and np.array_equal(out.source, d.source)
+    assert np.array_equal(out.xyxy, d.xyxy)
+    assert np.array_equal(out.source, d.source)
     assert out.frame.tolist() == [7, 7, 7]
-    assert (out.track_id != NO_TRACK).all() and len(set(out.track_id.tolist())) == 3
+    assert (out.track_id != NO_TRACK).all()
+    assert len(set(out.track_id.tolist())) == 3
 
 
 @pytest.mark.parametrize("offset", [0, 10, 25])
@@ -42,7 +44,9 @@ def test_ids_follow_their_paths_through_a_crossing(offset):
         out = t.update(dets(a, b), n)
         track_of["A"].add(int(out.track_id[0]))
         track_of["B"].add(int(out.track_id[1]))
-    assert len(track_of["A"]) == 1 and len(track_of["B"]) == 1 and track_of["A"] != track_of["B"]
+    assert len(track_of["A"]) == 1
+    assert len(track_of["B"]) == 1
+    assert track_of["A"] != track_of["B"]
 
 
 def test_crossing_with_occlusion_keeps_ids():
@@ -56,7 +60,9 @@ def test_crossing_with_occlusion_keeps_ids():
         ids["A"].add(int(out.track_id[0]))
         if not hidden:
             ids["B"].add(int(out.track_id[1]))
-    assert len(ids["A"]) == 1 and len(ids["B"]) == 1 and ids["A"] != ids["B"]
+    assert len(ids["A"]) == 1
+    assert len(ids["B"]) == 1
+    assert ids["A"] != ids["B"]
 
 
 def test_face_and_plate_never_share_a_track():
@@ -73,7 +79,8 @@ def test_reset_starts_new_ids():
     a = int(t.update(dets(box(50, 50)), 0).track_id[0])
     t.reset()
     b = int(t.update(dets(box(50, 50)), 1).track_id[0])
-    assert a != b and not t.tracks[0].id == a
+    assert a != b
+    assert not t.tracks[0].id == a
 
 
 def test_low_score_detection_continues_a_track_and_far_one_starts_its_own():
@@ -91,7 +98,8 @@ def test_low_score_box_does_not_steal_a_track_from_a_high_score_one():
         tid = int(t.update(dets(box(100, 100)), n).track_id[0])
     # both overlap the track; the strong one is associated first
     out = t.update(Regions(xyxy=[box(104, 100), box(100, 100)], score=[0.2, 0.95]), 3)
-    assert int(out.track_id[1]) == tid and int(out.track_id[0]) != tid
+    assert int(out.track_id[1]) == tid
+    assert int(out.track_id[0]) != tid
 
 
 def test_lost_track_is_found_again_within_the_buffer_and_forgotten_after():
@@ -119,7 +127,9 @@ def test_predict_moves_tracked_boxes_with_their_velocity_and_skips_lost_ones():
         t.update(dets(box(10 + 5 * n, 50), box(300, 300)), n)
     t.update(dets(box(60, 50)), 10)  # the second object is not detected: lost
     pred = t.predict(11)
-    assert len(pred) == 1 and pred.source.tolist() == [TRACKER] and pred.frame.tolist() == [11]
+    assert len(pred) == 1
+    assert pred.source.tolist() == [TRACKER]
+    assert pred.frame.tolist() == [11]
     assert pred.xyxy[0, 0] == pytest.approx(65, abs=1.5)
 
 
@@ -128,7 +138,9 @@ def test_predict_does_not_lose_or_confirm_tracks():
     t.update(dets(box(100, 100), score=0.3), 0)
     for n in range(1, 4):
         t.predict(n)
-    assert len(t.tracks) == 1 and not t.tracks[0].confirmed and t.tracks[0].tracked
+    assert len(t.tracks) == 1
+    assert not t.tracks[0].confirmed
+    assert t.tracks[0].tracked
 
 
 def test_correct_moves_a_known_track():

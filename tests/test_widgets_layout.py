@@ -23,7 +23,8 @@ def test_the_old_model_module_re_exports_the_same_objects():
     for module, names in OLD_NAMES.items():
         for name in names:
             assert getattr(model, name) is getattr(module, name), name
-    assert model.track_colour is boxes.track_color and model.EXCLUDED_COLOUR == boxes.EXCLUDED_COLOR
+    assert model.track_colour is boxes.track_color
+    assert model.EXCLUDED_COLOUR == boxes.EXCLUDED_COLOR
 
 
 def test_every_binding_is_found_and_listed_in_the_help():

@@ -55,8 +55,12 @@ def test_viewport_zoom_keeps_the_point_and_the_picture(iw, ih, cw, ch, factor, x
     vp = Viewport(iw, ih, cw, ch)
     # zoom 1: the whole image is visible, centred
     x1, y1, x2, y2 = vp.box_to_canvas((0, 0, iw, ih))
-    assert x1 >= -1e-6 and y1 >= -1e-6 and x2 <= cw + 1e-6 and y2 <= ch + 1e-6
-    assert x1 == pytest.approx(cw - x2, abs=1e-6) and y1 == pytest.approx(ch - y2, abs=1e-6)
+    assert x1 >= -1e-6
+    assert y1 >= -1e-6
+    assert x2 <= cw + 1e-6
+    assert y2 <= ch + 1e-6
+    assert x1 == pytest.approx(cw - x2, abs=1e-6)
+    assert y1 == pytest.approx(ch - y2, abs=1e-6)
     cx, cy = x * cw, y * ch
     before = vp.to_image(cx, cy)
     vp.zoom_at(factor, cx, cy)
@@ -64,7 +68,8 @@ def test_viewport_zoom_keeps_the_point_and_the_picture(iw, ih, cw, ch, factor, x
     x1, y1, x2, y2 = vp.box_to_canvas((0, 0, iw, ih))
     for lo, hi, size in ((x1, x2, cw), (y1, y2, ch)):
         if hi - lo >= size:
-            assert lo <= 1e-6 and hi >= size - 1e-6
+            assert lo <= 1e-6
+            assert hi >= size - 1e-6
         else:
             assert lo == pytest.approx(size - hi, abs=1e-6)
     # where the centre was not pushed back by that rule, the point under the pointer stays put
@@ -72,7 +77,8 @@ def test_viewport_zoom_keeps_the_point_and_the_picture(iw, ih, cw, ch, factor, x
     if half_w + 1e-6 < vp.cx < iw - half_w - 1e-6 and half_h + 1e-6 < vp.cy < ih - half_h - 1e-6:
         assert vp.to_image(cx, cy) == pytest.approx(before, rel=1e-6, abs=1e-6)
     vp.reset()
-    assert vp.zoom == 1 and (vp.cx, vp.cy) == (iw / 2, ih / 2)
+    assert vp.zoom == 1
+    assert (vp.cx, vp.cy) == (iw / 2, ih / 2)
 
 
 def test_viewport_pan_is_clamped():
@@ -104,10 +110,13 @@ def test_render_view_maps_pixels_like_the_viewport():
 def test_draw_a_box():
     m = hd_model()
     drag(m, (100, 50), (200, 150))
-    assert list(m.case.tracks) == [1] and m.selected == 1
+    assert list(m.case.tracks) == [1]
+    assert m.selected == 1
     v = m.case.tracks[1].value(0)
-    assert v[:4] == pytest.approx((200, 100, 400, 300)) and v[4] == ANALYST
-    assert m.case.edit_count == 1 and m.drag is None
+    assert v[:4] == pytest.approx((200, 100, 400, 300))
+    assert v[4] == ANALYST
+    assert m.case.edit_count == 1
+    assert m.drag is None
     drag(m, (300, 300), (250, 260))  # dragged up-left: normalised
     assert m.case.tracks[2].value(0)[:4] == pytest.approx((500, 520, 600, 600))
 
@@ -123,7 +132,8 @@ def test_draw_is_clamped_to_the_image():
 def test_clicks_and_tiny_drags_draw_nothing(end, tracks):
     m = hd_model()
     drag(m, (100, 100), end)
-    assert len(m.case.tracks) == tracks and m.case.edit_count == tracks
+    assert len(m.case.tracks) == tracks
+    assert m.case.edit_count == tracks
 
 
 def test_click_selects_and_click_outside_deselects():
@@ -136,7 +146,8 @@ def test_click_selects_and_click_outside_deselects():
     assert m.selected == 2  # the smallest box under the pointer
     m.on_down(900, 500)
     m.on_up(900, 500)
-    assert m.selected is None and m.case.edit_count == 2
+    assert m.selected is None
+    assert m.case.edit_count == 2
 
 
 def test_move_a_box_then_undo_redo():
@@ -194,7 +205,8 @@ def test_drag_preview_and_cancel():
     m.observe(seen.append)
     m.on_down(10, 10)
     m.on_move(10 + DRAG_PX + 5, 40)
-    assert m.drag.box == pytest.approx((20, 20, 36, 80)) and {"drag"} in seen
+    assert m.drag.box == pytest.approx((20, 20, 36, 80))
+    assert {"drag"} in seen
     m.on_out()
     assert m.drag is None
     m.on_up(50, 50)
@@ -207,13 +219,15 @@ def test_changing_frame_cancels_a_drag():
     m.on_move(100, 100)
     m.on_key("ArrowRight")
     m.on_up(120, 120)
-    assert not m.case.tracks and m.frame == 1
+    assert not m.case.tracks
+    assert m.frame == 1
 
 
 # --- keys, navigation ----------------------------------------------------------------------------------------
 def test_navigation_keys_and_flagged_frames():
     m = hd_model()
-    assert m.on_key("ArrowRight") == "step" and m.frame == 1
+    assert m.on_key("ArrowRight") == "step"
+    assert m.frame == 1
     m.on_key("ArrowRight", shift=True)
     assert m.frame == 11
     m.on_key("ArrowLeft")
@@ -230,11 +244,13 @@ def test_navigation_keys_and_flagged_frames():
     assert m.frame == 7
     m.on_key("n"), m.on_key("n")
     assert m.frame == 63
-    assert m.next_flagged() is None and "no flagged" in m.message
+    assert m.next_flagged() is None
+    assert "no flagged" in m.message
     m.on_key("N")
     assert m.frame == 40
     assert m.on_key(" ") == "play"
-    assert m.on_key("q") is None and m.on_key("a", ctrl=True) is None
+    assert m.on_key("q") is None
+    assert m.on_key("a", ctrl=True) is None
 
 
 def test_tab_escape_hide_and_labels():
@@ -248,7 +264,8 @@ def test_tab_escape_hide_and_labels():
     m.on_key("Tab")
     assert m.selected == b
     m.on_key("h")
-    assert b in m.hidden and m.selected is None
+    assert b in m.hidden
+    assert m.selected is None
     assert [x.track for x in m.boxes()] == [a]
     assert m.hit_box(*m.viewport.to_canvas(550, 550)) is None  # hidden: not hit
     assert len(m.mask_regions()) == 2  # but still masked
@@ -264,16 +281,19 @@ def test_delete_keys():
     m.add_keyframe(t, 10)
     m.seek(5)
     m.on_key("Delete")
-    assert m.case.tracks[t].value(5) is not None and "type your name" in m.messages["tools"]  # who decided
+    assert m.case.tracks[t].value(5) is not None
+    assert "type your name" in m.messages["tools"]  # who decided
     m.case.actor = "Ann"
     m.on_key("Delete")
-    assert m.case.tracks[t].value(5) is None and m.case.tracks[t].value(4) is not None
+    assert m.case.tracks[t].value(5) is None
+    assert m.case.tracks[t].value(4) is not None
     assert m.case.edits[-1]["by"] == "Ann"
     m.on_key("z", ctrl=True)
     assert m.case.tracks[t].value(5) is not None
     m.select(t)
     m.on_key("Delete", shift=True)
-    assert t not in m.case.tracks and m.selected is None
+    assert t not in m.case.tracks
+    assert m.selected is None
     m.on_key("Delete")
     assert "select a box first" in m.message
 
@@ -302,25 +322,31 @@ def test_split_merge_exclude_through_the_model():
     m.select(t)
     assert m.on_key("s") == "split"
     new = max(m.case.tracks)
-    assert m.case.tracks[t].span() == (0, 9) and m.case.tracks[new].span() == (10, 20)
+    assert m.case.tracks[t].span() == (0, 9)
+    assert m.case.tracks[new].span() == (10, 20)
     m.merge(t, new)
-    assert list(m.case.tracks) == [t] and m.selected == t
+    assert list(m.case.tracks) == [t]
+    assert m.selected == t
     m.undo()
     assert set(m.case.tracks) == {t, new}
     with pytest.raises(AnonlabError, match="reason"):
         m.exclude(t, "")
     m.case.actor = "Ann"
     m.exclude(t, "the analyst's own face")
-    assert [b.excluded for b in m.boxes(0)] == [True] and len(m.mask_regions(0)) == 0
+    assert [b.excluded for b in m.boxes(0)] == [True]
+    assert len(m.mask_regions(0)) == 0
     s = {x.id: x for x in m.track_summaries()}
-    assert s[t].excluded == "the analyst's own face" and s[t].edited and s[new].n_frames == 11
+    assert s[t].excluded == "the analyst's own face"
+    assert s[t].edited
+    assert s[new].n_frames == 11
     m.include(t)
     assert len(m.mask_regions(0)) == 1
     m.relabel(t, "plate")
     assert m.track_summaries()[0].label == "plate"
     for _ in range(4):
         m.undo()
-    assert set(m.case.tracks) == {t} and m.case.edit_count == 2
+    assert set(m.case.tracks) == {t}
+    assert m.case.edit_count == 2
 
 
 def test_colours_are_stable_per_track():
@@ -380,7 +406,8 @@ def test_follow_forward_tracks_the_square(square_model):
     got = np.array([m.case.tracks[t].value(n)[:4] for n in range(1, added + 1)], np.float32)
     assert np.diag(iou_matrix(got, truth)).min() > 0.6
     assert m.case.tracks[t].value(5)[4] == TRACKER
-    assert m.case.edit_count == 2 and m.case.edits[-1]["tool"] == "follow"
+    assert m.case.edit_count == 2
+    assert m.case.edits[-1]["tool"] == "follow"
     m.undo()  # one edit: undo removes the whole follow
     assert m.case.tracks[t].span() == (0, 0)
 
@@ -398,7 +425,8 @@ def test_follow_backward_and_stop_at_an_analyst_keyframe(square_model):
     truth = np.array([square_at(f) for f in range(21, 30)], np.float32)
     assert np.diag(iou_matrix(got, truth)).min() > 0.6
     m.seek(29)
-    assert m.follow(t, 1, 5) == 0 and "nothing to follow" in m.message
+    assert m.follow(t, 1, 5) == 0
+    assert "nothing to follow" in m.message
     m.seek(20)
     assert m.follow(t, 1, 5) == 5  # the tracker's own boxes may be replaced
 
@@ -431,10 +459,12 @@ def test_picture_masked_preview_and_proxy(square_clip):
     assert np.abs(masked[y1:y2, x1:x2].astype(int) - proxy[y1:y2, x1:x2]).mean() > 20
     assert np.array_equal(masked[:, 100:], proxy[:, 100:])
     m.on_key("m")
-    assert not m.show_masked and np.array_equal(m.picture(), proxy)
+    assert not m.show_masked
+    assert np.array_equal(m.picture(), proxy)
     m.zoom(2.0)
     zoomed = m.picture()
-    assert zoomed.shape == (96, 160, 3) and src.stats["decode"] >= 2
+    assert zoomed.shape == (96, 160, 3)
+    assert src.stats["decode"] >= 2
     src.close()
 
 
@@ -442,9 +472,12 @@ def test_long_video_gets_a_smaller_proxy_that_still_fills_the_canvas(square_clip
     src = FrameSource(square_clip)
     vp = Viewport(320, 192, 320, 192)
     src.start_proxy((320, 192), proxy_mb=0, background=False)  # "no room": the smallest proxy
-    assert src._proxy_size == (107, 64) and src.proxy_jpeg(0) is not None and src.proxy_jpeg(5) is None
+    assert src._proxy_size == (107, 64)
+    assert src.proxy_jpeg(0) is not None
+    assert src.proxy_jpeg(5) is None
     pic = src.view(0, vp)  # the cap stopped the proxy after its first frame
-    assert pic.shape == (192, 320, 3) and src.stats["proxy"] == 1
+    assert pic.shape == (192, 320, 3)
+    assert src.stats["proxy"] == 1
     src.view(5, vp)
     assert src.stats["decode"] == 1
     exact = render_view(src.full(0), vp)
@@ -465,11 +498,13 @@ def test_proxy_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
         vp = Viewport(320, 192, 320, 192)
         for k in range(n):
             src.view(k, vp)  # scrub through the whole clip
-        assert src.stats["proxy"] == n and src.stats["decode"] == 0  # every frame from the proxy
+        assert src.stats["proxy"] == n
+        assert src.stats["decode"] == 0  # every frame from the proxy
         assert src.proxy_bytes > 1000 * n  # the JPEGs exist (a few kB a frame) ...
         sizes[n] = src.memory_bytes()  # ... but not in memory
         st = os.fstat(src._proxy_fd)
-        assert st.st_nlink == 0 and stat.S_IMODE(st.st_mode) == 0o600  # unlinked, owner only
+        assert st.st_nlink == 0
+        assert stat.S_IMODE(st.st_mode) == 0o600  # unlinked, owner only
         src.close()
     assert sizes[200] - sizes[20] <= 16 * 180 + 1  # the index only
     assert sizes[200] <= (1 << 20) + 16 * 200 + 320 * 192 * 3  # cache bound: one picture over 1 MB at most

@@ -95,27 +95,35 @@ def test_opens_with_a_new_case_beside_the_input(wb, clip):
     assert wb.case.path == clip.with_name("clip.case.json")
     # a small picture is enlarged to fill the view (item 17): 320x192 at 2x
     assert (wb.model.viewport.canvas_w, wb.model.viewport.canvas_h) == (640, 384)
-    assert wb.drawn["picture"].shape == (384, 640, 3) and wb.drawn["frame"] == 0
-    assert wb.slider.max == 29 and "0 / 29" in wb.frame_label.value
+    assert wb.drawn["picture"].shape == (384, 640, 3)
+    assert wb.drawn["frame"] == 0
+    assert wb.slider.max == 29
+    assert "0 / 29" in wb.frame_label.value
     assert "not analysed yet" in wb.status.value
     assert wb.export_path.value.endswith("clip_anonymized.mp4")
-    assert wb.model.show_masked and wb.masked_toggle.value  # item 16: masked preview on by default
+    assert wb.model.show_masked
+    assert wb.masked_toggle.value  # item 16: masked preview on by default
 
 
 def test_slider_buttons_and_keys_move_the_frame(wb):
     wb.slider.value = 12
-    assert wb.model.frame == 12 and wb.drawn["frame"] == 12
+    assert wb.model.frame == 12
+    assert wb.drawn["frame"] == 12
     wb.step_buttons[3].click()  # +10
-    assert wb.model.frame == 22 and wb.slider.value == 22
+    assert wb.model.frame == 22
+    assert wb.slider.value == 22
     wb._on_key_event({"type": "keydown", "key": "ArrowLeft", "shiftKey": True})
-    assert wb.model.frame == 12 and wb.slider.value == 12
+    assert wb.model.frame == 12
+    assert wb.slider.value == 12
     wb._on_key_event({"type": "keyup", "key": "ArrowLeft"})
     assert wb.model.frame == 12
     wb.model.set_flagged([5, 20])
     wb.next_flag_button.click()
-    assert wb.model.frame == 20 and "⚑" in wb.frame_label.value
+    assert wb.model.frame == 20
+    assert "⚑" in wb.frame_label.value
     wb.next_flag_button.click()
-    assert "no flagged frame after" in wb.player_msg.value and "err" in wb.player_msg.value  # beside the player
+    assert "no flagged frame after" in wb.player_msg.value
+    assert "err" in wb.player_msg.value  # beside the player
     wb.prev_flag_button.click()
     assert wb.player_msg.value == ""  # cleared by the next success there
     wb._on_key_event({"type": "keydown", "key": " "})
@@ -126,16 +134,20 @@ def test_drawing_on_the_canvas_edits_and_autosaves(wb):
     drag(wb, (60, 100), (140, 180))
     assert len(wb.case.tracks) == 1
     box = wb.drawn["boxes"][0]
-    assert box["canvas"] == pytest.approx((60, 100, 140, 180)) and box["selected"]
+    assert box["canvas"] == pytest.approx((60, 100, 140, 180))
+    assert box["selected"]
     assert wb.case.tracks[1].value(0)[:4] == pytest.approx((30, 50, 70, 90))  # canvas is 2x the image
     saved = json.loads(wb.case.path.read_text())
-    assert saved["edit_count"] == 1 and saved["edits"][0]["op"] == "add_track"
+    assert saved["edit_count"] == 1
+    assert saved["edits"][0]["op"] == "add_track"
     assert wb.drawn["drag"] is None
-    assert "1 edit(s)" in wb.status.value and "new face track 1" in wb.tools_msg.value
+    assert "1 edit(s)" in wb.status.value
+    assert "new face track 1" in wb.tools_msg.value
     assert len(wb.track_list.children) == 1
     assert wb.track_list.children[0].children[0].value[:2] == b"\xff\xd8"  # a JPEG thumbnail
     wb.undo_button.click()
-    assert not wb.case.tracks and wb.drawn["boxes"] == []
+    assert not wb.case.tracks
+    assert wb.drawn["boxes"] == []
     assert json.loads(wb.case.path.read_text())["edit_count"] == 0
     wb.redo_button.click()
     assert len(wb.case.tracks) == 1
@@ -146,7 +158,8 @@ def test_drag_preview_on_the_interaction_layer(wb):
     wb._on_mouse_move(60, 70)
     assert wb.drawn["drag"] == pytest.approx((10, 10, 60, 70))
     wb._on_mouse_out(200, 200)
-    assert wb.drawn["drag"] is None and not wb.case.tracks
+    assert wb.drawn["drag"] is None
+    assert not wb.case.tracks
 
 
 def test_masked_preview_toggle_and_the_m_key_agree(wb):
@@ -154,14 +167,17 @@ def test_masked_preview_toggle_and_the_m_key_agree(wb):
     drag(wb, (60, 100), (140, 180))
     masked = wb.drawn["picture"].copy()
     wb.masked_toggle.value = False
-    assert not wb.drawn["masked"] and not wb.model.show_masked
+    assert not wb.drawn["masked"]
+    assert not wb.model.show_masked
     plain = wb.drawn["picture"]
     assert np.abs(masked[110:170, 70:130].astype(int) - plain[110:170, 70:130]).mean() > 10
     assert np.array_equal(masked[:, 400:], plain[:, 400:])
     wb._on_key_event({"type": "keydown", "key": "m"})
-    assert wb.drawn["masked"] and wb.masked_toggle.value is True
+    assert wb.drawn["masked"]
+    assert wb.masked_toggle.value is True
     wb._on_key_event({"type": "keydown", "key": "m"})
-    assert not wb.drawn["masked"] and wb.masked_toggle.value is False
+    assert not wb.drawn["masked"]
+    assert wb.masked_toggle.value is False
 
 
 def test_selected_track_panel_follow_exclude_and_track_list(wb):
@@ -169,18 +185,23 @@ def test_selected_track_panel_follow_exclude_and_track_list(wb):
     t = wb.model.selected
     wb.follow_n.value = 10
     wb.follow_fwd.click()
-    assert wb.case.tracks[t].span() == (0, 10) and "followed track" in wb.tools_msg.value
+    assert wb.case.tracks[t].span() == (0, 10)
+    assert "followed track" in wb.tools_msg.value
     wb.reason.value = ""
     wb.exclude_button.click()
-    assert "reason" in wb.tools_msg.value and wb.case.tracks[t].excluded is None
+    assert "reason" in wb.tools_msg.value
+    assert wb.case.tracks[t].excluded is None
     wb.reason.value = "consent on file"
     wb.exclude_button.click()  # item 8: no name typed yet
-    assert "your name" in wb.tools_msg.value and wb.case.tracks[t].excluded is None
+    assert "your name" in wb.tools_msg.value
+    assert wb.case.tracks[t].excluded is None
     wb.analyst.value = "Ann Analyst"
     wb.exclude_button.click()
     assert wb.case.tracks[t].excluded == "consent on file"
-    assert wb.case.exclusions()[0]["by"] == "Ann Analyst" and "Ann Analyst" in wb.sel_info.value
-    assert wb.drawn["boxes"][0]["excluded"] and "unmasked" in wb.track_list.children[0].children[2].value
+    assert wb.case.exclusions()[0]["by"] == "Ann Analyst"
+    assert "Ann Analyst" in wb.sel_info.value
+    assert wb.drawn["boxes"][0]["excluded"]
+    assert "unmasked" in wb.track_list.children[0].children[2].value
     wb.include_button.click()
     wb.sel_label.value = "plate"
     assert wb.case.tracks[t].label == 1
@@ -189,18 +210,21 @@ def test_selected_track_panel_follow_exclude_and_track_list(wb):
     assert "select a box first" in wb.tools_msg.value
     wb.slider.value = 20
     wb.track_list.children[0].children[1].click()  # the row's select button: jumps to the track
-    assert wb.model.selected == t and wb.model.frame == 0
+    assert wb.model.selected == t
+    assert wb.model.frame == 0
     wb.split_button.click()  # at frame 0: nothing before it
     assert "both sides" in wb.tools_msg.value
     wb.slider.value = 5
     wb.split_button.click()
-    assert len(wb.case.tracks) == 2 and "split track" in wb.tools_msg.value  # the old error is gone
+    assert len(wb.case.tracks) == 2
+    assert "split track" in wb.tools_msg.value  # the old error is gone
     other = max(wb.case.tracks)
     wb.merge_with.value = other
     wb.merge_button.click()
     assert list(wb.case.tracks) == [t]
     wb.track_list.children[0].children[3].value = True  # hide
-    assert t in wb.model.hidden and wb.drawn["boxes"] == []
+    assert t in wb.model.hidden
+    assert wb.drawn["boxes"] == []
 
 
 def test_merge_menu_lists_the_nearest_tracks_first(wb):
@@ -223,7 +247,8 @@ def test_reopening_loads_the_case(clip):
     drag(a, (60, 100), (140, 180))
     a.close()
     b = Workbench(clip, proxy=False)
-    assert b.case.edit_count == 1 and len(b.drawn["boxes"]) == 1
+    assert b.case.edit_count == 1
+    assert len(b.drawn["boxes"]) == 1
     b.close()
     c = Workbench(clip.with_name("clip.case.json"), proxy=False)
     assert c.case.edit_count == 1
@@ -238,27 +263,35 @@ def test_one_click_on_export_before_any_analysis_writes_nothing(wb, tmp_path):
     """Item 1: an unanalysed case with an empty queue used to export a fully identifiable file."""
     out = Path(wb.export_path.value)
     wb.export_button.click()
-    assert not out.exists() and "not analysed yet" in wb.status_msg.value
-    assert "export blocked" in wb.review.title.value and not wb.export_button.disabled
+    assert not out.exists()
+    assert "not analysed yet" in wb.status_msg.value
+    assert "export blocked" in wb.review.title.value
+    assert not wb.export_button.disabled
 
 
 def test_export_respects_edits_exactly(wb, tmp_path):
     drag(wb, (60, 100), (140, 180))
     wb.export_path.value = str(tmp_path / "out.mp4")
-    assert wb.export() is None and "not analysed" in wb.status_msg.value
+    assert wb.export() is None
+    assert "not analysed" in wb.status_msg.value
     wb.analyst.value = "Ann"
     wb.review.manual_reason.value = "a synthetic clip, checked by eye"
     wb.review.manual_button.click()
     assert wb.case.review.without_analysis["by"] == "Ann"
-    assert wb.export() is None and "export blocked" in wb.status_msg.value  # the review queue blocks it
+    assert wb.export() is None
+    assert "export blocked" in wb.status_msg.value  # the review queue blocks it
     session = wb.review.session
-    assert session.pending and wb.flagged_frames
+    assert session.pending
+    assert wb.flagged_frames
     while session.next_pending() is not None:  # the analyst looks at every card and decides
         wb.review.show_current()
         wb.review._decide("accepted")
-    assert not session.pending and wb.flagged_frames == []
+    assert not session.pending
+    assert wb.flagged_frames == []
     info = wb.export()
-    assert info["frames"] == 30 and info["case"]["regions"] == 1 and "exported out.mp4" in wb.status_msg.value
+    assert info["frames"] == 30
+    assert info["case"]["regions"] == 1
+    assert "exported out.mp4" in wb.status_msg.value
     assert "err" not in wb.status_msg.value  # the old error is gone
     with open_media(tmp_path / "out.mp4") as out, open_media(wb.input_path) as src:
         a, b = out.get(0), src.get(0)
@@ -267,11 +300,13 @@ def test_export_respects_edits_exactly(wb, tmp_path):
         assert np.abs(out.get(1).astype(int) - src.get(1)).mean() < 3  # one-frame track: frame 1 untouched
     assert "last export: 30 frame(s), 1 masked region(s)" in wb.record.value  # item 7
     wb.export_button.click()  # exists, replace off
-    assert "exists already" in wb.status_msg.value and "--" not in wb.status_msg.value  # item 15: no CLI words
+    assert "exists already" in wb.status_msg.value
+    assert "--" not in wb.status_msg.value  # item 15: no CLI words
     wb.export_gate = lambda case: (_ for _ in ()).throw(AnonlabError("3 review items open"))
     wb.overwrite.value = True
     wb.export_button.click()
-    assert "3 review items open" in wb.status_msg.value and not wb.export_button.disabled
+    assert "3 review items open" in wb.status_msg.value
+    assert not wb.export_button.disabled
 
 
 @pytest.mark.parametrize("name, match", [("out.txt", "not a video file name"), ("out.jpg", "not a video file name")])
@@ -280,8 +315,10 @@ def test_export_to_a_wrong_name_says_so_and_does_not_hang(wb, tmp_path, name, ma
     wb.case.allow_without_analysis("whole_frames", "Ann")
     wb.export_path.value = str(tmp_path / name)
     assert wb.export() is None
-    assert match in wb.status_msg.value and "exporting" not in wb.status_msg.value
-    assert not wb.export_button.disabled and not (tmp_path / name).exists()
+    assert match in wb.status_msg.value
+    assert "exporting" not in wb.status_msg.value
+    assert not wb.export_button.disabled
+    assert not (tmp_path / name).exists()
 
 
 def test_export_internal_error_is_one_line(wb, tmp_path, monkeypatch):
@@ -291,7 +328,8 @@ def test_export_internal_error_is_one_line(wb, tmp_path, monkeypatch):
     monkeypatch.setattr(view, "render_case", lambda *a, **k: (_ for _ in ()).throw(ValueError("codec x")))
     wb.export_path.value = str(tmp_path / "o.mp4")
     wb.export_button.click()
-    assert "internal error (ValueError)" in wb.status_msg.value and not wb.export_button.disabled
+    assert "internal error (ValueError)" in wb.status_msg.value
+    assert not wb.export_button.disabled
 
 
 def test_analysis_runs_in_the_background_and_shows_the_settled_frames(wb):
@@ -311,7 +349,9 @@ def test_analysis_runs_in_the_background_and_shows_the_settled_frames(wb):
         return fake_analyse(path, settings, on_frame=hook)
 
     job = wb.analyse(analyse=slow)
-    assert job.running and wb.analyse_button.disabled and wb.cancel_button.layout.display == ""
+    assert job.running
+    assert wb.analyse_button.disabled
+    assert wb.cancel_button.layout.display == ""
     wb.step_buttons[2].click()  # the page answers meanwhile
     assert wb.model.frame == 1
     for _ in range(400):
@@ -321,16 +361,24 @@ def test_analysis_runs_in_the_background_and_shows_the_settled_frames(wb):
     assert job.error is None, job.error
     assert seen["provisional"] >= 10  # frames 0..14 settled by frame 20
     wb.poll()  # what the kernel's event loop does for the thread
-    assert wb.model.provisional is not None and wb.drawn["provisional"] == 1 and wb.progress_bar.value >= 10
+    assert wb.model.provisional is not None
+    assert wb.drawn["provisional"] == 1
+    assert wb.progress_bar.value >= 10
     gate.set()
     job.join(10)
     wb.poll()
-    assert job.state == "done" and wb.case.analysed and len(wb.case.tracks) == 2
-    assert "analysis done: 2 track(s)" in wb.status_msg.value and "not analysed" not in wb.status.value
-    assert wb.model.provisional is None and not wb.analyse_button.disabled
-    assert "analysed: <b>yes" in wb.record.value and "tracks: 2" in wb.record.value  # item 7
+    assert job.state == "done"
+    assert wb.case.analysed
+    assert len(wb.case.tracks) == 2
+    assert "analysis done: 2 track(s)" in wb.status_msg.value
+    assert "not analysed" not in wb.status.value
+    assert wb.model.provisional is None
+    assert not wb.analyse_button.disabled
+    assert "analysed: <b>yes" in wb.record.value
+    assert "tracks: 2" in wb.record.value  # item 7
     wb.model.seek(0)
-    assert len(wb.track_list.children) == 2 and len(wb.drawn["boxes"]) == 2
+    assert len(wb.track_list.children) == 2
+    assert len(wb.drawn["boxes"]) == 2
     assert json.loads(wb.case.path.read_text())["analysis"]["tracks"][0]["sources"] == "d" * 30
 
 
@@ -348,9 +396,12 @@ def test_analysis_can_be_cancelled_and_failures_are_said(wb):
     go.set()
     job.join(10)
     wb.poll()
-    assert job.state == "cancelled" and not wb.case.analysed and "cancelled" in wb.status_msg.value
+    assert job.state == "cancelled"
+    assert not wb.case.analysed
+    assert "cancelled" in wb.status_msg.value
     job = wb.analyse(analyse=lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")), background=False)
-    assert job.state == "failed" and "internal error (RuntimeError)" in wb.status_msg.value
+    assert job.state == "failed"
+    assert "internal error (RuntimeError)" in wb.status_msg.value
     wb.analyse_button.click()  # the button works again
     assert wb.job.running
     wb.job.cancel()
@@ -362,7 +413,8 @@ def test_picture_is_drawn_again_when_the_browser_view_is_ready(wb):
     """Item 3: Voilà shows the canvas after the kernel drew the first frame: that draw was lost."""
     n = len(wb.timings["send_ms"])
     wb.canvas._canvases[-1]._handle_frontend_event(None, {"event": "client_ready"}, [])
-    assert len(wb.timings["send_ms"]) == n + 1 and wb.drawn["frame"] == 0
+    assert len(wb.timings["send_ms"]) == n + 1
+    assert wb.drawn["frame"] == 0
 
 
 def test_track_list_rows_keep_their_height_and_the_list_scrolls(wb):
@@ -372,7 +424,8 @@ def test_track_list_rows_keep_their_height_and_the_list_scrolls(wb):
     rows = wb.track_list.children
     assert len(rows) == 45
     assert all(r.layout.flex == "0 0 auto" and r.layout.min_height == r.layout.height for r in rows)
-    assert wb.track_list.layout.overflow == "auto" and wb.track_list.layout.max_height
+    assert wb.track_list.layout.overflow == "auto"
+    assert wb.track_list.layout.max_height
 
 
 def test_layout_fits_a_1366_px_screen():
@@ -381,7 +434,8 @@ def test_layout_fits_a_1366_px_screen():
 
     for w, h in ((1920, 1080), (640, 360), (1080, 1920), (4000, 3000)):
         cw, ch = canvas_size_for(w, h)
-        assert cw <= MAX_CANVAS[0] and ch <= MAX_CANVAS[1]
+        assert cw <= MAX_CANVAS[0]
+        assert ch <= MAX_CANVAS[1]
         assert layout_width(cw) <= 1366 - 16  # room for the page's scroll bar
     assert MAX_CANVAS[0] + GAP + SIDE_WIDTH + 2 * GAP <= 1350
     assert MAX_CANVAS[1] <= 768 - 300  # the status strip and the player stay on screen with it
@@ -390,7 +444,8 @@ def test_layout_fits_a_1366_px_screen():
 def test_icon_buttons_have_tooltips(wb):
     """Item 20: icon buttons without tooltips."""
     buttons = [w for w in _walk(wb.widget) if w.__class__.__name__ in ("Button", "ToggleButton")]
-    assert buttons and all(b.tooltip for b in buttons if not b.description or b.icon)
+    assert buttons
+    assert all(b.tooltip for b in buttons if not b.description or b.icon)
 
 
 def _walk(w):
@@ -406,12 +461,15 @@ def test_photo_has_no_transport_and_fills_the_view(tmp_path):
     p = tmp_path / "p.jpg"
     cv2.imwrite(str(p), moving_square(0))
     w = Workbench(p)
-    assert w.case.input.kind == "photo" and w.slider.max == 0
-    assert w.slider.layout.display == "none" and w.transport.layout.display == "none"
+    assert w.case.input.kind == "photo"
+    assert w.slider.max == 0
+    assert w.slider.layout.display == "none"
+    assert w.transport.layout.display == "none"
     assert w.model.viewport.canvas_w == 640  # 320 px wide photo, enlarged to fill the view
     drag(w, (60, 100), (140, 180))
     (card,) = w.review.session.queue
-    assert card.id == "track:1" and [f.kind for f in card.flags] == ["edited"]  # no start, end or short track
+    assert card.id == "track:1"
+    assert [f.kind for f in card.flags] == ["edited"]  # no start, end or short track
     w.export_path.value = str(tmp_path / "p_out.jpg")
     w.analyst.value = "Tester"
     w.review.manual_reason.value = "a test picture, checked by eye"
@@ -436,17 +494,24 @@ def test_send_modes_and_proxy(clip):
 # --- launch (command lines; the servers themselves run in test_browser.py) ---------------------------------
 def test_launch_commands_bind_localhost_stay_offline_and_need_a_token(tmp_path):
     nb = launch.workbench_notebook()
-    assert nb.name == "workbench.ipynb" and nb.exists()
+    assert nb.name == "workbench.ipynb"
+    assert nb.exists()
     app = launch.app_command(nb, 8866, token="secret")
-    assert app[:3] == [sys.executable, "-m", "voila"] and "--Voila.ip=127.0.0.1" in app
-    assert "--Voila.open_browser=False" in app and "--token=secret" in app  # item 0
+    assert app[:3] == [sys.executable, "-m", "voila"]
+    assert "--Voila.ip=127.0.0.1" in app
+    assert "--Voila.open_browser=False" in app
+    assert "--token=secret" in app  # item 0
     assert "--template=anonlab" in app  # item 2: the template without CDN links
     assert str(launch.TEMPLATE_ROOT) in launch.app_env({})["JUPYTER_PATH"]
-    assert launch.new_token() != launch.new_token() and len(launch.new_token()) >= 32
+    assert launch.new_token() != launch.new_token()
+    assert len(launch.new_token()) >= 32
     lab = launch.lab_command(nb, 8888, open_browser=False, token="t", settings_dir=tmp_path)
-    assert "--ServerApp.ip=127.0.0.1" in lab and "--LabApp.news_url=None" in lab
-    assert "--LabApp.extension_manager=readonly" in lab and "--IdentityProvider.token=t" in lab
-    assert "--LabApp.default_url=/lab/tree/workbench.ipynb" in lab and str(nb) not in lab  # item 19
+    assert "--ServerApp.ip=127.0.0.1" in lab
+    assert "--LabApp.news_url=None" in lab
+    assert "--LabApp.extension_manager=readonly" in lab
+    assert "--IdentityProvider.token=t" in lab
+    assert "--LabApp.default_url=/lab/tree/workbench.ipynb" in lab
+    assert str(nb) not in lab  # item 19
     assert f"--LabApp.app_settings_dir={tmp_path}" in lab
     fallback = launch._fallback_notebook()
     assert json.loads(fallback.read_text())["cells"][1]["source"].count("ANONLAB_MEDIA") == 1
@@ -464,7 +529,8 @@ def test_offline_template_removes_exactly_the_cdn_links_of_voilas_template():
     candidates = [p for p in Path(sys.prefix).glob("share/jupyter/voila/templates/lab/index.html.j2")]
     theirs = candidates[0].read_text() if candidates else ""
     links = re.findall(r'<link[^>]+href="https?://[^"]+"[^>]*/>', theirs)
-    assert links and all(link in ours for link in links)
+    assert links
+    assert all(link in ours for link in links)
     assert "html_head_js_mermaidjs" in ours
     del lab
 
@@ -485,7 +551,8 @@ def test_run_app_checks_the_input_before_any_server_starts(monkeypatch, tmp_path
     seen = {}
     monkeypatch.setattr(launch, "_run", lambda cmd, env, url=None: seen.update(cmd=cmd, env=env, url=url) or 0)
     assert launch.run_app(clip, port=9999, open_browser=False) == 0
-    assert seen["env"][launch.MEDIA_ENV] == str(clip.resolve()) and "--port=9999" in seen["cmd"]
+    assert seen["env"][launch.MEDIA_ENV] == str(clip.resolve())
+    assert "--port=9999" in seen["cmd"]
     token = next(a for a in seen["cmd"] if a.startswith("--token=")).split("=", 1)[1]
     assert f"?token={token}" in capsys.readouterr().err
     seen.clear()
@@ -533,14 +600,18 @@ def test_folder_of_photos(tmp_path):
         cv2.imwrite(str(tmp_path / f"p{i}.jpg"), moving_square(i))
     (tmp_path / "notes.txt").write_text("not a photo")
     fw = Workbench(tmp_path)
-    assert isinstance(fw, FolderWorkbench) and [p.name for p in fw.photos] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert isinstance(fw, FolderWorkbench)
+    assert [p.name for p in fw.photos] == ["p0.jpg", "p1.jpg", "p2.jpg"]
     fw.current.model.draw_box((10, 10, 40, 40))
     assert (tmp_path / "p0.case.json").exists()  # each photo keeps its own case file
     assert fw.record.children == (fw.current.record,)  # the notebook's counts cell works for folders too
     fw.current.analyst.value = "Ann"
     fw.next_button.click()
-    assert fw.current.analyst.value == "Ann" and fw.record.children == (fw.current.record,)
-    assert fw.chooser.value == 1 and fw.current.case.input.name == "p1.jpg" and not fw.current.case.tracks
+    assert fw.current.analyst.value == "Ann"
+    assert fw.record.children == (fw.current.record,)
+    assert fw.chooser.value == 1
+    assert fw.current.case.input.name == "p1.jpg"
+    assert not fw.current.case.tracks
     fw.chooser.value = 0
     assert len(fw.current.case.tracks) == 1  # back on the first photo, its edit is still there
     empty = tmp_path / "empty"
@@ -568,14 +639,19 @@ def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):
                         sure=False, strength=0.6)]
 
     job = wb.red_team(background=False, red_team=fake)
-    assert job.state == "done" and seen["out"] == tmp_path / "o.mp4" and seen["whole"] == 30
+    assert job.state == "done"
+    assert seen["out"] == tmp_path / "o.mp4"
+    assert seen["whole"] == 30
     assert "1 exposure(s), 0 weak mask(s), 1 doubtful" in wb.status_msg.value
     cards = wb.review.session.cards
-    assert [c.kind for c in cards[:2]] == ["exposed", "doubtful"] and wb.review.session.current is cards[0]
-    assert wb.model.frame == 3 and "frames 3-5" in wb.review.item.value
+    assert [c.kind for c in cards[:2]] == ["exposed", "doubtful"]
+    assert wb.review.session.current is cards[0]
+    assert wb.model.frame == 3
+    assert "frames 3-5" in wb.review.item.value
     assert [b.description for b in wb.review.strip.children[0].children[1:]] == ["3"]
     wb.overwrite.value = True
-    assert wb.export() is None and "export blocked" in wb.status_msg.value  # the findings' cards are open
+    assert wb.export() is None
+    assert "export blocked" in wb.status_msg.value  # the findings' cards are open
     wb.analyst.value = "Ann"
     wb.review.fixed_button.click()  # the analyst masked the face, say
     wb.review.dismiss_button.click()  # the doubtful plate: a poster, nothing to mask (recorded with the name)
@@ -593,13 +669,16 @@ def test_a_long_filmstrip_pages_so_every_flagged_frame_is_one_click_away(wb):
     wb.case.set_analysis(a)
     wb.review.refresh()
     card = wb.review.session.current
-    assert card.kind == "unmasked_gap" and len(card.frames) > 8
+    assert card.kind == "unmasked_gap"
+    assert len(card.frames) > 8
     shown = lambda: [c.children[1].description for c in wb.review.strip.children[:-1]]  # noqa: E731
     first = shown()
-    assert len(first) == 8 and wb.review.strip.children[-1].description.startswith("▸ 1/")
+    assert len(first) == 8
+    assert wb.review.strip.children[-1].description.startswith("▸ 1/")
     wb.review.strip.children[-1].click()
     second = shown()
-    assert second and not set(first) & set(second)
+    assert second
+    assert not set(first) & set(second)
     assert set(map(int, first + second)) == set(card.frames)
     wb.review.strip.children[0].children[1].click()  # a frame of the strip: the player goes there
     assert wb.model.frame == int(second[0])
