@@ -1,11 +1,11 @@
-"""anonlab: find and mask faces and licence plates in video and photos, on premise."""
+"""anonlab: find and mask personal data (faces, plates, heads, persons, text) in video and photos, on premise."""
 
-from anonlab import _aliases
-from anonlab.errors import AnonlabError
-from anonlab.regions import LABELS, SOURCES, Regions
+__version__ = "0.1.0"  # before the imports: modules that import it may load while the package does
+
+from anonlab import _aliases  # noqa: E402
+from anonlab.errors import AnonlabError  # noqa: E402
+from anonlab.regions import LABELS, SOURCES, Regions  # noqa: E402
 
 _aliases.install()
-
-__version__ = "0.1.0"
 
 __all__ = ["AnonlabError", "LABELS", "Regions", "SOURCES", "__version__"]

@@ -23,7 +23,9 @@ EXIT_RED_TEAM = 4
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection and masking")
-    g.add_argument("--what", default="faces,plates", help="what to mask: faces, plates or faces,plates (default)")
+    g.add_argument("--what", default="faces,plates",
+                   help="what to mask, comma-separated: faces, plates, heads, persons, text (default faces,plates; "
+                        "README: what each label costs and finds)")
     g.add_argument("--thresh", type=float, default=None, help="detector score threshold (default: recall-first)")
     g.add_argument("--mask", choices=("blur", "pixelate", "solid"), default=None, help="mask style (default blur)")
     g.add_argument("--shape", choices=("rect", "ellipse"), default=None, help="mask shape (default rect)")

@@ -18,9 +18,12 @@ import numpy as np
 
 from anonlab.errors import AnonlabError
 
-#: Object classes anonlab masks. The index is the value stored in ``Regions.label``.
-LABELS: tuple[str, ...] = ("face", "plate")
-FACE, PLATE = 0, 1
+#: Object classes anonlab masks. The index is the value stored in ``Regions.label``: new labels are appended,
+#: never inserted, so codes in saved files keep their meaning. ``head`` is a head seen from any side (from
+#: behind, turned away, too small for the face models), ``person`` a whole body, ``text`` a line of text
+#: (name badges, documents, screens).
+LABELS: tuple[str, ...] = ("face", "plate", "head", "person", "text")
+FACE, PLATE, HEAD, PERSON, TEXT = range(5)
 
 #: Where a region came from. ``interpolated`` fills a gap inside a track, ``extended`` is a mask held
 #: before a track's first or after its last detection, ``analyst`` is drawn or corrected by a person.

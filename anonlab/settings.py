@@ -23,7 +23,8 @@ class Settings:
     """Everything that decides which regions are masked and how.
 
     Attributes:
-        what: labels to find and mask, subset of ``("face", "plate")``.
+        what: labels to find and mask, a subset of `anonlab.regions.LABELS` (``face``, ``plate``, ``head``,
+            ``person``, ``text``); default faces and plates.
         thresh: detector score threshold (None: each detector's recall-first default).
         mask: ``blur`` | ``pixelate`` | ``solid``.
         shape: ``rect`` | ``ellipse``.

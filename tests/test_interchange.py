@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from anonlab.errors import AnonlabError
 from anonlab.report.interchange import MOT_COLUMNS, read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
-from anonlab.regions import ANALYST, DETECTOR, EXTENDED, FACE, INTERPOLATED, PLATE, TRACKER, Regions
+from anonlab.regions import ANALYST, DETECTOR, EXTENDED, FACE, INTERPOLATED, LABELS, PLATE, TRACKER, Regions
 
 
 def canon(r: Regions) -> Regions:
@@ -91,7 +91,7 @@ def test_mot_empty_file(tmp_path):
     ("1,1,1,1,nan,1,0.5,face,detector\n", "finite"),
     ("1,1,1,1,-3,1,0.5,face,detector\n", "must not be negative"),
     ("1,1,1,1,1,1,1.5,face,detector\n", "score must lie"),
-    ("1,1,1,1,1,1,0.5,person,detector\n", "unknown label"),
+    ("1,1,1,1,1,1,0.5,cat,detector\n", "unknown label"),
     ("1,1,1,1,1,1,0.5,face,robot\n", "unknown source"),
     ("frame,track,x,y,w,h,score,label,source\n", "unexpected header"),
     ("1,1,1,1,1,1,0.5,face,detector\n2,1,1,1,1\n", "line 2"),
@@ -146,7 +146,7 @@ def test_cvat_file_structure(tmp_path):
     assert root.findtext("version") == "1.1"
     assert root.findtext("meta/task/size") == "20"
     labels = [el.findtext("name") for el in root.findall("meta/task/labels/label")]
-    assert labels == ["face", "plate"]
+    assert labels == list(LABELS)  # every anonlab label, so the annotator can add any
     tracks = {t.get("id"): t for t in root.findall("track")}
     assert set(tracks) == {"0", "2", "5"}
     assert tracks["2"].get("label") == "plate"
@@ -252,7 +252,7 @@ def doc(body, track='<track id="0" label="face">{}</track>'):
     ("<annotations><image id='0' name='a.jpg'/></annotations>", "CVAT for images"),
     ("<annotations><shape/></annotations>", "unsupported element"),
     (doc(box(), '<track label="face">{}</track>'), "whole-number id"),
-    (doc(box(), '<track id="0" label="person">{}</track>'), "unknown label"),
+    (doc(box(), '<track id="0" label="cat">{}</track>'), "unknown label"),
     (doc("<polygon frame='0' points='0,0;1,1;2,0'/>"), "only boxes"),
     (doc(box(frame=None)), "whole frame number"),
     (doc(box(frame="-1")), "start at 0"),

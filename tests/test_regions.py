@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from anonlab.errors import AnonlabError
-from anonlab.regions import (ANALYST, DETECTOR, FACE, PLATE, Regions, iou_matrix, label_code, nms)
+from anonlab.regions import (ANALYST, DETECTOR, FACE, HEAD, LABELS, PERSON, PLATE, TEXT, Regions, iou_matrix, label_code,
+                             nms)
 
 
 def make(n=3):
@@ -69,8 +70,14 @@ def test_from_records_rejects_malformed(record):
 
 
 def test_label_code_unknown():
-    with pytest.raises(AnonlabError, match="unknown label 'person'"):
-        label_code("person")
+    with pytest.raises(AnonlabError, match="unknown label 'cat'"):
+        label_code("cat")
+
+
+def test_new_labels_are_appended_so_saved_codes_keep_their_meaning():
+    assert LABELS[:2] == ("face", "plate")
+    assert [label_code(n) for n in ("face", "plate", "head", "person", "text")] == [FACE, PLATE, HEAD, PERSON, TEXT]
+    assert (FACE, PLATE) == (0, 1)
 
 
 def test_clip_and_pad():

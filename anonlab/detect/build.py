@@ -20,7 +20,7 @@ from anonlab.detect.tiling import AutoScale
 from anonlab.detect.yunet import MAX_SIDE, YuNet
 from anonlab.errors import AnonlabError
 from anonlab.models import model_record
-from anonlab.regions import LABELS
+from anonlab.regions import LABELS, TEXT
 
 if TYPE_CHECKING:
     from anonlab.settings import Settings
@@ -86,8 +86,29 @@ def plate_detector(settings: "Settings") -> Detector:
     return MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE))
 
 
+#: The ``text`` label's detector sees a frame at most this many network pixels on its longer side, and keeps
+#: lines scoring at least `TEXT_LABEL_THRESH` (recall first). Chosen from recall against letter height on
+#: generated documents, badges and screens (`benchmarks/eval_text.py`): lines under 10 px tall are found
+#: 0.64-0.75 of the time at 960 px and at 0.5, every time at 1280 px and 0.3; 1600 px adds nothing and costs
+#: about twice as much on 1080p frames.
+TEXT_LABEL_MAX_SIDE = 1280
+TEXT_LABEL_THRESH = 0.3
+
+
+def text_detector(settings: "Settings") -> Detector:
+    """Lines of text (badges, documents, screens) as ``text`` boxes: the PP-OCRv4 detector, the same model file
+    as the plates' second proposer, with its own size and threshold (`TEXT_LABEL_MAX_SIDE`, `TEXT_LABEL_THRESH`;
+    ``settings.thresh`` overrides the threshold)."""
+    thresh = TEXT_LABEL_THRESH if settings.thresh is None else settings.thresh
+    return TextDetector(thresh, label=TEXT, max_side=TEXT_LABEL_MAX_SIDE)
+
+
 def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
-    """The combined detector of one label (``"face"`` or ``"plate"``)."""
+    """The combined detector of one label (one of `anonlab.regions.LABELS`).
+
+    Raises:
+        AnonlabError: an unknown label, or a model file that is missing or altered.
+    """
     if label == "face":
         faces = face_detectors(settings, **face_options)
         if _face_model_kind(settings.face_model) == "mediapipe":  # other score scale: plain union
@@ -98,6 +119,8 @@ def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
         return FusedFaces(faces, offsets, thresh=thresh, name="faces" if len(faces) > 1 else faces[0].name)
     if label == "plate":
         return plate_detector(settings)
+    if label == "text":
+        return text_detector(settings)
     raise AnonlabError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
 
 

@@ -38,6 +38,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from anonlab.errors import AnonlabError, OutputError
+from anonlab import __version__
 from anonlab.regions import LABELS, NO_TRACK, SOURCES, Regions
 from anonlab.settings import Settings
 
@@ -175,19 +176,25 @@ def _models(models) -> list[dict]:
     return out
 
 
-def _counts(regions: Regions) -> tuple[dict, dict]:
-    """Region and track counts per label and per source (names, not codes; zero rows included)."""
+def _counts(regions: Regions, what=()) -> tuple[dict, dict]:
+    """Region and track counts per label and per source (names, not codes).
+
+    Labels are those the run looked for (``what``) and any other that has rows (an analyst's box of a label
+    the run did not look for), zeros included; every source is listed.
+    """
     labels = regions.label.astype(int)
+    present = set(np.unique(labels).tolist())
+    shown = [(i, name) for i, name in enumerate(LABELS) if name in what or i in present]
     sources = regions.source.astype(int)
     tracked = regions.track_id != NO_TRACK
     region_counts = {
         "total": int(len(regions)),
         "frames_with_regions": int(len(np.unique(regions.frame))),
-        "by_label": {name: int((labels == i).sum()) for i, name in enumerate(LABELS)},
+        "by_label": {name: int((labels == i).sum()) for i, name in shown},
         "by_source": {name: int((sources == i).sum()) for i, name in enumerate(SOURCES)},
         "by_label_and_source": {
             lab: {src: int(((labels == i) & (sources == j)).sum()) for j, src in enumerate(SOURCES)}
-            for i, lab in enumerate(LABELS)
+            for i, lab in shown
         },
         "untracked": int((~tracked).sum()),
     }
@@ -199,7 +206,7 @@ def _counts(regions: Regions) -> tuple[dict, dict]:
     with_source = np.unique(pairs[:, [0, 1, 2]], axis=0) if len(pairs) else np.zeros((0, 3), np.int64)
     track_counts = {
         "total": int(len(tracks)),
-        "by_label": {name: int((tracks[:, 1] == i).sum()) for i, name in enumerate(LABELS)},
+        "by_label": {name: int((tracks[:, 1] == i).sum()) for i, name in shown},
         "by_source": {name: int((with_source[:, 2] == j).sum()) for j, name in enumerate(SOURCES)},
         "with_analyst_edits": int((with_source[:, 2] == SOURCES.index("analyst")).sum()),
     }
@@ -300,9 +307,7 @@ def make_report(
         AnonlabError: a missing model hash, an override without a reason, a non-numeric timing.
         UnsafeReportError: something in ``extra`` or the free text looks like coordinates.
     """
-    from anonlab import __version__
-
-    region_counts, track_counts = _counts(regions)
+    region_counts, track_counts = _counts(regions, settings.what)
     report = {
         "schema": REPORT_SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),

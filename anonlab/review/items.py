@@ -32,6 +32,7 @@ PRIORITY: dict[str, int] = {
     "doubtful": 56,        # red team: one detector, below the analysis threshold, outside the masks
     "gap": 50,             # an interpolated run: the mask is guessed, not detected
     "short_track": 45,     # few detections: a false positive, or a face seen only briefly
+    "text_proposal": 42,   # text the model found: personal (a badge, a screen) or not (a road sign)?
     "edited": 40,          # the analyst's own edits get a second look
     "track_start": 30,     # does the mask start early enough?
     "track_end": 30,       # does it end late enough?

@@ -73,7 +73,6 @@ def track_flags(track: Regions, n_frames: int, *, low_score: float = 0.5, short_
     A photo (``n_frames == 1``) has no starts, ends or short tracks.
     """
     lab = LABELS[int(track.label[0])]
-    tid = int(track.track_id[0])
     frames = np.unique(track.frame)
     observed = track[np.isin(track.source, (DETECTOR, TRACKER))]
     out: list[Flag] = []
@@ -102,7 +101,11 @@ def track_flags(track: Regions, n_frames: int, *, low_score: float = 0.5, short_
             out.append(Flag("track_end", last, last, f"ends at frame {last} (last masked frame)", True))
     for a, b in _runs(track.frame[track.source == ANALYST]):
         out.append(Flag("edited", a, b, f"analyst boxes in {_span(a, b)}", True))
-    del lab, tid
+    if lab == "text" and not has_analyst:
+        # Text is a proposal: a sign or a headline may be public, a badge or a screen personal. The analyst
+        # accepts (mask) or dismisses (leave, with a name) each text track on its own card.
+        out.append(Flag("text_proposal", first, last, "text found by the model: mask it, or dismiss if it is not "
+                                                       "personal"))
     return sorted(out, key=lambda f: (-f.priority, f.first, f.kind))
 
 

@@ -42,6 +42,10 @@ class KeyBinding:
     edit: bool = False
 
 
+#: How the help names what a label key draws.
+_PLURAL = {"face": "faces", "plate": "plates", "head": "heads", "person": "persons", "text": "text boxes"}
+
+
 def _key(keys, action, run, help, **kw) -> KeyBinding:
     return KeyBinding(tuple(keys), action, run, help, **kw)
 
@@ -74,8 +78,8 @@ KEYMAP: tuple[KeyBinding, ...] = (
     _key(["h"], "hide", lambda m: m.toggle_hidden(m.selected) if m.selected is not None else None,
          "hide / show the selected track"),
     _key(["m"], "masked", lambda m: m.toggle_masked(), "masked preview on / off"),
-    _key(["1"], "label", lambda m: m.set_draw_label(LABELS[0]), f"draw {LABELS[0]}s"),
-    _key(["2"], "label", lambda m: m.set_draw_label(LABELS[1]), f"draw {LABELS[1]}s"),
+    *(_key([str(i + 1)], "label", (lambda m, name=name: m.set_draw_label(name)), f"draw {_PLURAL.get(name, name)}")
+      for i, name in enumerate(LABELS)),
     _key(["+", "="], "zoom", lambda m: m.zoom(1.25), "zoom in"),
     _key(["-"], "zoom", lambda m: m.zoom(0.8), "zoom out"),
     _key(["0"], "zoom", lambda m: m.reset_zoom(), "zoom to fit"),
