@@ -48,20 +48,30 @@ def make_clip(
     audio: bool = False,
     gop: int = 12,
     frame_fn=None,
+    audio_codec: str = "aac",
+    audio_rate: int = 48000,
+    audio_layout: str = "mono",
+    audio_fn=None,
+    audio_bit_rate: int | None = None,
+    video_codec: str = "libx264",
 ) -> Path:
     """Write an H.264 clip whose *displayed* frames are ``barcode_frame(n)`` (or ``frame_fn(n)``).
 
     ``rotation`` stores coded pixels turned back and a display matrix, as phones do. ``vfr`` draws
-    irregular frame durations in a 1/1000 time base. ``audio`` adds an AAC sine track.
+    irregular frame durations in a 1/1000 time base. ``audio`` adds a sine track (440 Hz, 0.2 peak, on every
+    channel; ``audio_fn(t)`` gives other samples: ``t`` seconds, shape ``(n,)``, returns ``(channels, n)``
+    float) encoded with ``audio_codec`` (AAC) at ``audio_rate`` Hz in ``audio_layout``, lasting as long as
+    the video. ``video_codec`` replaces H.264 (``libvpx-vp9`` for WebM).
     """
     path = Path(path)
     frame_fn = frame_fn or (lambda n: barcode_frame(n, width, height))
     turns = (rotation // 90) % 4
     out = av.open(str(path), "w")
-    vs = out.add_stream("libx264", rate=fps)
+    vs = out.add_stream(video_codec, rate=fps)
     coded_w, coded_h = (height, width) if turns % 2 else (width, height)
     vs.width, vs.height, vs.pix_fmt = coded_w, coded_h, "yuv420p"
-    vs.options = {"crf": "12", "g": str(gop), "preset": "ultrafast"}
+    vs.options = ({"crf": "12", "g": str(gop), "preset": "ultrafast"} if video_codec == "libx264"
+                  else {"g": str(gop), "deadline": "realtime", "cpu-used": "8"})
     if rotation:
         vs.set_display_rotation(rotation)
     tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
@@ -71,8 +81,12 @@ def make_clip(
     pts = 0
     a_stream = None
     if audio:
-        a_stream = out.add_stream("aac", rate=48000)
-        a_stream.layout = "mono"
+        a_stream = out.add_stream(audio_codec, rate=audio_rate)
+        a_stream.layout = audio_layout
+        if audio_bit_rate:
+            a_stream.bit_rate = audio_bit_rate
+        if av.codec.Codec(audio_codec, "w").experimental:  # FFmpeg's own Vorbis encoder
+            a_stream.codec_context.options = {"strict": "experimental"}
     for n in range(n_frames):
         img = frame_fn(n)
         coded = np.ascontiguousarray(np.rot90(img, -turns)) if turns else img
@@ -85,15 +99,20 @@ def make_clip(
         out.mux(p)
     if a_stream is not None:
         duration = pts * float(tb)
-        samples = int(48000 * duration)
-        t = np.arange(samples) / 48000
-        wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        samples = int(audio_rate * duration)
+        t = np.arange(samples) / audio_rate
+        channels = av.AudioLayout(audio_layout).nb_channels
+        if audio_fn is None:
+            wave = np.repeat((0.2 * np.sin(2 * np.pi * 440 * t))[None], channels, axis=0)
+        else:
+            wave = np.asarray(audio_fn(t), np.float64).reshape(channels, samples)
+        wave = wave.astype(np.float32)
         for start in range(0, samples, 1024):
-            chunk = wave[start : start + 1024]
-            af = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-            af.sample_rate = 48000
+            chunk = np.ascontiguousarray(wave[:, start : start + 1024])
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_layout)
+            af.sample_rate = audio_rate
             af.pts = start
-            af.time_base = Fraction(1, 48000)
+            af.time_base = Fraction(1, audio_rate)
             for p in a_stream.encode(af):
                 out.mux(p)
         for p in a_stream.encode():

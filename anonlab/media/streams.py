@@ -15,8 +15,9 @@ Choices (the README's container table says the same):
   codec phones record HDR in and the one Apple players and hardware decoders play at 10 bit. H.264 High 10
   exists but no browser or phone decodes it.
 * **WebM → VP9** (libvpx-vp9) for 8-bit sources; this libvpx has no high-bit-depth build, so 10-bit sources
-  go to **AV1** (SVT-AV1, 4:2:0), which WebM also holds. Audio is copied, so the source's audio must be Opus
-  or Vorbis (anything else is refused before work starts: name an ``.mkv`` output instead).
+  go to **AV1** (SVT-AV1, 4:2:0), which WebM also holds. Audio keeps its codec (copied, or re-encoded in it
+  where ranges are redacted), so the source's audio must be Opus or Vorbis (anything else is refused before
+  work starts: name an ``.mkv`` output instead).
 * **Odd frame sizes**: H.264 and HEVC crop 4:2:0 pictures in steps of two pixels (the SPS cropping unit is
   one chroma sample), so an odd width or height cannot be written in 4:2:0 by them; padding and cropping back
   in the bitstream cannot reach an odd size either. Such 8-bit sources go to **VP9**, which codes any size
@@ -388,7 +389,8 @@ def plan_video(props: VideoProps, dst: str | Path, *, crf: int = 18, preset: str
 def check_audio(src_audio_streams, container: str, dst: str | Path) -> None:
     """Refuse, in one line and before any work, audio that ``container`` cannot hold as it is.
 
-    Audio is copied packet for packet (never re-encoded), so its codec must be one the muxer takes. Asked
+    Audio is copied packet for packet, or, when ranges of it are redacted (`anonlab.media.audiotrack`),
+    re-encoded in its own codec, so its codec must be one the muxer takes. Asked
     of FFmpeg itself by writing a header into memory; MPEG-TS, whose muxer has no codec table, by `TS_AUDIO`.
     """
     name = Path(dst).name
@@ -401,7 +403,7 @@ def check_audio(src_audio_streams, container: str, dst: str | Path) -> None:
         if not ok:
             hint = "an .mkv output" if container != "matroska" else "another container"
             raise OutputError(f"{name}: the source's {codec} audio cannot be copied into {container.upper()}; "
-                              f"choose {hint} (audio is never re-encoded)")
+                              f"choose {hint} (audio keeps its codec)")
 
 
 def _muxer_takes(container: str, stream) -> bool:

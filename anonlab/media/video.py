@@ -8,7 +8,9 @@ video and moviepy garbles rotated video; PyAV with a timestamp index is exact. S
 * ``get(n)`` seeks to the keyframe before ``index[n]`` and decodes forward to that exact pts;
 * rotation (the display matrix) is applied so callers always see the displayed orientation;
 * the writer keeps the source time base and every frame's pts, so VFR timing survives, writes the
-  display matrix back (the coded pixels keep their orientation), and copies audio packets untouched.
+  display matrix back (the coded pixels keep their orientation), and copies audio packets untouched, unless
+  an `anonlab.media.audiotrack.AudioPlan` asks for audio redaction (then the track is re-encoded in its own
+  codec with the ranges muted, beeped or disguised: `anonlab.media.audiotrack`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 
 from anonlab.errors import MediaError, OutputError
+from anonlab.media.audiotrack import AudioPlan, AudioRewriter, audio_summary, check_voice
 from anonlab.media.pixels import Converter, pq_view_lut
 from anonlab.media.streams import EncodePlan, VideoProps, check_audio, plan_video, props_from
 
@@ -289,13 +292,15 @@ class RenderInfo(TypedDict, total=False):
 
     ``frames``, ``damaged`` (frame numbers masked whole because they could not be decoded) and
     ``audio_packets`` always; ``source`` (the input's stream properties, `VideoProps.summary`) and ``output``
-    (the encoding plan, or a photo's format, pages and mode) as names; ``render_s`` (seconds) once
-    `anonlab.pipeline.render` has timed it.
+    (the encoding plan, or a photo's format, pages and mode) as names; ``audio`` (videos: what was done to
+    the sound track, `anonlab.media.audiotrack.audio_summary`: mode, number of ranges, seconds affected,
+    codec, never what was said); ``render_s`` (seconds) once `anonlab.pipeline.render` has timed it.
     """
 
     frames: int
     damaged: list[int]
     audio_packets: int
+    audio: dict
     source: dict
     output: dict
     render_s: float
@@ -312,6 +317,7 @@ def write_video(
     progress: Callable[[int], None] | None = None,
     needs_render: Callable[[int], bool] | None = None,
     container_name: str | Path | None = None,
+    audio: AudioPlan | None = None,
 ) -> RenderInfo:
     """Decode ``src`` once, pass each displayed frame through ``render(n, frame)``, encode to ``dst``.
 
@@ -319,20 +325,26 @@ def write_video(
     colour tags, HDR metadata, SAR, field order, rotation) and every frame's pts in the source time base;
     only the pixels ``render`` changed are converted back into the source's pixel format
     (`anonlab.media.pixels.Converter.composite`). Frames for which ``needs_render(n)`` is False are passed
-    through without any conversion. Audio packets are copied untouched; subtitle and data streams, and the
+    through without any conversion. Audio packets are copied untouched, unless ``audio`` (an
+    `anonlab.media.audiotrack.AudioPlan`) says to mute, beep or disguise ranges of it: then each audio
+    stream is decoded, redacted and re-encoded as it is demuxed (`anonlab.media.audiotrack.AudioRewriter`:
+    same codec, rate, layout and bit rate, same start and duration). Subtitle and data streams, and the
     frames' side data (captions), are dropped. ``dst`` is written directly: callers wrap it in
     `anonlab.media.atomic_output` so no partial file is ever left; ``container_name`` is the final name
     whose extension chooses the container (default ``dst``).
 
     Returns:
-        ``{"frames": n, "damaged": [...], "audio_packets": k, "source": {...}, "output": {...}}``: counts and
-        the source's properties and the encoding plan as names (no coordinates).
+        ``{"frames": n, "damaged": [...], "audio_packets": k, "source": {...}, "output": {...}, "audio": {...}}``:
+        counts and the source's properties, the encoding plan and what was done to the audio as names (no
+        coordinates).
 
     Raises:
         OutputError: the output's container cannot hold the source (see `plan_video`, `check_audio`), or
             writing failed.
+        AnonlabError: an audio range ends after the media, or ``voice`` without its optional dependency.
     """
     src, dst = Path(src), Path(dst)
+    audio = audio or AudioPlan()
     reader = VideoReader(src)
     n_expected = reader.n_frames
     turns = reader._turns
@@ -345,6 +357,11 @@ def write_video(
         raise
     try:
         check_audio(inp.streams.audio, plan.container, container_name or dst)
+        origin = float(reader.pts[0] * reader.time_base)  # the video's frame 0: 0 s of the audio ranges
+        if not audio.keep:
+            audio.check_duration(media_duration(reader, inp), src.name)
+            if inp.streams.audio and audio.mode == "voice":
+                check_voice()
         # bitexact: Matroska/WebM would otherwise write a random segment UID and the time of writing, so the
         # same input rendered twice gave different files (40 renders of a WebM: 40 different files).
         out = av.open(str(dst), "w", format=plan.container, container_options={"fflags": "+bitexact"})
@@ -364,8 +381,13 @@ def write_video(
         istream.thread_type = "AUTO"
         ostream = _video_stream(out, istream, props, plan)
         audio_map = {}
+        rewriters: dict[int, AudioRewriter] = {}
         for astream in inp.streams.audio:
-            audio_map[astream.index] = out.add_stream_from_template(astream)
+            if audio.keep:
+                audio_map[astream.index] = out.add_stream_from_template(astream)
+            else:
+                rewriters[astream.index] = AudioRewriter(out, astream, audio, plan.container, origin, src.name)
+        copied = [s.codec_context.name for s in inp.streams.audio] if audio.keep else []
         if keep_metadata:
             out.metadata.update(inp.metadata)
         selected = [istream, *inp.streams.audio]
@@ -421,6 +443,9 @@ def write_video(
 
         for packet in demuxed():
             if packet.stream.type == "audio":
+                if packet.stream_index in rewriters:
+                    rewriters[packet.stream_index].feed(packet)
+                    continue
                 if packet.dts is None:
                     continue
                 packet.stream = audio_map[packet.stream_index]
@@ -451,6 +476,9 @@ def write_video(
             expected += 1
         for packet in ostream.encode():
             out.mux(packet)
+        for rewriter in rewriters.values():
+            rewriter.finish()
+            audio_packets += rewriter.counts.packets
     except OSError as exc:
         raise OutputError(f"{dst.name}: writing failed ({exc.strerror or exc})") from None
     finally:
@@ -458,7 +486,17 @@ def write_video(
         inp.close()
         reader.close()
     return {"frames": written, "damaged": sorted(reader.damaged), "audio_packets": audio_packets,
-            "source": props.summary(), "output": plan.summary()}
+            "source": props.summary(), "output": plan.summary(),
+            "audio": audio_summary(audio, rewriters.values(), copied)}
+
+
+def media_duration(reader: VideoReader, container) -> float:
+    """Seconds from the video's frame 0 to the end of the longest stream (the audio ranges' upper bound)."""
+    end = reader.duration
+    if container.duration:  # microseconds (AV_TIME_BASE), from the container's start
+        start = (container.start_time or 0) / 1e6
+        end = max(end, container.duration / 1e6 + start - float(reader.pts[0] * reader.time_base))
+    return end
 
 
 def _video_stream(out, istream, props: VideoProps, plan: EncodePlan):
