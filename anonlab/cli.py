@@ -50,6 +50,16 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                         "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere")
 
 
+def _audio_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("audio (voices and spoken names are personal data too)")
+    g.add_argument("--audio", choices=("keep", "mute", "beep", "voice"), default=None,
+                   help="keep (default: the sound track copied untouched), mute, beep (1 kHz tone) or voice "
+                        "(disguise: pitch and formants shifted; what is said stays audible). Photos ignore it")
+    g.add_argument("--audio-ranges", default=None, metavar="START-STOP,...",
+                   help="where --audio applies, seconds on the video's timeline, e.g. 12.5-14,30-31.2 "
+                        "(m:ss also works); empty or left out: the whole track")
+
+
 def settings_from_args(args: argparse.Namespace):
     from anonlab.settings import Settings
 
@@ -66,6 +76,10 @@ def settings_from_args(args: argparse.Namespace):
         changes["second_face_detector"] = False
     if getattr(args, "int8", False):
         changes["int8"] = True
+    if getattr(args, "audio", None) is not None:
+        changes["audio"] = args.audio
+    if getattr(args, "audio_ranges", None) is not None:
+        changes["audio_ranges"] = args.audio_ranges  # text: Settings parses and checks it
     return Settings(**changes)
 
 
@@ -86,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check the output again with every detector at a lower threshold; exit 4 if anything shows")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _settings_args(p)
+    _audio_args(p)
 
     p = sub.add_parser("detect", help="run detection over a labelled image set (labels.jsonl)")
     p.add_argument("--labels", required=True, help="labels.jsonl of the set")
@@ -112,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-seconds", type=float, default=None, help="split long videos into chunks (Dask)")
     p.add_argument("--quiet", action="store_true")
     _settings_args(p)
+    _audio_args(p)
 
     p = sub.add_parser("render-cases", help="render approved case files from the workbench (a batch of cases)")
     p.add_argument("cases", nargs="+", help="case files (NAME.case.json); only approved cases are rendered")
@@ -158,6 +174,13 @@ def cmd_anonymize(args) -> int:
     regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]
     print(f"{src.name}: {report['output']['frames']} frame(s) written to {report['output']['file']}; masked "
           + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
+    audio = report.get("extra", {}).get("audio")
+    if audio and audio["mode"] != "keep":
+        where = "the whole track" if audio["whole_track"] else f"{audio['ranges']} range(s)"
+        print(f"audio: {audio['note']}" if audio.get("note") else
+              f"audio: {audio['mode']} over {where}, {audio['seconds']:.2f} s changed, re-encoded as {audio['codec']}")
+        for reason in audio.get("reasons", ()):
+            print(f"  {reason}")
     if "red_team" in report:
         rt = report["red_team"]
         print(f"red team: {rt['frames_checked']} frame(s) checked, {rt['exposed']} exposed, "

@@ -30,9 +30,10 @@ from anonlab.media import (
     write_photo,
     write_video,
 )
+from anonlab.media.audiotrack import AudioPlan, check_voice
 from anonlab.media.photo import check_photo_output
 from anonlab.media.streams import check_audio, default_video_suffix, plan_video
-from anonlab.media.video import RenderInfo, VideoReader
+from anonlab.media.video import RenderInfo, VideoReader, media_duration
 from anonlab.regions import Regions, RegionsLog
 from anonlab.render.mask import mask_frame, mask_whole_frame
 from anonlab.report.audit import make_report, write_report
@@ -179,8 +180,9 @@ def render(
     settings = settings or analysis.settings
     regions = analysis.regions if regions is None else regions
     src, dst = analysis.path, Path(output)
+    audio = AudioPlan.from_settings(settings)
     check_output_path(src, dst, overwrite)
-    check_output_format(src, dst, analysis.kind)
+    check_output_format(src, dst, analysis.kind, audio=audio)
     per_frame = regions.frame_index()
     whole = set(analysis.damaged) | set(mask_whole or ())
     t0 = time.perf_counter()
@@ -205,7 +207,7 @@ def render(
         else:
             with progress_bar(analysis.n_frames, f"render {dst.name}", enabled=progress) as bar:
                 info = write_video(src, tmp, render_frame, crf=settings.crf, keep_metadata=settings.keep_metadata,
-                                   progress=bar.update, needs_render=needs_render, container_name=dst)
+                                   progress=bar.update, needs_render=needs_render, container_name=dst, audio=audio)
             if info["frames"] != analysis.n_frames:
                 raise AnonlabError(f"{src.name}: wrote {info['frames']} frames but the input has "
                                    f"{analysis.n_frames}; output discarded")
@@ -213,15 +215,18 @@ def render(
     return info
 
 
-def check_output_format(src: str | Path, dst: str | Path, kind: str | None = None) -> None:
+def check_output_format(src: str | Path, dst: str | Path, kind: str | None = None, *,
+                        audio: AudioPlan | None = None) -> None:
     """Refuse, in one line and before any work, an output that cannot hold the input as it is.
 
     Videos: the container must be one anonlab writes and able to hold the source's stream properties and
-    audio (`anonlab.media.streams.plan_video`, `check_audio`). Photos: the extension must name a format
-    Pillow writes.
+    audio (`anonlab.media.streams.plan_video`, `check_audio`); an ``audio`` redaction plan's ranges must lie
+    within the media, and ``voice`` needs its optional dependency. Photos: the extension must name a format
+    Pillow writes (audio settings do not apply to them).
 
     Raises:
         OutputError: with the reason and a container or extension that works.
+        AnonlabError: an audio range past the end of the media, or ``voice`` without ``pyworld``.
     """
     kind = kind or probe(src)
     if kind == "photo":
@@ -231,15 +236,22 @@ def check_output_format(src: str | Path, dst: str | Path, kind: str | None = Non
     with VideoReader(src) as reader:
         plan = plan_video(reader.props, dst)
         check_audio(reader._container.streams.audio, plan.container, dst)
+        if audio is not None and not audio.keep:
+            audio.check_duration(media_duration(reader, reader._container), Path(src).name)
+            if audio.mode == "voice" and reader._container.streams.audio:
+                check_voice()
 
 
 def stream_fields(render_info: RenderInfo) -> dict:
-    """The output's stream properties for the audit report (names and codes, never coordinates)."""
+    """The output's stream properties and what was done to the audio, for the audit report (names, codes and
+    counts, never coordinates nor what was said)."""
     out = {}
     if render_info.get("source"):
         out["source_stream"] = dict(render_info["source"])
     if render_info.get("output"):
         out["output_stream"] = dict(render_info["output"])
+    if render_info.get("audio"):
+        out["audio"] = dict(render_info["audio"])
     return out
 
 
@@ -355,7 +367,8 @@ class _StreamingRender:
                 with progress_bar(self.n_frames, f"render {self.dst.name}", enabled=self.progress) as bar:
                     info = write_video(self.src, tmp, render_frame, crf=self.settings.crf,
                                        keep_metadata=self.settings.keep_metadata, progress=bar.update,
-                                       needs_render=needs_render, container_name=self.dst)
+                                       needs_render=needs_render, container_name=self.dst,
+                                       audio=AudioPlan.from_settings(self.settings))
                 if info["frames"] != self.n_frames:
                     raise AnonlabError(f"{self.src.name}: wrote {info['frames']} frames but the input has "
                                        f"{self.n_frames}; output discarded")
@@ -381,7 +394,7 @@ def analyse_and_render(path: str | Path, output: str | Path, settings: Settings 
     path, output = Path(path), Path(output)
     check_output_path(path, output, overwrite)
 
-    check_output_format(path, output)
+    check_output_format(path, output, audio=AudioPlan.from_settings(settings))
     if probe(path) != "video":
         analysis = analyse(path, settings, progress=progress)
         return analysis, render(analysis, output, overwrite=overwrite, progress=progress)
@@ -505,7 +518,8 @@ def anonymize(
     path = Path(path)
     output = Path(output) if output else default_output(path)
     check_output_path(path, output, overwrite)
-    check_output_format(path, output)  # an impossible output is refused before any work
+    # an impossible output (or audio range) is refused before any work
+    check_output_format(path, output, audio=AudioPlan.from_settings(settings))
     if regions_in:
         analysis = describe(path, settings)
         analysis.regions = read_regions(regions_in, analysis.n_frames).clip(analysis.width, analysis.height)

@@ -52,6 +52,11 @@ class Settings:
         int8: run the bundled int8 copies of CenterFace and the plate model (faster on CPUs with VNNI; see
             ``models/README.md`` for what they were measured to cost in recall: nothing for plates, 3 faces
             in 2065 for faces). Off by default: recall first.
+        audio: what to do with a video's sound track (`anonlab.media.audio`): ``keep`` (default: packets
+            copied untouched, a faithful export), ``mute``, ``beep`` or ``voice`` (disguise). Photos ignore it.
+        audio_ranges: ``((start, stop), ...)`` seconds on the video's timeline (frame 0 at 0) where ``audio``
+            applies, sorted and merged on construction; empty with a mode other than ``keep``: the whole
+            track. A text ``"12.5-14,30-31.2"`` is accepted too. Ranges need a mode other than ``keep``.
     """
 
     what: tuple[str, ...] = ("face", "plate")
@@ -71,6 +76,8 @@ class Settings:
     plate_model: str | None = None
     second_face_detector: bool = True
     int8: bool = False
+    audio: str = "keep"
+    audio_ranges: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         what = tuple(self.what.split(",")) if isinstance(self.what, str) else tuple(self.what)
@@ -104,10 +111,30 @@ class Settings:
             if isinstance(q, bool) or not isinstance(q, (int, float)) or not float(q).is_integer() or not 1 <= q <= 95:
                 raise AnonlabError(f"--jpeg-quality must be a whole number from 1 to 95; got {q!r}")
             object.__setattr__(self, "jpeg_quality", int(q))
+        self._check_audio()
+
+    def _check_audio(self) -> None:
+        """``audio`` and ``audio_ranges`` (see the class doc); `AnonlabError` in one line naming the flag."""
+        if self.audio == "keep" and not self.audio_ranges:
+            object.__setattr__(self, "audio_ranges", ())  # [] from a JSON file is ()
+            return  # the default: nothing to import
+        from anonlab.media.audio import AUDIO_MODES, check_ranges, parse_ranges
+
+        if self.audio not in AUDIO_MODES:
+            raise AnonlabError(f"--audio must be one of {', '.join(AUDIO_MODES)}; got {self.audio!r}")
+        ranges = self.audio_ranges
+        try:
+            ranges = parse_ranges(ranges) if isinstance(ranges, str) else check_ranges(ranges)
+        except AnonlabError as exc:
+            raise AnonlabError(f"--audio-ranges: {exc}") from None
+        if ranges and self.audio == "keep":
+            raise AnonlabError("--audio-ranges needs --audio mute, beep or voice (keep copies the audio untouched)")
+        object.__setattr__(self, "audio_ranges", ranges)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["what"] = list(self.what)
+        d["audio_ranges"] = [list(r) for r in self.audio_ranges]
         return d
 
     @classmethod
@@ -128,5 +155,13 @@ class Settings:
 
     @property
     def digest(self) -> str:
-        """Short sha256 of the settings, for ledgers and reports."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Short sha256 of the settings, for ledgers and reports.
+
+        The audio fields count only when they differ from their defaults, so settings that do not touch the
+        audio keep the digest they had before audio redaction existed (a batch ledger resumes instead of
+        starting again).
+        """
+        d = self.to_dict()
+        if self.audio == "keep" and not self.audio_ranges:
+            del d["audio"], d["audio_ranges"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -263,6 +263,9 @@ def _settings(settings: Settings | Mapping) -> dict:
     for k in _PATH_SETTINGS:
         if d.get(k):
             d[k] = _basename(d[k])
+    if d.get("audio_ranges") is not None:  # when something was said: the case file keeps the times, this counts
+        spans = [b - a for a, b in d["audio_ranges"]]
+        d["audio_ranges"] = f"{len(spans)} range(s), {sum(spans):.2f} s" if spans else "none"
     # Lists of names only (e.g. "what"): join them so the report holds no list of values at all.
     return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in d.items()}
 
