@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check that an output keeps the input's stream properties and drops its metadata")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--report", default=None,
+                   help="the run's audit report (JSON): redacted audio then passes as 'audio redacted' if the "
+                        "report is of this output and says so")
 
     p = sub.add_parser("app", help="start the workbench as a local web app (Voila on 127.0.0.1, behind a token)")
     p.add_argument("path", nargs="?", default=None, help="a video, a photo or a folder of photos")
@@ -244,7 +247,7 @@ def cmd_render_cases(args) -> int:
 def cmd_verify(args) -> int:
     from anonlab.report.verify import main as verify_main
 
-    return verify_main([args.input, args.output])
+    return verify_main([args.input, args.output] + (["--report", args.report] if args.report else []))
 
 
 def cmd_app(args) -> int:

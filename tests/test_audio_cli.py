@@ -157,3 +157,54 @@ def test_photos_ignore_audio_settings(tmp_path):
                "--audio-ranges", "1-2", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "audio:" not in proc.stdout
+
+
+# --- verify ------------------------------------------------------------------------------------------------
+def test_verify_passes_redacted_audio_only_with_the_runs_report(tmp_path, clip):
+    regions = tmp_path / "none.jsonl"
+    regions.write_text("")
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert run("anonymize", clip, "-o", out, "--regions-in", regions, "--report", report, "--audio", "beep",
+               "--audio-ranges", "0.5-1.2", "--quiet").returncode == 0
+    plain = run("verify", clip, out)
+    assert plain.returncode == 1
+    assert "FAIL audio packets identical" in plain.stdout and "--report REPORT.json" in plain.stdout
+    for line in ("ok   audio codec: aac -> aac", "ok   audio sample rate: 48000 Hz -> 48000 Hz",
+                 "ok   audio channels: 1 (mono) -> 1 (mono)", "ok   audio duration: 2.000s -> 2.000s"):
+        assert line in plain.stdout, plain.stdout
+    with_report = run("verify", clip, out, "--report", report)
+    assert with_report.returncode == 0, with_report.stdout
+    assert "ok   audio redacted: beep over 1 range(s), 0.7 s, as the report says" in with_report.stdout
+    # the report of another output does not vouch for this one
+    other = tmp_path / "other.mp4"
+    other.write_bytes(out.read_bytes() + b"\0")
+    assert_one_line_error(run("verify", clip, other, "--report", report), "r.json: is the report of another output")
+
+
+def test_verify_keep_output_and_a_report_that_says_keep(tmp_path, clip):
+    regions = tmp_path / "none.jsonl"
+    regions.write_text("")
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert run("anonymize", clip, "-o", out, "--regions-in", regions, "--report", report, "--quiet").returncode == 0
+    proc = run("verify", clip, out, "--report", report)
+    assert proc.returncode == 0 and "ok   audio packets identical" in proc.stdout, proc.stdout
+
+
+def test_verify_names_a_changed_rate_and_duration(tmp_path):
+    from anonlab.report.verify import verify_video
+
+    src = make_clip(tmp_path / "a.mp4", n_frames=25, audio=True)
+    resampled = make_clip(tmp_path / "b.mp4", n_frames=25, audio=True, audio_rate=44100)
+    failed = {name for name, ok, _ in verify_video(src, resampled) if not ok}
+    assert failed == {"audio sample rate", "audio packets identical"}
+
+    short = tmp_path / "short.mp4"  # the same picture, the audio cut short
+    with av.open(str(src)) as inp, av.open(str(short), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for pkt in inp.demux():
+            if pkt.dts is None or (pkt.stream.type == "audio" and pkt.pts * pkt.stream.time_base > 0.5):
+                continue
+            pkt.stream = streams[pkt.stream_index]
+            out.mux(pkt)
+    failed = {name for name, ok, _ in verify_video(src, short) if not ok}
+    assert failed == {"audio duration", "audio packets identical"}

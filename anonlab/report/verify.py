@@ -1,12 +1,19 @@
 """Check that an output is a faithful, metadata-free copy of its input (the demo runs this).
 
-``python -m anonlab.report.verify INPUT OUTPUT`` prints one line per property and exits non-zero if any differs,
-naming it. Videos: frame count, timestamps, frame rate, displayed size, rotation, codec and pixel format as
-`anonlab.media.streams.plan_video` chose them, bit depth, chroma subsampling, colour primaries / transfer /
-matrix / range, HDR mastering display and content light level, sample aspect ratio, field order, byte-identical
-audio packets and no identifying container tags. Photos: size and orientation, pages, Pillow mode, JPEG
-quantisation tables and chroma subsampling, TIFF compression, WebP losslessness, ICC profile, and no
-EXIF/GPS/XMP.
+``python -m anonlab.report.verify INPUT OUTPUT [--report REPORT.json]`` prints one line per property and exits
+non-zero if any differs, naming it. Videos: frame count, timestamps, frame rate, displayed size, rotation,
+codec and pixel format as `anonlab.media.streams.plan_video` chose them, bit depth, chroma subsampling, colour
+primaries / transfer / matrix / range, HDR mastering display and content light level, sample aspect ratio,
+field order, the audio streams' codec, sample rate, channels and duration, byte-identical audio packets and
+no identifying container tags. Photos: size and orientation, pages, Pillow mode, JPEG quantisation tables and
+chroma subsampling, TIFF compression, WebP losslessness, ICC profile, and no EXIF/GPS/XMP.
+
+Redacted audio (``anonymize --audio mute|beep|voice``): the packets differ from the input's by design. They
+pass as "audio redacted" only when the run's audit report is given (``--report``), the report is of this very
+output (its sha256) and it says the audio was redacted; the report's mode, range count and seconds are
+printed. Without it, different packets fail, as they always did: a changed sound track is never waved
+through on the command line's word. The stream checks (codec, rate, channels, duration) apply either way; a
+codec this FFmpeg cannot encode is expected as the one `anonlab.media.audiotrack.plan_audio_stream` chooses.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import numpy as np
 from PIL import Image
 
 from anonlab.errors import AnonlabError
-from anonlab.media import VideoReader, probe
-from anonlab.media.streams import COLOR_NAMES, plan_video
+from anonlab.media import VideoReader, probe, sha256_file
+from anonlab.media.audiotrack import plan_audio_stream
+from anonlab.media.streams import COLOR_NAMES, container_for, plan_video
 
 Check = tuple[str, bool, str]
 
@@ -35,6 +43,95 @@ def _audio_packets(path: Path) -> list[list[bytes]]:
             if pkt.size:
                 out[pkt.stream_index].append(bytes(pkt))
         return list(out.values())
+
+
+def _audio_facts(path: Path) -> list[dict]:
+    """Codec, sample rate, channels, layout and duration (seconds, from the packets' timestamps) of each audio
+    stream, and its frame size in samples (0 for PCM)."""
+    with av.open(str(path)) as c:
+        streams = list(c.streams.audio)
+        facts = []
+        for s in streams:
+            ctx = s.codec_context
+            facts.append({"codec": ctx.name, "rate": ctx.sample_rate, "channels": ctx.channels,
+                          "layout": ctx.layout.name if ctx.layout is not None else "", "frame_size": ctx.frame_size or 0,
+                          "first": None, "end": None})
+        index = {s.index: i for i, s in enumerate(streams)}
+        if streams:
+            for pkt in c.demux(streams):
+                if pkt.pts is None or not pkt.size or pkt.is_discard:  # (an edit list's priming or cut)
+                    continue
+                f, tb = facts[index[pkt.stream_index]], pkt.stream.time_base
+                start, end = pkt.pts * tb, (pkt.pts + (pkt.duration or 0)) * tb
+                f["first"] = start if f["first"] is None else min(f["first"], start)
+                f["end"] = end if f["end"] is None else max(f["end"], end)
+        for f in facts:
+            f["duration"] = float(f["end"] - f["first"]) if f["first"] is not None else 0.0
+        return facts
+
+
+def read_audio_record(report: Path, dst: Path) -> dict:
+    """What the audit ``report`` says was done to ``dst``'s audio (its ``extra.audio``).
+
+    Raises:
+        AnonlabError: the report cannot be read, is not an anonlab report, or is of another output (sha256).
+    """
+    import json
+
+    try:
+        data = json.loads(Path(report).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise AnonlabError(f"{Path(report).name}: cannot be read as an anonlab report (JSON)") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("anonlab-report/"):
+        raise AnonlabError(f"{Path(report).name}: not an anonlab report")
+    if (data.get("output") or {}).get("sha256") != sha256_file(dst):
+        raise AnonlabError(f"{Path(report).name}: is the report of another output than {dst.name} (sha256 differs)")
+    audio = (data.get("extra") or {}).get("audio")
+    return audio if isinstance(audio, dict) else {"mode": "keep"}
+
+
+def audio_checks(src: Path, dst: Path, record: dict | None = None) -> list[Check]:
+    """The audio streams: codec, rate, channels, duration kept, and the packets identical or, per ``record``
+    (`read_audio_record`), redacted on purpose (see the module doc)."""
+    fa, fb = _audio_facts(src), _audio_facts(dst)
+    pa, pb = _audio_packets(src), _audio_packets(dst)
+    redacted = record is not None and record.get("mode", "keep") != "keep"
+    checks: list[Check] = [("audio streams", len(fa) == len(fb), f"{len(fa)} -> {len(fb)}")]
+    if len(fa) != len(fb):
+        return checks
+    planned = []
+    if fa and pa != pb:  # re-encoded: what the writer would have chosen for a codec without encoder
+        with av.open(str(src)) as c:
+            container = container_for(dst)
+            planned = [plan_audio_stream(s, container) for s in c.streams.audio]
+    for i, (a, b) in enumerate(zip(fa, fb)):
+        tag = f"audio {i}: " if len(fa) > 1 else "audio "
+        plan = planned[i] if planned else None
+        codec_ok = b["codec"] == a["codec"] or (plan is not None and b["codec"] == plan.codec and plan.reasons)
+        rate_ok = b["rate"] == a["rate"] or (plan is not None and b["rate"] == plan.rate and plan.reasons)
+        # one codec frame: a re-encode ends on the codec's frame grid where the container cannot say otherwise
+        slack = max(a["frame_size"], b["frame_size"], 1) / max(b["rate"], 1) + 1e-3
+        checks += [
+            (tag + "codec", bool(codec_ok), f"{a['codec']} -> {b['codec']}"
+             + (f" ({'; '.join(plan.reasons)})" if plan is not None and plan.reasons else "")),
+            (tag + "sample rate", bool(rate_ok), f"{a['rate']} Hz -> {b['rate']} Hz"),
+            (tag + "channels", (a["channels"], a["layout"]) == (b["channels"], b["layout"]),
+             f"{a['channels']} ({a['layout']}) -> {b['channels']} ({b['layout']})"),
+            (tag + "duration", abs(a["duration"] - b["duration"]) <= slack,
+             f"{a['duration']:.3f}s -> {b['duration']:.3f}s"),
+        ]
+    summary = f"{len(pa)} stream(s), {sum(map(len, pa))} packets"
+    if pa == pb:
+        checks.append(("audio packets identical", True, summary))
+    elif redacted:
+        where = "the whole track" if record.get("whole_track") else f"{record.get('ranges', '?')} range(s)"
+        checks.append(("audio redacted", True, f"{record['mode']} over {where}, {record.get('seconds', '?')} s, "
+                                               f"as the report says"))
+    else:
+        hint = ("; the report says the audio was kept" if record is not None else
+                "; if it was redacted on purpose, give the run's report: --report REPORT.json")
+        checks.append(("audio packets identical", False, f"{summary}: they differ{hint}"))
+    return checks
 
 
 def _container_tags(path: Path) -> dict:
@@ -100,7 +197,13 @@ def stream_checks(a, b, dst: Path) -> list[Check]:
     return checks
 
 
-def verify_video(src: Path, dst: Path) -> list[Check]:
+def verify_video(src: Path, dst: Path, report: Path | None = None) -> list[Check]:
+    """The checks of a video output (module doc); ``report``: the run's audit report (redacted audio).
+
+    Raises:
+        AnonlabError: a file cannot be read, or the report is unreadable or of another output.
+    """
+    record = read_audio_record(Path(report), Path(dst)) if report is not None else None
     with VideoReader(src) as a, VideoReader(dst) as b:
         checks = [
             ("frame count", a.n_frames == b.n_frames, f"{a.n_frames} -> {b.n_frames}"),
@@ -111,8 +214,7 @@ def verify_video(src: Path, dst: Path) -> list[Check]:
             ("rotation", a.rotation == b.rotation, f"{a.rotation} -> {b.rotation}"),
         ]
         checks += stream_checks(a.props, b.props, dst)
-    pa, pb = _audio_packets(src), _audio_packets(dst)
-    checks.append(("audio packets identical", pa == pb, f"{len(pa)} stream(s), {sum(map(len, pa))} packets"))
+    checks += audio_checks(Path(src), Path(dst), record)
     leaked = [k for k in _container_tags(dst) if any(t in k.lower() for t in IDENTIFYING_TAGS)]
     checks.append(("no identifying container tags", not leaked, ", ".join(leaked) or "none"))
     return checks
@@ -162,13 +264,20 @@ def verify_photo(src: Path, dst: Path) -> list[Check]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    report = None
+    if "--report" in argv:
+        i = argv.index("--report")
+        report = Path(argv[i + 1]) if i + 1 < len(argv) else None
+        del argv[i:i + 2]
+        if report is None:
+            argv = []
     if len(argv) != 2:
-        print("usage: anonlab verify INPUT OUTPUT", file=sys.stderr)
+        print("usage: anonlab verify INPUT OUTPUT [--report REPORT.json]", file=sys.stderr)
         return 2
     src, dst = map(Path, argv)
     try:
-        checks = verify_video(src, dst) if probe(src) == "video" else verify_photo(src, dst)
+        checks = verify_video(src, dst, report) if probe(src) == "video" else verify_photo(src, dst)
     except AnonlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
