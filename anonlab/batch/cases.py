@@ -59,7 +59,7 @@ class CaseRenderer:
         if job.report:
             review = getattr(case, "review", None)
             rep = make_report(
-                settings=case.settings, models=list(getattr(case, "models", [])),
+                settings=case.export_settings(), models=list(getattr(case, "models", [])),
                 input_path=Path(case.locate_input()), output_path=Path(job.dst),
                 input_sha256=getattr(case.input, "sha256", None) or sha256_file(case.locate_input()),
                 output_sha256=out_sha, n_frames_in=n_in, n_frames_out=info["frames"],
@@ -68,7 +68,8 @@ class CaseRenderer:
                 review={"status": status, "signed_off_by": getattr(review, "reviewer", None),
                         "signed_off_at": getattr(review, "at", None)},
                 exclusions=case.exclusions(), extra={"kind": getattr(case.input, "kind", None),
-                                                     "case_file": Path(job.src).name},
+                                                     "case_file": Path(job.src).name,
+                                                     **({"audio": info["audio"]} if info.get("audio") else {})},
             )
             write_report(rep, job.report)
         return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "frames": info["frames"],

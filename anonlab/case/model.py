@@ -128,6 +128,8 @@ class Case:
         used: set[int] = set()
         on_analysis = 0
         for op in self.edits:
+            if "track" not in op:  # the audio: no track, nothing of the analysis
+                continue
             if op["op"] == "add_track":
                 used.add(op["track"])
                 continue
@@ -203,6 +205,8 @@ class Case:
         """An id no track has used in this case (also not one an undone edit created)."""
         ids = set(self.tracks) | set(self._base)
         for op in self.edits + self._redo:
+            if "track" not in op:
+                continue
             ids.add(op["track"])
             if op["op"] == "split":
                 ids.add(op["new"])
@@ -320,6 +324,44 @@ class Case:
     def relabel(self, track: int, label: str) -> None:
         self.apply({"op": "label", "track": int(track), "label": label})
 
+    # --- audio --------------------------------------------------------------------------------------------
+    @property
+    def audio(self) -> tuple[str, tuple[tuple[float, float], ...]]:
+        """``(mode, ranges)``: what the export does to the sound track (`anonlab.media.audio`).
+
+        The last ``audio`` edit's, else the settings' (``keep`` by default). Ranges are seconds on the video's
+        timeline (frame 0 at 0), sorted and merged; with ``keep`` they are kept in the case (the analyst may
+        mark them before choosing a mode) but not applied; with another mode and no ranges, the whole track.
+        """
+        for op in reversed(self.edits):
+            if op["op"] == "audio":
+                return op["mode"], tuple((float(a), float(b)) for a, b in op["ranges"])
+        return self.settings.audio, tuple(self.settings.audio_ranges)
+
+    def set_audio(self, mode: str | None = None, ranges: Iterable[Iterable[float]] | None = None) -> dict:
+        """Record the sound track's mode and/or ranges (None: unchanged) as one edit (undoable); returns it.
+
+        Raises:
+            AnonlabError: an unknown mode or a bad range (start not before stop, negative, past the end of
+                the media as the case knows it); the case is unchanged.
+        """
+        old_mode, old_ranges = self.audio
+        ranges = old_ranges if ranges is None else [tuple(map(float, r)) for r in ranges]
+        end = self.input.n_frames / self.input.fps if self.input.fps else None
+        if end is not None:
+            from anonlab.media.audio import check_ranges
+
+            check_ranges(ranges, end + 1.0 / self.input.fps)  # the last frame lasts a frame
+        return self.apply({"op": "audio", "mode": old_mode if mode is None else mode,
+                           "ranges": [list(r) for r in ranges]})
+
+    def export_settings(self) -> Settings:
+        """The settings an export renders with: the case's, with its `audio` (ranges only with a mode)."""
+        mode, ranges = self.audio
+        if (mode, ranges) == (self.settings.audio, tuple(self.settings.audio_ranges)):
+            return self.settings
+        return self.settings.replace(audio=mode, audio_ranges=() if mode == "keep" else ranges)
+
     def review_edits(self) -> list:
         """What the analyst changed, for the review queue (`anonlab.review.build_queue`'s ``edited``):
         ids of current tracks an edit touched, and ``(frame, track_id)`` where a box or a whole track was
@@ -338,6 +380,8 @@ class Case:
         """Ids (current) of tracks an edit touched or created."""
         ids = set()
         for op in self.edits:
+            if "track" not in op:
+                continue
             ids.add(op["track"])
             if op["op"] == "split":
                 ids.add(op["new"])

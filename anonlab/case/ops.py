@@ -2,7 +2,10 @@
 
 The analyst's work is an ordered log of small JSON operations (`EDIT_OPS`) replayed on the analysis: add a
 track, set keyframes (draw, move, resize, follow), delete frames or a track, interpolate, merge, split,
-exclude ("leave unmasked", with a reason), include, relabel. Every operation stores its result (a followed
+exclude ("leave unmasked", with a reason), include, relabel, and ``audio``: what the export does to the
+sound track (a mode of `anonlab.media.audio.AUDIO_MODES` and ranges in seconds, the whole new state each
+time, so the last ``audio`` op in the log is the case's audio and undo gives back the one before; it
+changes no track). Every operation stores its result (a followed
 track stores the boxes the tracker produced, not the request), so the same case file always gives the same
 regions and the same output frames; undo/redo pop and push it. Each operation is one row of the table
 `_OPS`: the fields it takes and one small function that applies it to the tracks, so `EDIT_OPS`, the
@@ -17,6 +20,8 @@ from typing import Any, Callable, NamedTuple
 
 from anonlab.case.fileformat import TOOLS, _Checker
 from anonlab.case.tracks import Key, Track, _key
+from anonlab.errors import AnonlabError
+from anonlab.media.audio import AUDIO_MODES, check_ranges
 from anonlab.regions import ANALYST, LABELS, TRACKER, label_code
 
 __all__ = ["EDIT_OPS"]
@@ -170,6 +175,10 @@ def _label(e: _Edit, op: dict) -> None:
     e.writable(op["track"]).label = label_code(op["label"])
 
 
+def _audio(e: _Edit, op: dict) -> None:
+    """The sound track's mode and ranges: read from the log (`anonlab.case.Case.audio`), no track changes."""
+
+
 class _Op(NamedTuple):
     """One operation: the fields it needs and may carry (besides ``op``, ``at`` and ``by``), and how it applies."""
 
@@ -190,6 +199,7 @@ _OPS: dict[str, _Op] = {
     "exclude": _Op(("track", "reason"), (), _exclude),
     "include": _Op(("track",), (), _include),
     "label": _Op(("track", "label"), (), _label),
+    "audio": _Op(("mode", "ranges"), (), _audio),
 }
 EDIT_OPS = tuple(_OPS)
 
@@ -220,7 +230,9 @@ def _check_op(op, c: _Checker, where: str, n_frames: int) -> dict:
     kind = c.str_(op["op"], f"{where}.op", EDIT_OPS)
     spec = _OPS[kind]
     c.obj(op, where, ("op", *spec.required), ("at", "by", *spec.optional))
-    out: dict[str, Any] = {"op": kind, "track": c.int_(op["track"], f"{where}.track", 0, 2**62)}
+    out: dict[str, Any] = {"op": kind}
+    if "track" in spec.required:
+        out["track"] = c.int_(op["track"], f"{where}.track", 0, 2**62)
     if "keys" in spec.required:
         keys = c.list_(op["keys"], f"{where}.keys", maxlen=10_000_000)
         if not keys:
@@ -263,6 +275,18 @@ def _check_op(op, c: _Checker, where: str, n_frames: int) -> dict:
         out["new"] = c.int_(op["new"], f"{where}.new", 0, 2**62)
     if kind == "exclude":
         out["reason"] = c.str_(op["reason"], f"{where}.reason", nonempty=True, maxlen=2000).strip()
+    if kind == "audio":
+        out["mode"] = c.str_(op["mode"], f"{where}.mode", AUDIO_MODES)
+        ranges = []
+        for j, r in enumerate(c.list_(op["ranges"], f"{where}.ranges", maxlen=100_000)):
+            c.list_(r, f"{where}.ranges[{j}]")
+            if len(r) != 2:
+                c.fail(f"{where}.ranges[{j}]", "a range is [start, stop] in seconds")
+            ranges.append([c.num(v, f"{where}.ranges[{j}]", 0, 1e7) for v in r])
+        try:
+            out["ranges"] = [list(r) for r in check_ranges(ranges)]
+        except AnonlabError as exc:
+            c.fail(f"{where}.ranges", str(exc))
     if "at" in op:
         out["at"] = c.str_(op["at"], f"{where}.at", maxlen=64)
     if "by" in op:

@@ -62,6 +62,8 @@ def render_case(
             with no choice recorded for it) or the gate does, or the input changed; and whatever
             `anonlab.pipeline.render` raises (an existing output without ``overwrite``, an unreadable input).
 
+    The sound track is redacted as the case's `Case.audio` says (its last ``audio`` edit).
+
     Returns:
         `pipeline.render`'s counts plus ``"case"``: edits, excluded tracks (no coordinates), status, and
         ``"whole_frames"`` (frames masked edge to edge because the analyst chose so).
@@ -71,7 +73,7 @@ def render_case(
         gate(case)
     src = case.verify_input() if verify_input else case.locate_input()
     analysis = case_analysis(case, src)
-    info = render(analysis, output, regions=analysis.regions, settings=case.settings, overwrite=overwrite,
+    info = render(analysis, output, regions=analysis.regions, settings=case.export_settings(), overwrite=overwrite,
                   progress=progress, mask_whole=whole or None)
     info["case"] = {"edits": case.edit_count, "excluded": case.exclusions(), "status": case.review.status,
                     "regions": len(analysis.regions), "whole_frames": len(whole)}
@@ -96,7 +98,7 @@ def case_report(case: Case, output: str | Path, render_info: dict, *, review: di
             f"{'every frame masked whole' if without['mode'] == 'whole_frames' else 'analyst boxes only'}, "
             f"chosen by {without['by']} at {without['at']}" + (f": {without['reason']}" if without.get("reason") else ""))
     return make_report(
-        settings=case.settings, models=case.models, input_path=case.input.path, output_path=output,
+        settings=case.export_settings(), models=case.models, input_path=case.input.path, output_path=output,
         input_sha256=case.input.sha256 or sha256_file(case.locate_input()), output_sha256=sha256_file(output),
         n_frames_in=case.input.n_frames, n_frames_out=render_info.get("frames", 0), regions=regions,
         timings={"render_s": render_info.get("render_s", 0.0)}, edits=case.edit_count, review=review,

@@ -82,7 +82,7 @@ class ReviewSession:
         if what not in ("edit", "undo", "redo"):
             return
         log = self.case.redo_log if what == "undo" else self.case.edits  # undo moved the op to the redo log
-        if log:
+        if log and "track" in log[-1]:  # (an audio edit names no track)
             op = log[-1]
             ids = {op["track"], op.get("other", op["track"]), op.get("new", op["track"])}
             self.case.forget_decisions([f"track:{t}" for t in ids])
