@@ -235,10 +235,10 @@ class Workbench(LongActions):
         self.audio_strip = widgets.Image(format="png", width=cw, height=STRIP_HEIGHT,
                                          layout=L(width=f"{cw}px", height=f"{STRIP_HEIGHT}px", margin="0"))
         self.audio_mode = widgets.ToggleButtons(
-            options=list(AUDIO_MODES), value=m.audio[0], description="audio",
+            options=list(AUDIO_MODES), value=m.audio[0],
             tooltips=["export the sound track as it is", "silence in the ranges", "a 1 kHz tone in the ranges",
                       "disguise the voice in the ranges (pitch and formants; words stay audible)"],
-            style={"button_width": "58px", "description_width": "40px"})
+            style={"button_width": "58px"})
         self.audio_mode.observe(self._on_audio_mode, "value")
         self.audio_in_button = self._button("in", "a range starts at this frame", m.mark_audio_in, "",
                                             "46px", "audio")
