@@ -59,6 +59,7 @@ class AudioPlan:
         mode: ``keep`` (copy packets untouched), ``mute``, ``beep`` or ``voice`` (`anonlab.media.audio`).
         ranges: ``((start, stop), ...)`` seconds on the video's timeline (frame 0 at 0), checked and merged
             by `anonlab.media.audio.check_ranges`; empty with a mode other than ``keep``: the whole track.
+            With ``keep`` they are dropped (nothing is redacted).
 
     Raises:
         AnonlabError: an unknown mode, or a range `check_ranges` refuses.
