@@ -226,6 +226,14 @@ def test_voice_streams_in_blocks_like_one_shot():
     assert max(step[s - 20:s + 20].max() for s in seams) <= 1.5 * np.quantile(step, 0.999)  # no click
 
 
+@pytest.mark.parametrize("freq", [300, 1528])
+def test_voice_is_never_much_louder_than_the_source(freq):
+    pytest.importorskip("pyworld")
+    x = sine(freq, 1, level=0.1)
+    y = A.voice(x, RATE, [(0, 1)])
+    assert rms(y) <= A.MAX_GAIN * rms(x) * 1.01
+
+
 def test_voice_without_pyworld_says_how_to_install(monkeypatch):
     import builtins
 

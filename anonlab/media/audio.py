@@ -30,7 +30,9 @@ Modes (`AUDIO_MODES`):
   intelligible; the voice's pitch and timbre are no longer the speaker's. It does **not** hide what is said
   (a name spoken in a range is still heard) nor the speaker's accent, rhythm or choice of words: for a name,
   use ``mute`` or ``beep``. Inside a range the channels are mixed to mono before the disguise (the speaker's
-  position in a stereo image can identify them too, and it halves the cost); outside nothing changes.
+  position in a stereo image can identify them too, and it halves the cost); outside nothing changes. A
+  block never comes out more than 3 dB louder than it went in (`MAX_GAIN`: pure tones came out of WORLD
+  twice as loud).
   ``pyworld`` is an optional dependency (``pip install 'anonlab[voice]'``).
 
 `Redactor` is the streaming form of all three (chunks in, chunks out, the same number of samples overall),
@@ -69,6 +71,8 @@ VOICE_FRAME_MS = 5.0
 VOICE_BLOCK_S = 4.0
 #: Context read before and after a block so WORLD's analysis windows at the block edges see real signal.
 VOICE_CONTEXT_S = 0.1
+#: The disguised voice is at most this much louder (RMS over a block) than the source: +3 dB.
+MAX_GAIN = 2 ** 0.5
 #: Slack when checking a range against the duration, seconds (a range typed to the millisecond shown).
 RANGE_SLACK_S = 1e-3
 #: A range's open end: `whole_track` ranges and ranges clipped by `Redactor` run to the stream's end.
@@ -393,7 +397,9 @@ def _disguise(x: np.ndarray, rate: int, semitones: float, formant: float) -> np.
     n = x.shape[0]
     if n == 0:
         return np.zeros(0)
-    xd = np.ascontiguousarray(x, dtype=np.float64)
+    # WORLD's analysis windows need some signal: a very short piece (a tiny range at the very start or end of
+    # a stream) is padded with silence, analysed, and cut back
+    xd = np.ascontiguousarray(np.pad(np.asarray(x, np.float64), (0, max(0, int(0.1 * rate) - n))))
     f0, t = pyworld.dio(xd, rate, frame_period=VOICE_FRAME_MS)
     f0 = pyworld.stonemask(xd, f0, t, rate)
     sp = pyworld.cheaptrick(xd, f0, t, rate)
@@ -402,7 +408,13 @@ def _disguise(x: np.ndarray, rate: int, semitones: float, formant: float) -> np.
                            _warp(ap, formant), rate, VOICE_FRAME_MS)
     if y.shape[0] < n:
         y = np.pad(y, (0, n - y.shape[0]))
-    return np.clip(y[:n], -1.0, 1.0)
+    y = y[:n]
+    # A level guard: speech comes out of WORLD at about its level, but a pure tone came out twice as loud
+    # (RMS; peaks up to 5x): never louder than the source by more than 3 dB over a block.
+    rx, ry = float(np.sqrt(np.mean(xd[:n] ** 2))), float(np.sqrt(np.mean(y ** 2)))
+    if ry > MAX_GAIN * rx:
+        y = y * (MAX_GAIN * rx / ry)
+    return np.clip(y, -1.0, 1.0)
 
 
 def _warp(env: np.ndarray, factor: float) -> np.ndarray:
