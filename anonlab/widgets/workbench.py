@@ -28,7 +28,6 @@ a mixin of `Workbench`), and opening a case (`anonlab.widgets.inputs`).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import threading
 import time
@@ -42,7 +41,6 @@ from ipycanvas import MultiCanvas
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
-from anonlab.media.audio import AUDIO_MODES
 from anonlab.pipeline import default_output
 from anonlab.regions import LABELS
 from anonlab.settings import Settings
@@ -57,10 +55,10 @@ from anonlab.widgets.keymap import SHORTCUTS
 from anonlab.widgets.layout import (CSS, GAP, MAX_CANVAS, MAX_TRACK_ROWS, ROW_PX, SIDE_WIDTH, THUMB, canvas_size_for,
                                     fmt_time, layout_width, msg_html)
 from anonlab.widgets.review_panel import ReviewPanel
-from anonlab.widgets.waveform import STRIP_HEIGHT, draw_strip, waveform_peaks
+from anonlab.widgets.soundtrack_panel import SoundTrackPanel
 
 
-class Workbench(LongActions):
+class Workbench(LongActions, SoundTrackPanel):
     """Open a video or photo (or a case file, or a `Case`, or a folder of photos) for review and editing.
 
     Args:
@@ -231,33 +229,7 @@ class Workbench(LongActions):
             self.transport.layout.display = "none"
         view_row = widgets.HBox([self.transport, self.masked_toggle, self.undo_button, self.redo_button,
                                  *self.zoom_buttons], layout=L(width=f"{cw}px", flex_flow="row wrap"))
-        # the sound track under the slider (same width: a point of the strip is the slider's time there)
-        self.audio_strip = widgets.Image(format="png", width=cw, height=STRIP_HEIGHT,
-                                         layout=L(width=f"{cw}px", height=f"{STRIP_HEIGHT}px", margin="0"))
-        self.audio_mode = widgets.ToggleButtons(
-            options=list(AUDIO_MODES), value=m.audio[0],
-            tooltips=["export the sound track as it is", "silence in the ranges", "a 1 kHz tone in the ranges",
-                      "disguise the voice in the ranges (pitch and formants; words stay audible)"],
-            style={"button_width": "58px"})
-        self.audio_mode.observe(self._on_audio_mode, "value")
-        self.audio_in_button = self._button("in", "a range starts at this frame", m.mark_audio_in, "",
-                                            "46px", "audio")
-        self.audio_out_button = self._button("out", "the range ends with this frame", m.mark_audio_out, "",
-                                             "46px", "audio")
-        self.audio_add_button = self._button("add range", "add the range from 'in' to 'out'",
-                                             m.add_audio_range, "plus", where="audio")
-        self.audio_remove_button = self._button("remove", "remove the range at this frame",
-                                                m.remove_audio_range, "minus", where="audio")
-        self.audio_info = widgets.HTML(layout=L(width="100%"))
-        self.audio_msg = widgets.HTML(layout=L(width="100%"))
-        self.audio_msg.add_class("anonlab-msg")
-        self.audio_box = widgets.VBox([
-            widgets.HTML("<b>AUDIO</b> <small>voices and spoken names are personal data too</small>"),
-            self.audio_mode,
-            widgets.HBox([self.audio_in_button, self.audio_out_button, self.audio_add_button,
-                          self.audio_remove_button]),
-            self.audio_info, self.audio_msg,
-        ], layout=L(width="100%", border="1px solid #ccc", padding="4px", margin="6px 0 0 0"))
+        self._build_audio(cw)
         if not self.has_audio:
             self.audio_strip.layout.display = "none"
         left = widgets.VBox([self.canvas, self.slider, self.audio_strip, view_row, self.player_msg],
@@ -400,32 +372,6 @@ class Workbench(LongActions):
         if not self._syncing and change["new"] != self.model.show_masked:
             self.model.toggle_masked()
 
-    def _on_audio_mode(self, change) -> None:
-        if not self._syncing and change["new"] != self.model.audio[0]:
-            self._guard(lambda: self.model.set_audio_mode(change["new"]), "audio")
-
-    def _start_waveform(self) -> None:
-        """Decode the sound track once, in a thread, into the strip's peaks (the strip shows the ranges and
-        marks at once, the waveform when it is ready; memory: two floats a pixel column)."""
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
-        reader = self.frames.reader
-        origin = float(reader.pts[0] * reader.time_base) if hasattr(reader, "pts") else 0.0
-        columns, duration = self.model.viewport.canvas_w, self.model.duration
-
-        def work() -> None:
-            peaks = waveform_peaks(self.input_path, columns, duration, origin)
-            self._dispatch(lambda: self._set_peaks(peaks))
-
-        self.waveform_thread = threading.Thread(target=work, name="anonlab-waveform", daemon=True)
-        self.waveform_thread.start()
-
-    def _set_peaks(self, peaks) -> None:
-        self._peaks = peaks
-        self._redraw({"waveform"})
-
     def _on_relabel(self, change) -> None:
         t = self.model.selected
         if self._syncing or t is None or t not in self.case.tracks:
@@ -498,31 +444,6 @@ class Workbench(LongActions):
         self.drawn["picture"] = img
         self.drawn["frame"] = self.model.frame
         self.drawn["masked"] = self.model.show_masked
-
-    def _draw_audio(self) -> None:
-        """The sound-track strip (waveform, ranges in the mode's colour, in/out marks, this frame) and the
-        AUDIO box's state."""
-        m = self.model
-        mode, ranges = m.audio
-        img = draw_strip(self._peaks, m.viewport.canvas_w, m.duration, ranges=ranges, mode=mode,
-                         marks=(m.audio_in, m.audio_out), now=m.time)
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
-        self.audio_strip.value = buf.tobytes()
-        self.drawn["waveform"] = img
-        self.drawn["waveform_peaks"] = self._peaks is not None
-        self._syncing = True
-        try:
-            self.audio_mode.value = mode
-        finally:
-            self._syncing = False
-        spans = ", ".join(f"{fmt_time(a)}–{fmt_time(b)}" for a, b in ranges[:6]) + (" …" if len(ranges) > 6 else "")
-        total = sum(b - a for a, b in ranges)
-        where = (f"{len(ranges)} range(s), {total:.2f} s: {spans}" if ranges else
-                 "no ranges: the whole track" if mode != "keep" else "no ranges")
-        marks = " · ".join(f"{k} {fmt_time(t)}" for k, t in (("in", m.audio_in), ("out", m.audio_out)) if t is not None)
-        self.audio_info.value = (f"<small>{html.escape(where)}" + (f" · marked {html.escape(marks)}" if marks else "")
-                                 + "</small>")
-        self.audio_msg.value = msg_html(m.messages.get("audio", ""), "audio" in m.failed)
 
     def _draw_boxes(self) -> None:
         self.drawn["boxes"], self.drawn["provisional"] = draw_boxes(self.region_layer, self.model)
