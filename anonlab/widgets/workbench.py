@@ -269,10 +269,10 @@ class Workbench(LongActions, SoundTrackPanel):
                                            lambda: self._with_sel(lambda t: m.exclude(t, self.reason.value)),
                                            "unlock")
         self.include_button = self._button("mask", "mask this track again", lambda: self._with_sel(m.include), "lock")
-        self.label_choice = widgets.ToggleButtons(options=list(LABELS), value=m.draw_label, description="draw",
-                                                  tooltips=["drag on the picture draws a face (1)",
-                                                            "drag on the picture draws a plate (2)"],
-                                                  style={"button_width": "52px", "description_width": "34px"})
+        self.label_choice = widgets.ToggleButtons(
+            options=list(LABELS), value=m.draw_label, description="draw",
+            tooltips=[f"drag on the picture draws a {name} box ({i + 1})" for i, name in enumerate(LABELS)],
+            style={"button_width": "60px", "description_width": "34px"})
         self.label_choice.observe(lambda ch: setattr(m, "draw_label", ch["new"]), "value")
         self.tools_msg = widgets.HTML(layout=L(width="100%"))
         self.tools_msg.add_class("anonlab-msg")
