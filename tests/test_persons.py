@@ -155,6 +155,17 @@ def test_frames_without_people_give_nothing(detector):
     assert len(detector(np.zeros((0, 10, 3), np.uint8))) == 0
 
 
+def test_quick_pass_runs_the_whole_frame_only(detector, portrait, monkeypatch):
+    calls = []
+    run_view = detector.run_view
+    monkeypatch.setattr(detector, "run_view", lambda image: calls.append(image.shape) or run_view(image))
+    quick = detector.quick(portrait)
+    assert calls == [portrait.shape] and len(quick) >= 2
+    calls.clear()
+    detector(portrait)
+    assert len(calls) == len(views(portrait.shape[1], portrait.shape[0], detector.tile_fraction)) > 1
+
+
 def test_with_threshold_shares_the_model(detector, portrait):
     high = detector.with_threshold(0.9)
     assert high.session is detector.session and high.thresh == 0.9 and detector.thresh == detector.default_thresh
