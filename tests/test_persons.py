@@ -16,6 +16,7 @@ import pytest
 
 from anonlab import regions
 from anonlab.detect.persons import (
+    HEAD_MARGIN,
     L_EAR,
     L_EYE,
     L_HIP,
@@ -184,8 +185,8 @@ def test_back_view_ears_and_shoulders_put_the_head_above_the_shoulders():
     x1, y1, x2, y2 = box
     assert y2 < 150 + 10  # above the shoulder line (a little margin at the chin)
     assert x1 < 85 and x2 > 115 and y1 < 100 < y2  # holds both ears
-    # the size: the largest estimate, here the head-to-shoulder distance 0.9 * 50 = 45 px; side 1.3 * S
-    assert x2 - x1 == pytest.approx(1.3 * max(1.6 * 30, 0.6 * 80, 0.9 * 50), rel=1e-5)
+    # the size: the largest estimate, here the ear span 1.6 * 30 = 48 px; side HEAD_MARGIN * S
+    assert x2 - x1 == pytest.approx(HEAD_MARGIN * max(1.6 * 30, 0.6 * 80, 0.9 * 50), rel=1e-5)
     assert (x1 + x2) / 2 == pytest.approx(100)
 
 
@@ -196,7 +197,7 @@ def test_shoulders_only_put_the_head_above_them():
     s = 0.6 * 100  # head height from the shoulder span
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     assert cx == pytest.approx(100) and cy == pytest.approx(200 - 1.1 * s)
-    assert box[2] - box[0] == pytest.approx(1.3 * s)
+    assert box[2] - box[0] == pytest.approx(HEAD_MARGIN * s)
     assert box[3] <= 200  # entirely above the shoulders
 
 
@@ -219,16 +220,17 @@ def test_up_follows_the_torso():
 
 
 def test_low_scores_and_empty_poses():
-    kp = pose({L_EAR: (115, 100), R_EAR: (85, 100)}, score=0.1)
-    _, ok = head_boxes(kp, kp_thresh=0.2)
+    kp = pose({L_EAR: (115, 100), R_EAR: (85, 100)}, score=0.08)
+    _, ok = head_boxes(kp)
     assert not ok[0]
     _, ok = head_boxes(kp, kp_thresh=0.05)
     assert ok[0]
     xyxy, ok = head_boxes(np.zeros((0, 17, 3)))
     assert xyxy.shape == (0, 4) and ok.shape == (0,)
-    # nothing usable but a person box: a head of height S = 0.3 of its width centred S/2 under its top; side 1.3 S
+    # nothing usable but a person box: a head of height S = 0.3 of its width centred S/2 under its top
     xyxy, ok = head_boxes(np.zeros((1, 17, 3)), person_xyxy=np.array([[10, 20, 110, 320]]))
-    assert ok[0] and xyxy[0][1] == pytest.approx(20 + 15 - 19.5) and xyxy[0][2] - xyxy[0][0] == pytest.approx(39)
+    assert ok[0] and xyxy[0][2] - xyxy[0][0] == pytest.approx(HEAD_MARGIN * 30)
+    assert (xyxy[0][1] + xyxy[0][3]) / 2 == pytest.approx(20 + 15)
 
 
 def test_person_box_holds_keypoints_and_head():
