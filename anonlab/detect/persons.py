@@ -79,7 +79,7 @@ EAR_SPAN, EYE_SPAN, EYE_EAR, SHOULDER_SPAN, SHOULDER_TO_HEAD = 1.6, 3.6, 2.6, 0.
 #: Head centre: above the head keypoints' mean / above the shoulders' midpoint, in units of ``S``.
 LIFT_HEAD, LIFT_SHOULDERS = 0.1, 1.1
 #: Side of the head box in units of ``S`` (a head is about 0.8 S wide: 0.4 S to spare on each side, 0.3 S above and
-#: below). Chosen over 1.3 and 1.45 on two disjoint sevenths of the face set (+6 to +7 points of face coverage).
+#: below). Chosen over 1.3 and 1.45 on two disjoint sevenths of the face set (+5 to +7 points of face coverage over 1.3).
 HEAD_MARGIN = 1.6
 #: Keypoint score above which a keypoint is used (the reference pipeline draws keypoints above 0.3). MoveNet places
 #: hidden keypoints too, with low scores: 0.1 covered more faces than 0.2, with fewer stray head boxes.
