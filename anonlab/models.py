@@ -253,10 +253,10 @@ def model_path(name: str, override: str | os.PathLike | None = None) -> Path:
         )
     digest = sha256_file(path)
     if digest != info.sha256:
+        own = f", or pass your own file with --{info.label}-model" if f"{info.label}_model" in OVERRIDES else ""
         raise AnonlabError(
             f"bundled model {path.name} for {name} has sha256 {digest[:16]}…, expected {info.sha256[:16]}…: "
-            f"the file is damaged or was replaced; restore it, or pass your own file with "
-            f"--{info.label}-model"
+            f"the file is damaged or was replaced; restore it (reinstall anonlab){own}"
         )
     return path
 

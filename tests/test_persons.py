@@ -9,6 +9,7 @@ Tests of the `Regions` a detector returns under the labels ``head`` / ``person``
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -252,3 +253,34 @@ def test_views_cover_the_frame():
         assert x2 - x1 == y2 - y1 == 432  # square tiles, 0.6 of the shorter side
         covered[y1:y2, x1:x2] = True
     assert covered.all()
+
+
+def test_heads_and_persons_through_the_cli_and_the_workbench(tmp_path):
+    import json
+
+    from anonlab import cli
+    from anonlab.case import Case
+    from anonlab.detect import build_detector
+    from anonlab.detect.base import UnionDetector
+    from anonlab.detect.persons import PersonDetector
+    from anonlab.regions import LABELS
+    from anonlab.settings import Settings
+    from anonlab.widgets.editor import EditorModel
+
+    portrait = Path(__file__).resolve().parents[1] / "sample_media" / "portrait.jpg"
+    report = tmp_path / "r.json"
+    assert cli.main(["anonymize", str(portrait), "-o", str(tmp_path / "p.jpg"), "--what", "heads,persons",
+                     "--report", str(report), "--quiet"]) == 0
+    counts = json.loads(report.read_text())["regions"]["by_label"]
+    assert counts["head"] >= 1
+    assert counts["person"] >= 1
+    # faces, heads and persons: the person model runs once for both of its labels
+    det = build_detector(Settings(what=("face", "head", "person")))
+    assert isinstance(det, UnionDetector)
+    persons = [d for d in det.detectors if isinstance(d, PersonDetector)]
+    assert len(persons) == 1
+    assert persons[0].what == ("head", "person")
+    model = EditorModel(Case.blank("p.jpg", n_frames=1, width=512, height=600, kind="photo"))
+    model.on_key(str(LABELS.index("head") + 1))
+    tid = model.draw_box((100, 40, 400, 330))
+    assert LABELS[model.case.tracks[tid].label] == "head"

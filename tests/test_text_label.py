@@ -2,6 +2,7 @@
 queue and the workbench's editing model."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -107,3 +108,15 @@ def test_the_workbench_draws_text_boxes_with_its_label_key():
 def test_the_cli_reads_plural_label_names(tmp_path):
     args = cli.build_parser().parse_args(["anonymize", "x.png", "--what", "faces,text"])
     assert cli.settings_from_args(args).what == ("face", "text")
+
+
+def test_a_name_badge_in_a_small_photo_is_found(tmp_path):
+    # sample_media/portrait.jpg (600 px tall) wears a name badge of 6-7 px letters near (108-162, 492-511): found
+    # only once the frame is enlarged (TEXT_LABEL_MAX_UPSCALE), as small faces are.
+    out, regions_out = tmp_path / "p.png", tmp_path / "r.jsonl"
+    portrait = Path(__file__).resolve().parents[1] / "sample_media" / "portrait.jpg"
+    assert cli.main(["anonymize", str(portrait), "-o", str(out), "--what", "text", "--regions-out", str(regions_out),
+                     "--quiet"]) == 0
+    regions = Regions.from_records(json.loads(regions_out.read_text().splitlines()[0])["regions"])
+    badge = np.array([[110, 494, 160, 509]], np.float32)
+    assert text_coverage(badge, mask_extent(regions, Settings(what=("text",))), 512, 600)[0] == 1.0

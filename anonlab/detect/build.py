@@ -13,6 +13,7 @@ from anonlab.detect.base import Detector, UnionDetector, onnx_session
 from anonlab.detect.centerface import CenterFace
 from anonlab.detect.fusion import DEFAULT_THRESH, YUNET_OFFSET, FusedFaces
 from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
+from anonlab.detect.persons import PersonDetector
 from anonlab.detect.plates import TEXT_MAX_SIDE, MultiScalePlates, PlateDetector
 from anonlab.detect.scrfd import SCRFD, is_scrfd
 from anonlab.detect.text import TextDetector
@@ -93,6 +94,9 @@ def plate_detector(settings: "Settings") -> Detector:
 #: about twice as much on 1080p frames.
 TEXT_LABEL_MAX_SIDE = 1280
 TEXT_LABEL_THRESH = 0.3
+#: Frames smaller than `TEXT_LABEL_MAX_SIDE` are enlarged up to this many times, as small faces are
+#: (`MAX_UPSCALE`): a name badge in a 600 px photo has letters of 6-7 px, found only once enlarged.
+TEXT_LABEL_MAX_UPSCALE = 2.0
 
 
 def text_detector(settings: "Settings") -> Detector:
@@ -100,7 +104,7 @@ def text_detector(settings: "Settings") -> Detector:
     as the plates' second proposer, with its own size and threshold (`TEXT_LABEL_MAX_SIDE`, `TEXT_LABEL_THRESH`;
     ``settings.thresh`` overrides the threshold)."""
     thresh = TEXT_LABEL_THRESH if settings.thresh is None else settings.thresh
-    return TextDetector(thresh, label=TEXT, max_side=TEXT_LABEL_MAX_SIDE)
+    return TextDetector(thresh, label=TEXT, max_side=TEXT_LABEL_MAX_SIDE, max_upscale=TEXT_LABEL_MAX_UPSCALE)
 
 
 def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
@@ -121,11 +125,14 @@ def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
         return plate_detector(settings)
     if label == "text":
         return text_detector(settings)
+    if label in ("head", "person"):
+        return PersonDetector(settings.thresh, what=(label,))
     raise AnonlabError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
 
 
 def build_detector(settings: "Settings", **face_options) -> Detector:
-    """The detector for ``settings.what``: faces (CenterFace ∪ YuNet, fused) and/or plates (YOLOv8n).
+    """The detector for ``settings.what``: faces (CenterFace ∪ YuNet, fused), plates (YOLOv8n), text (PP-OCRv4),
+    heads and persons (MoveNet MultiPose: one run gives both).
 
     Threshold: plates use ``settings.thresh`` or their default. Faces are `FusedFaces`: ``settings.thresh``
     (default `anonlab.detect.fusion.DEFAULT_THRESH`) is the fused-score threshold of boxes of 16 px and
@@ -139,5 +146,9 @@ def build_detector(settings: "Settings", **face_options) -> Detector:
         >>> detect = build_detector(Settings(what=("face", "plate")))     # doctest: +SKIP
         >>> detect(frame).label_names                                      # doctest: +SKIP
     """
-    parts = [detector_for(label, settings, **face_options) for label in settings.what]
+    labels = list(settings.what)
+    if "head" in labels and "person" in labels:  # one model gives both: run it once
+        labels.remove("person")
+    parts = [PersonDetector(settings.thresh, what=("head", "person")) if label == "head" and "person" in settings.what
+             else detector_for(label, settings, **face_options) for label in labels]
     return parts[0] if len(parts) == 1 else UnionDetector(parts, name="+".join(settings.what), iou=None)

@@ -40,9 +40,11 @@ MIN_CORE = 3.0
 MAX_CANDIDATES = 1000
 
 
-def network_size(width: int, height: int, max_side: int = MAX_SIDE, min_side: int = 32) -> tuple[int, int]:
-    """``(W, H)`` the frame is resized to: fitted into ``max_side`` (never enlarged), multiples of 32."""
-    gain = min(1.0, max_side / max(width, height))
+def network_size(width: int, height: int, max_side: int = MAX_SIDE, min_side: int = 32,
+                 max_upscale: float = 1.0) -> tuple[int, int]:
+    """``(W, H)`` the frame is resized to: fitted into ``max_side``, multiples of 32. A frame smaller than that is
+    enlarged at most ``max_upscale`` times (1: never), so small print in a small picture reaches the model's range."""
+    gain = min(float(max_upscale), max_side / max(width, height))
     w = max(min_side, int(round(width * gain / 32)) * 32)
     h = max(min_side, int(round(height * gain / 32)) * 32)
     return w, h
@@ -107,6 +109,7 @@ class TextDetector(Detector):
         max_side: the frame is shrunk so that its longer side is at most this many network pixels (never
             enlarged); the cost grows with the pixel count.
         grayscale: feed the grey-level image in all three channels.
+        max_upscale: frames smaller than ``max_side`` are enlarged up to this many times (1: never).
 
     Raises:
         AnonlabError: the bundled file is missing or altered.
@@ -115,10 +118,12 @@ class TextDetector(Detector):
     default_thresh = 0.5
 
     def __init__(self, thresh: float | None = None, *, label: int = PLATE, max_side: int = MAX_SIDE,
-                 grayscale: bool = False, bin_thresh: float = BIN_THRESH, unclip: float = UNCLIP) -> None:
+                 grayscale: bool = False, bin_thresh: float = BIN_THRESH, unclip: float = UNCLIP,
+                 max_upscale: float = 1.0) -> None:
         super().__init__(thresh)
         self.label = label
         self.max_side = int(max_side)
+        self.max_upscale = float(max_upscale)
         self.grayscale = grayscale
         self.bin_thresh = bin_thresh
         self.unclip = unclip
@@ -131,7 +136,7 @@ class TextDetector(Detector):
     def probability(self, frame: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Text probability map ``(H, W)`` float32 in network pixels, and the ``(sx, sy)`` from network to frame."""
         h, w = frame.shape[:2]
-        nw, nh = network_size(w, h, self.max_side)
+        nw, nh = network_size(w, h, self.max_side, max_upscale=self.max_upscale)
         image = frame
         if self.grayscale:
             image = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
@@ -152,7 +157,7 @@ class TextDetector(Detector):
         return make_regions(xyxy, scores, self.label, frame.shape[1], frame.shape[0])
 
     def __repr__(self) -> str:
-        return f"TextDetector(thresh={self.thresh:g}, max_side={self.max_side})"
+        return f"TextDetector(thresh={self.thresh:g}, max_side={self.max_side}, max_upscale={self.max_upscale:g})"
 
 
 
