@@ -120,3 +120,14 @@ def test_a_name_badge_in_a_small_photo_is_found(tmp_path):
     regions = Regions.from_records(json.loads(regions_out.read_text().splitlines()[0])["regions"])
     badge = np.array([[110, 494, 160, 509]], np.float32)
     assert text_coverage(badge, mask_extent(regions, Settings(what=("text",))), 512, 600)[0] == 1.0
+
+
+def test_the_red_team_looks_for_text_when_the_run_did():
+    from anonlab.detect.text import TextDetector
+    from anonlab.review import red_team_detectors
+
+    dets = red_team_detectors(Settings(what=("face", "text")))
+    texts = [d for d in dets if isinstance(d, TextDetector)]
+    assert len(texts) == 1
+    assert texts[0].label == TEXT
+    assert texts[0].thresh == pytest.approx(0.15)  # half the analysis threshold, as for every model

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from anonlab.detect import face_detectors, plate_detector
+from anonlab.detect import detector_for, face_detectors, plate_detector
 from anonlab.media import open_media
 from anonlab.regions import LABELS, NO_TRACK, Regions, iou_matrix
 from anonlab.render.mask import mask_boxes, mask_extent, shape_alpha
@@ -183,7 +183,8 @@ def _box_coverage(box: np.ndarray, covered: np.ndarray) -> float:
 
 
 def red_team_detectors(settings, thresh: float | None = None) -> list:
-    """CenterFace and YuNet (always both) for faces and the plate model, at a lowered threshold.
+    """CenterFace and YuNet (always both) for faces, the plate model, and the detector of each other label asked
+    for (text, heads, persons), at a lowered threshold.
 
     ``thresh`` None: each model at `RED_TEAM_FACTOR` times the threshold the analysis used
     (``settings.thresh`` or the model's default); a number: every model at that threshold. Each detector
@@ -198,6 +199,7 @@ def red_team_detectors(settings, thresh: float | None = None) -> list:
         dets += face_detectors(s)
     if "plate" in s.what:
         dets.append(plate_detector(s))
+    dets += [detector_for(label, s) for label in s.what if label not in ("face", "plate")]
     out = []
     for d in dets:
         low = d.with_threshold(thresh) if thresh is not None else d.lowered(RED_TEAM_FACTOR)
