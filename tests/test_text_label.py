@@ -10,6 +10,7 @@ import pytest
 
 from anonlab import cli
 from anonlab.case import Case
+from anonlab.errors import AnonlabError
 from anonlab.detect import detector_for
 from anonlab.evaluation.textscenes import KINDS, make_text_scene, text_coverage
 from anonlab.regions import FACE, LABELS, TEXT, Regions
@@ -131,3 +132,18 @@ def test_the_red_team_looks_for_text_when_the_run_did():
     assert len(texts) == 1
     assert texts[0].label == TEXT
     assert texts[0].thresh == pytest.approx(0.15)  # half the analysis threshold, as for every model
+
+
+def test_label_layers_hide_boxes_in_the_view_not_in_the_export():
+    case = Case.blank("doc.png", n_frames=1, width=320, height=200, kind="photo")
+    model = EditorModel(case)
+    face = model.draw_box((10, 10, 40, 40), label="face")
+    text = model.draw_box((60, 10, 160, 30), label="text")
+    model.toggle_label_layer("text")
+    assert [b.track for b in model.boxes()] == [face]
+    assert model.selected is None  # the selected text track was hidden with its layer
+    assert len(model.mask_regions()) == 2  # hiding is only a view
+    model.toggle_label_layer("text")
+    assert sorted(b.track for b in model.boxes()) == [face, text]
+    with pytest.raises(AnonlabError, match="unknown label"):
+        model.toggle_label_layer("cat")

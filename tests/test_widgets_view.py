@@ -682,3 +682,13 @@ def test_a_long_filmstrip_pages_so_every_flagged_frame_is_one_click_away(wb):
     assert set(map(int, first + second)) == set(card.frames)
     wb.review.strip.children[0].children[1].click()  # a frame of the strip: the player goes there
     assert wb.model.frame == int(second[0])
+
+
+def test_label_layer_buttons_hide_a_label_in_the_view(wb):
+    drag(wb, (60, 100), (140, 180))
+    assert len(wb.drawn["boxes"]) == 1
+    wb.layer_buttons["face"].value = False
+    assert wb.model.hidden_labels == {"face"}
+    assert wb.drawn["boxes"] == []
+    wb.layer_buttons["face"].value = True
+    assert len(wb.drawn["boxes"]) == 1

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-import cv2
 import numpy as np
 
 from anonlab.case import Case
@@ -34,6 +33,7 @@ from anonlab.errors import AnonlabError
 from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
 from anonlab.render.mask import mask_frame
 from anonlab.widgets.boxes import EXCLUDED_COLOR, BoxView, TrackSummary, handle_points, track_color
+from anonlab.widgets.follow import csrt_follow
 from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.keymap import find_binding
 from anonlab.widgets.soundtrack import SoundTrackEditing
@@ -91,6 +91,8 @@ class EditorModel(SoundTrackEditing):
         self.frame = 0
         self.selected: int | None = None
         self.hidden: set[int] = set()
+        #: Label layers switched off in the view (``"text"``...): their boxes are not drawn; the export masks them.
+        self.hidden_labels: set[str] = set()
         #: The masked preview is on by default: the analyst first sees what will be published (issue 14).
         self.show_masked = True
         self.draw_label = "face"
@@ -201,6 +203,19 @@ class EditorModel(SoundTrackEditing):
             self.selected = None
         self._notify("boxes", "tracks", "selection")
 
+    def toggle_label_layer(self, label: str) -> None:
+        """Show or hide every box of one label (a layer) in the view; hiding is only a view, the export masks them.
+
+        Raises:
+            AnonlabError: an unknown label.
+        """
+        if label not in LABELS:
+            raise AnonlabError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
+        self.hidden_labels ^= {label}
+        if self.selected is not None and LABELS[self.case.tracks[self.selected].label] in self.hidden_labels:
+            self.selected = None
+        self._notify("boxes", "tracks", "selection")
+
     def toggle_masked(self) -> None:
         self.show_masked = not self.show_masked
         self._notify("view", "frame")
@@ -221,13 +236,13 @@ class EditorModel(SoundTrackEditing):
 
     # --- what to draw -------------------------------------------------------------------------------
     def boxes(self, n: int | None = None) -> list[BoxView]:
-        """The boxes of frame ``n`` (default: current), hidden tracks left out, selected one last."""
+        """The boxes of frame ``n`` (default: current), hidden tracks and label layers left out, selected one last."""
         n = self.frame if n is None else n
         out = []
         for tid in sorted(self.case.tracks):
-            if tid in self.hidden:
-                continue
             t = self.case.tracks[tid]
+            if tid in self.hidden or LABELS[t.label] in self.hidden_labels:
+                continue
             v = t.value(n)
             if v is None:
                 continue
@@ -553,39 +568,8 @@ class EditorModel(SoundTrackEditing):
             self.say("nothing to follow: at the end of the video or next to a keyframe")
             return 0
         W, H = self.viewport.image_w, self.viewport.image_h
-        box = v[:4]
-        scale = min(1.0, FOLLOW_MAX_SIDE / max(W, H))
-        if min(box[2] - box[0], box[3] - box[1]) * scale < 24:
-            scale = 1.0
         lo, hi = (start, end + 1) if step > 0 else (end, start + 1)
-
-        def small(img):
-            return img if scale == 1.0 else cv2.resize(img, (round(W * scale), round(H * scale)),
-                                                      interpolation=cv2.INTER_AREA)
-
-        frames = ((n, small(f)) for n, f in self.source.frames(lo, hi))
-        if step < 0:
-            frames = iter(list(frames)[::-1])
-        keys: dict[int, tuple] = {}
-        tracker = None
-        for n, img in frames:
-            if tracker is None:
-                if n != start:
-                    raise AnonlabError("follow: the video did not yield the expected frame")
-                tracker = cv2.TrackerCSRT_create()
-                x1, y1, x2, y2 = (c * scale for c in box)
-                tracker.init(img, (int(round(x1)), int(round(y1)), max(2, int(round(x2 - x1))),
-                                   max(2, int(round(y2 - y1)))))
-                continue
-            ok, (bx, by, bw, bh) = tracker.update(img)
-            if not ok or bw <= 0 or bh <= 0:
-                break
-            nb = (bx / scale, by / scale, (bx + bw) / scale, (by + bh) / scale)
-            cb = (max(nb[0], 0), max(nb[1], 0), min(nb[2], W), min(nb[3], H))
-            area = (nb[2] - nb[0]) * (nb[3] - nb[1])
-            if cb[2] <= cb[0] or cb[3] <= cb[1] or (cb[2] - cb[0]) * (cb[3] - cb[1]) < 0.3 * area:
-                break  # left the picture
-            keys[n] = cb
+        keys = csrt_follow(self.source.frames(lo, hi), start, v[:4], (W, H), step, max_side=FOLLOW_MAX_SIDE)
         if keys:
             self.case.set_keys(track, keys, source="tracker", tool="follow")
         self.say(f"followed track {track} over {len(keys)} frame(s) {'forward' if step > 0 else 'backward'}")

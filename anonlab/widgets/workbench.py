@@ -274,6 +274,14 @@ class Workbench(LongActions, SoundTrackPanel):
             tooltips=[f"drag on the picture draws a {name} box ({i + 1})" for i, name in enumerate(LABELS)],
             style={"button_width": "60px", "description_width": "34px"})
         self.label_choice.observe(lambda ch: setattr(m, "draw_label", ch["new"]), "value")
+        # label layers: hide every box of a label in the view (the export still masks them)
+        self.layer_buttons = {}
+        for name in LABELS:
+            b = widgets.ToggleButton(value=True, description=name, tooltip=f"show or hide every {name} box (the "
+                                     "export masks them either way)", layout=L(width="60px"))
+            b.observe(lambda ch, name=name: self._on_layer(name, ch["new"]), "value")
+            self.layer_buttons[name] = b
+        self.layers = widgets.HBox([widgets.HTML("show", layout=L(width="38px")), *self.layer_buttons.values()])
         self.tools_msg = widgets.HTML(layout=L(width="100%"))
         self.tools_msg.add_class("anonlab-msg")
         self.tools = widgets.VBox([
@@ -283,7 +291,7 @@ class Workbench(LongActions, SoundTrackPanel):
             widgets.HBox([self.follow_back, self.follow_fwd, self.follow_n]),
             widgets.HBox([self.merge_with, self.merge_button]),
             widgets.HBox([self.reason, self.exclude_button, self.include_button]),
-            self.label_choice, self.tools_msg,
+            self.label_choice, self.layers, self.tools_msg,
         ], layout=L(width="100%", border="1px solid #ccc", padding="4px", margin="6px 0 0 0"))
         self.tools.add_class("anonlab-tools")
         self.side = widgets.VBox([self.tools], layout=L(width=f"{SIDE_WIDTH}px", margin=f"0 0 0 {GAP}px"))
@@ -371,6 +379,10 @@ class Workbench(LongActions, SoundTrackPanel):
     def _on_masked_toggle(self, change) -> None:
         if not self._syncing and change["new"] != self.model.show_masked:
             self.model.toggle_masked()
+
+    def _on_layer(self, label: str, shown: bool) -> None:
+        if not self._syncing and shown == (label in self.model.hidden_labels):
+            self._guard(lambda: self.model.toggle_label_layer(label))
 
     def _on_relabel(self, change) -> None:
         t = self.model.selected
