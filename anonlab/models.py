@@ -121,7 +121,7 @@ REGISTRY: dict[str, ModelInfo] = {
         ),
         ModelInfo(
             name="text_ppocrv4_det",
-            label="plate",  # a text detector; used today as the second source of plate proposals
+            label="text",  # lines of text: the text label, and the second source of plate proposals
             file="ch_PP-OCRv4_det_infer.onnx",
             sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
             licence="Apache-2.0",

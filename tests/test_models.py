@@ -30,7 +30,7 @@ def test_registry_entries_are_complete(name):
     assert info.licence
     assert info.source
     assert info.input_size
-    assert info.label in ("face", "plate", "person")
+    assert info.label in ("face", "plate", "person", "text")
     assert (info.file is None) == (info.package is not None)
 
 
