@@ -521,6 +521,10 @@ def _video_stream(out, istream, props: VideoProps, plan: EncodePlan):
         # Frame threading lets x264's output depend on thread timing under load; slice threading gives
         # byte-identical files for identical frames (a resumed batch must equal an uninterrupted one).
         ostream.thread_type = "SLICE"
+        if plan.interlaced:
+            # Interlaced (MBAFF) coding with x264's slice threads is not reproducible either: 1 of 60 renders of
+            # a TFF clip and 25 of 30 of a DV BFF clip differed under load; one thread: 60 of 60 and 30 of 30.
+            ostream.thread_count = 1
     if props.rotation:
         ostream.set_display_rotation(props.rotation)
     return ostream
