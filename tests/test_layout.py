@@ -138,3 +138,12 @@ def test_python_m_old_verify_path_still_runs():
     out = subprocess.run([sys.executable, "-m", "anonlab.verify"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert re.search(r"usage: anonlab verify INPUT OUTPUT", out.stderr)
+
+
+def test_the_source_names_no_issue_and_no_path_outside_the_repository():
+    # History belongs in commit messages and docs/, data outside the repository in benchmarks: a reader of the
+    # package finds the reasons, not references they cannot follow.
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in sorted(PKG.rglob("*")) if p.suffix in (".py", ".j2")
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"\b[Ii]ssues? \d+|\.\./shared", line)]
+    assert found == []

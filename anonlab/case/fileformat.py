@@ -322,7 +322,7 @@ def dump_case(*, created: str, input: dict, settings: dict, models: list, analys
 # --- review state -----------------------------------------------------------------------------------------
 @dataclass
 class Review:
-    """Where the case stands in review (issue 7 plugs its queue and export gate in here)."""
+    """Where the case stands in review (the review queue and export gate keep their state here)."""
 
     status: str = "draft"
     reviewer: str | None = None

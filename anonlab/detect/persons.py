@@ -232,7 +232,7 @@ class PersonDetector(Detector):
     """
     name = "movenet_multipose"
     #: Recall-first default (see ``models/README.md``, "Heads and persons"): the knee of the curve of face
-    #: coverage by head boxes against the person threshold on ``../shared/eval/faces``.
+    #: coverage by head boxes against the person threshold on the evaluation faces (`models/README.md`).
     default_thresh = 0.1
 
     def __init__(self, thresh: float | None = None, *, what=("head", "person"), labels=("head", "person"),

@@ -118,7 +118,7 @@ class LongActions:
 
     def red_team(self, *, background: bool = True, red_team: Callable | None = None) -> BackgroundJob:
         """Check the last export with every detector at a lowered threshold (`anonlab.review.red_team`, up to
-        300 frames sampled over a long video); what it finds becomes review cards, ranked first (issue 15)."""
+        300 frames sampled over a long video); what it finds becomes review cards, ranked first."""
         out = self.last_output
         if out is None or not out.exists():
             raise AnonlabError("export first: the red team checks the exported file")
@@ -190,7 +190,7 @@ class LongActions:
         except AnonlabError as exc:
             self.model.say(f"export failed: {exc}", "status", error=True)
             return None
-        except Exception as exc:  # never leave "exporting…" on screen: say it, in one line (issue 14 item 5)
+        except Exception as exc:  # never leave "exporting…" on screen: say it, in one line
             self.model.say(f"export failed: internal error ({type(exc).__name__}); nothing was written", "status",
                            error=True)
             return None

@@ -93,7 +93,7 @@ class EditorModel(SoundTrackEditing):
         self.hidden: set[int] = set()
         #: Label layers switched off in the view (``"text"``...): their boxes are not drawn; the export masks them.
         self.hidden_labels: set[str] = set()
-        #: The masked preview is on by default: the analyst first sees what will be published (issue 14).
+        #: The masked preview is on by default: the analyst first sees what will be published.
         self.show_masked = True
         self.draw_label = "face"
         self.drag: Drag | None = None
@@ -105,7 +105,7 @@ class EditorModel(SoundTrackEditing):
         self.failed: set[str] = set()
         #: While an analysis runs: the regions of the frames already settled (`AnalysisJob`), drawn dashed.
         self.provisional: Regions | None = None
-        #: Frames the review queue wants looked at (issue 7 sets it); ``n``/``N`` and the view's buttons jump.
+        #: Frames the review queue wants looked at (the review panel sets it); ``n``/``N`` and the view's buttons jump.
         self.flagged_frames: list[int] = []
         self.follow_frames = FOLLOW_FRAMES
         #: The sound-track range being marked: start and stop in seconds (None: not set yet).

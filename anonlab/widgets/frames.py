@@ -3,7 +3,7 @@
 `FrameSource` answers "frame n as the canvas shows it" quickly while scrubbing: first from an LRU of
 canvas-sized pictures, then from a low-resolution JPEG proxy decoded once in a background thread, and only
 then by an exact decode (a seek plus up to a GOP at 1080p). The proxy lives in a private unlinked
-temporary file, so memory is bounded by frame size, never by the video's length (issue 13). It is its own
+temporary file, so memory is bounded by frame size, never by the video's length. It is its own
 module because it owns a decoder, a thread and a file descriptor, and the editing model only asks it for
 pictures (and for frames in order, to follow a box).
 """
@@ -34,7 +34,7 @@ class FrameSource:
     """Frames for the canvas: exact full frames on demand, canvas-sized pictures cached (LRU by bytes),
     and an optional low-resolution JPEG proxy decoded once in a background thread.
 
-    Memory is bounded by frame size, never by duration (issue 13): the proxy's JPEGs go to a private
+    Memory is bounded by frame size, never by duration: the proxy's JPEGs go to a private
     temporary file (made in `anonlab.privacy.private_tempdir`, mode 0600 in a 0700 folder, and unlinked at
     once, so no other user can open it and nothing is left on disk even if the kernel is killed); memory
     holds only the LRU of canvas pictures (``cache_mb``) and the file's index (16 bytes a frame). An LRU in

@@ -23,7 +23,7 @@ class Cancelled(AnonlabError):
 class AnalysisJob:
     """`anonlab.pipeline.analyse` in a background thread: progress, cancel, and the settled part as it grows.
 
-    The page stays usable while it runs (issue 14 item 18): the analyst scrubs, and the frames the analysis
+    The page stays usable while it runs: the analyst scrubs, and the frames the analysis
     has settled already show their regions (`settled_regions`, from `anonlab.track.analyse.Analyser.settled`,
     so they are final). ``on_progress(done, total)`` and ``on_done(job)`` are called from the worker thread;
     the view hands them to the kernel's event loop.

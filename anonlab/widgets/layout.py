@@ -1,7 +1,7 @@
 """The workbench's page layout: sizes, the CSS, and the small HTML helpers the view uses.
 
-The workbench is laid out for a 1366×768 laptop screen (about 1366×650 of page;
-``../shared/design/workbench-layout.md``): the picture fits `MAX_CANVAS`, the side column is `SIDE_WIDTH`
+The workbench is laid out for a 1366×768 laptop screen (about 1366×650 of page):
+the picture fits `MAX_CANVAS`, the side column is `SIDE_WIDTH`
 wide, and `canvas_size_for` / `layout_width` give the sizes the view builds with. These are numbers and
 strings without widgets, kept apart from `anonlab.widgets.workbench` so the layout rules can be read (and
 tested: ``test_widgets_view``) on their own.

@@ -3,7 +3,7 @@
 `ReviewSession` is the plain-Python model (tests drive it without a browser); `ReviewPanel` is the thin
 ipywidgets view the `Workbench` shows beside the picture.
 
-Review tracks, not events (issue 14): the queue (`anonlab.review.build_queue`) has one card per track, with the
+Review tracks, not events: the queue (`anonlab.review.build_queue`) has one card per track, with the
 frames that raised its flags as a filmstrip, and frame-level cards (shot starts, detector disagreements,
 red-team findings, deleted tracks). Cards that need a decision of their own come first, by risk; the rest (tracks
 masked throughout, with routine flags only) come as pages of thumbnails, each page accepted with one click after
@@ -159,7 +159,7 @@ class ReviewSession:
 
     def next_pending(self) -> ReviewItem | Page | None:
         """The next undecided card, and make it current; the current one first if it is undecided and was not
-        shown yet (issue 14 item 14: it was skipped)."""
+        shown yet."""
         if not self.cards:
             return None
         cur = self.current

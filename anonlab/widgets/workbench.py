@@ -4,7 +4,7 @@ Thin on purpose: every handler here converts a widget event into one model call,
 the model. The tests instantiate `Workbench` without a browser and call the handlers (``_on_mouse_down``,
 ``_on_key_event``, buttons' ``click()``), then check ``drawn`` (what the last redraw put on each layer).
 
-Layout (made for a 1366×768 laptop screen, about 1366×650 of page; ``../shared/design/workbench-layout.md``)::
+Layout (made for a 1366×768 laptop screen, about 1366×650 of page)::
 
     status strip: file · size · frames · tracks · status · case       analyst [name] [analyse] [cancel] ▮▮▮
                   output [path] [overwrite] [export]   message of analyse / export (cleared on success)
@@ -18,7 +18,7 @@ Frames reach the browser as JPEG: ``put_image_data`` (ipycanvas encodes a 3-chan
 canvas-sized picture, or, with ``send="image"``, an ``ipywidgets.Image`` holding a JPEG drawn with
 ``draw_image``. Pictures come from `FrameSource` (cache, then proxy, then an exact decode). The picture is
 drawn again when a browser view of the canvas becomes ready (Voilà renders the page after the kernel
-drew the first frame, which was lost: issue 14 item 3).
+drew the first frame, which was lost).
 
 This module builds the page and wires events to the model; the parts with a job of their own are beside
 it: the sizes and CSS (`anonlab.widgets.layout`), drawing on the canvas layers and thumbnails
@@ -114,7 +114,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self.waveform_thread: threading.Thread | None = None
         self._build(output, analyst)
         self.model.observe(self._on_model)
-        # The review queue steps the player through what needs a look and gates the export (issue 7, 14).
+        # The review queue steps the player through what needs a look and gates the export.
         self.review = ReviewPanel(self)
         self.side.children = (self.review.card, self.tools, self.review.signoff_box)
         self.export_gate = self.review.session.gate
@@ -224,7 +224,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self.player_msg.add_class("anonlab-msg")
         self.transport = widgets.HBox([self.play, *self.step_buttons, self.prev_flag_button, self.next_flag_button,
                                        self.frame_label])
-        if self.is_photo:  # a photo has no time: no transport controls (issue 14 item 17)
+        if self.is_photo:  # a photo has no time: no transport controls
             self.slider.layout.display = "none"
             self.transport.layout.display = "none"
         view_row = widgets.HBox([self.transport, self.masked_toggle, self.undo_button, self.redo_button,
