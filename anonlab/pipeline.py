@@ -31,6 +31,7 @@ from anonlab.media import (
     write_video,
 )
 from anonlab.media.audiotrack import AudioPlan, check_voice
+from anonlab.media.facts import InputFacts
 from anonlab.media.photo import check_photo_output
 from anonlab.media.streams import check_audio, default_video_suffix, plan_video
 from anonlab.media.video import RenderInfo, VideoReader, media_duration
@@ -63,6 +64,13 @@ class Analysis:
 
     def regions_at(self, n: int) -> Regions:
         return self.regions.at_frame(n)
+
+    @property
+    def facts(self) -> InputFacts:
+        """The input's facts as the one record the case and the batch use (no hash or size: not read here)."""
+        path = Path(self.path)
+        return InputFacts(str(path), path.name, None, None, self.kind, int(self.n_frames), int(self.width),
+                          int(self.height), float(self.fps))
 
 
 def analyse(

@@ -23,6 +23,8 @@ from typing import Any
 import av
 import numpy as np
 
+from anonlab.media.facts import InputFacts
+
 #: ``Chunk.stop`` of a whole-file chunk planned before the file's frame count is known: up to its end.
 TO_END = -1
 
@@ -62,16 +64,13 @@ class ChunkResult:
     """What analysing one chunk returns: its regions with frames relative to ``chunk.start``.
 
     A whole-file chunk (`Chunk.whole`: ``start`` 0, ``stop`` = all frames) holds the finished regions (absolute
-    frames, temporal safety applied), exactly as `anonlab.pipeline.analyse` would return them.
+    frames, temporal safety applied), exactly as `anonlab.pipeline.analyse` would return them. ``input`` is the
+    file's facts (`anonlab.media.facts.InputFacts`, the record a case and an analysis use too).
     """
 
     chunk: Chunk
     regions: Any
-    kind: str
-    n_frames: int
-    width: int
-    height: int
-    fps: float
+    input: InputFacts
     times: Any = None
     damaged: list[int] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)

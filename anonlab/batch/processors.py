@@ -26,6 +26,7 @@ from anonlab import detect
 from anonlab.batch.chunks import TO_END, Chunk, ChunkResult, keyframe_indices, plan_chunks
 from anonlab.errors import AnonlabError
 from anonlab.media import VideoReader, open_media, probe, sha256_file
+from anonlab.media.facts import InputFacts
 from anonlab.pipeline import Analysis, analyse_pages, render, stream_fields
 from anonlab.report.audit import make_report, write_report
 from anonlab.settings import Settings
@@ -163,8 +164,8 @@ class Anonymizer:
                 regions = regions.replace(frame=regions.frame - chunk.start)
             t2 = time.perf_counter()
             return ChunkResult(
-                chunk=chunk, regions=regions, kind=media.kind, n_frames=n, width=media.width, height=media.height,
-                fps=media.fps, times=media.times if chunk.start == 0 else None,
+                chunk=chunk, regions=regions, input=_facts(job, media),
+                times=media.times if chunk.start == 0 else None,
                 damaged=sorted(d for d in media.damaged if chunk.start <= d < chunk.stop),
                 models=list(getattr(detector, "models", [])),
                 timings={"open_s": round(t1 - t0, 3), "analyse_s": round(t2 - t1, 3)},
@@ -175,16 +176,16 @@ class Anonymizer:
     def finish(self, job: Job, results: Iterable[ChunkResult], progress: ProgressFn | None = None) -> dict:
         """Stitch the chunks' regions, render the output in one pass, write the report; returns the ledger row."""
         results = sorted(results, key=lambda r: r.chunk.start)
-        first = results[0]
+        first, facts = results[0], results[0].input
         settings = job.settings
         if len(results) == 1:
             regions = first.regions
         else:
-            regions = stitch_chunks([(r.chunk.start, r.regions) for r in results], first.n_frames, settings)
-            regions = regions.clip(first.width, first.height)
+            regions = stitch_chunks([(r.chunk.start, r.regions) for r in results], facts.n_frames, settings)
+            regions = regions.clip(facts.width, facts.height)
         analysis = Analysis(
-            path=Path(job.src), kind=first.kind, n_frames=first.n_frames, width=first.width, height=first.height,
-            fps=first.fps, times=first.times, regions=regions, settings=settings, models=first.models,
+            path=Path(job.src), kind=facts.kind, n_frames=facts.n_frames, width=facts.width, height=facts.height,
+            fps=facts.fps, times=first.times, regions=regions, settings=settings, models=first.models,
             damaged=sorted({d for r in results for d in r.damaged}),
             timings={"open_s": round(sum(r.timings.get("open_s", 0) for r in results), 3),
                      "analyse_s": round(sum(r.timings.get("analyse_s", 0) for r in results), 3)},
@@ -213,6 +214,13 @@ class Anonymizer:
             write_report(rep, job.report)
         return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "input_sha256": in_sha,
                 "kind": analysis.kind, "frames": analysis.n_frames, "chunks": len(results), "timings": timings}
+
+
+def _facts(job: Job, media) -> InputFacts:
+    """The input's facts for a chunk's result: the hash the batch planned with (never hashed again per chunk)."""
+    path = Path(job.src)
+    return InputFacts(str(path), path.name, job.input_sha256 or None, path.stat().st_size, media.kind,
+                      int(media.n_frames), int(media.width), int(media.height), float(media.fps))
 
 
 class _Throttle:

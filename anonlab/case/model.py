@@ -103,11 +103,7 @@ class Case:
     @classmethod
     def from_analysis(cls, analysis, *, sha256: str | None = None) -> "Case":
         """A case holding ``analysis`` (an `anonlab.pipeline.Analysis`), no edits."""
-        path = Path(analysis.path).resolve()
-        info = InputFacts(str(path), path.name, sha256 or (sha256_file(path) if path.exists() else None),
-                          path.stat().st_size if path.exists() else None, analysis.kind, int(analysis.n_frames),
-                          int(analysis.width), int(analysis.height), float(analysis.fps))
-        case = cls(info, analysis.settings, models=list(analysis.models), analysed=True,
+        case = cls(analysis.facts.on_disk(sha256=sha256), analysis.settings, models=list(analysis.models), analysed=True,
                    damaged=analysis.damaged, timings=analysis.timings,
                    scene_cuts=getattr(analysis, "scene_cuts", ()))
         case._set_base(tracks_from_regions(analysis.regions))

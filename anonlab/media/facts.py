@@ -8,7 +8,7 @@ It holds no pixels and no coordinates, so it may be logged and reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from anonlab.media import open_media, sha256_file
@@ -47,6 +47,15 @@ class InputFacts:
         path = Path(path).resolve()
         return cls(str(path), path.name, sha256 or sha256_file(path), path.stat().st_size, media.kind,
                    int(media.n_frames), int(media.width), int(media.height), float(media.fps))
+
+    def on_disk(self, *, sha256: str | None = None) -> "InputFacts":
+        """These facts with the path made absolute and, where the file is there, its sha256 (unless given) and
+        size; where it has gone, both None."""
+        path = Path(self.path).resolve()
+        there = path.exists()
+        return replace(self, path=str(path), name=path.name,
+                       sha256=sha256 or (sha256_file(path) if there else None),
+                       size=path.stat().st_size if there else None)
 
     @classmethod
     def read(cls, path: str | Path, *, sha256: str | None = None) -> "InputFacts":
