@@ -36,7 +36,7 @@ from anonlab.media.photo import check_photo_output
 from anonlab.media.streams import check_audio, default_video_suffix, plan_video
 from anonlab.media.video import RenderInfo, VideoReader, media_duration
 from anonlab.regions import Regions, RegionsLog
-from anonlab.render.mask import mask_frame, mask_whole_frame
+from anonlab.render.mask import mask_boxes, mask_frame, mask_whole_frame
 from anonlab.report.audit import make_report, write_report
 from anonlab.report.interchange import read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
 from anonlab.progress import progress_bar
@@ -203,6 +203,9 @@ def render(
             return mask_whole_frame(frame)
         return mask_frame(frame, per_frame[n], settings)
 
+    def changed_boxes(n: int) -> np.ndarray | None:  # where render_frame may change frame n
+        return None if n in whole else mask_boxes(per_frame[n], settings, analysis.width, analysis.height)
+
     with atomic_output(dst) as tmp:
         if analysis.kind == "photo":
             media = open_media(src)
@@ -215,7 +218,8 @@ def render(
         else:
             with progress_bar(analysis.n_frames, f"render {dst.name}", enabled=progress) as bar:
                 info = write_video(src, tmp, render_frame, crf=settings.crf, keep_metadata=settings.keep_metadata,
-                                   progress=bar.update, needs_render=needs_render, container_name=dst, audio=audio)
+                                   progress=bar.update, needs_render=needs_render, container_name=dst, audio=audio,
+                                   changed_boxes=changed_boxes)
             if info["frames"] != analysis.n_frames:
                 raise AnonlabError(f"{src.name}: wrote {info['frames']} frames but the input has "
                                    f"{analysis.n_frames}; output discarded")
@@ -369,6 +373,11 @@ class _StreamingRender:
                 return mask_whole_frame(frame)
             return mask_frame(frame, regions, self.settings)
 
+        def changed_boxes(n: int) -> np.ndarray | None:  # where render_frame may change frame n
+            if n in self.damaged:
+                return None
+            return mask_boxes(self._regions(n), self.settings, self.width, self.height)
+
         t0 = time.perf_counter()
         try:
             with atomic_output(self.dst) as tmp:
@@ -376,7 +385,7 @@ class _StreamingRender:
                     info = write_video(self.src, tmp, render_frame, crf=self.settings.crf,
                                        keep_metadata=self.settings.keep_metadata, progress=bar.update,
                                        needs_render=needs_render, container_name=self.dst,
-                                       audio=AudioPlan.from_settings(self.settings))
+                                       audio=AudioPlan.from_settings(self.settings), changed_boxes=changed_boxes)
                 if info["frames"] != self.n_frames:
                     raise AnonlabError(f"{self.src.name}: wrote {info['frames']} frames but the input has "
                                        f"{self.n_frames}; output discarded")

@@ -244,3 +244,46 @@ def test_failure_mid_export_leaves_input_untouched_and_no_partial(tmp_path, clip
     assert not dst.exists()
     assert list(tmp_path.iterdir()) == []
     assert sha256_file(clips["audio"]) == before
+
+
+# --- only the masks' rectangles are compared and converted back (issue 18) ----------------------------------
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+def test_coded_boxes_follow_the_rotation(turns):
+    from anonlab.media.pixels import coded_boxes
+
+    rng = np.random.default_rng(turns)
+    coded = np.zeros((7, 11), bool)
+    shown = np.rot90(coded, turns)
+    for _ in range(20):
+        h, w = shown.shape
+        x1, y1 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x2, y2 = int(rng.integers(x1 + 1, w + 1)), int(rng.integers(y1 + 1, h + 1))
+        want = np.zeros(shown.shape, bool)
+        want[y1:y2, x1:x2] = True
+        (cx1, cy1, cx2, cy2), = coded_boxes(np.array([[x1, y1, x2, y2]]), turns, 11, 7).tolist()
+        got = np.zeros(coded.shape, bool)
+        got[cy1:cy2, cx1:cx2] = True
+        assert np.array_equal(np.rot90(got, turns), want)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p10le", "yuv444p"])
+def test_composite_in_boxes_equals_composite_over_the_frame(pix_fmt):
+    """Comparing and converting only inside the masks' boxes writes the very samples the whole-frame path writes
+    (even widths: swscale's exact path; x264 needs even sizes, odd ones go to HEVC 4:4:4)."""
+    from anonlab.media.pixels import Converter
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    masked = image.copy()
+    boxes = np.array([[3, 5, 40, 33], [30, 20, 61, 50], [120, 61, 160, 90], [150, 0, 150, 10]])
+    for x1, y1, x2, y2 in boxes[:3]:
+        masked[y1:y2, x1:x2] = rng.integers(0, 256, (y2 - y1, x2 - x1, 3), dtype=np.uint8)
+    conv = Converter(1, 1)
+    planes = []
+    for where in (None, boxes):
+        base = conv.from_bgr(image, pix_fmt)
+        assert conv.composite(base, masked, image, where)
+        planes.append([bytes(p) for p in base.planes])
+    assert planes[0] == planes[1]
+    untouched = conv.from_bgr(image, pix_fmt)
+    assert not conv.composite(untouched, image.copy(), image, boxes)
