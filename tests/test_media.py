@@ -287,3 +287,15 @@ def test_composite_in_boxes_equals_composite_over_the_frame(pix_fmt):
     assert planes[0] == planes[1]
     untouched = conv.from_bgr(image, pix_fmt)
     assert not conv.composite(untouched, image.copy(), image, boxes)
+
+
+def test_x264_uses_the_measured_preset_unless_one_is_named(clips):
+    from anonlab.media.streams import X264_PARAMS, X264_PRESET, plan_video, probe_video
+
+    props = probe_video(clips["plain"])
+    plan = plan_video(props, "out.mp4")
+    assert plan.options["preset"] == X264_PRESET
+    assert set(X264_PARAMS) <= set(plan.options["x264-params"].split(":"))
+    assert "mbtree=0" in plan.options["x264-params"].split(":")  # deterministic bytes rest on it
+    named = plan_video(props, "out.mp4", preset="medium")
+    assert named.options["preset"] == "medium" and named.options["x264-params"] == "mbtree=0"

@@ -312,7 +312,7 @@ def write_video(
     render: Callable[[int, np.ndarray], np.ndarray],
     *,
     crf: int = 18,
-    preset: str = "veryfast",
+    preset: str | None = None,
     keep_metadata: bool = False,
     progress: Callable[[int], None] | None = None,
     needs_render: Callable[[int], bool] | None = None,
