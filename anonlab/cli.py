@@ -21,8 +21,25 @@ EXIT_INTERRUPTED = 130
 EXIT_RED_TEAM = 4
 
 
+def _speed_help() -> str:
+    """``--speed``'s help: each profile's settings and measured figures, read from the file the benchmark writes
+    (`anonlab.settings.speed_figures`), never typed here."""
+    from anonlab.settings import DEFAULT_SPEED, SPEED_PROFILES, speed_figures, speed_summary
+
+    figures = speed_figures()
+    lines = [speed_summary(name, figures) for name in SPEED_PROFILES]
+    where = figures.get("measured", "")
+    return (f"speed profile (default {DEFAULT_SPEED}: recall first); flags such as --detect-every or --int8 "
+            f"override its values. " + "; ".join(lines)
+            + (f" (measured {where}: per-frame recall on semi-synthetic clips made from the labelled eval "
+               "photos; fps end to end on the facenet clip, faces and plates)" if where else ""))
+
+
 def _settings_args(p: argparse.ArgumentParser) -> None:
+    from anonlab.settings import SPEED_PROFILES
+
     g = p.add_argument_group("detection and masking")
+    g.add_argument("--speed", choices=tuple(SPEED_PROFILES), default=None, help=_speed_help())
     g.add_argument("--what", default="faces,plates",
                    help="what to mask, comma-separated: faces, plates, heads, persons, text (default faces,plates; "
                         "README: what each label costs and finds)")
@@ -32,7 +49,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mask-scale", type=float, default=None, help="grow boxes by this factor before masking (1.3)")
     g.add_argument("--feather", type=float, default=None, help="soft mask edge, fraction of box size (0)")
     g.add_argument("--detect-every", type=int, default=None,
-                   help="full detection every k frames (default 3); tracking carries the frames between. "
+                   help="full detection every k frames (default: the --speed profile's, 3 for thorough); tracking "
+                        "carries the frames between. "
                         "Higher is faster but TRADES RECALL: objects appearing between detections rely on "
                         "flow and the lead extension. 1 = most thorough")
     g.add_argument("--crf", type=int, default=None, help="video quality, libx264 CRF (18)")
@@ -45,9 +63,16 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--plate-model", default=None, help="path to another YOLOv8 plate ONNX model")
     g.add_argument("--no-second-face-detector", action="store_true",
                    help="use CenterFace alone (faster, lower recall on small faces)")
-    g.add_argument("--int8", action="store_true",
+    g.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8 copies of the bundled models: 1.2-1.3x faster end to end on CPUs with VNNI, plate "
-                        "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere")
+                        "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere "
+                        "(default: the --speed profile's)")
+    g.add_argument("--thorough-per-second", type=float, default=None,
+                   help="video keyframes a second that run every model on the whole frame; the others run the "
+                        "quick pass (default: the --speed profile's, 2 for thorough)")
+    g.add_argument("--max-upscale", type=float, default=None,
+                   help="frames under 720p are enlarged up to this many times for small faces; 1 = off "
+                        "(default: the --speed profile's, 2 for thorough)")
 
 
 def _audio_args(p: argparse.ArgumentParser) -> None:
@@ -61,12 +86,13 @@ def _audio_args(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from anonlab.settings import Settings
+    """The `Settings` the flags ask for: the ``--speed`` profile's values, then every flag given over them."""
+    from anonlab.settings import DEFAULT_SPEED, speed_settings
 
     what = tuple(w.strip().rstrip("s") for w in args.what.split(",") if w.strip())
     changes = {"what": what}
     for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "jpeg_quality",
-                 "face_model", "plate_model"):
+                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
@@ -74,13 +100,11 @@ def settings_from_args(args: argparse.Namespace):
         changes["keep_metadata"] = True
     if args.no_second_face_detector:
         changes["second_face_detector"] = False
-    if getattr(args, "int8", False):
-        changes["int8"] = True
     if getattr(args, "audio", None) is not None:
         changes["audio"] = args.audio
     if getattr(args, "audio_ranges", None) is not None:
         changes["audio_ranges"] = args.audio_ranges  # text: Settings parses and checks it
-    return Settings(**changes)
+    return speed_settings(getattr(args, "speed", None) or DEFAULT_SPEED, **changes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,11 +10,15 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS
 
 MASK_STYLES = ("blur", "pixelate", "solid")
+#: Fields added after settings digests were first recorded, with their defaults: left out of `Settings.digest`
+#: while they hold them.
+LATER_FIELDS = {"thorough_per_second": 2.0, "max_upscale": 2.0}
 MASK_SHAPES = ("rect", "ellipse")
 
 
@@ -52,6 +56,11 @@ class Settings:
         int8: run the bundled int8 copies of CenterFace and the plate model (faster on CPUs with VNNI; see
             ``models/README.md`` for what they were measured to cost in recall: nothing for plates, 3 faces
             in 2065 for faces). Off by default: recall first.
+        thorough_per_second: video keyframes a second that run the detector's thorough pass (every model on the
+            whole frame); the keyframes between run its quick pass (`anonlab.track.analyse.thorough_every`).
+            Default 2: a face only the second face model sees is found within half a second.
+        max_upscale: frames smaller than one 720p frame are enlarged up to this many times for the face models
+            (small faces; `anonlab.detect.tiling.AutoScale`); 1 turns the upscale off.
         audio: what to do with a video's sound track (`anonlab.media.audio`): ``keep`` (default: packets
             copied untouched, a faithful export), ``mute``, ``beep`` or ``voice`` (disguise). Photos ignore it.
         audio_ranges: ``((start, stop), ...)`` seconds on the video's timeline (frame 0 at 0) where ``audio``
@@ -76,6 +85,8 @@ class Settings:
     plate_model: str | None = None
     second_face_detector: bool = True
     int8: bool = False
+    thorough_per_second: float = 2.0
+    max_upscale: float = 2.0
     audio: str = "keep"
     audio_ranges: tuple[tuple[float, float], ...] = ()
 
@@ -104,6 +115,10 @@ class Settings:
             if value < least:
                 raise AnonlabError(f"{flag} must be {least} or more")
             object.__setattr__(self, name, int(value))  # 4.0 from a JSON file is 4
+        if not 0.05 <= self.thorough_per_second <= 60:
+            raise AnonlabError(f"--thorough-per-second must lie between 0.05 and 60; got {self.thorough_per_second}")
+        if not 1.0 <= self.max_upscale <= 4.0:
+            raise AnonlabError(f"--max-upscale must lie between 1 and 4; got {self.max_upscale}")
         if not 0 <= self.crf <= 51:
             raise AnonlabError(f"--crf must lie between 0 and 51; got {self.crf}")
         if self.jpeg_quality is not None:
@@ -157,11 +172,90 @@ class Settings:
     def digest(self) -> str:
         """Short sha256 of the settings, for ledgers and reports.
 
-        The audio fields count only when they differ from their defaults, so settings that do not touch the
-        audio keep the digest they had before audio redaction existed (a batch ledger resumes instead of
-        starting again).
+        The audio fields, and the speed fields added with the speed profiles (`LATER_FIELDS`), count only when
+        they differ from their defaults, so settings that do not touch them keep the digest they had before
+        those fields existed (a batch ledger resumes instead of starting again).
         """
         d = self.to_dict()
         if self.audio == "keep" and not self.audio_ranges:
             del d["audio"], d["audio_ranges"]
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- named speed profiles (issue 18) ---------------------------------------------------------------------------
+#: What each ``--speed`` profile sets, together. ``thorough`` is the defaults (recall first) and the default
+#: profile; the others trade per-frame recall for speed. Values given explicitly (a CLI flag, a settings file)
+#: override the profile's (`speed_settings`). What each was measured to find and cost is not typed here: see
+#: `speed_figures` (written by ``benchmarks/bench_throughput.py --profiles``).
+SPEED_PROFILES: dict[str, dict] = {
+    "thorough": {"detect_every": 3, "thorough_per_second": 2.0, "int8": False, "max_upscale": 2.0},
+    "balanced": {"detect_every": 6, "thorough_per_second": 1.0, "int8": True, "max_upscale": 2.0},
+    "fast": {"detect_every": 6, "thorough_per_second": 0.5, "int8": True, "max_upscale": 1.0},
+}
+DEFAULT_SPEED = "thorough"
+#: The measured figures of each profile, next to this module so that an installed package carries them.
+SPEED_FIGURES = Path(__file__).with_name("speed_profiles.json")
+
+
+def speed_settings(profile: str = DEFAULT_SPEED, base: "Settings | None" = None, **explicit) -> "Settings":
+    """``base`` (default `Settings()`) with ``profile``'s values (`SPEED_PROFILES`), then the ``explicit`` ones.
+
+    Example:
+        >>> speed_settings("fast", detect_every=2).detect_every       # an explicit value wins
+        2
+        >>> speed_settings("fast").int8
+        True
+
+    Raises:
+        AnonlabError: an unknown profile name.
+    """
+    if profile not in SPEED_PROFILES:
+        raise AnonlabError(f"--speed must be one of {', '.join(SPEED_PROFILES)}; got {profile!r}")
+    return (base or Settings()).replace(**{**SPEED_PROFILES[profile], **explicit})
+
+
+def speed_of(settings: "Settings") -> str | None:
+    """The profile whose values ``settings`` hold (None: a mix of them, e.g. a profile with a flag over it)."""
+    for name, values in SPEED_PROFILES.items():
+        if all(getattr(settings, k) == v for k, v in values.items()):
+            return name
+    return None
+
+
+def speed_figures(path: Path | None = None) -> dict:
+    """The measured figures per profile (`SPEED_FIGURES`: ``{"profiles": {name: {...}}, "machine": ..., ...}``);
+    empty when the file is missing or unreadable (the help then says "not measured")."""
+    try:
+        data = json.loads(Path(path or SPEED_FIGURES).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("profiles"), dict) else {}
+
+
+def speed_summary(profile: str, figures: dict | None = None) -> str:
+    """One line on ``profile``: what it sets and what it was measured to find and cost (from `speed_figures`).
+
+    Example:
+        >>> speed_summary("fast", {})
+        'fast: detect every 6, thorough 0.5/s, int8, no upscale: not measured yet'
+    """
+    v = SPEED_PROFILES[profile]
+    what = [f"detect every {v['detect_every']}", f"thorough {v['thorough_per_second']:g}/s"]
+    what += ["int8"] if v["int8"] else []
+    what += ["no upscale"] if v["max_upscale"] <= 1 else []
+    figures = speed_figures() if figures is None else figures
+    row = (figures.get("profiles") or {}).get(profile)
+    if not row:
+        return f"{profile}: {', '.join(what)}: not measured yet"
+    parts = []
+    recall = row.get("recall") or {}
+    if "all" in recall:
+        parts.append(f"per-frame recall {recall['all']:.3f} (faces {recall.get('face', float('nan')):.3f}, "
+                     f"plates {recall.get('plate', float('nan')):.3f})")
+    for size in ("720p", "1080p"):
+        if size in (row.get("fps") or {}):
+            parts.append(f"{size} {row['fps'][size]:.1f} fps ({row['x_realtime'][size]:.2f}x real time)")
+    return f"{profile}: {', '.join(what)}: " + ", ".join(parts)

@@ -354,3 +354,31 @@ def test_flow_median_is_numpys(dtype):
         x = (rng.normal(size=n) * 30).astype(dtype)
         assert _median(x) == np.median(x) and np.asarray(_median(x)).dtype == np.median(x).dtype
     assert np.isnan(_median(np.array([1.0, np.nan], dtype)))
+
+
+@pytest.mark.parametrize("k, per_second, every", [(3, 2.0, 4), (6, 1.0, 4), (6, 0.5, 8), (1, 30.0, 1)])
+def test_thorough_passes_a_second_follow_the_settings(k, per_second, every):
+    """Issue 18: the speed profiles' ``thorough_per_second`` sets how often a keyframe runs every model."""
+    from anonlab.track.analyse import thorough_every
+
+    settings = Settings(detect_every=k, thorough_per_second=per_second)
+    assert thorough_every(settings, 25.0) == every
+
+    class Counting:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, frame):
+            self.calls.append("thorough")
+            return Regions.empty()
+
+        def quick(self, frame):
+            self.calls.append("quick")
+            return Regions.empty()
+
+    det = Counting()
+    a = Analyser(det, settings, fps=25.0, cut_detector=None, orient=False)
+    frame = np.zeros((32, 32, 3), np.uint8)
+    for n in range(k * every * 2):
+        a.feed(n, frame)
+    assert det.calls == (["thorough"] + ["quick"] * (every - 1)) * 2

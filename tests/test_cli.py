@@ -78,3 +78,80 @@ def test_version_and_help():
     proc = run("--version")
     assert proc.returncode == 0
     assert "anonlab" in proc.stdout
+
+
+# --- named speed profiles (issue 18) --------------------------------------------------------------------------
+from anonlab.settings import SPEED_PROFILES, Settings, speed_of, speed_settings  # noqa: E402
+
+
+def parsed(*argv):
+    return settings_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_thorough_is_the_default_and_the_defaults():
+    assert speed_of(Settings()) == "thorough"
+    assert speed_of(parsed("anonymize", "x.mp4")) == "thorough"
+    assert parsed("anonymize", "x.mp4") == Settings()
+    # settings that leave the new speed fields alone keep the digest batch ledgers recorded before them
+    assert Settings().digest == "e54ba64f4f33aa00"
+    assert Settings(thorough_per_second=1.0).digest != Settings().digest
+
+
+@pytest.mark.parametrize("command", ["anonymize", "batch"])
+@pytest.mark.parametrize("profile", sorted(SPEED_PROFILES))
+def test_speed_sets_the_profiles_values(command, profile):
+    args = ["anonymize", "x.mp4"] if command == "anonymize" else ["batch", "in", "out"]
+    s = parsed(*args, "--speed", profile)
+    assert {k: getattr(s, k) for k in SPEED_PROFILES[profile]} == SPEED_PROFILES[profile]
+    assert speed_of(s) == profile
+    assert s.what == ("face", "plate") and s.mask == "blur"  # what is masked, and how, stays
+
+
+def test_explicit_flags_override_the_profile():
+    s = parsed("anonymize", "x.mp4", "--speed", "fast", "--detect-every", "2", "--no-int8", "--max-upscale", "1.5")
+    assert (s.detect_every, s.int8, s.max_upscale) == (2, False, 1.5)
+    assert s.thorough_per_second == SPEED_PROFILES["fast"]["thorough_per_second"]
+    assert speed_of(s) is None
+    s = parsed("anonymize", "x.mp4", "--int8", "--thorough-per-second", "4")
+    assert (s.detect_every, s.int8, s.thorough_per_second) == (3, True, 4.0)
+    assert speed_settings("balanced", base=Settings(what=("plate",)), crf=20).what == ("plate",)
+
+
+def test_unknown_speed_is_refused():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["anonymize", "x.mp4", "--speed", "ludicrous"])
+    with pytest.raises(AnonlabError, match="--speed must be one of"):
+        speed_settings("ludicrous")
+    with pytest.raises(AnonlabError, match="--thorough-per-second"):
+        Settings(thorough_per_second=0)
+
+
+def test_help_shows_each_profiles_figures_from_the_data_file(tmp_path, monkeypatch, capsys):
+    import json
+
+    import anonlab.settings as settings_module
+    from anonlab.cli import main
+
+    rows = {name: {"recall": {"all": 0.8 + i / 1000, "face": 0.7, "plate": 0.9}, "fps": {"720p": 5 + i, "1080p": 2.5},
+                   "x_realtime": {"720p": (5 + i) / 25, "1080p": 0.1}} for i, name in enumerate(SPEED_PROFILES)}
+    data = tmp_path / "speed_profiles.json"
+    data.write_text(json.dumps({"profiles": rows, "measured": "on a test machine"}))
+    monkeypatch.setattr(settings_module, "SPEED_FIGURES", data)
+    with pytest.raises(SystemExit):
+        main(["anonymize", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (and breaks them at hyphens)
+    for i, name in enumerate(SPEED_PROFILES):
+        assert f"{name}:detectevery{SPEED_PROFILES[name]['detect_every']}" in text
+        assert f"per-framerecall{0.8 + i / 1000:.3f}" in text and f"720p{5 + i:.1f}fps" in text
+    assert "onatestmachine" in text
+    data.unlink()  # no file: the help says so rather than guessing
+    with pytest.raises(SystemExit):
+        main(["anonymize", "--help"])
+    assert "notmeasuredyet" in "".join(capsys.readouterr().out.split())
+
+
+def test_the_profiles_upscale_reaches_the_face_models():
+    from anonlab.detect.build import face_detectors
+
+    assert [d.max_scale for d in face_detectors(speed_settings("thorough"))] == [2.0, 2.0]
+    assert [d.max_scale for d in face_detectors(Settings(max_upscale=1.0))] == [1.0, 1.0]

@@ -692,3 +692,25 @@ def test_label_layer_buttons_hide_a_label_in_the_view(wb):
     assert wb.drawn["boxes"] == []
     wb.layer_buttons["face"].value = True
     assert len(wb.drawn["boxes"]) == 1
+
+
+def test_speed_choice_beside_analyse_sets_the_analysis_settings(wb):
+    """Issue 18: the profile chosen beside "analyse" is what the analysis runs with; its figures are the tooltip."""
+    from anonlab.settings import SPEED_PROFILES, speed_summary
+
+    assert wb.speed.value == "thorough" and list(wb.speed.options)[:3] == list(SPEED_PROFILES)
+    assert speed_summary("balanced").split(":")[0] in wb.speed.tooltip
+    assert wb.analysis_settings() == wb.case.settings
+    wb.speed.value = "fast"
+    s = wb.analysis_settings()
+    assert {k: getattr(s, k) for k in SPEED_PROFILES["fast"]} == SPEED_PROFILES["fast"]
+    assert s.what == wb.case.settings.what
+    seen = {}
+
+    def record(path, settings=None, progress=True, on_frame=None, **kw):
+        seen["settings"] = settings
+        return fake_analyse(path, settings, on_frame=on_frame)
+
+    wb.analyse(analyse=record, background=False)
+    wb.poll()
+    assert seen["settings"].detect_every == SPEED_PROFILES["fast"]["detect_every"]

@@ -46,15 +46,17 @@ PIXEL_BUDGET = 1280 * 720
 MAX_UPSCALE = 2.0
 
 
-def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET, max_upscale: float = MAX_UPSCALE) -> list[Detector]:
+def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET,
+                   max_upscale: float | None = None) -> list[Detector]:
     """The individual face detectors ``settings`` asks for, each ready to run on its own.
 
     CenterFace (or the user's ``face_model``: a CenterFace- or SCRFD-format ``.onnx``, or a mediapipe
     ``.tflite`` / ``.task``), then YuNet when ``settings.second_face_detector``; each behind the small-face upscale
     (`AutoScale`: frames under ``pixel_budget`` pixels are enlarged, at most ``max_upscale`` times;
-    ``max_upscale=1`` turns upscaling off). The review's disagreement check compares them;
-    `build_detector` unites them.
+    ``max_upscale=1`` turns upscaling off; None: ``settings.max_upscale``, by default `MAX_UPSCALE`). The review's
+    disagreement check compares them; `build_detector` unites them.
     """
+    max_upscale = float(getattr(settings, "max_upscale", MAX_UPSCALE) if max_upscale is None else max_upscale)
     dets: list[Detector] = []
     kind = _face_model_kind(settings.face_model)
     if kind == "mediapipe":

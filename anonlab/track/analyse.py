@@ -5,7 +5,7 @@ For each frame, in decoding order (each frame decoded once):
 1. scene-cut check on a downscaled copy (`SceneCutDetector`); at a cut the tracker is reset;
 2. **full detection** on every ``settings.detect_every``-th frame, at every cut and after any jump in the
    frame numbers; the detections go through `Tracker.update`. Given the frame rate, only the keyframes at
-   a cut and `THOROUGH_PER_SECOND` a second run the detector's thorough pass; the others run its
+   a cut and ``settings.thorough_per_second`` a second run the detector's thorough pass; the others run its
    ``quick`` pass (the fused face detector asks its second model only where the first is unsure);
 3. **optical flow** follows boxes where there is no detection: on the frames between full detections (the
    live tracks), and on any frame where the detector misses a confirmed track. Each box is moved by the
@@ -69,8 +69,9 @@ def effective_settings(settings):
 #: the 1-fps dashcam sequence falls from recall 1.0 at k=1 to 0.76 at k=6).
 MIN_DETECTIONS_PER_SECOND = 4
 
-#: Thorough full detections per second of video (every model on the whole frame; `Detector.quick` on the
-#: keyframes between): a face that only the second face model sees is found within half a second.
+#: Thorough full detections per second of video by default (every model on the whole frame; `Detector.quick` on
+#: the keyframes between): a face that only the second face model sees is found within half a second.
+#: ``Settings.thorough_per_second`` sets it per run (the speed profiles, `anonlab.settings.SPEED_PROFILES`).
 THOROUGH_PER_SECOND = 2
 
 
@@ -78,7 +79,8 @@ def thorough_every(settings, fps: float | None) -> int:
     """Every how many keyframes the thorough pass runs (1: all of them; also when the rate is unknown)."""
     if not fps or fps <= 0:
         return 1
-    return max(1, int(fps / (int(settings.detect_every) * THOROUGH_PER_SECOND)))
+    per_second = float(getattr(settings, "thorough_per_second", THOROUGH_PER_SECOND))
+    return max(1, int(fps / (int(settings.detect_every) * per_second)))
 
 
 def settings_for_rate(settings, fps: float):

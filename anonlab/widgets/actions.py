@@ -24,7 +24,25 @@ from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 from anonlab.pipeline import RED_TEAM_MAX_FRAMES
 from anonlab.report.audit import write_report
 from anonlab.review import sample_frames
+from anonlab.settings import SPEED_PROFILES, speed_figures, speed_of, speed_settings, speed_summary
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
+
+#: The speed choice shown when the case's settings are none of the profiles (a profile with a flag over it).
+CUSTOM_SPEED = "custom"
+
+
+def speed_dropdown(settings):
+    """The analysis' speed profile beside "analyse" (`anonlab.settings.SPEED_PROFILES`): the case's own when its
+    settings are one, else ``custom`` (they are kept as they are); the tooltip gives every profile's measured
+    per-frame recall and fps (`anonlab.settings.speed_summary`, the benchmark's figures, as ``--help`` does)."""
+    import ipywidgets as widgets
+
+    current = speed_of(settings)
+    figures = speed_figures()
+    tip = "\n".join(speed_summary(name, figures) for name in SPEED_PROFILES)
+    return widgets.Dropdown(options=list(SPEED_PROFILES) + ([] if current else [CUSTOM_SPEED]),
+                            value=current or CUSTOM_SPEED, description="speed", tooltip=tip,
+                            layout=widgets.Layout(width="150px"), style={"description_width": "40px"})
 
 
 class LongActions:
@@ -65,7 +83,7 @@ class LongActions:
             last[0] = now
             self._dispatch(lambda: self._show_progress(done, total))
 
-        self.job = AnalysisJob(self.input_path, self.case.settings, analyse=analyse, on_progress=progress,
+        self.job = AnalysisJob(self.input_path, self.analysis_settings(), analyse=analyse, on_progress=progress,
                                on_done=lambda job: self._dispatch(lambda: self._finish_analysis(job)))
         self.analyse_button.disabled = True
         self.analyse_button.description = "analysing…"
@@ -75,6 +93,11 @@ class LongActions:
         self.model.say("analysing in the background: you can scrub meanwhile", "status")
         self.job.start(background=background)
         return self.job
+
+    def analysis_settings(self):
+        """The case's settings with the speed profile chosen beside "analyse" (``custom``: the case's as they are)."""
+        choice = getattr(getattr(self, "speed", None), "value", CUSTOM_SPEED)
+        return self.case.settings if choice == CUSTOM_SPEED else speed_settings(choice, base=self.case.settings)
 
     def _show_progress(self, done: int, total: int) -> None:
         self.progress_bar.max = max(total, 1)

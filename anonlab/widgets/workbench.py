@@ -44,7 +44,7 @@ from anonlab.errors import AnonlabError
 from anonlab.pipeline import default_output
 from anonlab.regions import LABELS
 from anonlab.settings import Settings
-from anonlab.widgets.actions import LongActions
+from anonlab.widgets.actions import LongActions, speed_dropdown
 from anonlab.widgets.drawing import Thumbnails, draw_boxes, draw_drag
 from anonlab.widgets.editor import EditorModel
 from anonlab.widgets.folder import FolderWorkbench
@@ -174,6 +174,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self.analyst.observe(lambda ch: self.sync_actor(), "value")
         self.analyse_button = self._button("analyse", "detect and track faces and plates (in the background)",
                                            self.analyse, "search", where="status", style="primary")
+        self.speed = speed_dropdown(self.case.settings)  # the analysis' speed profile, its figures as the tooltip
         self.cancel_button = self._button("cancel", "stop the analysis; the case keeps what it had", self.cancel,
                                           "stop", where="status")
         self.cancel_button.layout.display = "none"
@@ -190,7 +191,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self.progress = widgets.Output(layout=L(min_height="0px"))
         strip = widgets.VBox([
             widgets.HBox([self.status]),
-            widgets.HBox([self.analyst, self.analyse_button, self.cancel_button, self.progress_bar,
+            widgets.HBox([self.analyst, self.speed, self.analyse_button, self.cancel_button, self.progress_bar,
                           self.export_path, self.overwrite, self.export_button], layout=L(flex_flow="row wrap")),
             self.status_msg], layout=L(width="100%"))
 
