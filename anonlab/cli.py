@@ -70,6 +70,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--thorough-per-second", type=float, default=None,
                    help="video keyframes a second that run every model on the whole frame; the others run the "
                         "quick pass (default: the --speed profile's, 2 for thorough)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where the models run: auto (default: an NVIDIA GPU when anonlab[gpu] is installed and one "
+                        "is present, else the CPU), cpu, or cuda (an error if it cannot be had)")
     g.add_argument("--max-upscale", type=float, default=None,
                    help="frames under 720p are enlarged up to this many times for small faces; 1 = off "
                         "(default: the --speed profile's, 2 for thorough)")
@@ -92,7 +95,7 @@ def settings_from_args(args: argparse.Namespace):
     what = tuple(w.strip().rstrip("s") for w in args.what.split(",") if w.strip())
     changes = {"what": what}
     for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "jpeg_quality",
-                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale"):
+                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale", "device"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value

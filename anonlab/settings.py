@@ -18,7 +18,9 @@ from anonlab.regions import LABELS
 MASK_STYLES = ("blur", "pixelate", "solid")
 #: Fields added after settings digests were first recorded, with their defaults: left out of `Settings.digest`
 #: while they hold them.
-LATER_FIELDS = {"thorough_per_second": 2.0, "max_upscale": 2.0}
+LATER_FIELDS = {"thorough_per_second": 2.0, "max_upscale": 2.0, "device": "auto"}
+#: Where the models run (`anonlab.detect.base.providers_for`).
+DEVICES = ("auto", "cpu", "cuda")
 MASK_SHAPES = ("rect", "ellipse")
 
 
@@ -61,6 +63,8 @@ class Settings:
             Default 2: a face only the second face model sees is found within half a second.
         max_upscale: frames smaller than one 720p frame are enlarged up to this many times for the face models
             (small faces; `anonlab.detect.tiling.AutoScale`); 1 turns the upscale off.
+        device: where the ONNX models run: ``auto`` (default: an NVIDIA GPU when the ``gpu`` extra is installed
+            and one is present, else the CPU), ``cpu`` or ``cuda`` (`anonlab.detect.base.providers_for`).
         audio: what to do with a video's sound track (`anonlab.media.audio`): ``keep`` (default: packets
             copied untouched, a faithful export), ``mute``, ``beep`` or ``voice`` (disguise). Photos ignore it.
         audio_ranges: ``((start, stop), ...)`` seconds on the video's timeline (frame 0 at 0) where ``audio``
@@ -87,6 +91,7 @@ class Settings:
     int8: bool = False
     thorough_per_second: float = 2.0
     max_upscale: float = 2.0
+    device: str = "auto"
     audio: str = "keep"
     audio_ranges: tuple[tuple[float, float], ...] = ()
 
@@ -119,6 +124,8 @@ class Settings:
             raise AnonlabError(f"--thorough-per-second must lie between 0.05 and 60; got {self.thorough_per_second}")
         if not 1.0 <= self.max_upscale <= 4.0:
             raise AnonlabError(f"--max-upscale must lie between 1 and 4; got {self.max_upscale}")
+        if self.device not in DEVICES:
+            raise AnonlabError(f"--device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if not 0 <= self.crf <= 51:
             raise AnonlabError(f"--crf must lie between 0 and 51; got {self.crf}")
         if self.jpeg_quality is not None:

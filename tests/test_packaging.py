@@ -54,3 +54,10 @@ def test_installed_environment_has_one_opencv():
 def test_console_script_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["anonlab"] == "anonlab.cli:main"
+
+
+@pytest.mark.parametrize("extra", [None, "jupyter", "dask", "dev", "moviepy", "heic", "voice"])
+def test_only_the_gpu_extra_pulls_onnxruntime_gpu(extra):
+    """The gpu extra's onnxruntime-gpu replaces the CPU wheel's module: nothing else may bring it in."""
+    assert "onnxruntime-gpu" not in _requirements(extra)
+    assert "onnxruntime-gpu" in _requirements("gpu")

@@ -5,7 +5,9 @@ through every model). The base class carries what all of them share: a threshold
 copy sharing the loaded model (the red-team pass re-runs detectors lower), a quick variant for tracked frames,
 and the orientation choice (``at(turn)``, ``choose(frame)``; `anonlab.detect.orientation` holds the pure
 turning functions). `Turned` and `UnionDetector` are detectors built from detectors, so they live here with
-the base rather than beside the models. ONNX sessions are made and cached here, offline, from verified files.
+the base rather than beside the models. ONNX sessions are made and cached here, offline, from verified files,
+on the device chosen once per process (`use_device`: the models' constructors, including ones added later, need
+no device argument).
 """
 
 from __future__ import annotations
@@ -45,14 +47,58 @@ def as_bgr(frame) -> np.ndarray:
 
 _sessions: dict[tuple, object] = {}
 
+#: Where the ONNX models run: ``auto`` (CUDA when onnxruntime-gpu is installed and an NVIDIA GPU is present,
+#: else the CPU), ``cpu``, or ``cuda`` (an error in one line when it cannot be had).
+DEVICES = ("auto", "cpu", "cuda")
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+_device = "auto"
+
+
+def use_device(device: str) -> None:
+    """Run the ONNX sessions made from now on on ``device`` (one of `DEVICES`); `build_detector` calls it with
+    ``settings.device``. Sessions are cached per device, so a change never reuses another device's session."""
+    global _device
+    if device not in DEVICES:
+        raise AnonlabError(f"--device must be one of {', '.join(DEVICES)}; got {device!r}")
+    _device = device
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU and its driver are visible (the driver's device node or its GPU list)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return Path("/dev/nvidiactl").exists() or (gpus.is_dir() and any(gpus.iterdir()))
+
+
+def providers_for(device: str | None = None) -> list[str]:
+    """The onnxruntime execution providers for ``device`` (default: the one `use_device` chose), best first.
+
+    ``auto`` takes CUDA when this onnxruntime has it (the ``gpu`` extra: onnxruntime-gpu) and a GPU is present,
+    else the CPU; ``cuda`` without both is an `AnonlabError` naming what is missing. The CPU provider always
+    comes last, for the operators CUDA does not run.
+    """
+    device = _device if device is None else device
+    if device not in DEVICES:
+        raise AnonlabError(f"--device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "cpu":
+        return [CPU]
+    has_cuda = CUDA in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise AnonlabError("--device cuda: this onnxruntime has no CUDA provider; install anonlab[gpu] "
+                           "(onnxruntime-gpu in place of onnxruntime), or use --device auto or cpu")
+    if device == "cuda" and not gpu_present():
+        raise AnonlabError("--device cuda: no NVIDIA GPU or driver found on this machine; use --device auto or cpu")
+    return [CUDA, CPU] if has_cuda and gpu_present() else [CPU]
+
 
 def onnx_session(path: Path, digest: str, transform: Callable[[bytes], bytes] | None = None):
-    """An onnxruntime CPU session for a verified model file, cached by (file, sha256, transform).
+    """An onnxruntime session for a verified model file on the chosen device (`providers_for`), cached by (file,
+    sha256, transform, providers).
 
     ``transform`` rewrites the model bytes before loading (e.g. CenterFace's dynamic input dims).
     Offline by construction: the bytes come from a local file.
     """
-    key = (str(Path(path).resolve()), digest, getattr(transform, "__qualname__", None))
+    providers = providers_for()
+    key = (str(Path(path).resolve()), digest, getattr(transform, "__qualname__", None), tuple(providers))
     if key not in _sessions:
         data = Path(path).read_bytes()
         opts = ort.SessionOptions()
@@ -67,11 +113,15 @@ def onnx_session(path: Path, digest: str, transform: Callable[[bytes], bytes] | 
         try:
             if transform is not None:
                 data = transform(data)
-            _sessions[key] = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(data, sess_options=opts, providers=providers)
         except AnonlabError:
             raise
         except Exception as exc:  # onnxruntime raises its own exception types; protobuf errors too
             raise AnonlabError(f"cannot load model {Path(path).name}: {str(exc).strip().splitlines()[0][:200]}") from None
+        if _device == "cuda" and CUDA not in session.get_providers():  # the CUDA libraries failed to load
+            raise AnonlabError(f"--device cuda: {Path(path).name} could not start on the GPU (CUDA or cuDNN "
+                               "libraries missing?); use --device auto or cpu")
+        _sessions[key] = session
     return _sessions[key]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from anonlab.detect.base import Detector, UnionDetector, onnx_session
+from anonlab.detect.base import Detector, UnionDetector, onnx_session, use_device
 from anonlab.detect.centerface import CenterFace
 from anonlab.detect.fusion import DEFAULT_THRESH, YUNET_OFFSET, FusedFaces
 from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
@@ -148,6 +148,7 @@ def build_detector(settings: "Settings", **face_options) -> Detector:
         >>> detect = build_detector(Settings(what=("face", "plate")))     # doctest: +SKIP
         >>> detect(frame).label_names                                      # doctest: +SKIP
     """
+    use_device(getattr(settings, "device", "auto"))
     labels = list(settings.what)
     if "head" in labels and "person" in labels:  # one model gives both: run it once
         labels.remove("person")
