@@ -61,8 +61,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                    help="your own face model: a CenterFace- or SCRFD-format .onnx, or a mediapipe .tflite/.task "
                         "(see models/README.md)")
     g.add_argument("--plate-model", default=None, help="path to another YOLOv8 plate ONNX model")
-    g.add_argument("--no-second-face-detector", action="store_true",
-                   help="use CenterFace alone (faster, lower recall on small faces)")
+    g.add_argument("--second-face-detector", action=argparse.BooleanOptionalAction, default=None,
+                   help="YuNet beside CenterFace (--no-second-face-detector: CenterFace alone, faster, lower recall "
+                        "on small faces; default: the --speed profile's, on for thorough and balanced)")
     g.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8 copies of the bundled models: 1.2-1.3x faster end to end on CPUs with VNNI, plate "
                         "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere "
@@ -95,14 +96,12 @@ def settings_from_args(args: argparse.Namespace):
     what = tuple(w.strip().rstrip("s") for w in args.what.split(",") if w.strip())
     changes = {"what": what}
     for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "jpeg_quality",
-                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale", "device"):
+                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale", "device", "second_face_detector"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
     if args.keep_metadata:
         changes["keep_metadata"] = True
-    if args.no_second_face_detector:
-        changes["second_face_detector"] = False
     if getattr(args, "audio", None) is not None:
         changes["audio"] = args.audio
     if getattr(args, "audio_ranges", None) is not None:

@@ -198,9 +198,12 @@ class Settings:
 #: override the profile's (`speed_settings`). What each was measured to find and cost is not typed here: see
 #: `speed_figures` (written by ``benchmarks/bench_throughput.py --profiles``).
 SPEED_PROFILES: dict[str, dict] = {
-    "thorough": {"detect_every": 3, "thorough_per_second": 2.0, "int8": False, "max_upscale": 2.0},
-    "balanced": {"detect_every": 6, "thorough_per_second": 1.0, "int8": True, "max_upscale": 2.0},
-    "fast": {"detect_every": 6, "thorough_per_second": 0.5, "int8": True, "max_upscale": 1.0},
+    "thorough": {"detect_every": 3, "thorough_per_second": 2.0, "int8": False, "max_upscale": 2.0,
+                 "second_face_detector": True},
+    "balanced": {"detect_every": 6, "thorough_per_second": 1.0, "int8": True, "max_upscale": 2.0,
+                 "second_face_detector": True},
+    "fast": {"detect_every": 6, "thorough_per_second": 0.5, "int8": True, "max_upscale": 1.5,
+             "second_face_detector": False},
 }
 DEFAULT_SPEED = "thorough"
 #: The measured figures of each profile, next to this module so that an installed package carries them.
@@ -247,12 +250,13 @@ def speed_summary(profile: str, figures: dict | None = None) -> str:
 
     Example:
         >>> speed_summary("fast", {})
-        'fast: detect every 6, thorough 0.5/s, int8, no upscale: not measured yet'
+        'fast: detect every 6, thorough 0.5/s, int8, upscale <= 1.5x, CenterFace alone: not measured yet'
     """
     v = SPEED_PROFILES[profile]
     what = [f"detect every {v['detect_every']}", f"thorough {v['thorough_per_second']:g}/s"]
     what += ["int8"] if v["int8"] else []
-    what += ["no upscale"] if v["max_upscale"] <= 1 else []
+    what += [f"upscale <= {v['max_upscale']:g}x"] if v["max_upscale"] != 2.0 else []
+    what += ["CenterFace alone"] if not v["second_face_detector"] else []
     figures = speed_figures() if figures is None else figures
     row = (figures.get("profiles") or {}).get(profile)
     if not row:

@@ -115,6 +115,9 @@ def test_explicit_flags_override_the_profile():
     s = parsed("anonymize", "x.mp4", "--int8", "--thorough-per-second", "4")
     assert (s.detect_every, s.int8, s.thorough_per_second) == (3, True, 4.0)
     assert speed_settings("balanced", base=Settings(what=("plate",)), crf=20).what == ("plate",)
+    assert not parsed("anonymize", "x.mp4", "--speed", "fast").second_face_detector
+    assert parsed("anonymize", "x.mp4", "--speed", "fast", "--second-face-detector").second_face_detector
+    assert not parsed("anonymize", "x.mp4", "--no-second-face-detector").second_face_detector
 
 
 def test_unknown_speed_is_refused():
