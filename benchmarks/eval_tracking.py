@@ -208,6 +208,56 @@ def pick_photos(labels: Path, count: int, source: str | None, seed: int) -> list
     return sorted(rng.choice(idx, size=min(count, len(idx)), replace=False).tolist())
 
 
+#: The semi-synthetic sets of ``synth``: (label, labels file under the eval dir, source or None, photos by default).
+SYNTH_SETS = (("face", "faces/labels.jsonl", None, 12), ("plate", "plates/labels.jsonl", "romania_dashcam", 6))
+
+
+def make_synth_clip(labels: Path, index: int, j: int, name: str, n_frames: int, tmp: Path):
+    """Photo ``index`` of ``labels`` made into clip ``j`` of the ``synth`` section: ``(photo, its true boxes of
+    label ``name``, clip path, per-frame truth)`` (pan/zoom, motion blur, libx264 crf 23, 25 fps)."""
+    photo, boxes, _ = load_labelled_photo(labels, index)
+    boxes = boxes[boxes.label == label_code(name)]
+    clip = SynthClip.plan(photo.shape[1], photo.shape[0], n_frames=n_frames, fps=25.0, seed=j)
+    path = tmp / f"{name}_{j}.mp4"
+    truth = write_clip(photo, boxes, clip, path, crf=23, source=f"synth:{name}:{index}")
+    return photo, boxes, path, truth
+
+
+def synth_clips(eval_dir: Path, tmp: Path, n_frames: int = 48, counts: dict | None = None) -> list[tuple]:
+    """The ``synth`` section's clips, ``(label, path, truth)`` each: the same photos, motion and encoding."""
+    out = []
+    for name, rel, source, count in SYNTH_SETS:
+        count = (counts or {}).get(name, count)
+        for j, index in enumerate(pick_photos(eval_dir / rel, count, source, seed=7) if count > 0 else []):
+            _, _, path, truth = make_synth_clip(eval_dir / rel, index, j, name, n_frames, tmp)
+            out.append((name, path, truth))
+    return out
+
+
+def synth_recall(settings: Settings, clips: list[tuple], detector=None) -> dict:
+    """Per-frame recall on `synth_clips` of a run with ``settings``, analysed as `anonlab anonymize` analyses
+    (`anonlab.pipeline.analyse`: keyframes, quick and thorough passes, flow, temporal safety; the detector
+    ``build_detector(settings)`` unless given). ``{"face": {...}, "plate": {...}, "all": {...}}`` with
+    ``recall``, ``found``, ``object_frames``, ``hidden``."""
+    from anonlab.detect import build_detector
+    from anonlab.pipeline import analyse
+
+    detector = detector or build_detector(settings)
+    sums: dict = {}
+    for name, path, truth in clips:
+        a = analyse(path, settings, detector=detector, progress=False)
+        regions = a.regions[a.regions.label == label_code(name)]
+        m = recall_metrics(regions, truth, a.n_frames, 25.0, mask_scale=MASK_SCALE)
+        for key in (name, "all"):
+            row = sums.setdefault(key, {"found": 0, "object_frames": 0, "hidden_frames": 0.0})
+            row["found"] += m["found"]
+            row["object_frames"] += m["object_frames"]
+            row["hidden_frames"] += m["hidden"] * m["object_frames"]
+    return {k: {"recall": round(v["found"] / max(v["object_frames"], 1), 4), "found": v["found"],
+                "object_frames": v["object_frames"], "hidden": round(v["hidden_frames"] / max(v["object_frames"], 1), 4)}
+            for k, v in sums.items()}
+
+
 def section_synth(args, detector, out: dict, tmp: Path) -> None:
     log(f"\n== semi-synthetic clips ({args.synth_frames} frames at 25 fps, pan/zoom 1.0-1.35, motion blur, "
         f"libx264 crf 23; k = {args.ks}) ==")
@@ -220,13 +270,9 @@ def section_synth(args, detector, out: dict, tmp: Path) -> None:
         photo_found = photo_total = 0
         truths, detections, paths = [], [], []
         for j, index in enumerate(pick_photos(labels, count, source, seed=7)):
-            photo, boxes, _ = load_labelled_photo(labels, index)
-            boxes = boxes[boxes.label == code]
+            photo, boxes, path, truth = make_synth_clip(labels, index, j, name, args.synth_frames, tmp)
             f, t = per_image_recall(detector(photo), boxes)
             photo_found, photo_total = photo_found + f, photo_total + t
-            clip = SynthClip.plan(photo.shape[1], photo.shape[0], n_frames=args.synth_frames, fps=25.0, seed=j)
-            path = tmp / f"{name}_{j}.mp4"
-            truth = write_clip(photo, boxes, clip, path, crf=23, source=f"synth:{name}:{index}")
             truths.append(truth)
             detections.append(detect_all(detector, frames_of(path), args.cache, str(path))[0])
             paths.append(path)
