@@ -325,7 +325,8 @@ def write_clip(photo: np.ndarray, boxes: Regions, clip: SynthClip, out: str | Pa
         stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
         # one thread for the colour conversion and the encoder: threaded swscale and frame-threaded x264 gave
         # different bytes from run to run, and a benchmark must see the same clip every time
-        stream.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1"}
+        # (and no MB-tree: it made x264 give other bytes for the same frames, 8 of 18 clips between two runs)
+        stream.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
         reformatter = VideoReformatter()
         for n, frame, gt in render_frames(photo, boxes, clip, min_visible):
             yuv = reformatter.reformat(av.VideoFrame.from_ndarray(frame, format="bgr24"), format="yuv420p", threads=1)
