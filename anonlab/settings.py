@@ -192,7 +192,7 @@ class Settings:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# --- named speed profiles (issue 18) ---------------------------------------------------------------------------
+# --- named speed profiles --------------------------------------------------------------------------------------
 #: What each ``--speed`` profile sets, together. ``thorough`` is the defaults (recall first) and the default
 #: profile; the others trade per-frame recall for speed. Values given explicitly (a CLI flag, a settings file)
 #: override the profile's (`speed_settings`). What each was measured to find and cost is not typed here: see

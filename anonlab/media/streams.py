@@ -292,7 +292,7 @@ def default_video_suffix(src: str | Path) -> str:
 _ENCODERS = {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"}
 
 
-#: x264's preset and the parameters added to it, chosen by measurement (issue 18; CRF 18, mbtree=0, the 150-frame
+#: x264's preset and the parameters added to it, chosen by measurement (CRF 18, mbtree=0, the 150-frame
 #: facenet clip; ms a frame, one encode alone, load 3.4-3.8 on 2 cores; sizes are exact):
 #:
 #:     preset                 720p ms   720p MB   1080p ms   1080p MB
