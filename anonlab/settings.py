@@ -166,7 +166,7 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise AnonlabError(f"unknown setting(s): {', '.join(unknown)}")
+            raise AnonlabError(f"unknown setting(s): {', '.join(repr(k)[:40] for k in unknown)}")
         try:
             return cls(**data)
         except (TypeError, ValueError) as exc:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from anonlab.errors import AnonlabError
@@ -63,3 +65,10 @@ def test_regions_loader(tmp_path_factory, lines):
         one_line_error(exc)
     else:
         assert ((regions.frame >= 0) & (regions.frame < 10)).all()
+
+
+def test_an_unknown_setting_is_named_on_one_line():
+    # found by the case-file fuzzer: a key holding a newline split the error message in two
+    with pytest.raises(AnonlabError, match=r"unknown setting\(s\): '\\n'") as exc:
+        Settings.from_dict({"\n": None})
+    assert "\n" not in str(exc.value)
