@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from anonlab.errors import AnonlabError
