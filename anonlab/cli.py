@@ -32,7 +32,8 @@ def _speed_help() -> str:
     return (f"speed profile (default {DEFAULT_SPEED}: recall first); flags such as --detect-every or --int8 "
             f"override its values. " + "; ".join(lines)
             + (f" (measured {where}: per-frame recall on semi-synthetic clips made from the labelled eval "
-               "photos; fps end to end on the facenet clip, faces and plates)" if where else ""))
+               "photos, recall per image on those photos; fps end to end on the facenet clip, faces and plates)"
+               if where else ""))
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:

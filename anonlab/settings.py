@@ -266,6 +266,9 @@ def speed_summary(profile: str, figures: dict | None = None) -> str:
     if "all" in recall:
         parts.append(f"per-frame recall {recall['all']:.3f} (faces {recall.get('face', float('nan')):.3f}, "
                      f"plates {recall.get('plate', float('nan')):.3f})")
+    photos = row.get("photo_recall") or {}
+    if "face" in photos and "plate" in photos:
+        parts.append(f"recall on the eval photos: faces {photos['face']:.3f}, plates {photos['plate']:.3f}")
     for size in ("720p", "1080p"):
         if size in (row.get("fps") or {}):
             parts.append(f"{size} {row['fps'][size]:.1f} fps ({row['x_realtime'][size]:.2f}x real time)")

@@ -136,7 +136,9 @@ def test_help_shows_each_profiles_figures_from_the_data_file(tmp_path, monkeypat
     from anonlab.cli import main
 
     rows = {name: {"recall": {"all": 0.8 + i / 1000, "face": 0.7, "plate": 0.9}, "fps": {"720p": 5 + i, "1080p": 2.5},
-                   "x_realtime": {"720p": (5 + i) / 25, "1080p": 0.1}} for i, name in enumerate(SPEED_PROFILES)}
+                   "x_realtime": {"720p": (5 + i) / 25, "1080p": 0.1}, "photo_recall": {"face": 0.91 + i / 1000,
+                                                                                       "plate": 0.97}}
+            for i, name in enumerate(SPEED_PROFILES)}
     data = tmp_path / "speed_profiles.json"
     data.write_text(json.dumps({"profiles": rows, "measured": "on a test machine"}))
     monkeypatch.setattr(settings_module, "SPEED_FIGURES", data)
@@ -146,6 +148,7 @@ def test_help_shows_each_profiles_figures_from_the_data_file(tmp_path, monkeypat
     for i, name in enumerate(SPEED_PROFILES):
         assert f"{name}:detectevery{SPEED_PROFILES[name]['detect_every']}" in text
         assert f"per-framerecall{0.8 + i / 1000:.3f}" in text and f"720p{5 + i:.1f}fps" in text
+        assert f"evalphotos:faces{0.91 + i / 1000:.3f},plates0.970" in text
     assert "onatestmachine" in text
     data.unlink()  # no file: the help says so rather than guessing
     with pytest.raises(SystemExit):
