@@ -261,6 +261,8 @@ def speed_summary(profile: str, figures: dict | None = None) -> str:
     row = (figures.get("profiles") or {}).get(profile)
     if not row:
         return f"{profile}: {', '.join(what)}: not measured yet"
+    if row.get("settings", v) != v:  # the table changed since the benchmark ran: its figures are another's
+        return f"{profile}: {', '.join(what)}: not measured with these settings yet"
     parts = []
     recall = row.get("recall") or {}
     if "all" in recall:

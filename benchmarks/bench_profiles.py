@@ -98,15 +98,17 @@ def run_profiles(args, *, make_clip, measure, deface: str | None) -> int:
                 f["fps"][size], f["x_realtime"][size], f["peak_mib"][size] = row["fps"], row["x_realtime"], row["peak_mib"]
                 if row["vs_deface"] is not None:
                     f["vs_deface"][size] = row["vs_deface"]
+    load_timed = load()  # the recall runs after this are not timed
     recall = measure_recall(args, names, settings, work)
     photos = photo_recall(names, settings, work)
     for n in names:
         figures[n]["recall"] = {k: v["recall"] for k, v in recall[n].items()}
         figures[n]["photo_recall"] = photos[n]
     load_after = load()
-    print_table(rows, recall, photos, load_before, load_after)
-    measured = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, no GPU, load {load_before} before and "
-                f"{load_after} after, {rows[0]['frames'] if rows else 0} frames a clip, {args.rounds} round(s)")
+    print_table(rows, recall, photos, load_before, load_timed, load_after)
+    measured = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, no GPU, load average {load_before} before "
+                f"the timed runs and {load_timed} after them, {rows[0]['frames'] if rows else 0} frames a clip, "
+                f"{args.rounds} round(s)")
     data = {"measured": measured, "profiles": figures, "deface": deface_rows, "rows": rows,
             "recall_detail": recall, "photo_recall": photos, "command": "benchmarks/bench_throughput.py " + " ".join(_public_args(sys.argv[1:]))}
     if args.json:
@@ -181,7 +183,7 @@ def photo_recall(names, settings, work: Path) -> dict:
     return out
 
 
-def print_table(rows: list[dict], recall: dict, photos: dict, before: str, after: str) -> None:
+def print_table(rows: list[dict], recall: dict, photos: dict, before: str, timed: str, after: str) -> None:
     head = (f"{'clip':<14} {'frames':>6} {'configuration':<10} {'wall s':>7} {'fps':>6} {'x real':>7} {'x deface':>8} "
             f"{'peak MiB':>8} {'clips: all / faces / plates':>28} {'photos: faces / plates':>23}")
     print()
@@ -196,7 +198,7 @@ def print_table(rows: list[dict], recall: dict, photos: dict, before: str, after
         ratio = f"{r['vs_deface']:.2f}x" if r["vs_deface"] else ""
         print(f"{r['clip']:<14} {r['frames']:>6} {r['config']:<10} {r['wall_s']:>7.1f} {r['fps']:>6.2f} "
               f"{r['x_realtime']:>7.3f} {ratio:>8} {r['peak_mib']:>8} {text:>28} {ptext:>23}")
-    print(f"load average before: {before}; after: {after}")
+    print(f"load average before: {before}; after the timed runs: {timed}; at the end: {after}")
 
 
 def readme_table(data: dict) -> str:

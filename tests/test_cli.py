@@ -161,3 +161,17 @@ def test_the_profiles_upscale_reaches_the_face_models():
 
     assert [d.max_scale for d in face_detectors(speed_settings("thorough"))] == [2.0, 2.0]
     assert [d.max_scale for d in face_detectors(Settings(max_upscale=1.0))] == [1.0, 1.0]
+
+
+def test_the_shipped_figures_are_of_the_profiles_as_they_are():
+    """anonlab/speed_profiles.json is the benchmark's output for this very table (re-run it after a change)."""
+    from anonlab.settings import speed_figures, speed_summary
+
+    figures = speed_figures()
+    assert set(figures["profiles"]) == set(SPEED_PROFILES)
+    for name, row in figures["profiles"].items():
+        assert row["settings"] == SPEED_PROFILES[name], name
+        assert {"720p", "1080p"} <= set(row["fps"]) and 0 < row["recall"]["all"] <= 1
+        assert "not measured" not in speed_summary(name, figures)
+    changed = {"profiles": {"fast": {**figures["profiles"]["fast"], "settings": {"detect_every": 2}}}}
+    assert speed_summary("fast", changed).endswith("not measured with these settings yet")
