@@ -128,6 +128,9 @@ def _score(text, what: str) -> float:
 def write_mot_csv(regions: Regions, path) -> Path:
     """Write ``regions`` (any number of frames) as MOT-style CSV (module docstring), sorted by frame, id.
 
+    Rows of one (frame, id) keep their order in ``regions``, and `read_mot_csv` keeps the file's order, so
+    a round trip gives ``regions`` sorted stably by (frame, id), up to the 2-decimal rounding.
+
     Example:
         >>> import tempfile, pathlib
         >>> r = Regions(xyxy=[[10, 20, 50, 80]], score=[0.9], track_id=[3], frame=[0])
@@ -141,7 +144,7 @@ def write_mot_csv(regions: Regions, path) -> Path:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(MOT_COLUMNS)
-    order = np.lexsort((regions.track_id, regions.frame))
+    order = np.lexsort((regions.track_id, regions.frame))  # stable: ties keep their input order
     xywh = regions.xywh
     for i in order.tolist():
         x, y, ww, hh = xywh[i].tolist()
@@ -157,7 +160,8 @@ def read_mot_csv(path, *, default_label: str = "face", default_source: str = "de
 
     Strict: every row must have 9 columns (7 or 10 for plain MOTChallenge), a whole frame number from 1, a
     whole track id from -1, finite coordinates with ``w, h >= 0``, a score in [0, 1], a known label and
-    source. Blank lines are skipped. Any other content raises `AnonlabError` naming the line.
+    source. Blank lines are skipped. Any other content raises `AnonlabError` naming the line. Rows come
+    back in the file's order.
 
     Args:
         path: the CSV file.
