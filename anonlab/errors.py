@@ -27,3 +27,17 @@ class MediaError(AnonlabError):
 
 class OutputError(AnonlabError):
     """The output cannot be written (exists, same as input, read-only folder, disk full)."""
+
+
+class FileTooLargeError(AnonlabError):
+    """A file is larger than its reader accepts (`anonlab.media.read_bytes_bounded`).
+
+    Attributes:
+        name: the file's base name.
+        size: its size in bytes as far as known (more than ``limit``).
+        limit: the most bytes the reader accepts.
+    """
+
+    def __init__(self, name: str, size: int, limit: int) -> None:
+        super().__init__(f"{name}: larger than {limit} bytes ({size} bytes); is it the right file?")
+        self.name, self.size, self.limit = name, size, limit

@@ -403,6 +403,13 @@ def test_loader_rejects_binary_and_missing(tmp_path):
         Case.load(tmp_path / "none.json")
 
 
+def test_loader_refuses_a_file_over_the_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("anonlab.case.storage.MAX_CASE_BYTES", 10)
+    (tmp_path / "big.json").write_text("{" + " " * 20 + "}")
+    with pytest.raises(AnonlabError, match=r"^big\.json: case file too large \(22 bytes\)$"):
+        Case.load(tmp_path / "big.json")
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),

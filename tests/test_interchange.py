@@ -115,6 +115,18 @@ def test_mot_missing_and_binary(tmp_path):
         read_mot_csv(tmp_path / "bin.csv")
 
 
+def test_annotation_file_over_the_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("anonlab.report.interchange._MAX_BYTES", 10)
+    (tmp_path / "big.csv").write_text(",".join(MOT_COLUMNS) + "\n")
+    with pytest.raises(AnonlabError, match=r"^big\.csv is larger than 1 GiB; is it really an annotation file\?$"):
+        read_mot_csv(tmp_path / "big.csv")
+    (tmp_path / "big.xml").write_text("<annotations><version>1.1</version></annotations>")
+    with pytest.raises(AnonlabError, match=r"^big\.xml is larger than 1 GiB"):
+        read_cvat_xml(tmp_path / "big.xml")
+    with pytest.raises(AnonlabError, match="is a folder, not a file"):
+        read_mot_csv(tmp_path)
+
+
 rows = st.lists(st.tuples(st.integers(0, 30), st.integers(-1, 4), st.integers(0, 1), st.integers(0, 4),
                           st.floats(-50, 2000, width=32), st.floats(-50, 2000, width=32),
                           st.floats(0, 300, width=32), st.floats(0, 300, width=32), st.floats(0, 1, width=32)),

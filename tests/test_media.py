@@ -1,5 +1,6 @@
 """Media I/O: exact seeking, faithful export (frames, timestamps, rotation, audio), photos, bad input."""
 
+import os
 import random
 import subprocess
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anonlab.errors import MediaError, OutputError
-from anonlab.media import (VideoReader, atomic_output, check_output_path, open_media, probe, read_photo,
-                           sha256_file, write_photo, write_video)
+from anonlab.errors import FileTooLargeError, MediaError, OutputError
+from anonlab.media import (VideoReader, atomic_output, check_output_path, open_media, probe, read_bytes_bounded,
+                           read_photo, sha256_file, write_photo, write_video)
 from anonlab.report.verify import verify_photo, verify_video
 from mediagen import barcode_frame, ffmpeg_exe, make_clip, read_barcode
 
@@ -227,6 +228,31 @@ def test_output_path_guards(tmp_path, clips):
     with pytest.raises(OutputError, match="--overwrite"):
         check_output_path(clips["plain"], existing, overwrite=False)
     assert check_output_path(clips["plain"], existing, overwrite=True) == existing
+
+
+def test_read_bytes_bounded(tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"x" * 10)
+    assert read_bytes_bounded(p, 10) == b"x" * 10
+    with pytest.raises(FileTooLargeError) as exc:
+        read_bytes_bounded(p, 9)
+    assert (exc.value.size, exc.value.limit) == (10, 9)
+    assert str(exc.value) == "f.bin: larger than 9 bytes (10 bytes); is it the right file?"
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_bytes_bounded(tmp_path / "empty", 0) == b""
+    with pytest.raises(FileNotFoundError):
+        read_bytes_bounded(tmp_path / "none", 10)
+    with pytest.raises(IsADirectoryError):
+        read_bytes_bounded(tmp_path, 10)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_read_bytes_bounded_stops_at_the_limit_on_a_file_without_size():
+    assert os.stat("/proc/self/status").st_size == 0  # what the test relies on: it reports no size
+    assert b"Pid:" in read_bytes_bounded("/proc/self/status", 1 << 20)
+    with pytest.raises(FileTooLargeError) as exc:
+        read_bytes_bounded("/proc/self/status", 5)
+    assert exc.value.size == 6  # read no further than the limit + 1
 
 
 def test_failure_mid_export_leaves_input_untouched_and_no_partial(tmp_path, clips):

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 from anonlab.case.fileformat import CASE_SUFFIX, MAX_CASE_BYTES
-from anonlab.errors import AnonlabError
+from anonlab.errors import AnonlabError, FileTooLargeError
+from anonlab.media import read_bytes_bounded
 
 try:  # POSIX advisory locks; elsewhere saves are still atomic, only not serialised between processes.
     import fcntl
@@ -116,10 +117,9 @@ def read_case_text(path: Path) -> str:
             or not UTF-8.
     """
     try:
-        size = path.stat().st_size
-        if size > MAX_CASE_BYTES:
-            raise AnonlabError(f"{path.name}: case file too large ({size} bytes)")
-        return path.read_bytes().decode("utf-8")
+        return read_bytes_bounded(path, MAX_CASE_BYTES).decode("utf-8")
+    except FileTooLargeError as exc:
+        raise AnonlabError(f"{path.name}: case file too large ({exc.size} bytes)") from None
     except FileNotFoundError:
         raise AnonlabError(f"{path.name}: no such case file") from None
     except UnicodeDecodeError:

@@ -2,7 +2,8 @@
 
 `open_media(path)` returns a `VideoReader` or a `PhotoReader`; both offer ``n_frames``, ``width``,
 ``height``, ``fps``, ``times``, ``get(n)`` and ``frames()``, so the analysis loop treats a photo as a
-one-frame video. `atomic_output` is how every writer in anonlab creates files.
+one-frame video. `atomic_output` is how every writer in anonlab creates files; `read_bytes_bounded` is how
+a reader of a small file (case, annotations) takes it whole without trusting its size.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from anonlab.errors import MediaError, OutputError
+from anonlab.errors import FileTooLargeError, MediaError, OutputError
 from anonlab.media.photo import Photo, read_photo, write_photo
 from anonlab.media.video import VideoReader, write_video
 
@@ -200,8 +201,37 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def read_bytes_bounded(path: str | Path, max_bytes: int) -> bytes:
+    """The whole content of the file at ``path``, refused when it holds more than ``max_bytes`` bytes.
+
+    The size is checked on the opened file before reading, and the read itself stops after ``max_bytes + 1``
+    bytes, so a file that grows meanwhile, or one that reports no size (``/proc``), costs at most about
+    ``max_bytes`` of memory. Like `open`, it waits for a writer on a named pipe.
+
+    Raises:
+        FileTooLargeError: more than ``max_bytes`` bytes (an `AnonlabError`, so callers may let it through).
+        OSError: as `open` and `read` raise it: `FileNotFoundError`, `IsADirectoryError`, `PermissionError`...
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_bytes:
+            raise FileTooLargeError(path.name, size, max_bytes)
+        data = fh.read(size + 1)  # one read of the whole file: it returns fewer bytes than asked only at the end
+        if len(data) <= size:
+            return data
+        # Grown since the check, or sizeless: go on in steps, so memory stays bounded by max_bytes.
+        parts, total = [data], len(data)
+        while total <= max_bytes and (chunk := fh.read(min(1 << 20, max_bytes + 1 - total))):
+            parts.append(chunk)
+            total += len(chunk)
+    if total > max_bytes:
+        raise FileTooLargeError(path.name, total, max_bytes)
+    return b"".join(parts)
+
+
 __all__ = [
     "MEDIA_EXTENSIONS", "PHOTO_EXTENSIONS", "VIDEO_EXTENSIONS", "Photo", "PhotoReader", "VideoReader",
-    "atomic_output", "check_output_path", "open_media", "probe", "read_photo", "sha256_file", "write_photo",
-    "write_text_atomic", "write_video",
+    "atomic_output", "check_output_path", "open_media", "probe", "read_bytes_bounded", "read_photo", "sha256_file",
+    "write_photo", "write_text_atomic", "write_video",
 ]

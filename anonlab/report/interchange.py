@@ -66,7 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anonlab.errors import AnonlabError
+from anonlab.errors import AnonlabError, FileTooLargeError
+from anonlab.media import read_bytes_bounded
 from anonlab.regions import (
     ANALYST,
     EXTENDED,
@@ -96,9 +97,9 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        if path.stat().st_size > _MAX_BYTES:
-            raise AnonlabError(f"{path.name} is larger than 1 GiB; is it really an annotation file?")
-        return path.read_bytes()
+        return read_bytes_bounded(path, _MAX_BYTES)
+    except FileTooLargeError:
+        raise AnonlabError(f"{path.name} is larger than 1 GiB; is it really an annotation file?") from None
     except FileNotFoundError:
         raise AnonlabError(f"{path.name} not found") from None
     except IsADirectoryError:
