@@ -34,6 +34,7 @@ from anonlab.case.storage import read_case_text, write_case_text
 from anonlab.case.tracks import Track, tracks_from_regions
 from anonlab.errors import AnonlabError
 from anonlab.media import sha256_file
+from anonlab.media.audio import check_ranges
 from anonlab.media.facts import InputFacts
 from anonlab.regions import LABELS, Regions
 from anonlab.review import advance_status, make_override
@@ -345,8 +346,6 @@ class Case:
         ranges = old_ranges if ranges is None else [tuple(map(float, r)) for r in ranges]
         end = self.input.n_frames / self.input.fps if self.input.fps else None
         if end is not None:
-            from anonlab.media.audio import check_ranges
-
             check_ranges(ranges, end + 1.0 / self.input.fps)  # the last frame lasts a frame
         return self.apply({"op": "audio", "mode": old_mode if mode is None else mode,
                            "ranges": [list(r) for r in ranges]})

@@ -32,6 +32,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from anonlab import detect
 from anonlab.errors import AnonlabError
 from anonlab.regions import LABELS, iou_matrix
 
@@ -363,13 +364,12 @@ def detect_labelled_set(labels_path: str | os.PathLike, out_path: str | os.PathL
     Returns:
         ``{"images", "boxes", "ms_per_image", "detector", "models", "out"}``.
     """
-    from anonlab.detect import build_detector
-
     labels_path, out_path = Path(labels_path), Path(out_path)
     rows = load_jsonl(labels_path, "labels")
     if out_path.resolve() == labels_path.resolve():
         raise AnonlabError("--out must not be the labels file")
-    detector = detector if detector is not None else build_detector(settings)
+    # Looked up through the module at call time, so a patched anonlab.detect.build_detector is the one used.
+    detector = detector if detector is not None else detect.build_detector(settings)
     base = labels_path.parent
     iterator: Iterable[dict] = rows
     if progress:

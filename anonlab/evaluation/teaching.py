@@ -29,7 +29,9 @@ import cv2
 import numpy as np
 
 from anonlab.errors import AnonlabError
-from anonlab.regions import FACE, Regions
+from anonlab.evaluation.images import _xyxy, load_jsonl, match
+from anonlab.media import read_photo
+from anonlab.regions import FACE, Regions, iou_matrix
 
 __all__ = [
     "PORTRAIT",
@@ -55,8 +57,6 @@ HEAD_MARGIN = 0.45
 
 def portrait_head(path: str | Path | None = None) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The portrait's head and shoulders cut out: ``(image_bgr, face_box_in_the_cut)``."""
-    from anonlab.media import read_photo
-
     path = Path(path) if path else PORTRAIT
     if not path.exists():
         raise AnonlabError(f"{path}: the sample portrait is missing (it ships in the repository's sample_media/)")
@@ -167,9 +167,6 @@ def missed_boxes(labels_path: str | Path, pred_path: str | Path, *, label: str =
         One dict per miss: ``image`` (path as in the labels), ``box`` ``(x, y, w, h)``, ``side`` (smaller side,
         px) and ``best_iou`` (of the closest prediction of that label at that threshold), smallest first.
     """
-    from anonlab.evaluation.images import _xyxy, load_jsonl, match
-    from anonlab.regions import iou_matrix
-
     labels = load_jsonl(labels_path, "labels")
     preds = {r["image"]: r for r in load_jsonl(pred_path, "pred")}
     out = []

@@ -39,6 +39,7 @@ import numpy as np
 
 from anonlab.errors import AnonlabError, OutputError
 from anonlab import __version__
+from anonlab.media import write_text_atomic
 from anonlab.regions import LABELS, NO_TRACK, SOURCES, Regions
 from anonlab.settings import Settings
 
@@ -390,12 +391,6 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    from anonlab.media import write_text_atomic
-
-    write_text_atomic(path, text)
-
-
 def write_report(report: dict, path) -> tuple[Path, Path]:
     """Write ``report`` as JSON at ``path`` and as Markdown beside it (same name, ``.md``).
 
@@ -412,6 +407,6 @@ def write_report(report: dict, path) -> tuple[Path, Path]:
         raise OutputError(f"report {path.name}: use a .json name (the Markdown twin is written beside it as .md)")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write report {path.name}: folder does not exist")
-    _atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _atomic_write_text(md_path, render_markdown(report))
+    write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(md_path, render_markdown(report))
     return path, md_path

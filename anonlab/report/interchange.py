@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from anonlab.errors import AnonlabError, FileTooLargeError
-from anonlab.media import read_bytes_bounded
+from anonlab.media import read_bytes_bounded, write_text_atomic
 from anonlab.regions import (
     ANALYST,
     EXTENDED,
@@ -89,12 +89,6 @@ _MAX_BYTES = 1 << 30  # an annotation file larger than 1 GiB is refused rather t
 
 
 # --- shared -----------------------------------------------------------------------------------------
-def _write_text_atomic(path: Path, text: str) -> None:
-    from anonlab.media import write_text_atomic
-
-    write_text_atomic(path, text)
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return read_bytes_bounded(path, _MAX_BYTES)
@@ -152,7 +146,7 @@ def write_mot_csv(regions: Regions, path) -> Path:
         w.writerow([int(regions.frame[i]) + 1, int(regions.track_id[i]), f"{x:.2f}", f"{y:.2f}", f"{ww:.2f}",
                     f"{hh:.2f}", f"{float(regions.score[i]):.4f}", LABELS[regions.label[i]],
                     SOURCES[regions.source[i]]])
-    _write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
     return path
 
 
@@ -345,7 +339,7 @@ def write_cvat_xml(regions: Regions, path, *, n_frames: int | None = None, width
                 _box(track, end, regions.xyxy[seg[-1]].tolist(), outside=True, keyframe=True)
     ET.indent(root)
     text = '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-    _write_text_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from anonlab.errors import AnonlabError
-from anonlab.media import VideoReader, probe, sha256_file
+from anonlab.media import VideoReader, probe, read_photo, sha256_file
 from anonlab.media.audiotrack import plan_audio_stream
 from anonlab.media.streams import COLOR_NAMES, container_for, plan_video
 
@@ -226,8 +226,6 @@ IDENTIFYING_EXIF = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x87
 
 
 def verify_photo(src: Path, dst: Path) -> list[Check]:
-    from anonlab.media import read_photo
-
     a, b = read_photo(src), read_photo(dst)
     with Image.open(dst) as img:
         exif = img.getexif()
