@@ -60,14 +60,16 @@ def _stop(proc, log) -> None:
     log.close()
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
+def _wait(predicate, timeout: float, what: str, interval: float = 0.1, state=None):
+    """Poll ``predicate`` until it is true; on a timeout say what ``state()`` shows (the page's own words)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    shown = f"; the page shows: {state()!r}" if state is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{shown}")
 
 
 def _need_browser():
@@ -177,12 +179,32 @@ def _our_tracebacks(log: Path) -> list[str]:
     return [b[:2000] for b in blocks if "anonlab" in b.split("\n[")[0]]
 
 
-def _fail_shot(page, shots, name="failure.png"):
+def _fail_shot(page, shots, name="failure.png", log: Path | None = None):
+    """Keep what a failure in CI needs to be understood: a screenshot and the kernel's own tracebacks (a
+    widget callback that raises leaves the page unchanged and writes only to the server log)."""
     try:
         page.screenshot(path=str(shots / name))
         print(f"\nscreenshot at failure: {shots / name}")
     except Exception:  # noqa: BLE001 - the original error matters more
         pass
+    if log is not None and log.exists():
+        for tb in _our_tracebacks(log):
+            print("\nkernel traceback:", tb)
+
+
+def _settle(page, selector: str, still: float = 1.0, timeout: float = 60) -> str:
+    """The text of ``selector`` once it stopped changing for ``still`` seconds: clicks queue in the kernel, so a
+    text read while earlier clicks are still being handled would be compared with a state about to change."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = page.locator(selector).first.inner_text()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return now
+        time.sleep(0.1)
+    return last
 
 
 def test_app_whole_loop(tmp_path, shots):
@@ -275,7 +297,7 @@ def test_app_whole_loop(tmp_path, shots):
                     before = title()
                     _button(page, "accept").click()
                     clicks += 1
-                    _wait(lambda: title() != before, 60, "the decision")
+                    _wait(lambda: title() != before, 60, "the decision", state=title)
                 else:
                     raise AssertionError("the review queue did not empty")
                 timings["review_clicks"] = clicks
@@ -307,13 +329,14 @@ def test_app_whole_loop(tmp_path, shots):
                 _wait(lambda: Case.load(case_file).exclusions(), 30, "the exclusion")
                 assert Case.load(case_file).exclusions()[0]["by"] == "Ann Analyst"  # item 8
                 # the new cards (an edit, an unmasked track): decide them, then export
+                _settle(page, ".anonlab-review")  # the exclusion's own update first (it was awaited on disk)
                 _button(page, "next undecided").click()
                 for _ in range(20):
-                    if " 0 of " in title().split("\n")[0]:
+                    before = _settle(page, ".anonlab-review")
+                    if " 0 of " in before.split("\n")[0]:
                         break
-                    before = title()
                     _button(page, "accept").click()
-                    _wait(lambda: title() != before, 60, "the decision")
+                    _wait(lambda: title() != before, 60, "the decision", state=title)
                 page.screenshot(path=str(shots / "app_05_before_export.png"))
                 _button(page, "export").click()
                 out = media.with_name(media.stem + "_anonymized" + media.suffix)
@@ -322,7 +345,7 @@ def test_app_whole_loop(tmp_path, shots):
                 timings["total_s"] = time.perf_counter() - t0
                 assert not off, f"requests off 127.0.0.1: {off}"  # item 2
             except BaseException:
-                _fail_shot(page, shots)
+                _fail_shot(page, shots, log=tmp_path / "voila.log")
                 raise
             finally:
                 ctx.close()
@@ -383,7 +406,7 @@ def test_app_photo_with_many_tracks(tmp_path, shots):
                 page.screenshot(path=str(shots / "photo_01_many_tracks.png"), full_page=True)
                 assert not off, f"requests off 127.0.0.1: {off}"
             except BaseException:
-                _fail_shot(page, shots, "photo_failure.png")
+                _fail_shot(page, shots, "photo_failure.png", log=tmp_path / "voila.log")
                 raise
             finally:
                 ctx.close()
