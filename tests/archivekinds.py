@@ -43,7 +43,7 @@ def _sine(stream, seconds: float, rate: int) -> None:
 
 
 def write_clip(path: Path, *, codec: str = "libx264", width: int = 160, height: int = 96, n_frames: int = 12,
-               fps: int = 25, pix_fmt: str = "yuv420p", options: dict | None = None, tags: dict | None = None,
+               fps: int | Fraction = 25, pix_fmt: str = "yuv420p", options: dict | None = None, tags: dict | None = None,
                sar: Fraction | None = None, field_order: int | None = None, codec_tag: str | None = None,
                audio: str | None = None, container: str | None = None) -> Path:
     """Write a clip of `frame_with_square` frames with the given encoder, format, tags and audio."""
@@ -71,7 +71,7 @@ def write_clip(path: Path, *, codec: str = "libx264", width: int = 160, height: 
         for key, value in (tags or {}).items():
             setattr(vf, key, value)
         vf.pts = n
-        vf.time_base = Fraction(1, fps)
+        vf.time_base = 1 / Fraction(fps)
         for p in vs.encode(vf):
             out.mux(p)
     for p in vs.encode():
@@ -161,5 +161,20 @@ def dv_pal_widescreen(d: Path) -> Path:
                       audio="pcm_s16le")
 
 
+def webm_vp8_bt709(d: Path) -> Path:
+    """A VP8 WebM whose header says BT.709 (a browser or old camera recording): the VP8 decoder itself says
+    BT.601 for every VP8 stream, so only a reader that trusts the header keeps the tag."""
+    return write_clip(d / "vp8.webm", codec="libvpx", tags=BT709, options={"crf": "10", "b": "1M"},
+                      audio="libopus")
+
+
+def mjpeg_webcam(d: Path) -> Path:
+    """A webcam capture: Motion JPEG, full-range 4:2:2 (yuvj422p), NTSC rate 30000/1001, in AVI; the output is
+    Matroska, whose 1 ms clock cannot hold 1001/30000 s exactly."""
+    return write_clip(d / "webcam.avi", codec="mjpeg", pix_fmt="yuvj422p", fps=Fraction(30000, 1001),
+                      options={"q:v": "3"}, audio="pcm_s16le")
+
+
 KINDS = {"dv_pal_widescreen": dv_pal_widescreen, "odd_size_vp9": odd_size_vp9, "hlg_hevc_10bit": hlg_hevc_10bit, "bt709_tagged": bt709_tagged,
-         "anamorphic": anamorphic, "interlaced_tff": interlaced_tff, "webm_vp9_opus": webm_vp9_opus}
+         "anamorphic": anamorphic, "interlaced_tff": interlaced_tff, "webm_vp9_opus": webm_vp9_opus,
+         "webm_vp8_bt709": webm_vp8_bt709, "mjpeg_webcam": mjpeg_webcam}

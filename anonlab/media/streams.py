@@ -194,8 +194,24 @@ class VideoProps:
         }
 
 
-def props_from(stream, first_frame) -> VideoProps:
-    """`VideoProps` of an opened PyAV video ``stream`` whose first decoded frame is ``first_frame``."""
+def declared_colors(stream) -> tuple[int, int, int, int]:
+    """The colour tags a video stream's headers declare: (primaries, transfer, matrix, range), FFmpeg codes.
+
+    Read before any frame is decoded: some decoders overwrite them with their codec's implied default (the VP8
+    and MJPEG decoders say BT.601 whatever the WebM or MOV header declares), while players and ffprobe read the
+    header, and the pixels were coded the way the header says.
+    """
+    ctx = stream.codec_context
+    tags = [int(v or _UNSPECIFIED) for v in (ctx.color_primaries, ctx.color_trc, ctx.colorspace)]  # 0: reserved
+    return (*tags, int(ctx.color_range or 0))
+
+
+def props_from(stream, first_frame, declared: tuple[int, int, int, int] | None = None) -> VideoProps:
+    """`VideoProps` of an opened PyAV video ``stream`` whose first decoded frame is ``first_frame``.
+
+    ``declared``: `declared_colors` of the stream, read before decoding; a tag it specifies wins over the
+    decoder's (default: the codec context's after decoding, then the frame's).
+    """
     ctx = stream.codec_context
     pix_fmt = first_frame.format.name
     depth, chroma = pixel_layout(pix_fmt)
@@ -208,22 +224,25 @@ def props_from(stream, first_frame) -> VideoProps:
         else:  # DV is bottom field first by its standard (IEC 61834); otherwise the frames' own flags lead
             field_order = "bb" if ctx.name == "dvvideo" else "interlaced"
 
-    def pick(frame_value, ctx_value, unspecified):
-        # The decoder fills the frame from the bitstream; the codec context is the container's view.
-        for v in (frame_value, ctx_value):
+    head = declared or (_UNSPECIFIED, _UNSPECIFIED, _UNSPECIFIED, 0)
+
+    def pick(head_value, frame_value, ctx_value, unspecified):
+        # The headers' declaration first (what players read), then the decoder's word on the first frame, then
+        # the codec context as decoding left it.
+        for v in (head_value, frame_value, ctx_value):
             if v is not None and int(v) != unspecified:
                 return int(v)
         return unspecified
 
-    range_ = pick(first_frame.color_range, ctx.color_range, 0)
+    range_ = pick(head[3], first_frame.color_range, ctx.color_range, 0)
     if range_ == 0 and pix_fmt.startswith("yuvj"):  # JPEG-range formats are full range by definition
         range_ = 2
     return VideoProps(
         codec=ctx.name, profile=ctx.profile, pix_fmt=pix_fmt, bit_depth=depth, chroma=chroma,
         width=first_frame.width, height=first_frame.height, sar=sar, field_order=field_order,
-        color_primaries=pick(first_frame.color_primaries, ctx.color_primaries, _UNSPECIFIED),
-        color_trc=pick(first_frame.color_trc, ctx.color_trc, _UNSPECIFIED),
-        colorspace=pick(first_frame.colorspace, ctx.colorspace, _UNSPECIFIED),
+        color_primaries=pick(head[0], first_frame.color_primaries, ctx.color_primaries, _UNSPECIFIED),
+        color_trc=pick(head[1], first_frame.color_trc, ctx.color_trc, _UNSPECIFIED),
+        colorspace=pick(head[2], first_frame.colorspace, ctx.colorspace, _UNSPECIFIED),
         color_range=range_, hdr=hdr_metadata(first_frame), rotation=int(first_frame.rotation or 0) % 360,
     )
 
@@ -236,8 +255,9 @@ def probe_video(path: str | Path) -> VideoProps:
             if not container.streams.video:
                 raise MediaError(f"{path.name}: no video stream")
             stream = container.streams.video[0]
+            declared = declared_colors(stream)
             for frame in container.decode(stream):
-                return props_from(stream, frame)
+                return props_from(stream, frame, declared)
     except av.FFmpegError as exc:
         raise MediaError(f"{path.name}: cannot be read as video ({exc.strerror or 'ffmpeg error'})") from None
     raise MediaError(f"{path.name}: the video stream holds no decodable frame")
