@@ -211,7 +211,7 @@ def render(
             media = open_media(src)
             pages = [render_frame(n, page) for n, page in enumerate(media.photo.pages)]
             write_photo(media.photo, pages if len(pages) > 1 else pages[0], tmp, keep_metadata=settings.keep_metadata,
-                        jpeg_quality=settings.jpeg_quality)
+                        jpeg_quality=settings.jpeg_quality, changed=[changed_boxes(n) for n in range(len(pages))])
             info: RenderInfo = {"frames": len(pages), "damaged": [], "audio_packets": 0,
                                 "output": {"format": media.photo.format, "pages": len(pages),
                                            "mode": media.photo.mode, "dropped_images": media.photo.dropped}}

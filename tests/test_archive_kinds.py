@@ -307,6 +307,57 @@ def test_bilevel_fax_tiff_stays_bilevel_and_lossless_webp_stays_lossless(tmp_pat
     assert (tmp_path / "shot_o.webp").read_bytes()[12:16] == b"VP8L"
 
 
+def _outside_mask(shape) -> np.ndarray:
+    """True where a mask over `archivekinds.SQUARE` cannot reach (4 px clear of its box)."""
+    mx1, my1, mx2, my2 = mask_boxes(Regions(xyxy=[ak.SQUARE], label=[FACE]), SOLID, 10_000, 10_000)[0]
+    outside = np.ones(shape, bool)
+    outside[max(my1 - 4, 0) : my2 + 4, max(mx1 - 4, 0) : mx2 + 4] = False
+    return outside
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16_bit_grey_stays_16_bit_with_its_own_values_outside_the_masks(tmp_path, ext):
+    # a scan or a thermal/medical frame: values that are not 8-bit levels times 257
+    grey = ak.frame_with_square(0, 160, 120)[:, :, 1].astype(np.uint16) * 200 + np.arange(160, dtype=np.uint16)
+    src = tmp_path / f"scan{ext}"
+    Image.fromarray(grey).save(src)
+    out = tmp_path / f"scan_o{ext}"
+    anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 1), progress=False)
+    with Image.open(out) as img:
+        assert img.mode == "I;16"
+        got = np.asarray(img)
+    outside = _outside_mask(grey.shape)
+    assert np.array_equal(got[outside], grey[outside])  # bit for bit, all 16 bits
+    x1, y1, x2, y2 = ak.SQUARE
+    assert got[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].max() < 40 * 200  # masked (solid, dark)
+    assert verify.main([str(src), str(out)]) == 0
+
+
+def test_cmyk_jpeg_stays_cmyk(tmp_path):
+    src = tmp_path / "press.jpg"
+    Image.fromarray(ak.frame_with_square(0, 160, 120)[:, :, ::-1]).convert("CMYK").save(src, quality=85)
+    out = tmp_path / "press_o.jpg"
+    anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 1), progress=False)
+    with Image.open(src) as a, Image.open(out) as b:
+        assert b.mode == "CMYK"
+        rgb_a, rgb_b = np.asarray(a.convert("RGB")).astype(int), np.asarray(b.convert("RGB")).astype(int)
+    outside = _outside_mask(rgb_a.shape[:2])
+    assert np.abs(rgb_b[outside] - rgb_a[outside]).mean() < 3  # the same picture (one JPEG generation apart)
+    x1, y1, x2, y2 = ak.SQUARE
+    assert rgb_b[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].max() < 60
+    assert verify.main([str(src), str(out)]) == 0
+
+
+def test_a_gif_is_refused_for_what_it_is(tmp_path, capsys):
+    still, anim = tmp_path / "still.gif", tmp_path / "anim.gif"
+    Image.new("RGB", (40, 30), "white").save(still)
+    Image.new("RGB", (40, 30), "white").save(anim, save_all=True, append_images=[Image.new("RGB", (40, 30))])
+    with pytest.raises(MediaError, match="GIF images are not supported; convert it to PNG"):
+        probe(still)
+    with pytest.raises(MediaError, match="animated GIF"):
+        probe(anim)
+
+
 # --- inputs that are not files ------------------------------------------------------------------------------
 
 

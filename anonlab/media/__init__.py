@@ -97,8 +97,10 @@ def probe(path: str | Path) -> str:
         raise MediaError(f"{path.name}: the file is empty (0 bytes)")
     try:
         with Image.open(path) as img:
-            if img.format == "GIF" or (getattr(img, "n_frames", 1) > 1 and img.format in ("WEBP", "PNG")):
+            if getattr(img, "n_frames", 1) > 1 and img.format in ("GIF", "WEBP", "PNG"):
                 raise MediaError(f"{path.name}: animated {img.format} is not supported; convert it to a video (MP4) first")
+            if img.format == "GIF":  # one picture, in a 256-colour palette anonlab does not write
+                raise MediaError(f"{path.name}: GIF images are not supported; convert it to PNG (lossless) first")
             return "photo"
     except Image.DecompressionBombError:
         raise MediaError(f"{path.name}: declared image size is too large to process; likely corrupt or a "

@@ -48,7 +48,11 @@ class Photo:
     Attributes:
         image: the first (or only) page, ``(H, W, 3)`` uint8 BGR.
         pages: every page (``pages[0] is image``); more than one only for multi-page TIFF.
-        mode: the source's Pillow mode family kept on write: ``"RGB"``, ``"L"`` (grey) or ``"1"`` (bilevel).
+        mode: the source's Pillow mode family kept on write: ``"RGB"``, ``"L"`` (grey), ``"1"`` (bilevel),
+            ``"I;16"`` (16-bit grey) or ``"CMYK"`` (print).
+        deep: per page, for the modes an 8-bit BGR view cannot hold (16-bit grey, CMYK): ``(array, scale)``,
+            the page's own values (``(H, W)`` uint16 or ``(H, W, 4)`` uint8) and the factor from the view's grey
+            level back to 16 bit. Written back as they are outside the masks.
         encoding: how the source was encoded: JPEG ``qtables``/``subsampling``/``progressive``, WebP
             ``lossless``, TIFF ``compression``.
         dropped: secondary images of an MPO file that are not written (unmasked previews of the scene).
@@ -63,18 +67,35 @@ class Photo:
     mode: str = "RGB"
     encoding: dict = field(default_factory=dict)
     dropped: int = 0
+    deep: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.pages:
             self.pages = [self.image]
 
 
+_GREY16 = ("I;16", "I;16B", "I;16L")
+
+
 def _mode_family(mode: str) -> str:
-    if mode == "1":
-        return "1"
-    if mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "F"):
+    if mode in ("1", "CMYK"):
+        return mode
+    if mode in _GREY16:
+        return "I;16"
+    if mode in ("L", "LA", "I", "F"):
         return "L"
     return "RGB"
+
+
+def _deep(img: Image.Image) -> tuple[np.ndarray, float] | None:
+    """A page's own values where the 8-bit BGR view loses them (16-bit grey, CMYK), with `_bgr`'s grey scale."""
+    if img.mode in _GREY16:
+        arr = np.asarray(img).astype(np.uint16)
+        peak = float(arr.max()) if arr.size and arr.max() > 255 else 255.0
+        return arr, peak / 255.0
+    if img.mode == "CMYK":
+        return np.asarray(img).copy(), 1.0
+    return None
 
 
 def _bgr(img: Image.Image) -> np.ndarray:
@@ -144,33 +165,73 @@ def read_photo(path: str | Path) -> Photo:
     if first.mode in ("RGBA", "LA", "PA") or (first.mode == "P" and "transparency" in first.info):
         alpha = np.asarray(first.convert("RGBA"))[:, :, 3].copy()
     images = [_bgr(p) for p in pages]
+    deep = [_deep(p) for p in pages] if mode in ("I;16", "CMYK") else []
     return Photo(image=images[0], format=fmt, alpha=alpha, icc_profile=icc, exif=exif, pages=images, mode=mode,
-                 encoding=encoding, dropped=n_images - 1 if fmt == "MPO" else 0)
+                 encoding=encoding, dropped=n_images - 1 if fmt == "MPO" else 0, deep=deep)
 
 
-def _pil(photo: Photo, image: np.ndarray, fmt: str) -> Image.Image:
+def _region(shape: tuple[int, int], boxes: np.ndarray | None) -> np.ndarray:
+    """``(H, W)`` bool: inside any of ``boxes`` (``(N, 4)`` x1, y1, x2, y2 pixels, outward to whole pixels);
+    None: the whole page."""
+    region = np.zeros(shape, bool)
+    if boxes is None:
+        region[:] = True
+        return region
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        region[max(int(np.floor(y1)), 0):max(int(np.ceil(y2)), 0), max(int(np.floor(x1)), 0):max(int(np.ceil(x2)), 0)] = True
+    return region
+
+
+def _deep_page(photo: Photo, k: int, image: np.ndarray, boxes: np.ndarray | None) -> Image.Image:
+    """Page ``k`` in its deep mode: its own values, and inside ``boxes`` the masked 8-bit ``image`` converted
+    (grey to 16 bit by the view's scale; RGB to CMYK by Pillow's formula, C = 255 - R ... K = 0, the inverse of
+    the conversion that made the view)."""
+    src, scale = photo.deep[k]
+    out = src.copy()
+    region = _region(src.shape[:2], boxes)
+    rgb = image[region][:, ::-1].astype(np.float64)  # (N, 3)
+    if photo.mode == "CMYK":
+        out[region] = np.column_stack([255.0 - rgb, np.zeros(len(rgb))]).astype(np.uint8)
+        return Image.frombytes("CMYK", (out.shape[1], out.shape[0]), out.tobytes())
+    grey = rgb @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as Pillow's convert("L")
+    out[region] = np.clip(np.rint(grey * scale), 0, 65535).astype(np.uint16)
+    return Image.fromarray(out)
+
+
+def _pil(photo: Photo, image: np.ndarray, fmt: str, k: int = 0, boxes=None) -> Image.Image:
+    if photo.deep and k < len(photo.deep) and photo.deep[k] is not None and fmt in _DEEP_FORMATS[photo.mode] \
+            and photo.deep[k][0].shape[:2] == image.shape[:2]:
+        return _deep_page(photo, k, image, boxes)
     rgb = np.ascontiguousarray(image[:, :, ::-1])
     if photo.alpha is not None and fmt in ("PNG", "WEBP", "TIFF") and photo.alpha.shape == image.shape[:2]:
         return Image.fromarray(np.dstack([rgb, photo.alpha]))
     img = Image.fromarray(rgb)
-    if photo.mode == "L" or (photo.mode == "1" and fmt not in ("TIFF", "PNG", "BMP")):
+    if photo.mode in ("L", "I;16") or (photo.mode == "1" and fmt not in ("TIFF", "PNG", "BMP")):
         return img.convert("L")
     if photo.mode == "1":  # a bilevel scan stays bilevel (and fax-compressible): threshold, no dithering
         return img.convert("L").point(lambda v: 255 if v >= 128 else 0, mode="1")
     return img
 
 
+#: Formats that hold each deep mode (Pillow's writers); another output format gets the 8-bit view.
+_DEEP_FORMATS = {"I;16": ("PNG", "TIFF"), "CMYK": ("JPEG", "TIFF")}
+
+
 def photo_bytes(photo: Photo, image: np.ndarray | list, fmt: str, *, keep_metadata: bool = False,
-                quality: int | None = None) -> bytes:
+                quality: int | None = None, changed: list | None = None) -> bytes:
     """Encode ``image`` (BGR, or a list of pages) as ``fmt``, in the source's encoding; metadata only if asked.
 
     Args:
         quality: JPEG/WebP/HEIF quality 1-95; None keeps the source JPEG's tables (others: 95 for lossy WebP
             and HEIF, whose source quality cannot be read back).
+        changed: per page, the boxes (``(N, 4)`` x1, y1, x2, y2 pixels) where ``image`` may differ from the
+            source, or None for the whole page (the default for every page): a 16-bit or CMYK page keeps its
+            own values outside them.
     """
     fmt = SAVE_FORMAT.get(fmt, fmt)
     pages = image if isinstance(image, list) else [image]
-    imgs = [_pil(photo, p, fmt) for p in pages]
+    changed = list(changed) if changed is not None else [None] * len(pages)
+    imgs = [_pil(photo, p, fmt, k, changed[k] if k < len(changed) else None) for k, p in enumerate(pages)]
     params: dict = {}
     if photo.icc_profile:
         params["icc_profile"] = photo.icc_profile
@@ -223,8 +284,9 @@ def check_photo_output(dst: str | Path) -> None:
 
 
 def write_photo(photo: Photo, image: np.ndarray | list, dst: str | Path, *, keep_metadata: bool = False,
-                jpeg_quality: int | None = None) -> None:
-    """Write ``image`` (or every page) to ``dst`` in the format its extension names (callers use `atomic_output`).
+                jpeg_quality: int | None = None, changed: list | None = None) -> None:
+    """Write ``image`` (or every page) to ``dst`` in the format its extension names (callers use `atomic_output`);
+    ``changed``: where each page may differ from the source (`photo_bytes`).
 
     Raises:
         OutputError: the extension names no writable format, or writing failed.
@@ -233,7 +295,7 @@ def write_photo(photo: Photo, image: np.ndarray | list, dst: str | Path, *, keep
     ext = dst.suffix.lower()
     fmt = Image.registered_extensions().get(ext, photo.format)
     try:
-        data = photo_bytes(photo, image, fmt, keep_metadata=keep_metadata, quality=jpeg_quality)
+        data = photo_bytes(photo, image, fmt, keep_metadata=keep_metadata, quality=jpeg_quality, changed=changed)
         dst.write_bytes(data)
     except OSError as exc:
         raise OutputError(f"{dst.name}: writing failed ({exc.strerror or exc})") from None
