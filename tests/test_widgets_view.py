@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -653,6 +654,7 @@ def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):
     assert wb.export() is None
     assert "export blocked" in wb.status_msg.value  # the findings' cards are open
     wb.analyst.value = "Ann"
+    wb.review.clock = FakeClock()  # each click comes a second after the last: the analyst looked at the card
     wb.review.fixed_button.click()  # the analyst masked the face, say
     wb.review.dismiss_button.click()  # the doubtful plate: a poster, nothing to mask (recorded with the name)
     assert wb.case.review.decided["doubtful:0:-1"]["by"] == "Ann"
@@ -714,3 +716,47 @@ def test_speed_choice_beside_analyse_sets_the_analysis_settings(wb):
     wb.analyse(analyse=record, background=False)
     wb.poll()
     assert seen["settings"].detect_every == SPEED_PROFILES["fast"]["detect_every"]
+
+
+class FakeClock:
+    """The kernel's clock in a test: each reading is ``step`` seconds after the last (no sleeping, no load)."""
+
+    def __init__(self, step: float = 1.0) -> None:
+        self.now, self.step = time.monotonic(), step  # from the real clock's reading, which it replaces
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_double_click_on_accept_does_not_decide_the_next_card_unseen(wb, tmp_path):
+    """Clicks queue in the kernel: the second click of a double click reaches the handler right after the
+    first drew the next card. It must not decide that card; a click after a look does."""
+    from anonlab.review import Finding
+
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.export_path.value = str(tmp_path / "o.mp4")
+    assert wb.export() is not None
+
+    def two_findings(out, regions, settings, frames=None, whole_frames=()):
+        return [Finding(3, "exposed", "face", 0.49, ("centerface",), 0.26, box=(1, 1, 9, 9), last_frame=5,
+                        n_frames=3, best_frame=4, sure=True),
+                Finding(9, "exposed", "face", 0.45, ("centerface",), 0.3, box=(20, 20, 30, 30), last_frame=12,
+                        n_frames=4, best_frame=10, sure=True)]
+
+    assert wb.red_team(background=False, red_team=two_findings).state == "done"
+    review = wb.review
+    clock = FakeClock(step=0.0)  # no time passes between clicks unless the test says so
+    review.clock = clock
+    clock.now += 5.0  # the analyst looked at the first card
+    first = review.session.current.id
+    review.accept_button.click()
+    second = review.session.current.id
+    assert second != first
+    assert wb.case.review.decisions[first] == "accepted"
+    review.accept_button.click()  # the double click's second half, handled at once
+    assert second not in wb.case.review.decisions
+    assert "before this card was on screen" in review.message.value
+    clock.now += 1.0  # now the analyst has seen it
+    review.accept_button.click()
+    assert wb.case.review.decisions.get(second) == "accepted"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import os
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -275,9 +276,16 @@ class ReviewPanel:
 
     The card shows the current item (its reason, a filmstrip of its flagged frames: click = seek) or a page
     of routine tracks (a thumbnail per track: click = open it on its own), and the decision buttons.
+
+    A decision button clicked less than `min_look_s` seconds after its card was put on the panel is not
+    applied: clicks queue in the kernel, so the second click of a double click (or clicks made while the
+    kernel was busy) would otherwise decide the next card, which nobody has seen. A person needs longer than
+    that to see a new card; the time is the kernel's (`clock`), from the card's drawing to the click's handling.
     """
 
     THUMB = 50
+    #: Seconds a card is on the panel before a decision on it counts (see the class docstring).
+    MIN_LOOK_S = 0.3
 
     def __init__(self, workbench, session: ReviewSession | None = None) -> None:
         import ipywidgets as widgets  # here, not at the top: ReviewSession is used without ipywidgets
@@ -291,10 +299,13 @@ class ReviewPanel:
         self.item.add_class("anonlab-msg")
         self.strip = widgets.HBox(layout=L(flex_flow="row wrap", width="100%", min_height="54px"))
         self.prev_button = self._button("◀", lambda: self._go(-1), "previous card", "36px")
-        self.accept_button = self._button("accept", lambda: self._decide("accepted"), "the masks here are right",
+        self.clock = time.monotonic
+        self.min_look_s = self.MIN_LOOK_S
+        self._on_panel: tuple[str | None, float] = (None, 0.0)  # the card drawn last, and when
+        self.accept_button = self._button("accept", lambda: self._clicked("accepted"), "the masks here are right",
                                           style="success")
-        self.fixed_button = self._button("fixed", lambda: self._decide("fixed"), "I corrected what was wrong")
-        self.dismiss_button = self._button("dismiss", lambda: self._decide("dismissed"),
+        self.fixed_button = self._button("fixed", lambda: self._clicked("fixed"), "I corrected what was wrong")
+        self.dismiss_button = self._button("dismiss", lambda: self._clicked("dismissed"),
                                            "nothing to mask here (recorded with your name)")
         self.next_button = self._button("next undecided ▶", self._next_pending, "the next card not decided yet")
         self.message = widgets.HTML(layout=L(width="100%"))
@@ -391,6 +402,16 @@ class ReviewPanel:
 
     def show_current(self) -> None:
         self._show(self.session.current)
+
+    def _clicked(self, decision: str) -> None:
+        """A decision button: applied unless its card was drawn too recently to have been seen."""
+        card = self.session.current
+        drawn, at = self._on_panel
+        if card is not None and card.id == drawn and self.clock() - at < self.min_look_s:
+            self._say(f"not {decision}: that click came before this card was on screen (a double click?); "
+                      "look at it, then decide")
+            return
+        self._decide(decision)
 
     def _decide(self, decision: str) -> None:
         card = self.session.current
@@ -500,6 +521,7 @@ class ReviewPanel:
                 child.close()
             self.strip.children = self._strip_for(card) if card is not None else []
             self._strip_key = key
+            self._on_panel = (None if card is None else card.id, self.clock())
             if isinstance(card, Page):  # its thumbnails are on screen now
                 s.saw_page(card)
         is_page = isinstance(card, Page)
