@@ -1,7 +1,7 @@
 """Head recall of the person model (`anonlab.detect.persons.PersonDetector`): do head boxes cover the faces?
 
     nice -n 10 .venv/bin/python benchmarks/eval_heads.py [--eval-dir ../shared/eval] [--cache DIR] [--limit N]
-        [--tile-fraction 0.6] [--no-faces] [--timing-runs 20]
+        [--tile-fraction 0.6] [--no-faces] [--timing-runs 20] [--union | --union-only]
 
 No evaluation set labels heads or persons (``../shared/eval``: ``faces/`` labels faces, ``plates*/`` plates), so
 what is measured is what the face labels allow, honestly named:
@@ -21,7 +21,17 @@ what is measured is what the face labels allow, honestly named:
 * **time** per 1280×720 frame (a frame of ``videos/facenet_pytorch_video.mp4``, pedestrians, scaled to 720p):
   median and minimum over ``--timing-runs`` runs, with the number of model runs (views) and the load average.
 
-``--cache DIR`` keeps the poses per photo and variant (JSON), keyed by the detector's settings.
+* with ``--union`` (``--union-only``: this alone, original photos only), **head boxes as face boxes**: the
+  default face detector's boxes ∪ head boxes as one face detector, over the person threshold, the face threshold
+  (the default run's boxes re-thresholded by size) and a rule (every head box, or only head boxes holding no face
+  box, or none of their scale). Recall: a face box matches (IoU ≥ 0.3, greedy, as `anonlab.evaluation.images`)
+  or a head box covers the face. Precision three ways, since a head box over a face a face box already found is
+  neither a find nor a false mask: boxes on any labelled face / all boxes; one box a face (eval_detection.py's
+  rule: the duplicate is false); duplicates left out of both counts. Per size, per source (one here, split by
+  crowd size: the model returns at most 6 people a view), and chosen on the even / odd half, checked on the other.
+
+``--cache DIR`` keeps the poses per photo and variant (JSON), keyed by the detector's settings, and the face
+boxes (keyed by ``--limit`` only: clear it when the face detector changes).
 """
 
 from __future__ import annotations
@@ -91,18 +101,21 @@ def make_variant(image: np.ndarray, faces: np.ndarray, variant: str) -> tuple[np
     return out, faces
 
 
-def covered(faces: np.ndarray, heads: np.ndarray) -> np.ndarray:
-    """(F,) bool: a head box has IoU ≥ 0.3 with the face or holds ≥ 80 % of it."""
-    if not len(faces):
-        return np.zeros(0, bool)
-    if not len(heads):
-        return np.zeros(len(faces), bool)
+def cover_matrix(faces: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """(F, H) bool: head box h has IoU ≥ 0.3 with face f or holds ≥ 80 % of it."""
+    if not len(faces) or not len(heads):
+        return np.zeros((len(faces), len(heads)), bool)
     iou = iou_matrix(faces, heads)
     from anonlab.regions import _intersections  # noqa: PLC2701 - the shared box arithmetic
 
     inter, area_f, _ = _intersections(faces, heads)
     share = inter / np.maximum(area_f[:, None], 1e-9)
-    return ((iou >= COVER_IOU) | (share >= COVER_SHARE)).any(axis=1)
+    return (iou >= COVER_IOU) | (share >= COVER_SHARE)
+
+
+def covered(faces: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """(F,) bool: a head box has IoU ≥ 0.3 with the face or holds ≥ 80 % of it."""
+    return cover_matrix(faces, heads).any(axis=1)
 
 
 def heads_at(p: dict, thresh: float) -> np.ndarray:
@@ -114,26 +127,33 @@ def heads_at(p: dict, thresh: float) -> np.ndarray:
     return xyxy[nms(xyxy, s, HEAD_NMS_IOU)]
 
 
-def run_poses(rows, folder: Path, det: PersonDetector, cache: Path | None, tag: str) -> dict:
+def run_poses(rows, folder: Path, det: PersonDetector, cache: Path | None, tag: str,
+              variants: tuple[str, ...] = VARIANTS) -> dict:
     """Poses at the floor threshold for every photo and variant: ``{variant: [pose dict per photo]}``."""
     path = None
     if cache is not None:
         path = cache / f"heads.{tag}.json"
         if path.exists():
             return json.loads(path.read_text())
-    out = {v: [] for v in VARIANTS}
+        if variants != VARIANTS:  # a run of every variant holds these too
+            path = cache / f"heads.{'+'.join(variants).replace(' ', '_')}.{tag}.json"
+            if (cache / f"heads.{tag}.json").exists():
+                return json.loads((cache / f"heads.{tag}.json").read_text())
+            if path.exists():
+                return json.loads(path.read_text())
+    out = {v: [] for v in variants}
     t0 = time.perf_counter()
     for i, row in enumerate(rows):
         image = read_image(folder / row["image"])
         faces = face_boxes(row)
-        for v in VARIANTS:
+        for v in variants:
             img, _ = make_variant(image, faces, v)
             p = det.poses(img, thresh=FLOOR)
             if v == "mirrored":  # back to the photo's pixels, where the face labels are
                 p["head"][:, [0, 2]] = img.shape[1] - p["head"][:, [2, 0]]
             out[v].append({k: np.asarray(p[k]).tolist() for k in ("score", "head", "head_ok")})
         if (i + 1) % 50 == 0:
-            log(f"  {i + 1}/{len(rows)} photos, {(time.perf_counter() - t0) / (i + 1) / len(VARIANTS) * 1000:.0f} "
+            log(f"  {i + 1}/{len(rows)} photos, {(time.perf_counter() - t0) / (i + 1) / len(variants) * 1000:.0f} "
                 f"ms a pass ({load()})")
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -231,6 +251,197 @@ def face_recall(rows, boxes: list) -> dict:
             t[0] += int(hit[j])
             t[1] += 1
     return {k: v[0] / v[1] for k, v in tally.items() if v[1]}
+
+
+# --- head boxes as face boxes: recall and precision of the union --------------------------------------------
+#: Face thresholds of the union (the fused detector's 16-px threshold; 0.25 is its default): the default run's
+#: boxes re-thresholded by size as `anonlab.detect.fusion.keep_by_size` does.
+FACE_THRESHOLDS = (0.25, 0.3, 0.35, 0.4)
+RULES = ("every head box", "head boxes holding no face box", "head boxes holding no face of their scale")
+#: A face box is a head box's own face (rule 3) when its smaller side is at least this share of the head box's:
+#: a face is about 0.4-0.5 of the head box (`anonlab.detect.persons.HEAD_MARGIN`); smaller face boxes inside a
+#: large head box are other people's, behind it, in a crowd.
+OWN_FACE_SHARE = 0.2
+GOAL_PRECISION, GOAL_RECALL, GOAL_SMALL = 0.66, 0.95, 0.85
+
+
+def run_face_scores(rows, folder: Path, cache: Path | None, limit_tag: str) -> list[dict]:
+    """The default face detector on the original photos: ``[{"xyxy", "score"}]`` per photo."""
+    from anonlab.detect import build_detector
+    from anonlab.settings import Settings
+
+    path = None if cache is None else cache / f"heads.facescores.{limit_tag}.json"
+    if path is not None and path.exists():
+        return json.loads(path.read_text())
+    det = build_detector(Settings(what=("face",)))
+    out = []
+    for row in rows:
+        r = det(read_image(folder / row["image"]))
+        out.append({"xyxy": r.xyxy.tolist(), "score": r.score.tolist()})
+    if path is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out))
+    return out
+
+
+def group_of(row: dict, n_faces: int) -> str:
+    """Source, split by crowd size (the set has one source; MoveNet returns at most 6 people a view)."""
+    return f"{row.get('source') or '?'}, {'≤ 6' if n_faces <= 6 else '> 6'} faces"
+
+
+def union_tally(rows, poses: list[dict], faces: list[dict], t_face: float, t_person: float | None, rule: str,
+                idx=None) -> dict:
+    """Face boxes ∪ head boxes as one face detector, on the photos ``idx`` (default all).
+
+    A labelled face is found when a face box matches it (greedy, IoU ≥ 0.3, as `anonlab.evaluation.images`) or a
+    head box covers it (`cover_matrix`). Precision: a face box is right when matched; a head box when it covers a
+    labelled face (``tp``), or, strictly (``tp1``), a labelled face no face box matched and no higher-scoring head
+    box took (one prediction per face, the rule of ``eval_detection.py``). Every photo of the set is exhaustive
+    for `anonlab.evaluation.images` (no ``exhaustive`` flag, no recall-only source), so all count.
+    ``t_person`` None: face boxes alone. Keys: ``all``, size buckets, groups; each ``[n_gt, found, n_pred, tp,
+    tp1, n_head]`` (sizes: recall by true size, precision by predicted size).
+    """
+    from anonlab.detect.fusion import size_factor
+    from anonlab.evaluation.images import match
+
+    tally: dict[str, list[int]] = {}
+
+    def add(key: str, i: int, v: int) -> None:
+        tally.setdefault(key, [0] * 6)[i] += v
+
+    for i in range(len(rows)) if idx is None else idx:
+        row, gt = rows[i], face_boxes(rows[i])
+        fx = np.asarray(faces[i]["xyxy"], np.float32).reshape(-1, 4)
+        fs = np.asarray(faces[i]["score"], np.float32)
+        if len(fx):
+            fx = fx[fs >= t_face * size_factor(np.minimum(fx[:, 2] - fx[:, 0], fx[:, 3] - fx[:, 1])) - 1e-9]
+        heads = np.zeros((0, 4), np.float32) if t_person is None else heads_at(poses[i], t_person)
+        if len(heads):
+            heads = np.clip(heads, 0, [row["width"], row["height"], row["width"], row["height"]]).astype(np.float32)
+            heads = heads[(heads[:, 2] - heads[:, 0] >= 1) & (heads[:, 3] - heads[:, 1] >= 1)]
+            if rule in RULES[1:] and len(fx):
+                holds = cover_matrix(fx, heads)
+                if rule == RULES[2]:
+                    f_side = np.minimum(fx[:, 2] - fx[:, 0], fx[:, 3] - fx[:, 1])
+                    h_side = np.minimum(heads[:, 2] - heads[:, 0], heads[:, 3] - heads[:, 1])
+                    holds &= f_side[:, None] >= OWN_FACE_SHARE * h_side[None, :]
+                heads = heads[~holds.any(axis=0)]
+        pairs = match(gt, fx, COVER_IOU)
+        taken = np.zeros(len(gt), bool)
+        taken[[g for g, _, _ in pairs]] = True
+        matched_p = {p for _, p, _ in pairs}
+        cov = cover_matrix(gt, heads)
+        found = taken | cov.any(axis=1)
+        head_tp = cov.any(axis=0)
+        head_tp1 = np.zeros(len(heads), bool)
+        for h in range(len(heads)):  # heads_at returns them by decreasing score (NMS order)
+            free = np.nonzero(cov[:, h] & ~taken)[0]
+            if len(free):
+                taken[free[0]] = head_tp1[h] = True
+        g_side = np.minimum(gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1])
+        preds = np.concatenate([fx, heads]).reshape(-1, 4)
+        p_side = np.minimum(preds[:, 2] - preds[:, 0], preds[:, 3] - preds[:, 1])
+        p_tp = np.concatenate([[p in matched_p for p in range(len(fx))], head_tp]).astype(bool)
+        p_tp1 = np.concatenate([p_tp[: len(fx)], head_tp1]).astype(bool)
+        p_head = np.arange(len(preds)) >= len(fx)
+        for key in ("all", group_of(row, len(gt))):
+            for j, v in enumerate((len(gt), int(found.sum()), len(preds), int(p_tp.sum()), int(p_tp1.sum()),
+                                   len(heads))):
+                add(key, j, v)
+        for j in range(len(gt)):
+            add(size_bucket(g_side[j]), 0, 1)
+            add(size_bucket(g_side[j]), 1, int(found[j]))
+        for j in range(len(preds)):
+            for k, v in ((2, 1), (3, int(p_tp[j])), (4, int(p_tp1[j])), (5, int(p_head[j]))):
+                add(size_bucket(p_side[j]), k, v)
+    return tally
+
+
+def rates(t: list[int] | None) -> tuple:
+    """(recall, precision, 1:1 precision, precision with duplicates left out) of a `union_tally` entry (None where
+    not measurable). The last counts boxes on a face no other box took as right, boxes on no labelled face as
+    false, and leaves out boxes on a face another box already took (a second mask on a masked face costs
+    nothing and finds nothing): ``tp1 / (tp1 + n_pred - tp)``."""
+    if t is None:
+        return None, None, None, None
+    n_gt, found, n_pred, tp, tp1, _ = t
+    return (found / n_gt if n_gt else None, tp / n_pred if n_pred else None, tp1 / n_pred if n_pred else None,
+            tp1 / (tp1 + n_pred - tp) if tp1 + n_pred - tp else None)
+
+
+def settings_grid() -> list[tuple]:
+    grid = [(tf, None, "face boxes alone") for tf in FACE_THRESHOLDS]
+    return grid + [(tf, tp, rule) for tf in FACE_THRESHOLDS for rule in RULES for tp in THRESHOLDS]
+
+
+def union_line(tally: dict, n_images: int) -> list[str]:
+    sizes = [name for name, _, _ in SIZE_BUCKETS]
+    r, p, p1, pd = rates(tally["all"])
+    fp = tally["all"][2] - tally["all"][3]
+    return ([f3(r)] + [f3(rates(tally.get(s))[0]) for s in sizes] + [f3(p), f3(p1), f3(pd), f"{fp / n_images:.2f}",
+            f"{tally['all'][5] / n_images:.2f}"])
+
+
+def meets(tally: dict, which: int = 2) -> bool:
+    """The goal, on precision ``which`` of `rates` (1: boxes on any labelled face; 2: one prediction a face,
+    eval_detection.py's rule; 3: duplicates left out)."""
+    r, p = rates(tally["all"])[0], rates(tally["all"])[which]
+    small = rates(tally.get("<16"))[0]
+    return None not in (r, p, small) and p >= GOAL_PRECISION and r >= GOAL_RECALL and small >= GOAL_SMALL
+
+
+def name_of(g: tuple) -> str:
+    return f"{g[0]:g} / {'—' if g[1] is None else f'{g[1]:g}'} / {g[2]}"
+
+
+def union_section(rows, poses: list[dict], faces: list[dict]) -> None:
+    """Tables of the union "face box or head box" as a face detector: curve, per size, per source, halves."""
+    sizes = [name for name, _, _ in SIZE_BUCKETS]
+    header = (["face thresh", "person thresh", "head boxes", "recall"] + [f"R {s} px" for s in sizes]
+              + ["P (covers any face)", "P 1:1", "P dups left out", "boxes on no face / photo",
+                 "head boxes / photo"])
+    grid = settings_grid()
+    tallies = {g: union_tally(rows, poses, faces, *g) for g in grid}
+    lines = [[f"{g[0]:g}", "—" if g[1] is None else f"{g[1]:g}", g[2]] + union_line(tallies[g], len(rows))
+             for g in grid if g[0] == FACE_THRESHOLDS[0] or g[1] in (None, 0.1, 0.2, 0.3)]
+    table(f"Face boxes ∪ head boxes as a face detector, all {len(rows)} photos (found: a face box at IoU ≥ 0.3 or a "
+          "head box covering the face; P: boxes matching or covering a labelled face / all boxes; 1:1: one box a "
+          "face, as eval_detection.py; dups left out: boxes on a face another box took are left out)", header, lines)
+    picks = [g for g in grid if g[1] in (None, 0.1, 0.2, 0.3) and g[0] == FACE_THRESHOLDS[0]]
+    lines = []
+    for g in picks:
+        t = tallies[g]
+        lines.append([name_of(g)] + ["%s / %s / %s / %d" % (*map(f3, [rates(t.get(s))[k] for k in (0, 2, 3)]),
+                                                            t.get(s, [0] * 6)[2] - t.get(s, [0] * 6)[3])
+                                     for s in sizes])
+    table("By size: recall (true face size) / P 1:1 / P dups left out (predicted box size) / boxes on no face",
+          ["face / person thresh / head boxes"] + [f"{s} px" for s in sizes], lines)
+    groups = sorted(k for k in tallies[grid[0]] if k != "all" and k not in sizes)
+    lines = [[name_of(g)] + ["%s / %s / %s" % tuple(f3(rates(tallies[g].get(k))[j]) for j in (0, 2, 3))
+                             for k in groups] for g in picks]
+    table("By source and crowd (recall / P 1:1 / P dups left out)", ["face / person thresh / head boxes"] + groups,
+          lines)
+    # Tuned on one half, checked on the other: the setting with the highest recall at precision ≥ 0.66.
+    idx = {"even": range(0, len(rows), 2), "odd": range(1, len(rows), 2)}
+    on = {half: {g: union_tally(rows, poses, faces, *g, idx=idx[half]) for g in grid} for half in idx}
+    lines = []
+    for which, pname in ((1, "P covers any"), (2, "P 1:1"), (3, "P dups left out")):
+        for tune, check in (("even", "odd"), ("odd", "even")):
+            ok = [g for g in grid if (rates(on[tune][g]["all"])[which] or 0) >= GOAL_PRECISION]
+            best = max(ok, key=lambda g: (rates(on[tune][g]["all"])[0], rates(on[tune][g]["all"])[which]))
+            for g in [grid[0]] + ([best] if best != grid[0] else []):
+                for half in (tune, check):
+                    t = on[half][g]
+                    lines.append([f"{pname}: {tune} → {half}" + (" (held out)" if half == check else " (tuning)"),
+                                  name_of(g)] + union_line(t, len(idx[half])) + ["yes" if meets(t, which) else "no"])
+    table(f"Halves: the setting with the highest recall at precision ≥ {GOAL_PRECISION} on one half, checked on the "
+          "other", ["chosen by: half", "face / person thresh / head boxes"] + header[3:]
+          + [f"goal (R ≥ {GOAL_RECALL}, <16 ≥ {GOAL_SMALL}, that P ≥ {GOAL_PRECISION})"], lines)
+    for which, pname in ((1, "P (covers any face)"), (2, "P 1:1"), (3, "P dups left out")):
+        best = max((g for g in grid if (rates(tallies[g]["all"])[which] or 0) >= GOAL_PRECISION),
+                   key=lambda g: rates(tallies[g]["all"])[0])
+        log(f"all photos, highest recall at {pname} ≥ {GOAL_PRECISION}: {name_of(best)}: "
+            + ", ".join(union_line(tallies[best], len(rows))) + f"; meets the goal: {meets(tallies[best], which)}")
 
 
 CLIPS = ("facenet_pytorch_video.mp4", "face_recognition_short_hamilton_clip.mp4")
@@ -335,6 +546,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-faces", action="store_true", help="skip the face detector on the made-harder copies")
     ap.add_argument("--timing-runs", type=int, default=20)
     ap.add_argument("--clip-frames", type=int, default=12, help="frames per clip in the clip section (0: none)")
+    ap.add_argument("--union", action="store_true",
+                    help="also the union 'face box or head box' as a face detector: recall and precision")
+    ap.add_argument("--union-only", action="store_true", help="the union section alone (original photos only)")
     args = ap.parse_args(argv)
     labels = args.eval_dir / "faces" / "labels.jsonl"
     if not labels.exists():
@@ -351,8 +565,15 @@ def main(argv=None) -> int:
                                      det.head_margin, det.box_fallback, det.models[0]["sha256"]]).encode()).hexdigest()[:16]
     log(f"{det!r}, tiles {det.tile_fraction} above {det.tile_min_side} px, {len(rows)} photos; {load()}")
     t0 = time.perf_counter()
-    poses = run_poses(rows, labels.parent, det, args.cache, tag)
+    poses = run_poses(rows, labels.parent, det, args.cache, tag, ("original",) if args.union_only else VARIANTS)
     log(f"poses: {time.perf_counter() - t0:.0f} s")
+    if args.union or args.union_only:
+        t0 = time.perf_counter()
+        scores = run_face_scores(rows, labels.parent, args.cache, f"{args.limit}")
+        log(f"face boxes: {time.perf_counter() - t0:.0f} s ({load()})")
+        union_section(rows, poses["original"], scores)
+        if args.union_only:
+            return 0
     faces = None if args.no_faces else run_faces(rows, labels.parent, args.cache, f"{args.limit}")
 
     sizes = [name for name, _, _ in SIZE_BUCKETS]
