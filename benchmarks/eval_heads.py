@@ -263,6 +263,8 @@ RULES = ("every head box", "head boxes holding no face box", "head boxes holding
 #: large head box are other people's, behind it, in a crowd.
 OWN_FACE_SHARE = 0.2
 GOAL_PRECISION, GOAL_RECALL, GOAL_SMALL = 0.66, 0.95, 0.85
+MASKED = "masked share"
+MASK_SCALE = 1.3  # Settings.mask_scale's default
 
 
 def run_face_scores(rows, folder: Path, cache: Path | None, limit_tag: str) -> list[dict]:
@@ -299,7 +301,9 @@ def union_tally(rows, poses: list[dict], faces: list[dict], t_face: float, t_per
     box took (one prediction per face, the rule of ``eval_detection.py``). Every photo of the set is exhaustive
     for `anonlab.evaluation.images` (no ``exhaustive`` flag, no recall-only source), so all count.
     ``t_person`` None: face boxes alone. Keys: ``all``, size buckets, groups; each ``[n_gt, found, n_pred, tp,
-    tp1, n_head]`` (sizes: recall by true size, precision by predicted size).
+    tp1, n_head]`` (sizes: recall by true size, precision by predicted size); and `MASKED`: ``[sum over photos of
+    the share of the photo the boxes mask, grown as the default mask is (``Settings.mask_scale``), photos]``, the
+    cost precision does not see (a head box is several times a face's area).
     """
     from anonlab.detect.fusion import size_factor
     from anonlab.evaluation.images import match
@@ -354,7 +358,20 @@ def union_tally(rows, poses: list[dict], faces: list[dict], t_face: float, t_per
         for j in range(len(preds)):
             for k, v in ((2, 1), (3, int(p_tp[j])), (4, int(p_tp1[j])), (5, int(p_head[j]))):
                 add(size_bucket(p_side[j]), k, v)
+        masked = tally.setdefault(MASKED, [0.0, 0])
+        masked[0] += masked_share(preds, row["width"], row["height"])
+        masked[1] += 1
     return tally
+
+
+def masked_share(xyxy: np.ndarray, width: int, height: int, scale: float = MASK_SCALE) -> float:
+    """Share of a ``width`` × ``height`` image inside the union of the boxes grown ``scale`` times about their centre."""
+    mask = np.zeros((height, width), bool)
+    for x1, y1, x2, y2 in xyxy:
+        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * scale, (y2 - y1) * scale
+        mask[max(0, int(cy - h / 2)) : max(0, int(np.ceil(cy + h / 2))),
+             max(0, int(cx - w / 2)) : max(0, int(np.ceil(cx + w / 2)))] = True
+    return float(mask.mean()) if mask.size else 0.0
 
 
 def rates(t: list[int] | None) -> tuple:
@@ -379,7 +396,7 @@ def union_line(tally: dict, n_images: int) -> list[str]:
     r, p, p1, pd = rates(tally["all"])
     fp = tally["all"][2] - tally["all"][3]
     return ([f3(r)] + [f3(rates(tally.get(s))[0]) for s in sizes] + [f3(p), f3(p1), f3(pd), f"{fp / n_images:.2f}",
-            f"{tally['all'][5] / n_images:.2f}"])
+            f"{tally['all'][5] / n_images:.2f}", f"{tally[MASKED][0] / max(1, tally[MASKED][1]):.3f}"])
 
 
 def meets(tally: dict, which: int = 2) -> bool:
@@ -399,7 +416,7 @@ def union_section(rows, poses: list[dict], faces: list[dict]) -> None:
     sizes = [name for name, _, _ in SIZE_BUCKETS]
     header = (["face thresh", "person thresh", "head boxes", "recall"] + [f"R {s} px" for s in sizes]
               + ["P (covers any face)", "P 1:1", "P dups left out", "boxes on no face / photo",
-                 "head boxes / photo"])
+                 "head boxes / photo", "share of photo masked"])
     grid = settings_grid()
     tallies = {g: union_tally(rows, poses, faces, *g) for g in grid}
     lines = [[f"{g[0]:g}", "—" if g[1] is None else f"{g[1]:g}", g[2]] + union_line(tallies[g], len(rows))
@@ -416,7 +433,7 @@ def union_section(rows, poses: list[dict], faces: list[dict]) -> None:
                                      for s in sizes])
     table("By size: recall (true face size) / P 1:1 / P dups left out (predicted box size) / boxes on no face",
           ["face / person thresh / head boxes"] + [f"{s} px" for s in sizes], lines)
-    groups = sorted(k for k in tallies[grid[0]] if k != "all" and k not in sizes)
+    groups = sorted(k for k in tallies[grid[0]] if k not in ("all", MASKED) and k not in sizes)
     lines = [[name_of(g)] + ["%s / %s / %s" % tuple(f3(rates(tallies[g].get(k))[j]) for j in (0, 2, 3))
                              for k in groups] for g in picks]
     table("By source and crowd (recall / P 1:1 / P dups left out)", ["face / person thresh / head boxes"] + groups,

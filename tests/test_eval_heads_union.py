@@ -63,6 +63,10 @@ def test_face_boxes_alone_and_the_face_threshold_by_size(eh):
     rows, poses, faces = world()
     t = eh.union_tally(rows, poses, faces, 0.25, None, "face boxes alone")
     assert t["all"] == [2, 1, 1, 1, 1, 0]
+    assert t[eh.MASKED] == [pytest.approx(26 * 26 / 100**2), 1]  # the 20-px box grown 1.3 times
+    with_heads = eh.union_tally(rows, poses, faces, 0.25, 0.1, eh.RULES[0])[eh.MASKED][0]
+    # grown 1.3 times and clipped: head box 1 (0..46)², head box 2 26², head box 3 21 × 18 at the top edge
+    assert with_heads == pytest.approx((46 * 46 + 26 * 26 + 21 * 18) / 100**2)
     faces[0]["score"] = [0.2]  # under 0.25 for a 20-px box
     assert eh.union_tally(rows, poses, faces, 0.25, None, "face boxes alone")["all"][2] == 0
     assert eh.union_tally(rows, poses, faces, 0.25, 0.5, eh.RULES[0])["all"][2] == 1  # head box 1 alone
