@@ -32,6 +32,9 @@ what is measured is what the face labels allow, honestly named:
 
 ``--cache DIR`` keeps the poses per photo and variant (JSON), keyed by the detector's settings, and the face
 boxes (keyed by ``--limit`` only: clear it when the face detector changes).
+
+The module is long because both studies read the same cached poses and the same coverage rule: split, they would
+each carry a copy of the loading, caching and box arithmetic.
 """
 
 from __future__ import annotations
@@ -365,7 +368,8 @@ def union_tally(rows, poses: list[dict], faces: list[dict], t_face: float, t_per
 
 
 def masked_share(xyxy: np.ndarray, width: int, height: int, scale: float = MASK_SCALE) -> float:
-    """Share of a ``width`` × ``height`` image inside the union of the boxes grown ``scale`` times about their centre."""
+    """Share of a ``width`` × ``height`` image inside the union of the boxes, grown ``scale`` times about their
+    centres."""
     mask = np.zeros((height, width), bool)
     for x1, y1, x2, y2 in xyxy:
         cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * scale, (y2 - y1) * scale
@@ -421,8 +425,8 @@ def union_section(rows, poses: list[dict], faces: list[dict]) -> None:
     tallies = {g: union_tally(rows, poses, faces, *g) for g in grid}
     lines = [[f"{g[0]:g}", "—" if g[1] is None else f"{g[1]:g}", g[2]] + union_line(tallies[g], len(rows))
              for g in grid if g[0] == FACE_THRESHOLDS[0] or g[1] in (None, 0.1, 0.2, 0.3)]
-    table(f"Face boxes ∪ head boxes as a face detector, all {len(rows)} photos (found: a face box at IoU ≥ 0.3 or a "
-          "head box covering the face; P: boxes matching or covering a labelled face / all boxes; 1:1: one box a "
+    table(f"Face boxes ∪ head boxes as a face detector, all {len(rows)} photos (found: a face box at IoU ≥ 0.3 "
+          "or a head box covering the face; P: boxes matching or covering a labelled face / all boxes; 1:1: one box a "
           "face, as eval_detection.py; dups left out: boxes on a face another box took are left out)", header, lines)
     picks = [g for g in grid if g[1] in (None, 0.1, 0.2, 0.3) and g[0] == FACE_THRESHOLDS[0]]
     lines = []
