@@ -449,7 +449,8 @@ def union_section(rows, poses: list[dict], faces: list[dict]) -> None:
     for which, pname in ((1, "P covers any"), (2, "P 1:1"), (3, "P dups left out")):
         for tune, check in (("even", "odd"), ("odd", "even")):
             ok = [g for g in grid if (rates(on[tune][g]["all"])[which] or 0) >= GOAL_PRECISION]
-            best = max(ok, key=lambda g: (rates(on[tune][g]["all"])[0], rates(on[tune][g]["all"])[which]))
+            best = max(ok, key=lambda g: (rates(on[tune][g]["all"])[0], rates(on[tune][g]["all"])[which]),
+                       default=grid[0])
             for g in [grid[0]] + ([best] if best != grid[0] else []):
                 for half in (tune, check):
                     t = on[half][g]
@@ -460,7 +461,10 @@ def union_section(rows, poses: list[dict], faces: list[dict]) -> None:
           + [f"goal (R ≥ {GOAL_RECALL}, <16 ≥ {GOAL_SMALL}, that P ≥ {GOAL_PRECISION})"], lines)
     for which, pname in ((1, "P (covers any face)"), (2, "P 1:1"), (3, "P dups left out")):
         best = max((g for g in grid if (rates(tallies[g]["all"])[which] or 0) >= GOAL_PRECISION),
-                   key=lambda g: rates(tallies[g]["all"])[0])
+                   key=lambda g: rates(tallies[g]["all"])[0], default=None)
+        if best is None:
+            log(f"all photos: no setting reaches {pname} ≥ {GOAL_PRECISION}")
+            continue
         log(f"all photos, highest recall at {pname} ≥ {GOAL_PRECISION}: {name_of(best)}: "
             + ", ".join(union_line(tallies[best], len(rows))) + f"; meets the goal: {meets(tallies[best], which)}")
 
