@@ -116,10 +116,11 @@ def load_rows(eval_dir: Path) -> list[dict]:
     return rows
 
 
-def night_copy(image: np.ndarray, seed: int) -> np.ndarray:
-    """A night-like copy: darkened (gamma 2.2, x0.5), sodium-lamp cast, sensor noise (sigma 6), blur (sigma 1)."""
+def night_copy(image: np.ndarray, seed: int, gamma: float = 2.2, gain: float = 0.5) -> np.ndarray:
+    """A night-like copy: darkened (``gain * x ** gamma``, x in [0, 1]; the night section's 2.2 and 0.5),
+    sodium-lamp cast, sensor noise (sigma 6), blur (sigma 1)."""
     x = image.astype(np.float32) / 255.0
-    x = 0.5 * np.power(x, 2.2)
+    x = gain * np.power(x, gamma)
     x *= np.array([0.55, 0.85, 1.0], np.float32)  # BGR: blue suppressed, orange light
     x = cv2.GaussianBlur(x, (0, 0), 1.0)
     x += np.random.default_rng(seed).normal(0, 6 / 255.0, x.shape).astype(np.float32)
