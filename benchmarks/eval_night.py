@@ -7,12 +7,15 @@
 No night photo is labelled, so night-like copies are made of the labelled photos (`eval_plates.night_copy`:
 gamma G, times K, sodium-lamp cast, sensor noise sigma 6, blur sigma 1, seeded per image) at each level
 ``GxK`` of ``--levels``; ``plain`` is the photos as they are. For each level and image the detector runs on
-the copy (``plain view``) and on its `anonlab.detect.night.night_view` (``night view``); the rows are
+the copy (``plain view``) and on its `anonlab.detect.night.night_view` (``night view``), at `FLOOR` times its
+threshold; each row keeps the boxes at its own threshold (faces: `keep_by_size`, the fused detector's
+size-dependent rule; plates: the score) and unites the views where `NightView` would:
 
-* ``detector``: the plain view alone (the detector without the lever);
+* ``detector``: the plain view alone at the default threshold (the detector without the lever);
 * ``night view only``: the night view alone (what replacing the frame would give);
-* ``NightView``: what `anonlab.detect.night.NightView` returns: the plain view, united with the night view where
-  the copy `is_dark` (the share of images that pay the second view is printed).
+* ``NightView``: the plain view united with the night view where the copy `is_dark` (how many images are dark
+  is printed: only they pay the second view);
+* ``NightView, dark xF``: the same with both views at F times the threshold on dark images (``--factors``).
 
 Faces: the default face detector (``build_detector(Settings(what=("face",)))``) on ``faces/``: recall, precision,
 false boxes per image (exhaustive sources), recall per size. Plates: the default plate detector's two views
@@ -41,12 +44,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import eval_plates as ep  # noqa: E402
 from anonlab.detect import build_detector  # noqa: E402
+from anonlab.detect.fusion import keep_by_size  # noqa: E402
 from anonlab.detect.night import DARK_MEAN, NightView, is_dark, mean_luma, night_view, unite  # noqa: E402
 from anonlab.evaluation.images import RECALL_ONLY_SOURCES, SIZE_BUCKETS, evaluate_rows, load_jsonl  # noqa: E402
 from anonlab.regions import Regions  # noqa: E402
 from anonlab.settings import Settings  # noqa: E402
 
 LEVELS = "plain,1.5x0.5,2.2x0.5,3x0.5,2.2x0.3"
+#: Detections are cached at this factor times each detector's threshold; every row filters them.
+FLOOR = 0.5
 
 
 def log(*args, **kw) -> None:
@@ -90,17 +96,25 @@ def cached_views(items, detector, cache: Path, level: str) -> dict:
     return data
 
 
-def predictions(entry: dict, row: str, dark: float) -> Regions:
+def predictions(entry: dict, row: str, dark: float, keep) -> Regions:
+    """The boxes of one row (see the module docstring); ``keep(regions, factor)`` applies a threshold factor."""
     plain = Regions.from_records(entry["plain"])
     night = Regions.from_records(entry["night"]) if entry["night"] is not None else None
-    if row == "detector":
-        return plain
+    is_dark_ = night is not None and entry["luma"] < dark
+    if row == "detector" or (row != "night view only" and not is_dark_):
+        return keep(plain, 1.0)
     if row == "night view only":
-        return night if night is not None else plain
-    return unite(plain, night) if night is not None and entry["luma"] < dark else plain
+        return keep(night if night is not None else plain, 1.0)
+    f = float(row.split("x")[-1]) if "dark x" in row else 1.0
+    return unite(keep(plain, f), keep(night, f))
 
 
-ROWS = ("detector", "night view only", "NightView")
+def row_names(factors: str) -> list[str]:
+    return ["detector", "night view only", "NightView"] + [f"NightView, dark x{f}" for f in factors.split(",") if f]
+
+
+def row_ms(entry: dict, row: str, dark: float) -> float:
+    return entry["ms"]["plain"] + (entry["ms"]["night"] if row != "detector" and entry["luma"] < dark else 0.0)
 
 
 # --- faces ---------------------------------------------------------------------------------------------------
@@ -109,26 +123,29 @@ ROWS = ("detector", "night view only", "NightView")
 def faces(args, report) -> None:
     labels = args.eval / "faces" / "labels.jsonl"
     rows = load_jsonl(labels, "labels")[:: args.step]
-    detector = build_detector(Settings(what=("face",)))
+    fused = build_detector(Settings(what=("face",))).detector  # without its NightView: the views are made here
+    detector = fused.lowered(FLOOR)
     items = [(r["image"], lambda r=r: cv2.imread(str(labels.parent / r["image"]))) for r in rows]
     sizes = [n for n, _, _ in SIZE_BUCKETS]
+
+    def keep(regions, factor):
+        return keep_by_size(regions, fused.thresh * factor, fused.small_factor, fused.small_side, fused.large_side)
+
     log(f"\nfaces: {len(rows)} photos of faces/ (every {args.step}th), default face detector ({ep.load_avg()})")
-    log(f"{'level':<10}{'row':<18}{'dark':>6}{'recall':>8}{'prec':>7}{'FP/img':>8}" + "".join(f"{s:>9}" for s in sizes)
+    log(f"{'level':<10}{'row':<26}{'dark':>6}{'recall':>8}{'prec':>7}{'FP/img':>8}" + "".join(f"{s:>9}" for s in sizes)
         + f"{'ms/img':>8}")
     report["faces"] = {}
     for level in args.levels.split(","):
         data = cached_views(items, detector, args.out / f"faces_{level}.json", level)
         n_dark = sum(data[r["image"]]["luma"] < args.dark for r in rows)
-        for row in ROWS:
+        for row in row_names(args.factors):
             preds = [{"image": r["image"], "boxes": [(b["label"], b["x"], b["y"], b["w"], b["h"], b["score"])
-                                                     for b in predictions(data[r["image"]], row, args.dark).to_records(
-                                                         with_track=False)], "ms": 0.0} for r in rows]
+                                                     for b in predictions(data[r["image"]], row, args.dark, keep)
+                                                     .to_records(with_track=False)], "ms": 0.0} for r in rows]
             res = evaluate_rows(rows, preds, recall_only=RECALL_ONLY_SOURCES)["by_label"]["face"]
             o, s = res["overall"], res["by_size"]
-            ms = np.mean([data[r["image"]]["ms"]["plain"] + (data[r["image"]]["ms"]["night"] if row != "detector"
-                                                             and data[r["image"]]["luma"] < args.dark else 0)
-                          for r in rows])
-            log(f"{level:<10}{row:<18}{n_dark:>6}{o['recall']:>8.3f}{o['precision'] or 0:>7.3f}"
+            ms = np.mean([row_ms(data[r["image"]], row, args.dark) for r in rows])
+            log(f"{level:<10}{row:<26}{n_dark:>6}{o['recall']:>8.3f}{o['precision'] or 0:>7.3f}"
                 f"{o['fp_per_image'] or 0:>8.2f}" + "".join(f"{s[k]['recall'] if s[k]['recall'] is not None else 0:>9.3f}"
                                                          for k in sizes) + f"{ms:>8.0f}")
             report["faces"].setdefault(level, {})[row] = {"overall": o, "by_size": s, "dark_images": n_dark, "ms": ms}
@@ -139,8 +156,12 @@ def faces(args, report) -> None:
 
 def plates(args, report) -> None:
     rows = ep.load_rows(args.eval)[:: args.step]
-    plate = build_detector(Settings(what=("plate",)))
+    plate = build_detector(Settings(what=("plate",))).detector.lowered(FLOOR)  # without its NightView
     detector = plate if args.plates == "default" else _Quick(plate)
+
+    def keep(regions, factor):
+        return regions[np.nonzero(regions.score >= plate_thresh * factor - 1e-6)[0]]
+    plate_thresh = build_detector(Settings(what=("plate",))).thresh
     items = [(r["key"], lambda r=r: cv2.imread(r["path"])) for r in rows]
     log(f"\nplates: {len(rows)} photos of plates/ + plates_extra/ (every {args.step}th), {args.plates} plate "
         f"detector; recall/false boxes per image (exhaustive sources) ({ep.load_avg()})")
@@ -149,14 +170,12 @@ def plates(args, report) -> None:
         data = cached_views(items, detector, args.out / f"plates_{args.plates}_{level}.json", level)
         n_dark = sum(data[r["key"]]["luma"] < args.dark for r in rows)
         results = {}
-        for row in ROWS:
+        for row in row_names(args.factors):
             preds = {}
             for r in rows:
-                p = predictions(data[r["key"]], row, args.dark)
+                p = predictions(data[r["key"]], row, args.dark, keep)
                 preds[r["key"]] = np.concatenate([p.xyxy, p.score[:, None]], 1) if len(p) else np.zeros((0, 5))
-            ms = float(np.mean([data[r["key"]]["ms"]["plain"] + (data[r["key"]]["ms"]["night"] if row != "detector"
-                                                                 and data[r["key"]]["luma"] < args.dark else 0)
-                                for r in rows]))
+            ms = float(np.mean([row_ms(data[r["key"]], row, args.dark) for r in rows]))
             results[f"{row}"] = (ep.score(rows, preds), ms)
         report["plates"][level] = ep.table(f"plates, level {level} ({n_dark} of {len(rows)} images dark)", rows, results)
 
@@ -214,6 +233,7 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", default=LEVELS, help="darkness levels GAMMAxGAIN, comma-separated, or plain")
     ap.add_argument("--step", type=int, default=1, help="every Nth photo")
     ap.add_argument("--plates", choices=("quick", "default"), default="quick")
+    ap.add_argument("--factors", default="0.75,0.5", help="threshold factors on dark images, comma-separated")
     ap.add_argument("--dark", type=float, default=DARK_MEAN, help="mean-luma line of the dark check (0-255)")
     ap.add_argument("--speed", action="store_true", help="also time 720p frames with and without NightView")
     ap.add_argument("--repeat", type=int, default=5)

@@ -36,7 +36,9 @@ Sections:
 
 Sources of each image are computed once at a low threshold and cached under ``--out``; every threshold and
 variant is then combined from them with the same functions the detector uses (`fuse_views`, `uncovered`,
-`combine`), checked against the detector itself on a few images.
+`combine`), checked against the detector itself on a few images. ``default + NightView`` is the shipped
+detector (`anonlab.detect.night.NightView` around the default): on images whose mean luma is under
+`DARK_MEAN` both the image and its `night_view` are seen at `PLATE_DARK_FACTOR` times the threshold, united.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from anonlab.detect import plates as plm  # noqa: E402
+from anonlab.detect.build import PLATE_DARK_FACTOR  # noqa: E402
+from anonlab.detect.night import DARK_MEAN, mean_luma, night_view, unite  # noqa: E402
 from anonlab.detect.plates import MultiScalePlates, PlateDetector  # noqa: E402
 from anonlab.detect.text import TextDetector  # noqa: E402
 from anonlab.evaluation.images import match  # noqa: E402
@@ -259,6 +263,36 @@ def combine_cached(src: dict, variant: str, t: float) -> np.ndarray:
     return np.concatenate([plates.xyxy, plates.score[:, None]], 1) if len(plates) else np.zeros((0, 5), np.float32)
 
 
+def night_sources(items, cache: Path, dets: dict, transform=None) -> dict:
+    """Per image key: ``{"luma": its mean luma}``, and where it is dark (`anonlab.detect.night.is_dark`) the
+    sources of its `night_view` too (``"sources"``, as `compute_sources`: what `NightView` adds)."""
+    data = json.loads(cache.read_text()) if cache.exists() else {}
+    todo = [(k, get) for k, get in items if k not in data]
+    for i, (key, get) in enumerate(todo):
+        image = get()
+        if transform is not None:
+            image = transform(image, key)
+        data[key] = {"luma": mean_luma(image)}
+        if data[key]["luma"] < DARK_MEAN:
+            data[key]["sources"] = compute_sources(night_view(image), dets, ("text960",))
+        if (i + 1) % 50 == 0 or i + 1 == len(todo):
+            cache.write_text(json.dumps(data))
+            log(f"  {cache.name}: {i + 1}/{len(todo)} images ({load_avg()})")
+    return data
+
+
+def combine_night(src: dict, night: dict, variant: str, t: float, factor: float = PLATE_DARK_FACTOR) -> np.ndarray:
+    """`combine_cached` as `NightView` around the variant gives it: on a dark image both views at ``t * factor``,
+    united; elsewhere the variant alone."""
+    if "sources" not in night:
+        return combine_cached(src, variant, t)
+    views = [combine_cached(x, variant, t * factor) for x in (src, night["sources"])]
+    a, b = (Regions(xyxy=v[:, :4], score=v[:, 4], label=np.full(len(v), PLATE)) if len(v) else Regions.empty()
+            for v in views)
+    out = unite(a, b)
+    return np.concatenate([out.xyxy, out.score[:, None]], 1) if len(out) else np.zeros((0, 5), np.float32)
+
+
 def variant_ms(src: dict, variant: str) -> float:
     ms = src["ms"]
     total = ms["letter"]
@@ -365,10 +399,21 @@ def section_photos(args, dets, report, night: bool = False) -> None:
                           args.out / f"sources_{tag}.{CODE_TAG}.json", dets, transform, texts, upscaled)
     if not night:
         check_against_detector(rows, data, dets)
+    dark = night_sources([(r["key"], lambda r=r: cv2.imread(r["path"])) for r in rows],
+                         args.out / f"nightview_{tag}.{CODE_TAG}.json", dets, transform)
     results = {}
     for v in [v for v in VARIANTS if v != "text1280" or "text1280" in texts] + (["+shrunk +x2"] if upscaled else []):
         preds = {k: combine_cached(src, v, 0.4) for k, src in data.items()}
         results[v] = (score(rows, preds), float(np.mean([variant_ms(data[r["key"]], v) for r in rows])))
+        if v == "default":  # the shipped detector: the default inside NightView (anonlab.detect.night)
+            ms = [variant_ms(data[r["key"]], v) + (variant_ms(dark[r["key"]]["sources"], v) if "sources" in
+                                                    dark[r["key"]] else 0) for r in rows]
+            for f in sorted({1.0, 0.75, 0.5, PLATE_DARK_FACTOR}, reverse=True):  # 0.4 x f must be a CURVE point
+                preds = {r["key"]: combine_night(data[r["key"]], dark[r["key"]], v, 0.4, f) for r in rows}
+                shipped = " (shipped)" if f == PLATE_DARK_FACTOR else ""
+                results[f"+ NightView x{f:g}{shipped}"] = (score(rows, preds), float(np.mean(ms)))
+    n_dark = sum("sources" in dark[r["key"]] for r in rows)
+    log(f"\n{n_dark} of {len(rows)} images are dark (mean luma < {DARK_MEAN:g}): NightView runs its second view there")
     title = ("night-like copies (gamma 2.2 x0.5, sodium cast, noise 6, blur 1)" if night else "photos") + \
         f", threshold 0.4, {len(rows)} images ({load_avg()})"
     report[tag] = table(title, rows, results)

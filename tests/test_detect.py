@@ -16,6 +16,7 @@ from anonlab.detect import centerface as cfm
 from anonlab.detect import plates as plm
 from anonlab.detect.centerface import CenterFace, decode, dynamic_dims, pad_to_multiple
 from anonlab.detect.fusion import FusedFaces, calibrate, fuse, keep_by_size, size_factor
+from anonlab.detect.night import NightView
 from anonlab.detect.plates import PlateDetector, letterbox
 from anonlab.detect.tiling import AutoScale, Pyramid, Tiled, merge_regions, overlap_matrix, tile_grid
 from anonlab.detect.yunet import YuNet
@@ -575,7 +576,7 @@ def test_fused_faces_thresholds_floors_and_copies():
 
 def test_builders():
     plates = build_detector(Settings(what=("plate",)))
-    assert isinstance(plates, plm.MultiScalePlates)
+    assert isinstance(plates, NightView) and isinstance(plates.detector, plm.MultiScalePlates)
     assert plates.thresh == PlateDetector.default_thresh
     faces = face_detectors(Settings(what=("face",)))
     assert [d.name for d in faces] == ["centerface", "yunet"]
@@ -592,12 +593,12 @@ def test_builders():
     off = face_detectors(Settings(what=("face",)), max_upscale=1.0)[0]
     assert off.scale_for(100, 100) == 1.0
     faces = build_detector(Settings(what=("face",)))
-    assert isinstance(faces, FusedFaces)
+    assert isinstance(faces, NightView) and isinstance(faces.detector, FusedFaces)
     assert faces.offsets == [0.0, 0.5]
     assert faces.name == "faces"
     assert faces.thresh == FusedFaces.__init__.__defaults__[0]
     assert build_detector(Settings(what=("face",), thresh=0.5)).thresh == 0.5
-    assert isinstance(one, FusedFaces)
+    assert isinstance(one.detector, FusedFaces)
     assert one.offsets == [0.0]
 
 
@@ -769,7 +770,7 @@ def test_a_user_scrfd_file_is_recognised_and_fused(monkeypatch, tmp_path):
     faces = face_detectors(Settings(face_model=str(path)))
     assert type(faces[0].base).__name__ == "SCRFD"
     assert isinstance(faces[1].base, YuNet)
-    assert isinstance(build_detector(Settings(what=("face",), face_model=str(path))), FusedFaces)
+    assert isinstance(build_detector(Settings(what=("face",), face_model=str(path))).detector, FusedFaces)
 
 
 def test_a_model_that_is_not_scrfd_is_refused(monkeypatch, tmp_path):

@@ -142,3 +142,26 @@ def test_a_dark_plate_is_found_only_with_the_night_view():
     found = NightView(plates)(dark)
     assert len(found) == 1
     assert iou_matrix(found.xyxy, want.xyxy)[0, 0] > 0.5
+
+
+class Faint(Detector):
+    """Sees one box at (10, 10, 30, 30) with score 0.3 on any frame, kept at its threshold."""
+
+    name = "faint"
+    default_thresh = 0.5
+
+    def detect(self, frame):
+        keep = int(0.3 >= self.thresh)
+        return make_regions(np.array([[10, 10, 30, 30]] * keep, np.float32).reshape(-1, 4), np.full(keep, 0.3),
+                            PLATE, frame.shape[1], frame.shape[0])
+
+
+def test_the_threshold_factor_applies_to_dark_frames_only():
+    dark, bright = dark_frame(20, 60), dark_frame(90, 200)
+    assert len(NightView(Faint())(dark)) == 0
+    lowered = NightView(Faint(), factor=0.5)
+    assert len(lowered(dark)) == 1 and len(lowered.quick(dark)) == 1
+    assert len(lowered(bright)) == 0 and len(lowered.quick(bright)) == 0
+    assert lowered.thresh == 0.5  # the threshold a caller sees is the daylight one
+    higher = lowered.with_threshold(0.7)
+    assert higher.in_dark.thresh == pytest.approx(0.35) and len(higher(dark)) == 0

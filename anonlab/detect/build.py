@@ -13,6 +13,7 @@ from anonlab.detect.base import Detector, UnionDetector, onnx_session, use_devic
 from anonlab.detect.centerface import CenterFace
 from anonlab.detect.fusion import DEFAULT_THRESH, YUNET_OFFSET, FusedFaces
 from anonlab.detect.mediapipe_backend import MediapipeFaceDetector
+from anonlab.detect.night import NightView
 from anonlab.detect.persons import PersonDetector
 from anonlab.detect.plates import TEXT_MAX_SIDE, MultiScalePlates, PlateDetector
 from anonlab.detect.scrfd import SCRFD, is_scrfd
@@ -73,20 +74,27 @@ def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET,
     return dets
 
 
+#: On dark frames (`anonlab.detect.night.NightView`) plates and faces are kept at these factors times their
+#: threshold, in the frame and in its night view: see models/README.md ("Night").
+PLATE_DARK_FACTOR = 1.0
+FACE_DARK_FACTOR = 1.0
+
+
 def plate_detector(settings: "Settings") -> Detector:
     """The plate detector: YOLOv8n at the letterbox scale and at a third of it, and a zoomed look at two-line text
     blocks (`anonlab.detect.plates.MultiScalePlates`).
 
     With the user's ``plate_model`` (same output format) every model pass runs that file: the bundled weights
     are never mixed in (their licence may be why it was replaced). ``int8`` runs the letterbox pass on the int8
-    copy; the shrunk view and the zoomed looks stay float (they cost a small part of a frame).
+    copy; the shrunk view and the zoomed looks stay float (they cost a small part of a frame). Dark frames are
+    also seen denoised and luma-stretched (`anonlab.detect.night.NightView`).
     """
     yolo = PlateDetector(settings.plate_model, thresh=settings.thresh, int8=settings.int8)
     if settings.plate_model is not None:
         shrunk = PlateDetector(settings.plate_model, thresh=settings.thresh)
     else:
         shrunk = PlateDetector(thresh=settings.thresh, name="plate_yolov8n_dynamic")
-    return MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE))
+    return NightView(MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE)), factor=PLATE_DARK_FACTOR)
 
 
 #: The ``text`` label's detector sees a frame at most this many network pixels on its longer side, and keeps
@@ -117,12 +125,15 @@ def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
     """
     if label == "face":
         faces = face_detectors(settings, **face_options)
+        # dark frames are also seen denoised and luma-stretched (`anonlab.detect.night`)
         if _face_model_kind(settings.face_model) == "mediapipe":  # other score scale: plain union
-            return faces[0] if len(faces) == 1 else UnionDetector(faces, name="faces")
+            one = faces[0] if len(faces) == 1 else UnionDetector(faces, name="faces")
+            return NightView(one, factor=FACE_DARK_FACTOR)
         # CenterFace (score as it is) [+ YuNet, calibrated]: noisy-or fusion, size-dependent threshold.
         offsets = [0.0, YUNET_OFFSET][: len(faces)]
         thresh = DEFAULT_THRESH if settings.thresh is None else settings.thresh
-        return FusedFaces(faces, offsets, thresh=thresh, name="faces" if len(faces) > 1 else faces[0].name)
+        return NightView(FusedFaces(faces, offsets, thresh=thresh, name="faces" if len(faces) > 1 else faces[0].name),
+                         factor=FACE_DARK_FACTOR)
     if label == "plate":
         return plate_detector(settings)
     if label == "text":

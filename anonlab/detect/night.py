@@ -91,44 +91,48 @@ class NightView(Detector):
     Args:
         detector: any detector (the faces' `FusedFaces`, the plates' `MultiScalePlates`...).
         dark: the mean-luma line of `is_dark` (0-255).
+        factor: on a dark frame both views run at ``factor`` times the threshold (``detector.lowered``): a model
+            scores what it sees in the dark lower, and false boxes are rarer there (see ``models/README.md``).
 
     Threshold changes and the quick pass go to ``detector``; the dark check is the same for both passes.
     """
 
-    def __init__(self, detector: Detector, dark: float = DARK_MEAN) -> None:
-        self.detector, self.dark = detector, float(dark)
+    def __init__(self, detector: Detector, dark: float = DARK_MEAN, factor: float = 1.0) -> None:
+        self.detector, self.dark, self.factor = detector, float(dark), float(factor)
         self.name, self.label, self.models = detector.name, detector.label, detector.models
-        self.thresh, self.default_thresh = detector.thresh, detector.default_thresh
+        self._sync()
+
+    def _sync(self) -> None:
+        self.thresh, self.default_thresh = self.detector.thresh, self.detector.default_thresh
+        self.in_dark = self.detector if self.factor == 1.0 else self.detector.lowered(self.factor)
 
     def detect(self, frame: np.ndarray) -> Regions:
-        found = self.detector(frame)
         if not is_dark(frame, self.dark):
-            return found
-        return unite(found, self.detector(night_view(frame)))
+            return self.detector(frame)
+        return unite(self.in_dark(frame), self.in_dark(night_view(frame)))
 
     def detect_quick(self, frame: np.ndarray) -> Regions:
-        found = self.detector.quick(frame)
         if not is_dark(frame, self.dark):
-            return found
-        return unite(found, self.detector.quick(night_view(frame)))
+            return self.detector.quick(frame)
+        return unite(self.in_dark.quick(frame), self.in_dark.quick(night_view(frame)))
 
     def with_threshold(self, thresh: float) -> "NightView":
         out = copy.copy(self)
         out.detector = self.detector.with_threshold(thresh)
-        out.thresh = out.detector.thresh
+        out._sync()
         return out
 
     def lowered(self, factor: float = 0.5) -> "NightView":
         out = copy.copy(self)
         out.detector = self.detector.lowered(factor)
-        out.thresh = out.detector.thresh
+        out._sync()
         return out
 
     def __getattr__(self, name: str):
         # what callers read from the wrapped detector (a plate detector's ``yolo``, a face fusion's members)
-        if name == "detector":
+        if name in ("detector", "in_dark"):
             raise AttributeError(name)
         return getattr(self.detector, name)
 
     def __repr__(self) -> str:
-        return f"NightView({self.detector!r}, dark={self.dark:g})"
+        return f"NightView({self.detector!r}, dark={self.dark:g}, factor={self.factor:g})"
