@@ -410,10 +410,11 @@ def section_photos(args, dets, report, night: bool = False) -> None:
                                                     dark[r["key"]] else 0) for r in rows]
             for f in sorted({1.0, 0.75, 0.5, PLATE_DARK_FACTOR}, reverse=True):  # 0.4 x f must be a CURVE point
                 preds = {r["key"]: combine_night(data[r["key"]], dark[r["key"]], v, 0.4, f) for r in rows}
-                shipped = " (shipped)" if f == PLATE_DARK_FACTOR else ""
+                shipped = " *" if f == PLATE_DARK_FACTOR else ""  # * the shipped factor
                 results[f"+ NightView x{f:g}{shipped}"] = (score(rows, preds), float(np.mean(ms)))
     n_dark = sum("sources" in dark[r["key"]] for r in rows)
-    log(f"\n{n_dark} of {len(rows)} images are dark (mean luma < {DARK_MEAN:g}): NightView runs its second view there")
+    log(f"\n{n_dark} of {len(rows)} images are dark (mean luma < {DARK_MEAN:g}): NightView runs its second view there, "
+        f"at x the threshold (* marks the shipped factor)")
     title = ("night-like copies (gamma 2.2 x0.5, sodium cast, noise 6, blur 1)" if night else "photos") + \
         f", threshold 0.4, {len(rows)} images ({load_avg()})"
     report[tag] = table(title, rows, results)

@@ -15,7 +15,9 @@ Defaults are recall-first and were chosen from the precision/recall-vs-threshold
 - plates: YOLOv8n plate model on the grey-level image (robust to colour casts: night, brake lights, sodium
   lamps), letterboxed and again at a third of that scale (very large plates), plus a zoomed look wherever the
   PP-OCRv4 text detector sees a two-line block (small two-line and square plates)
-  (`anonlab.detect.plates.MultiScalePlates`).
+  (`anonlab.detect.plates.MultiScalePlates`);
+- dark frames (mean luma of a thumbnail under 48): both are also run on a denoised, luma-stretched copy and
+  the boxes united (`anonlab.detect.night.NightView`); other frames pay only the thumbnail.
 
 Example:
     >>> from anonlab.settings import Settings

@@ -76,7 +76,7 @@ def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET,
 
 #: On dark frames (`anonlab.detect.night.NightView`) plates and faces are kept at these factors times their
 #: threshold, in the frame and in its night view: see models/README.md ("Night").
-PLATE_DARK_FACTOR = 1.0
+PLATE_DARK_FACTOR = 0.75
 FACE_DARK_FACTOR = 1.0
 
 
