@@ -39,6 +39,9 @@ variant is then combined from them with the same functions the detector uses (`f
 `combine`), checked against the detector itself on a few images. ``default + NightView`` is the shipped
 detector (`anonlab.detect.night.NightView` around the default): on images whose mean luma is under
 `DARK_MEAN` both the image and its `night_view` are seen at `PLATE_DARK_FACTOR` times the threshold, united.
+
+Long because every section reads the same cached sources and combines them with the same helpers: split up,
+they would each reload and re-check them.
 """
 
 from __future__ import annotations
