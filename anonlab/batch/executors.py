@@ -48,6 +48,13 @@ PROGRESS_TOPIC = "anonlab-batch-progress"
 
 _PROGRESS_QUEUE = None  # set in pool workers by _init_pool_worker
 
+#: Dask settings of the LocalCluster's workers. The statistical profiler samples the running task's stack every
+#: 10 ms and keeps one call tree per second in two histories of 1,000 entries each (per worker), so a worker's
+#: memory grew with the batch's wall time, not with frame size: measured on 1,248 frames at 180p, 261 s of
+#: work, 2.1 MB pickled per history and +4-5 MiB RSS per chunk task per worker with the profiler, flat
+#: (496-497 MiB) without it. The dashboard's profile page stays empty; everything else on it still works.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+
 
 def _init_pool_worker(progress_queue, threads: int) -> None:
     global _PROGRESS_QUEUE
@@ -230,7 +237,7 @@ class _Dask:
             environ = "distributed.nanny.pre-spawn-environ"
             try:
                 with dask.config.set({f"{environ}.MALLOC_TRIM_THRESHOLD_": None,
-                                      f"{environ}.OMP_NUM_THREADS": threads}):
+                                      f"{environ}.OMP_NUM_THREADS": threads, **WORKER_CONFIG}):
                     self.cluster = distributed.LocalCluster(
                         n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=dashboard, silence_logs=logging.ERROR, local_directory=str(scratch),
