@@ -19,6 +19,11 @@ Privacy with Dask: chunk results (region coordinates) travel between the process
 a LocalCluster's workers spill to a private temporary folder (0700) that is removed at the end. With a remote
 scheduler the cluster's own configuration applies: keep it on-premise, with TLS between machines
 (``distributed`` security settings) where the network is not trusted.
+
+Memory with Dask: a LocalCluster's workers run without Dask's statistical profiler (`WORKER_CONFIG`), whose
+history grows with the batch's wall time. A remote cluster's workers take their own configuration: start them
+with ``distributed.worker.profile.enabled: false`` (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``) for
+long batches.
 """
 
 from __future__ import annotations
