@@ -98,7 +98,7 @@ def _command(mode: str, clip: Path, work: Path, chunk_seconds: float) -> list[st
     if mode == "render":
         return [exe, "anonymize", str(clip), "-o", str(out.with_suffix(clip.suffix)), "--overwrite", "--quiet",
                 "--regions-in", str(work / "regions.jsonl")]
-    folder = work / "in"
+    folder = work / f"in_{clip.stem}"  # one clip per folder: a batch must not also hash the shorter clips
     folder.mkdir(exist_ok=True)
     link = folder / clip.name
     if link.is_symlink() or link.exists():
