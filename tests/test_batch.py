@@ -309,6 +309,7 @@ _replace, _committed = os.replace, []
 def hold_second_output(src, dst, *args, **kwargs):
     if ".part." in str(src) and str(dst).endswith((".mp4", ".mov", ".jpg", ".png")):
         if _committed:
+            open({held!r}, "w").close()  # tell the test: the kill lands now, whatever else is written around it
             time.sleep(3600)
         _committed.append(dst)
     return _replace(src, dst, *args, **kwargs)
@@ -327,20 +328,23 @@ def test_resume_after_kill_9_mid_file(tmp_path, media):
 
     out = tmp_path / "out"
     script = tmp_path / "killme.py"
-    script.write_text(KILL_SCRIPT.format(tests=str(TESTS), src=str(src), out=str(out)))
+    held = tmp_path / "held"
+    script.write_text(KILL_SCRIPT.format(tests=str(TESTS), src=str(src), out=str(out), held=str(held)))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ledger = out / LEDGER_NAME
     deadline = time.monotonic() + 900  # a generous bound only: the child waits for its kill (KILL_SCRIPT)
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            temps = [p for p in out.rglob(".*.part*")] if out.exists() else []
-            done = []
-            if ledger.exists() and temps:
-                with contextlib_closing(sqlite3.connect(ledger, timeout=5)) as db:
-                    done = db.execute("SELECT path FROM jobs WHERE status='done'").fetchall()
-            if done and temps:  # a file finished and another one is being written
-                break
-            time.sleep(0.02)
+        # The child says when it holds its second output (a file finished, another one written, not yet
+        # committed): polling for temporary files instead could catch a report's, replaced before the kill.
+        ledger = out / LEDGER_NAME
+
+        def first_done() -> bool:  # both conditions stay true once met: no race with the kill
+            if not (held.exists() and ledger.exists()):
+                return False
+            with contextlib_closing(sqlite3.connect(ledger, timeout=5)) as db:
+                return bool(db.execute("SELECT path FROM jobs WHERE status='done'").fetchall())
+
+        while time.monotonic() < deadline and proc.poll() is None and not first_done():
+            time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         os.kill(proc.pid, signal.SIGKILL)
     finally:
