@@ -325,3 +325,18 @@ def test_x264_uses_the_measured_preset_unless_one_is_named(clips):
     assert "mbtree=0" in plan.options["x264-params"].split(":")  # deterministic bytes rest on it
     named = plan_video(props, "out.mp4", preset="medium")
     assert named.options["preset"] == "medium" and named.options["x264-params"] == "mbtree=0"
+
+
+def test_mpeg_ts_frames_at_keyframes_are_decoded_not_black(tmp_path):
+    """MPEG-2 in MPEG-TS (broadcast, camcorders): libavformat's seek there compares decoding timestamps, so a
+    seek to a keyframe's own time landed on the next keyframe and the whole GOP before it came out black."""
+    from archivekinds import write_clip
+
+    path = write_clip(tmp_path / "broadcast.ts", codec="mpeg2video", width=176, height=144, n_frames=40,
+                      options={"g": "12", "bf": "2", "qscale": "2"}, container="mpegts")
+    with VideoReader(path) as video:
+        assert video.n_frames == 40
+        assert [read_barcode(f) for _, f in video.frames()] == list(range(40))
+        for n in (0, 12, 24, 39, 11, 36):  # keyframes first, then frames at the end of a GOP
+            assert read_barcode(video.get(n)) == n, n
+        assert not video.damaged

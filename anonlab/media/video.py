@@ -145,14 +145,65 @@ class VideoReader:
         return np.unique(np.asarray(pts, dtype=np.int64))
 
     def _first_frame(self):
-        self._container.seek(int(self.pts[0]), stream=self._stream, backward=True)
-        try:
-            for frame in self._container.decode(self._stream):
-                return frame
-        except av.FFmpegError:
-            pass
+        for _, frame in self._start_at(0):
+            return frame
         raise MediaError(f"{self.path.name}: the first frame cannot be decoded (corrupt or unsupported codec "
                          f"{self._stream.codec_context.name!r})")
+
+    #: How far before a frame a seek starts, in frames, when a seek to the frame itself lands after it.
+    SEEK_BACKOFF = (0, 16, 128, 1024)
+
+    def _decoded_after_seek(self, target: int | None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Seek to ``target`` (stream time base; None: the start of the file) and yield ``(n, frame)`` for
+        the decoded frames that are in the index, in decoding order, until the end or a demuxing error."""
+        try:
+            if target is None:
+                self._container.seek(0)
+            else:
+                self._container.seek(target, stream=self._stream, backward=True)
+        except av.FFmpegError:
+            return
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except (StopIteration, av.FFmpegError):
+                return
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                continue
+            for frame in decoded:
+                n = self._pts_to_index.get(frame.pts)
+                if n is not None:
+                    yield n, frame
+
+    def _start_at(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decoded ``(n, frame)`` from the keyframe at or before frame ``index`` on.
+
+        A backward seek can land after the frame asked for: in MPEG-TS (broadcast and camcorder .ts/.mts)
+        libavformat compares the target with decoding timestamps, so a seek to a keyframe's own presentation
+        time went to the next keyframe, and every frame of the GOP before it came out black. When the first
+        frame decoded is after ``index``, the seek starts earlier, and at last from the start of the file.
+        """
+        step = max(int(np.median(np.diff(self.pts[:64]))) if self.n_frames > 1 else 1, 1)
+        targets: list[int | None] = []
+        for back in self.SEEK_BACKOFF:
+            target = int(self.pts[index]) - back * step
+            # before the first frame: from the start of the file, the one seek every demuxer gets right
+            targets.append(None if back and target < int(self.pts[0]) - 2 * step else target)
+            if targets[-1] is None:
+                break
+        for i, target in enumerate(targets):
+            last = i == len(targets) - 1  # a damaged stretch of a long file: not decoded from its start
+            frames = self._decoded_after_seek(target)
+            first = next(frames, None)
+            if first is not None and (first[0] <= index or last):
+                yield first
+                yield from frames
+                return
+            if first is None and last:
+                return
 
     @property
     def n_frames(self) -> int:
@@ -203,35 +254,21 @@ class VideoReader:
         Frames the decoder cannot produce (corrupt packets) are yielded as black frames and recorded
         in ``damaged``, so a caller never receives fewer frames than the index promises.
         """
-        self._container.seek(int(self.pts[index]), stream=self._stream, backward=True)
         expected = index
         black = np.zeros((self.height, self.width, 3), np.uint8)
-        packets = self._container.demux(self._stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.FFmpegError:
-                break
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
+        for n, frame in self._start_at(index):
+            if n < expected:
                 continue
-            for frame in decoded:
-                n = self._pts_to_index.get(frame.pts)
-                if n is None or n < expected:
-                    continue
-                while expected < n:  # frames lost to corruption
-                    self.damaged.add(expected)
-                    yield expected, black
-                    expected += 1
-                if frame.is_corrupt:  # damaged pixels may hide a face from the detector: mask whole
-                    self.damaged.add(n)
-                    yield n, black
-                else:
-                    yield n, self._to_bgr(frame)
-                expected = n + 1
+            while expected < n:  # frames lost to corruption
+                self.damaged.add(expected)
+                yield expected, black
+                expected += 1
+            if frame.is_corrupt:  # damaged pixels may hide a face from the detector: mask whole
+                self.damaged.add(n)
+                yield n, black
+            else:
+                yield n, self._to_bgr(frame)
+            expected = n + 1
         while expected < self.n_frames:
             self.damaged.add(expected)
             yield expected, black
