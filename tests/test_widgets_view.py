@@ -760,3 +760,26 @@ def test_a_double_click_on_accept_does_not_decide_the_next_card_unseen(wb, tmp_p
     clock.now += 1.0  # now the analyst has seen it
     review.accept_button.click()
     assert wb.case.review.decisions.get(second) == "accepted"
+
+
+def test_anamorphic_video_is_shown_at_its_display_aspect_ratio(tmp_path):
+    """Widescreen PAL DV and DVB are 720x576 with wide pixels (SAR 64:45, shown 1024x576): drawn square, every
+    face was squeezed to four fifths of its width. A box drawn on the picture lands on the same image pixels."""
+    from archivekinds import SQUARE, anamorphic
+
+    src = anamorphic(tmp_path)  # 176x144 coded, SAR 4:3: shown 235x144
+    wb = Workbench(src, proxy=False)
+    try:
+        vp = wb.model.viewport
+        assert vp.canvas_w / vp.canvas_h == pytest.approx(176 * 4 / 3 / 144, rel=0.01)
+        wb.model.show_masked = False
+        pic = wb.model.picture()
+        bright = np.argwhere(pic.min(axis=2) > 200)  # the 48x48-pixel square, shown 64 wide for 48 high
+        (y1, x1), (y2, x2) = bright.min(axis=0), bright.max(axis=0) + 1
+        assert (x2 - x1) / (y2 - y1) == pytest.approx(4 / 3, rel=0.08)
+        drag(wb, (x1, y1), (x2, y2))
+        assert wb.case.tracks[1].value(0)[:4] == pytest.approx(SQUARE, abs=2)
+        assert wb.drawn["boxes"][0]["canvas"] == pytest.approx((x1, y1, x2, y2), abs=0.5)
+        assert wb.frames.view(0, vp).shape[:2] == (vp.canvas_h, vp.canvas_w)
+    finally:
+        wb.close()

@@ -94,21 +94,22 @@ class Thumbnails:
         if hit is not None:
             return hit
         vp = self.model.viewport
-        fit = type(vp)(vp.image_w, vp.image_h, vp.canvas_w, vp.canvas_h)
+        fit = type(vp)(vp.image_w, vp.image_h, vp.canvas_w, vp.canvas_h, aspect=vp.aspect)
         pic = self.frames.view(frame, fit).copy()
         ox, oy = fit.image_rect()[:2]
         if masked:
             regions = self.case.regions_at(frame)
             if len(regions):
-                pic = mask_frame(pic, regions.replace(xyxy=regions.xyxy * fit.scale + np.array([ox, oy, ox, oy],
-                                                                                               np.float32)),
+                pic = mask_frame(pic, regions.replace(xyxy=regions.xyxy * np.array([fit.sx, fit.sy, fit.sx, fit.sy], np.float32)
+                                                       + np.array([ox, oy, ox, oy], np.float32)),
                                  self.case.settings)
         if v is None:
             x1, y1, x2, y2 = fit.image_rect()[0], fit.image_rect()[1], fit.image_rect()[0] + fit.image_rect()[2], \
                 fit.image_rect()[1] + fit.image_rect()[3]
             crop = pic[y1:y2, x1:x2]
         else:
-            x1, y1, x2, y2 = (c * fit.scale for c in v[:4])
+            x1, x2 = v[0] * fit.sx, v[2] * fit.sx
+            y1, y2 = v[1] * fit.sy, v[3] * fit.sy
             x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
             color = hex_to_bgr(track_color(track)) if t.excluded is None else (158, 158, 158)
             cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), color, 1)

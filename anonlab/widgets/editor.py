@@ -83,7 +83,8 @@ class EditorModel(SoundTrackEditing):
         self.source = frames
         info = case.input
         self.n_frames = info.n_frames
-        self.viewport = Viewport(info.width, info.height, int(canvas_size[0]), int(canvas_size[1]))
+        self.viewport = Viewport(info.width, info.height, int(canvas_size[0]), int(canvas_size[1]),
+                                 aspect=getattr(frames, "pixel_aspect", 1.0))
         if frames is not None and len(getattr(frames, "times", [])) == self.n_frames:
             self.times = frames.times
         else:
@@ -231,7 +232,7 @@ class EditorModel(SoundTrackEditing):
 
     def resize_canvas(self, width: int, height: int) -> None:
         vp = self.viewport
-        self.viewport = Viewport(vp.image_w, vp.image_h, int(width), int(height))
+        self.viewport = Viewport(vp.image_w, vp.image_h, int(width), int(height), aspect=vp.aspect)
         self._notify("view", "frame", "boxes", "drag")
 
     # --- what to draw -------------------------------------------------------------------------------
@@ -272,7 +273,8 @@ class EditorModel(SoundTrackEditing):
             if len(regions):
                 vp = self.viewport
                 ox, oy = vp.offset
-                scaled = regions.replace(xyxy=regions.xyxy * vp.scale + np.array([ox, oy, ox, oy], np.float32))
+                scaled = regions.replace(xyxy=regions.xyxy * np.array([vp.sx, vp.sy, vp.sx, vp.sy], np.float32)
+                                         + np.array([ox, oy, ox, oy], np.float32))
                 img = mask_frame(img, scaled, self.case.settings)
         return img
 
@@ -353,7 +355,7 @@ class EditorModel(SoundTrackEditing):
             d.box = (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
         elif d.kind == "move":
             x1, y1, x2, y2 = d.box0
-            dx, dy = (x - d.start[0]) / vp.scale, (y - d.start[1]) / vp.scale
+            dx, dy = (x - d.start[0]) / vp.sx, (y - d.start[1]) / vp.sy
             w, h = x2 - x1, y2 - y1
             nx = min(max(x1 + dx, min(0.0, x1)), max(W - w, x1))  # keep inside (or no further outside)
             ny = min(max(y1 + dy, min(0.0, y1)), max(H - h, y1))

@@ -69,6 +69,16 @@ class FrameSource:
         self.stats = {"cache": 0, "proxy": 0, "decode": 0}
 
     @property
+    def pixel_aspect(self) -> float:
+        """A displayed pixel's width over its height: the video's SAR (64/45 for widescreen PAL), inverted when
+        the video is shown turned a quarter; 1.0 for photos and square or unknown pixels."""
+        sar = getattr(getattr(self.reader, "props", None), "sar", None)
+        if not sar or sar <= 0:
+            return 1.0
+        turned = (int(getattr(self.reader, "rotation", 0) or 0) // 90) % 2
+        return float(1 / sar if turned else sar)
+
+    @property
     def times(self) -> np.ndarray:
         return np.asarray(self.reader.times, np.float64)
 

@@ -93,7 +93,9 @@ class Workbench(LongActions, SoundTrackPanel):
         self.frames = FrameSource(self.input_path)
         info = self.case.input
         self.is_photo = info.kind == "photo" or info.n_frames <= 1
-        self.model = EditorModel(self.case, self.frames, canvas_size_for(info.width, info.height, canvas_box))
+        # the canvas has the picture's displayed shape: anamorphic pixels are wider (or taller) than square
+        shown_w = max(1, round(info.width * self.frames.pixel_aspect))
+        self.model = EditorModel(self.case, self.frames, canvas_size_for(shown_w, info.height, canvas_box))
         self.send = send
         self.export_gate: Callable[[Case], None] | None = None
         self.drawn: dict = {}
