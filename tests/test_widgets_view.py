@@ -783,3 +783,26 @@ def test_anamorphic_video_is_shown_at_its_display_aspect_ratio(tmp_path):
         assert wb.frames.view(0, vp).shape[:2] == (vp.canvas_h, vp.canvas_w)
     finally:
         wb.close()
+
+
+def test_portrait_video_keeps_its_transport_whole(tmp_path):
+    """A phone clip shot upright is shown 263 px wide: the player column was as narrow as the picture, so the
+    step buttons were cut to "-1" and "+:" and the frame label broke over three lines."""
+    from mediagen import make_clip
+
+    from anonlab.widgets.layout import layout_width
+
+    src = make_clip(tmp_path / "phone.mp4", n_frames=5, width=96, height=160)
+    wb = Workbench(src, proxy=False)
+    try:
+        cw = wb.model.viewport.canvas_w
+        assert cw < 300
+        px = lambda w: int(w.layout.width.removesuffix("px"))  # noqa: E731
+        buttons = sum(px(b) for b in (*wb.step_buttons, wb.prev_flag_button, wb.next_flag_button))
+        # play and stop about 70 px, the frame label ("1234 / 5678 · 1:23.45") about 150 px
+        assert px(wb.view_row) >= buttons + 70 + 150
+        assert px(wb.player_msg) == px(wb.view_row)
+        assert wb.slider.layout.width == f"{cw}px"  # the slider stays the sound strip's width
+        assert layout_width(cw) <= 1366 - 16
+    finally:
+        wb.close()

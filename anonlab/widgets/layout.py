@@ -14,6 +14,10 @@ import html
 #: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
 #: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
 MAX_CANVAS = (832, 468)
+#: The player column (picture, transport, messages) is at least this wide, pixels: beside a portrait phone clip's
+#: 263-px picture the step buttons were cut to "-1", "+:" and the frame label broke over three lines, and the
+#: status strip above wrapped and pushed the player's last row below a 768-px screen.
+MIN_PLAYER = 560
 #: Width of the side column (review card, track tools), pixels.
 SIDE_WIDTH = 470
 #: Gap between the picture and the side column, and the page margin the layout leaves, pixels.
@@ -43,9 +47,14 @@ def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS,
     return max(1, round(width * s)), max(1, round(height * s))
 
 
+def player_width(canvas_w: int) -> int:
+    """Width of the player column, pixels: the canvas, or `MIN_PLAYER` beside a narrow (portrait) picture."""
+    return max(int(canvas_w), MIN_PLAYER)
+
+
 def layout_width(canvas_w: int) -> int:
-    """Width the workbench takes on the page, pixels (the picture, the gap, the side column, margins)."""
-    return int(canvas_w) + GAP + SIDE_WIDTH + 2 * GAP
+    """Width the workbench takes on the page, pixels (the player column, the gap, the side column, margins)."""
+    return player_width(canvas_w) + GAP + SIDE_WIDTH + 2 * GAP
 
 
 def fmt_time(t: float) -> str:

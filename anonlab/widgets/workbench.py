@@ -53,7 +53,7 @@ from anonlab.widgets.inputs import open_case
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
 from anonlab.widgets.keymap import SHORTCUTS
 from anonlab.widgets.layout import (CSS, GAP, MAX_CANVAS, MAX_TRACK_ROWS, ROW_PX, SIDE_WIDTH, THUMB, canvas_size_for,
-                                    fmt_time, layout_width, msg_html)
+                                    fmt_time, layout_width, msg_html, player_width)
 from anonlab.widgets.review_panel import ReviewPanel
 from anonlab.widgets.soundtrack_panel import SoundTrackPanel
 
@@ -223,20 +223,21 @@ class Workbench(LongActions, SoundTrackPanel):
         self.zoom_buttons = [self._button("", "zoom in (+)", lambda: m.zoom(1.25), "search-plus", "36px", "player"),
                              self._button("", "zoom out (-)", lambda: m.zoom(0.8), "search-minus", "36px", "player"),
                              self._button("", "fit (0)", m.reset_zoom, "expand", "36px", "player")]
-        self.player_msg = widgets.HTML(layout=L(width=f"{cw}px"))
+        pw = player_width(cw)  # the picture, slider and sound strip are cw wide; the controls below get pw
+        self.player_msg = widgets.HTML(layout=L(width=f"{pw}px"))
         self.player_msg.add_class("anonlab-msg")
         self.transport = widgets.HBox([self.play, *self.step_buttons, self.prev_flag_button, self.next_flag_button,
                                        self.frame_label])
         if self.is_photo:  # a photo has no time: no transport controls
             self.slider.layout.display = "none"
             self.transport.layout.display = "none"
-        view_row = widgets.HBox([self.transport, self.masked_toggle, self.undo_button, self.redo_button,
-                                 *self.zoom_buttons], layout=L(width=f"{cw}px", flex_flow="row wrap"))
+        self.view_row = widgets.HBox([self.transport, self.masked_toggle, self.undo_button, self.redo_button,
+                                      *self.zoom_buttons], layout=L(width=f"{pw}px", flex_flow="row wrap"))
         self._build_audio(cw)
         if not self.has_audio:
             self.audio_strip.layout.display = "none"
-        left = widgets.VBox([self.canvas, self.slider, self.audio_strip, view_row, self.player_msg],
-                            layout=L(width=f"{cw}px"))
+        left = widgets.VBox([self.canvas, self.slider, self.audio_strip, self.view_row, self.player_msg],
+                            layout=L(width=f"{pw}px"))
 
         # --- selected track tools
         self.sel_info = widgets.HTML("no track selected", layout=L(width="100%"))
