@@ -512,3 +512,15 @@ def test_proxy_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
     assert sizes[200] - sizes[20] <= 16 * 180 + 1  # the index only
     assert sizes[200] <= (1 << 20) + 16 * 200 + 320 * 192 * 3  # cache bound: one picture over 1 MB at most
     assert not [p for p in Path(tempfile.gettempdir()).glob("anonlab-proxy-*")]  # nothing left on disk
+
+
+@pytest.mark.parametrize("sar, rotation, aspect", [(None, 0, 1.0), ((64, 45), 0, 64 / 45), ((64, 45), 90, 45 / 64),
+                                                   ((4, 3), 270, 0.75), ((4, 3), 180, 4 / 3)])
+def test_pixel_aspect_is_the_sar_turned_with_the_picture(sar, rotation, aspect):
+    """An anamorphic clip shown a quarter turn round has tall pixels: its SAR inverted."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    reader = SimpleNamespace(n_frames=2, width=10, height=10, rotation=rotation,
+                             props=SimpleNamespace(sar=Fraction(*sar) if sar else None))
+    assert FrameSource(reader).pixel_aspect == pytest.approx(aspect)
