@@ -600,9 +600,11 @@ def test_folder_of_photos(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"p{i}.jpg"), moving_square(i))
     (tmp_path / "notes.txt").write_text("not a photo")
+    cv2.imwrite(str(tmp_path / "p1_anonymized.jpg"), moving_square(1))  # an export of an earlier session
+    cv2.imwrite(str(tmp_path / "q_anonymized.jpg"), moving_square(1))  # a photo of that name, no p.jpg beside
     fw = Workbench(tmp_path)
     assert isinstance(fw, FolderWorkbench)
-    assert [p.name for p in fw.photos] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert [p.name for p in fw.photos] == ["p0.jpg", "p1.jpg", "p2.jpg", "q_anonymized.jpg"]
     fw.current.model.draw_box((10, 10, 40, 40))
     assert (tmp_path / "p0.case.json").exists()  # each photo keeps its own case file
     assert fw.record.children == (fw.current.record,)  # the notebook's counts cell works for folders too

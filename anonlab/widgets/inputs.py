@@ -13,13 +13,19 @@ from pathlib import Path
 from anonlab.case import Case, default_case_path
 from anonlab.errors import AnonlabError
 from anonlab.media import PHOTO_EXTENSIONS
+from anonlab.pipeline import default_output
 
 
 def photos_in(folder: str | Path) -> list[Path]:
-    """The photos directly in ``folder``, sorted by name (hidden files skipped)."""
+    """The photos directly in ``folder``, sorted by name (hidden files skipped, and the workbench's own exports:
+    ``NAME_anonymized.jpg`` beside ``NAME.jpg``). Raises `AnonlabError` when there is none."""
     folder = Path(folder)
     found = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_EXTENSIONS)
+    # An export is written beside its photo: opened again, the folder listed every output between the photos,
+    # and stepping through them made a case file for each output.
+    exports = {default_output(p).name for p in found}
+    found = [p for p in found if p.name not in exports]
     if not found:
         raise AnonlabError(f"{folder.name}: no photos in this folder ({', '.join(sorted(PHOTO_EXTENSIONS))})")
     return found
