@@ -808,3 +808,22 @@ def test_portrait_video_keeps_its_transport_whole(tmp_path):
         assert layout_width(cw) <= 1366 - 16
     finally:
         wb.close()
+
+
+def test_an_error_goes_once_the_analyst_did_what_it_asked(wb):
+    """A careless first click on 'split' said "select a box first" in red, and it stayed there beside the
+    track selected since; "no flagged frame after this one" stayed under the picture after every step."""
+    drag(wb, (60, 100), (140, 180))
+    wb.model.select(None)
+    wb.split_button.click()
+    assert "select a box first" in wb.tools_msg.value
+    wb.model.select(1)  # a click on the box, or Tab
+    assert wb.tools_msg.value == ""
+    wb.next_flag_button.click()
+    assert "no flagged frame after this one" in wb.player_msg.value
+    wb.step_buttons[2].click()
+    assert wb.player_msg.value == ""
+    wb.next_flag_button.click()
+    wb.model.select(None)
+    wb.model.select(1)  # a selection leaves the player's message alone
+    assert "no flagged frame" in wb.player_msg.value

@@ -138,6 +138,16 @@ class EditorModel(SoundTrackEditing):
         (self.failed.add if error else self.failed.discard)(where)
         self._notify("message")
 
+    def _stale_error(self, where: str) -> tuple[str, ...]:
+        """Drop ``where``'s error once the analyst did there what it asked ("select a box first" after a
+        selection, "no flagged frame after this one" after a step): it stayed in red beside the track that was
+        selected since. Returns the change to notify."""
+        if where not in self.failed:
+            return ()
+        self.failed.discard(where)
+        self.messages.pop(where, None)
+        return ("message",)
+
     def set_provisional(self, regions: Regions | None) -> None:
         """The settled part of a running analysis (None when it ends)."""
         self.provisional = regions
@@ -158,7 +168,7 @@ class EditorModel(SoundTrackEditing):
         if n != self.frame:
             self.drag = None
             self.frame = n
-            self._notify("frame", "boxes", "drag")
+            self._notify("frame", "boxes", "drag", *self._stale_error("player"))
         return self.frame
 
     def step(self, k: int) -> int:
@@ -196,7 +206,7 @@ class EditorModel(SoundTrackEditing):
             raise AnonlabError(f"track {track} does not exist")
         if track != self.selected:
             self.selected = track
-            self._notify("selection", "boxes")
+            self._notify("selection", "boxes", *(self._stale_error("tools") if track is not None else ()))
 
     def toggle_hidden(self, track: int) -> None:
         self.hidden ^= {int(track)}
