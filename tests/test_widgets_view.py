@@ -827,3 +827,42 @@ def test_an_error_goes_once_the_analyst_did_what_it_asked(wb):
     wb.model.select(None)
     wb.model.select(1)  # a selection leaves the player's message alone
     assert "no flagged frame" in wb.player_msg.value
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
+    """Only Ctrl+C stopped the server: `kill` or a closed terminal ended ``anonlab app`` and left Voila and its
+    kernel serving the footage on 127.0.0.1."""
+    import os
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "server.pid"
+    server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    runner = f"import sys; from anonlab.widgets.launch import _run; sys.exit(_run([sys.executable, '-c', {server!r}], {{}}))"
+    app = subprocess.Popen([sys.executable, "-c", runner], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    server_pid = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server_pid = int(pid_file.read_text())
+        app.send_signal(getattr(signal, signame))
+        assert app.wait(30) == 0  # stopped as by Ctrl+C, not killed by the signal
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                server_pid = None
+                break
+            time.sleep(0.1)
+        assert server_pid is None, "the server outlived anonlab app"
+    finally:
+        if app.poll() is None:
+            app.kill()
+        if server_pid is not None:
+            try:
+                os.kill(server_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -151,10 +152,23 @@ def _open_when_up(url: str, port: int, proc: subprocess.Popen, timeout: float = 
         time.sleep(0.3)
 
 
+#: Signals that stop ``anonlab app`` / ``anonlab lab`` and the server with it, as Ctrl+C does.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop_on_signal(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _run(cmd: list[str], env: dict, open_url: tuple[str, int] | None = None) -> int:
     proc = subprocess.Popen(cmd, env=env)
     if open_url is not None:
         threading.Thread(target=_open_when_up, args=(*open_url, proc), daemon=True).start()
+    # Only Ctrl+C stopped the server before: a closed terminal (SIGHUP) or a `kill` (SIGTERM) ended anonlab
+    # and left Voila and its kernel running, the footage open on 127.0.0.1, found later by nobody.
+    before = {}
+    if threading.current_thread() is threading.main_thread():
+        before = {sig: signal.signal(sig, _stop_on_signal) for sig in STOP_SIGNALS}
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -165,6 +179,9 @@ def _run(cmd: list[str], env: dict, open_url: tuple[str, int] | None = None) -> 
             proc.kill()
             proc.wait()
         return 0
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def check_media_path(path: str | Path) -> Path:
