@@ -839,7 +839,8 @@ def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
 
     pid_file = tmp_path / "server.pid"
     server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
-    runner = f"import sys; from anonlab.widgets.launch import _run; sys.exit(_run([sys.executable, '-c', {server!r}], {{}}))"
+    runner = ("import sys; from anonlab.widgets.launch import _run; "
+              f"sys.exit(_run([sys.executable, '-c', {server!r}], {{}}))")
     app = subprocess.Popen([sys.executable, "-c", runner], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     server_pid = None
     try:

@@ -100,9 +100,9 @@ class Thumbnails:
         if masked:
             regions = self.case.regions_at(frame)
             if len(regions):
-                pic = mask_frame(pic, regions.replace(xyxy=regions.xyxy * np.array([fit.sx, fit.sy, fit.sx, fit.sy], np.float32)
-                                                       + np.array([ox, oy, ox, oy], np.float32)),
-                                 self.case.settings)
+                scale = np.array([fit.sx, fit.sy, fit.sx, fit.sy], np.float32)
+                shift = np.array([ox, oy, ox, oy], np.float32)
+                pic = mask_frame(pic, regions.replace(xyxy=regions.xyxy * scale + shift), self.case.settings)
         if v is None:
             x1, y1, x2, y2 = fit.image_rect()[0], fit.image_rect()[1], fit.image_rect()[0] + fit.image_rect()[2], \
                 fit.image_rect()[1] + fit.image_rect()[3]
