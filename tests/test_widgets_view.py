@@ -867,3 +867,16 @@ def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
                 os.kill(server_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_analysis_done_says_when_the_masked_preview_is_off(wb):
+    """A stray 'm' before the analysis switched the masked preview off: the faces it finds look bare, so the
+    announcement of the result says how to show the masks (the analyst's choice is kept)."""
+    wb.model.toggle_masked()
+    assert wb.analyse(analyse=fake_analyse, background=False).state == "done"
+    assert "the masked preview is off" in wb.status_msg.value
+    assert not wb.model.show_masked
+    wb.model.toggle_masked()
+    assert wb.analyse(analyse=fake_analyse, background=False).state == "done"
+    assert "analysis done" in wb.status_msg.value
+    assert "preview is off" not in wb.status_msg.value

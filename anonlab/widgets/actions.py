@@ -135,8 +135,11 @@ class LongActions:
         self.review.session.scene_cuts = list(self.case.scene_cuts)
         self.review.refresh()
         stats = self.review.session.stats()
-        self.model.say(f"analysis done: {len(self.case.tracks)} track(s), {stats['decisions']} review decision(s)",
-                       "status")
+        # A masked preview switched off before the analysis (a stray 'm') would show every face bare now:
+        # say so where the result is announced, without overriding the analyst's choice.
+        hidden = "" if self.model.show_masked else " · the masked preview is off: m or 'masked' shows the masks"
+        self.model.say(f"analysis done: {len(self.case.tracks)} track(s), {stats['decisions']} review decision(s)"
+                       f"{hidden}", "status")
         self._draw_record()
 
     def red_team(self, *, background: bool = True, red_team: Callable | None = None) -> BackgroundJob:
