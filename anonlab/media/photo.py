@@ -87,12 +87,18 @@ def _mode_family(mode: str) -> str:
     return "RGB"
 
 
+def _grey_scale(arr: np.ndarray) -> float:
+    """Levels of a deep grey page per level of its 8-bit view: its peak over 255 (1 when it fits in 8 bit), so
+    the view spans the page's own range rather than clipping it."""
+    peak = float(arr.max()) if arr.size else 0.0
+    return peak / 255.0 if peak > 255 else 1.0
+
+
 def _deep(img: Image.Image) -> tuple[np.ndarray, float] | None:
     """A page's own values where the 8-bit BGR view loses them (16-bit grey, CMYK), with `_bgr`'s grey scale."""
     if img.mode in _GREY16:
         arr = np.asarray(img).astype(np.uint16)
-        peak = float(arr.max()) if arr.size and arr.max() > 255 else 255.0
-        return arr, peak / 255.0
+        return arr, _grey_scale(arr)
     if img.mode == "CMYK":
         return np.asarray(img).copy(), 1.0
     return None
@@ -102,8 +108,7 @@ def _bgr(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit greyscale: scale to 8 bit rather than clip, so the masked output still looks like the input.
         arr = np.asarray(img, dtype=np.float64)
-        peak = arr.max() if arr.size and arr.max() > 255 else 255.0
-        img = Image.fromarray((arr * (255.0 / peak)).astype(np.uint8))
+        img = Image.fromarray((arr / _grey_scale(arr)).astype(np.uint8))
     rgb = np.asarray(img.convert("RGB"))
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
