@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av

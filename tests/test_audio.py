@@ -92,16 +92,17 @@ def test_parse_ranges(text, expected):
 
 @pytest.mark.parametrize("text", ["12", "1-2-3", "a-b", "-1-2", "2-1", "1-", "1-nan", "1:2:3:4-5"])
 def test_parse_ranges_refuses_in_one_line(text):
-    with pytest.raises(AnonlabError) as exc:
+    with pytest.raises(AnonlabError, match="audio range") as exc:
         A.parse_ranges(text)
-    assert "\n" not in str(exc.value) and "audio range" in str(exc.value)
+    assert "\n" not in str(exc.value)
 
 
 # --- mute and beep -----------------------------------------------------------------------------------------
 def test_mute_silences_the_range_and_keeps_the_rest():
     x = sine(440, 3, channels=2)
     y = A.mute(x, RATE, [(1.0, 2.0)])
-    assert y.shape == x.shape and y.dtype == np.float32
+    assert y.shape == x.shape
+    assert y.dtype == np.float32
     assert rms(part(y, 1.0 + A.FADE_S, 2.0 - A.FADE_S)) < 1e-6
     assert np.array_equal(part(y, 0, 1.0), part(x, 0, 1.0))
     assert np.array_equal(part(y, 2.0, 3), part(x, 2.0, 3))
@@ -135,17 +136,18 @@ def test_whole_track_has_no_fade_at_the_ends():
 def test_short_range_fades_over_half_its_length():
     x = np.full((1, RATE), 0.5, np.float32)
     y = A.mute(x, RATE, [(0.5, 0.502)])  # 2 ms < two fades
-    assert y[0, int(0.501 * RATE)] < 0.01 and np.array_equal(y[0, :int(0.5 * RATE)], x[0, :int(0.5 * RATE)])
+    assert y[0, int(0.501 * RATE)] < 0.01
+    assert np.array_equal(y[0, :int(0.5 * RATE)], x[0, :int(0.5 * RATE)])
 
 
 def test_shapes_are_checked():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="shape"):
         A.mute(np.zeros(100, np.float32), RATE, [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="float32"):
         A.mute(np.zeros((1, 100), np.float64), RATE, [])
     with pytest.raises(AnonlabError, match="ends after"):
         A.mute(np.zeros((1, RATE), np.float32), RATE, [(0.5, 2)])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="freq must lie between"):
         A.beep(np.zeros((1, RATE), np.float32), RATE, [], freq=RATE)
 
 
@@ -169,9 +171,11 @@ def test_redactor_counts_affected_samples_and_offsets():
     red = A.Redactor.from_seconds("mute", RATE, 1, [(1.0, 2.0), (5.0, 6.0)], offset=0.5)
     out = red.run(sine(440, 3))
     assert red.affected == RATE  # 0.5-1.5 s of the stream; the second range lies past its end
-    assert rms(out[:, int(0.51 * RATE):int(1.49 * RATE)]) < 1e-6 and rms(out[:, :int(0.5 * RATE)]) > 0.1
+    assert rms(out[:, int(0.51 * RATE):int(1.49 * RATE)]) < 1e-6
+    assert rms(out[:, :int(0.5 * RATE)]) > 0.1
     whole = A.Redactor.from_seconds("mute", RATE, 1, [], whole=True)
-    assert not whole.run(sine(440, 1)).any() and whole.affected == RATE
+    assert not whole.run(sine(440, 1)).any()
+    assert whole.affected == RATE
 
 
 # --- voice -------------------------------------------------------------------------------------------------
@@ -181,8 +185,10 @@ def test_voice_shifts_pitch_in_the_range_only():
     y = A.voice(x, RATE, [(2.0, 4.0)])
     shifted = 150 * 2 ** (A.VOICE_SEMITONES / 12)
     assert abs(acf_f0(part(y[0], 2.2, 3.8)) - shifted) < 0.03 * shifted
-    assert abs(acf_f0(part(y[0], 0.2, 1.8)) - 150) < 2 and abs(acf_f0(part(y[0], 4.2, 5.8)) - 150) < 2
-    assert np.array_equal(part(y, 0, 2.0), part(x, 0, 2.0)) and np.array_equal(part(y, 4.0, 6), part(x, 4.0, 6))
+    assert abs(acf_f0(part(y[0], 0.2, 1.8)) - 150) < 2
+    assert abs(acf_f0(part(y[0], 4.2, 5.8)) - 150) < 2
+    assert np.array_equal(part(y, 0, 2.0), part(x, 0, 2.0))
+    assert np.array_equal(part(y, 4.0, 6), part(x, 4.0, 6))
     assert 0.3 < rms(part(y, 2.2, 3.8)) / rms(part(x, 2.2, 3.8)) < 3  # still heard at about its level
 
 
@@ -218,7 +224,8 @@ def test_voice_streams_in_blocks_like_one_shot():
     red = A.Redactor("voice", rate, 2, A._to_samples(ranges, rate))
     pieces = [red.push(x[:, p:p + 1024]) for p in range(0, x.shape[1], 1024)] + [red.flush()]
     out = np.concatenate(pieces, axis=1)
-    assert out.shape == x.shape and np.array_equal(out, whole)
+    assert out.shape == x.shape
+    assert np.array_equal(out, whole)
     assert np.array_equal(out[0], out[1])  # mono inside the range
     step = np.abs(np.diff(out[0]))
     block = int(A.VOICE_BLOCK_S * rate)

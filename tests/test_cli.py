@@ -104,7 +104,8 @@ def test_speed_sets_the_profiles_values(command, profile):
     s = parsed(*args, "--speed", profile)
     assert {k: getattr(s, k) for k in SPEED_PROFILES[profile]} == SPEED_PROFILES[profile]
     assert speed_of(s) == profile
-    assert s.what == ("face", "plate") and s.mask == "blur"  # what is masked, and how, stays
+    assert s.what == ("face", "plate")
+    assert s.mask == "blur"  # what is masked, and how, stays
 
 
 def test_explicit_flags_override_the_profile():
@@ -121,8 +122,9 @@ def test_explicit_flags_override_the_profile():
 
 
 def test_unknown_speed_is_refused():
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["anonymize", "x.mp4", "--speed", "ludicrous"])
+    assert exc.value.code == 2  # argparse's usage error
     with pytest.raises(AnonlabError, match="--speed must be one of"):
         speed_settings("ludicrous")
     with pytest.raises(AnonlabError, match="--thorough-per-second"):
@@ -142,16 +144,17 @@ def test_help_shows_each_profiles_figures_from_the_data_file(tmp_path, monkeypat
     data = tmp_path / "speed_profiles.json"
     data.write_text(json.dumps({"profiles": rows, "measured": "on a test machine"}))
     monkeypatch.setattr(settings_module, "SPEED_FIGURES", data)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^0$"):
         main(["anonymize", "--help"])
     text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (and breaks them at hyphens)
     for i, name in enumerate(SPEED_PROFILES):
         assert f"{name}:detectevery{SPEED_PROFILES[name]['detect_every']}" in text
-        assert f"per-framerecall{0.8 + i / 1000:.3f}" in text and f"720p{5 + i:.1f}fps" in text
+        assert f"per-framerecall{0.8 + i / 1000:.3f}" in text
+        assert f"720p{5 + i:.1f}fps" in text
         assert f"evalphotos:faces{0.91 + i / 1000:.3f},plates0.970" in text
     assert "onatestmachine" in text
     data.unlink()  # no file: the help says so rather than guessing
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^0$"):
         main(["anonymize", "--help"])
     assert "notmeasuredyet" in "".join(capsys.readouterr().out.split())
 
@@ -171,7 +174,8 @@ def test_the_shipped_figures_are_of_the_profiles_as_they_are():
     assert set(figures["profiles"]) == set(SPEED_PROFILES)
     for name, row in figures["profiles"].items():
         assert row["settings"] == SPEED_PROFILES[name], name
-        assert {"720p", "1080p"} <= set(row["fps"]) and 0 < row["recall"]["all"] <= 1
+        assert {"720p", "1080p"} <= set(row["fps"])
+        assert 0 < row["recall"]["all"] <= 1
         assert "not measured" not in speed_summary(name, figures)
     changed = {"profiles": {"fast": {**figures["profiles"]["fast"], "settings": {"detect_every": 2}}}}
     assert speed_summary("fast", changed).endswith("not measured with these settings yet")

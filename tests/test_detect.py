@@ -576,8 +576,10 @@ def test_fused_faces_thresholds_floors_and_copies():
 
 def test_builders():
     plates = build_detector(Settings(what=("plate",)))
-    assert isinstance(plates, NightView) and isinstance(plates.detector, plm.MultiScalePlates)
-    assert plates.factor == 0.75 and plates.in_dark.thresh == pytest.approx(0.3)  # dark frames: 0.75x
+    assert isinstance(plates, NightView)
+    assert isinstance(plates.detector, plm.MultiScalePlates)
+    assert plates.factor == 0.75
+    assert plates.in_dark.thresh == pytest.approx(0.3)  # dark frames: 0.75x
     assert plates.thresh == PlateDetector.default_thresh
     faces = face_detectors(Settings(what=("face",)))
     assert [d.name for d in faces] == ["centerface", "yunet"]
@@ -594,8 +596,10 @@ def test_builders():
     off = face_detectors(Settings(what=("face",)), max_upscale=1.0)[0]
     assert off.scale_for(100, 100) == 1.0
     faces = build_detector(Settings(what=("face",)))
-    assert isinstance(faces, NightView) and isinstance(faces.detector, FusedFaces)
-    assert faces.factor == 1.0 and faces.in_dark is faces.detector
+    assert isinstance(faces, NightView)
+    assert isinstance(faces.detector, FusedFaces)
+    assert faces.factor == 1.0
+    assert faces.in_dark is faces.detector
     assert faces.offsets == [0.0, 0.5]
     assert faces.name == "faces"
     assert faces.thresh == FusedFaces.__init__.__defaults__[0]

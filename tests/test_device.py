@@ -45,7 +45,8 @@ def test_cuda_that_cannot_be_had_is_one_clear_line(machine, providers, gpu, frag
     machine(providers, gpu)
     with pytest.raises(AnonlabError, match="--device cuda") as info:
         base.providers_for("cuda")
-    assert fragment in str(info.value) and "\n" not in str(info.value)
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_sessions_are_made_on_the_chosen_device_and_cached_per_device(machine, monkeypatch, tmp_path):
@@ -69,8 +70,10 @@ def test_sessions_are_made_on_the_chosen_device_and_cached_per_device(machine, m
     assert gpu.providers == [CUDA, CPU]
     base.use_device("cpu")
     cpu = base.onnx_session(model, "d1")
-    assert cpu.providers == [CPU] and cpu is not gpu
-    assert base.onnx_session(model, "d1") is cpu and len(made) == 2  # cached
+    assert cpu.providers == [CPU]
+    assert cpu is not gpu
+    assert base.onnx_session(model, "d1") is cpu
+    assert len(made) == 2  # cached
     base.use_device("cuda")
 
     class NoCuda(FakeSession):  # onnx-gpu installed but its CUDA libraries fail to load: the CPU took over

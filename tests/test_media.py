@@ -234,15 +234,15 @@ def test_read_bytes_bounded(tmp_path):
     p = tmp_path / "f.bin"
     p.write_bytes(b"x" * 10)
     assert read_bytes_bounded(p, 10) == b"x" * 10
-    with pytest.raises(FileTooLargeError) as exc:
+    with pytest.raises(FileTooLargeError, match="larger than 9 bytes") as exc:
         read_bytes_bounded(p, 9)
     assert (exc.value.size, exc.value.limit) == (10, 9)
     assert str(exc.value) == "f.bin: larger than 9 bytes (10 bytes); is it the right file?"
     (tmp_path / "empty").write_bytes(b"")
     assert read_bytes_bounded(tmp_path / "empty", 0) == b""
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="none"):
         read_bytes_bounded(tmp_path / "none", 10)
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(IsADirectoryError, match="Is a directory"):
         read_bytes_bounded(tmp_path, 10)
 
 
@@ -250,7 +250,7 @@ def test_read_bytes_bounded(tmp_path):
 def test_read_bytes_bounded_stops_at_the_limit_on_a_file_without_size():
     assert os.stat("/proc/self/status").st_size == 0  # what the test relies on: it reports no size
     assert b"Pid:" in read_bytes_bounded("/proc/self/status", 1 << 20)
-    with pytest.raises(FileTooLargeError) as exc:
+    with pytest.raises(FileTooLargeError, match="larger than 5 bytes") as exc:
         read_bytes_bounded("/proc/self/status", 5)
     assert exc.value.size == 6  # read no further than the limit + 1
 
@@ -324,7 +324,8 @@ def test_x264_uses_the_measured_preset_unless_one_is_named(clips):
     assert set(X264_PARAMS) <= set(plan.options["x264-params"].split(":"))
     assert "mbtree=0" in plan.options["x264-params"].split(":")  # deterministic bytes rest on it
     named = plan_video(props, "out.mp4", preset="medium")
-    assert named.options["preset"] == "medium" and named.options["x264-params"] == "mbtree=0"
+    assert named.options["preset"] == "medium"
+    assert named.options["x264-params"] == "mbtree=0"
 
 
 def test_mpeg_ts_frames_at_keyframes_are_decoded_not_black(tmp_path):

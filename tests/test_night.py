@@ -60,17 +60,19 @@ def test_night_view_is_pure_and_keeps_shape_and_type():
     frame = rng.integers(0, 60, (37, 53, 3), np.uint8)
     before = frame.copy()
     out = night_view(frame)
-    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert out.shape == frame.shape
+    assert out.dtype == np.uint8
     assert np.array_equal(frame, before)  # the input is not touched
     assert np.array_equal(out, night_view(frame))
     for bad in (frame.astype(np.float32), frame[:, :, 0], np.zeros((4, 4, 4), np.uint8)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="night_view takes uint8"):
             night_view(bad)
 
 
 def test_night_view_stretches_the_frames_own_range_and_keeps_grey_grey():
     out = night_view(dark_frame(20, 60))
-    assert out[10, 10].max() < 30 and out[100, 120].min() > 200  # background stays dark, the square becomes bright
+    assert out[10, 10].max() < 30
+    assert out[100, 120].min() > 200  # background stays dark, the square becomes bright
     assert np.ptp(out[100, 120].astype(int)) <= 2  # chroma unchanged: grey stays grey
     # a frame with almost no range is not stretched more than MAX_STRETCH (noise is not made into contrast)
     flat = np.full((90, 160, 3), 10, np.uint8)
@@ -90,13 +92,15 @@ def test_night_view_runs_only_on_dark_frames_and_adds_what_it_finds():
     inner = BrightSquares()
     det = NightView(inner)
     bright = dark_frame(90, 200)
-    assert len(det(bright)) == 1 and inner.calls == 1  # a normal frame: the second view is not run
+    assert len(det(bright)) == 1
+    assert inner.calls == 1  # a normal frame: the second view is not run
     inner.calls = 0
     dark = dark_frame(20, 60)
     assert len(inner(dark)) == 0
     found = det(dark)
     assert inner.calls == 3  # the plain call above, then both views
-    assert len(found) == 1 and iou_matrix(found.xyxy, np.array([[100, 80, 140, 120]], np.float32))[0, 0] > 0.8
+    assert len(found) == 1
+    assert iou_matrix(found.xyxy, np.array([[100, 80, 140, 120]], np.float32))[0, 0] > 0.8
     det.quick(dark)
     assert inner.quick_calls == 2  # the quick pass on both views too
     inner.quick_calls = 0
@@ -107,13 +111,17 @@ def test_night_view_runs_only_on_dark_frames_and_adds_what_it_finds():
 def test_night_view_passes_thresholds_and_attributes_through():
     inner = BrightSquares(thresh=0.5)
     det = NightView(inner)
-    assert det.name == "squares" and det.label == FACE and det.thresh == 0.5
+    assert det.name == "squares"
+    assert det.label == FACE
+    assert det.thresh == 0.5
     low = det.with_threshold(0.2)
-    assert isinstance(low, NightView) and low.detector.thresh == 0.2 and low.thresh == 0.2
+    assert isinstance(low, NightView)
+    assert low.detector.thresh == 0.2
+    assert low.thresh == 0.2
     assert det.detector.thresh == 0.5  # a copy
     assert det.lowered(0.5).thresh == 0.25
     assert det.quick_calls == 0  # attributes of the wrapped detector are read through
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="no_such_attribute"):
         det.no_such_attribute
 
 
@@ -122,7 +130,8 @@ def test_unite_fuses_overlaps_and_keeps_the_rest():
     b = Regions(xyxy=[[1, 0, 11, 10], [100, 100, 120, 110]], score=[0.6, 0.7], label=[PLATE, PLATE])
     out = unite(a, b)
     assert len(out) == 3
-    assert unite(a, Regions.empty()) is a and unite(Regions.empty(), b) is b
+    assert unite(a, Regions.empty()) is a
+    assert unite(Regions.empty(), b) is b
 
 
 def test_a_dark_plate_is_found_only_with_the_night_view():
@@ -160,8 +169,11 @@ def test_the_threshold_factor_applies_to_dark_frames_only():
     dark, bright = dark_frame(20, 60), dark_frame(90, 200)
     assert len(NightView(Faint())(dark)) == 0
     lowered = NightView(Faint(), factor=0.5)
-    assert len(lowered(dark)) == 1 and len(lowered.quick(dark)) == 1
-    assert len(lowered(bright)) == 0 and len(lowered.quick(bright)) == 0
+    assert len(lowered(dark)) == 1
+    assert len(lowered.quick(dark)) == 1
+    assert len(lowered(bright)) == 0
+    assert len(lowered.quick(bright)) == 0
     assert lowered.thresh == 0.5  # the threshold a caller sees is the daylight one
     higher = lowered.with_threshold(0.7)
-    assert higher.in_dark.thresh == pytest.approx(0.35) and len(higher(dark)) == 0
+    assert higher.in_dark.thresh == pytest.approx(0.35)
+    assert len(higher(dark)) == 0

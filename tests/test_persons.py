@@ -74,9 +74,11 @@ def pose(points: dict, score: float = 0.9) -> np.ndarray:
 def test_model_is_registered_and_verified(detector):
     info = REGISTRY["movenet_multipose"]
     path = model_path("movenet_multipose")
-    assert path.name == info.file and sha256_file(path) == info.sha256
+    assert path.name == info.file
+    assert sha256_file(path) == info.sha256
     record = detector.models[0]
-    assert record["sha256"] == info.sha256 and record["bundled"] is True
+    assert record["sha256"] == info.sha256
+    assert record["bundled"] is True
     assert "Apache-2.0" in record["licence"]
     assert (models_dir() / "movenet_multipose_lightning.LICENSE").is_file()
 
@@ -101,14 +103,18 @@ def test_tampered_model_is_refused(tmp_path, monkeypatch):
 
 def test_model_output_layout(detector, portrait):
     keypoints, boxes, scores = detector.run_view(portrait)
-    assert keypoints.shape == (6, 17, 3) and boxes.shape == (6, 4) and scores.shape == (6,)
+    assert keypoints.shape == (6, 17, 3)
+    assert boxes.shape == (6, 4)
+    assert scores.shape == (6,)
     best = int(np.argmax(scores))
     assert scores[best] > 0.3
     # keypoints in the view's pixels: the nose and eyes of the best pose lie inside the labelled face
     x1, y1, x2, y2 = PORTRAIT_FACE_BOX
     for k in (NOSE, L_EYE, R_EYE):
         x, y, s = keypoints[best, k]
-        assert s > 0.3 and x1 <= x <= x2 and y1 <= y <= y2
+        assert s > 0.3
+        assert x1 <= x <= x2
+        assert y1 <= y <= y2
 
 
 def test_portrait_gives_a_head_over_the_face_and_a_person(detector, portrait):
@@ -118,8 +124,10 @@ def test_portrait_gives_a_head_over_the_face_and_a_person(detector, portrait):
     assert max(share_inside(PORTRAIT_FACE_BOX, h) for h in heads) >= 0.95
     assert max(share_inside(PORTRAIT_FACE_BOX, b) for b in p["person"]) >= 0.95
     r = detector(portrait)  # the Regions path (stand-in labels until head/person exist)
-    assert len(r) >= 2 and (r.score >= detector.thresh).all()
-    assert (r.xyxy[:, :2] >= 0).all() and (r.xyxy[:, 2] <= portrait.shape[1]).all()
+    assert len(r) >= 2
+    assert (r.score >= detector.thresh).all()
+    assert (r.xyxy[:, :2] >= 0).all()
+    assert (r.xyxy[:, 2] <= portrait.shape[1]).all()
 
 
 @needs_labels
@@ -137,8 +145,10 @@ def test_regions_are_labelled_head_and_person(portrait):
 def test_what_selects_the_boxes(portrait):
     heads_only = PersonDetector(what=("head",), labels=STAND_IN)(portrait)
     persons_only = PersonDetector(what=("person",), labels=STAND_IN)(portrait)
-    assert len(heads_only) and set(heads_only.label.tolist()) == {regions.label_code(STAND_IN[0])}
-    assert len(persons_only) and set(persons_only.label.tolist()) == {regions.label_code(STAND_IN[1])}
+    assert len(heads_only)
+    assert set(heads_only.label.tolist()) == {regions.label_code(STAND_IN[0])}
+    assert len(persons_only)
+    assert set(persons_only.label.tolist()) == {regions.label_code(STAND_IN[1])}
     assert PersonDetector(what=("head", "person")).label == -1
     with pytest.raises(AnonlabError, match="what"):
         PersonDetector(what=("face",))
@@ -162,7 +172,8 @@ def test_quick_pass_runs_the_whole_frame_only(detector, portrait, monkeypatch):
     run_view = detector.run_view
     monkeypatch.setattr(detector, "run_view", lambda image: calls.append(image.shape) or run_view(image))
     quick = detector.quick(portrait)
-    assert calls == [portrait.shape] and len(quick) >= 2
+    assert calls == [portrait.shape]
+    assert len(quick) >= 2
     calls.clear()
     detector(portrait)
     assert len(calls) == len(views(portrait.shape[1], portrait.shape[0], detector.tile_fraction)) > 1
@@ -170,7 +181,9 @@ def test_quick_pass_runs_the_whole_frame_only(detector, portrait, monkeypatch):
 
 def test_with_threshold_shares_the_model(detector, portrait):
     high = detector.with_threshold(0.9)
-    assert high.session is detector.session and high.thresh == 0.9 and detector.thresh == detector.default_thresh
+    assert high.session is detector.session
+    assert high.thresh == 0.9
+    assert detector.thresh == detector.default_thresh
     assert len(high(portrait)) < len(detector(portrait))
     assert len(detector.with_threshold(0.05)(portrait)) >= len(detector(portrait))
 
@@ -185,7 +198,9 @@ def test_back_view_ears_and_shoulders_put_the_head_above_the_shoulders():
     assert ok
     x1, y1, x2, y2 = box
     assert y2 < 150 + 10  # above the shoulder line (a little margin at the chin)
-    assert x1 < 85 and x2 > 115 and y1 < 100 < y2  # holds both ears
+    assert x1 < 85
+    assert x2 > 115
+    assert y1 < 100 < y2  # holds both ears
     # the size: the largest estimate, here the ear span 1.6 * 30 = 48 px; side HEAD_MARGIN * S
     assert x2 - x1 == pytest.approx(HEAD_MARGIN * max(1.6 * 30, 0.6 * 80, 0.9 * 50), rel=1e-5)
     assert (x1 + x2) / 2 == pytest.approx(100)
@@ -197,7 +212,8 @@ def test_shoulders_only_put_the_head_above_them():
     assert ok
     s = 0.6 * 100  # head height from the shoulder span
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    assert cx == pytest.approx(100) and cy == pytest.approx(200 - 1.1 * s)
+    assert cx == pytest.approx(100)
+    assert cy == pytest.approx(200 - 1.1 * s)
     assert box[2] - box[0] == pytest.approx(HEAD_MARGIN * s)
     assert box[3] <= 200  # entirely above the shoulders
 
@@ -209,7 +225,8 @@ def test_front_view_box_holds_every_head_keypoint():
     assert ok
     for k in (NOSE, L_EYE, R_EYE, L_EAR, R_EAR):
         x, y = pts[k]
-        assert box[0] < x < box[2] and box[1] < y < box[3]
+        assert box[0] < x < box[2]
+        assert box[1] < y < box[3]
     assert box[3] < 160
 
 
@@ -217,7 +234,9 @@ def test_up_follows_the_torso():
     # lying down, head to the left: shoulders left of the hips
     kp = pose({L_SHOULDER: (100, 80), R_SHOULDER: (100, 120), L_HIP: (220, 80), R_HIP: (220, 120)})
     (box,), (ok,) = head_boxes(kp)
-    assert ok and (box[0] + box[2]) / 2 < 100 and (box[1] + box[3]) / 2 == pytest.approx(100)
+    assert ok
+    assert (box[0] + box[2]) / 2 < 100
+    assert (box[1] + box[3]) / 2 == pytest.approx(100)
 
 
 def test_low_scores_and_empty_poses():
@@ -227,10 +246,12 @@ def test_low_scores_and_empty_poses():
     _, ok = head_boxes(kp, kp_thresh=0.05)
     assert ok[0]
     xyxy, ok = head_boxes(np.zeros((0, 17, 3)))
-    assert xyxy.shape == (0, 4) and ok.shape == (0,)
+    assert xyxy.shape == (0, 4)
+    assert ok.shape == (0,)
     # nothing usable but a person box: a head of height S = 0.3 of its width centred S/2 under its top
     xyxy, ok = head_boxes(np.zeros((1, 17, 3)), person_xyxy=np.array([[10, 20, 110, 320]]))
-    assert ok[0] and xyxy[0][2] - xyxy[0][0] == pytest.approx(HEAD_MARGIN * 30)
+    assert ok[0]
+    assert xyxy[0][2] - xyxy[0][0] == pytest.approx(HEAD_MARGIN * 30)
     assert (xyxy[0][1] + xyxy[0][3]) / 2 == pytest.approx(20 + 15)
 
 
@@ -238,16 +259,21 @@ def test_person_box_holds_keypoints_and_head():
     kp = pose({L_SHOULDER: (150, 200), R_SHOULDER: (50, 200), L_HIP: (140, 300)})
     heads, ok = head_boxes(kp)
     person = person_boxes(kp, np.array([[60, 150, 140, 290]]), heads, ok)[0]
-    assert person[0] < 50 and person[2] > 150 and person[3] > 300 and person[1] < heads[0][1]
+    assert person[0] < 50
+    assert person[2] > 150
+    assert person[3] > 300
+    assert person[1] < heads[0][1]
 
 
 def test_views_cover_the_frame():
     small = views(400, 300, 0.6)  # longer side over 384 px: tiles of 180 px, enlarged to 256 by the model's view
-    assert len(small) > 1 and all(x2 - x1 == 180 for x1, _, x2, _ in small[1:])
+    assert len(small) > 1
+    assert all(x2 - x1 == 180 for x1, _, x2, _ in small[1:])
     assert views(320, 240, 0.6) == [(0, 0, 320, 240)]  # small: seen whole only
     assert views(1280, 720, None) == [(0, 0, 1280, 720)]
     v = views(1280, 720, 0.6)
-    assert v[0] == (0, 0, 1280, 720) and len(v) > 1
+    assert v[0] == (0, 0, 1280, 720)
+    assert len(v) > 1
     covered = np.zeros((720, 1280), bool)
     for x1, y1, x2, y2 in v[1:]:
         assert x2 - x1 == y2 - y1 == 432  # square tiles, 0.6 of the shorter side

@@ -19,9 +19,9 @@ def test_private_tempdir_is_0700_and_removed():
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
         (d / "crop.png").write_bytes(b"x")
     assert not d.exists()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="stopped inside"):
         with private_tempdir() as d2:
-            raise RuntimeError
+            raise RuntimeError("stopped inside")
     assert not d2.exists()
 
 

@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("ipycanvas")
 pytest.importorskip("ipywidgets")
 
-from anonlab.case import Case  # noqa: E402
 from anonlab.errors import AnonlabError  # noqa: E402
 from anonlab.media import open_media  # noqa: E402
 from anonlab.pipeline import Analysis  # noqa: E402
@@ -702,7 +701,8 @@ def test_speed_choice_beside_analyse_sets_the_analysis_settings(wb):
     """Issue 18: the profile chosen beside "analyse" is what the analysis runs with; its figures are the tooltip."""
     from anonlab.settings import SPEED_PROFILES, speed_summary
 
-    assert wb.speed.value == "thorough" and list(wb.speed.options)[:3] == list(SPEED_PROFILES)
+    assert wb.speed.value == "thorough"
+    assert list(wb.speed.options)[:3] == list(SPEED_PROFILES)
     assert speed_summary("balanced").split(":")[0] in wb.speed.tooltip
     assert wb.analysis_settings() == wb.case.settings
     wb.speed.value = "fast"
