@@ -147,3 +147,15 @@ def test_the_source_names_no_issue_and_no_path_outside_the_repository():
              for i, line in enumerate(p.read_text().splitlines(), 1)
              if re.search(r"\b[Ii]ssues? \d+|\.\./shared", line)]
     assert found == []
+
+
+def test_the_readme_says_what_each_label_finds_and_costs():
+    """``--what`` points to the README's label table: a row per label, so that none is lost in a merge."""
+    from anonlab.regions import LABELS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("**What it masks**", 1)[1].split("\n\n", 2)[1]
+    named = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)?", table, re.M))
+    words = {w for pair in named for w in pair if w}
+    plural = {"face": "faces", "plate": "plates", "head": "heads", "person": "persons", "text": "text"}
+    assert {plural[label] for label in LABELS} <= words, table
