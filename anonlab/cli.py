@@ -2,6 +2,8 @@
 
 Errors a person can fix are printed as one line (``anonlab: error: ...``) with a non-zero exit; the
 traceback appears only with ``--debug``. Nothing here prints region coordinates or pixel data.
+Each command imports what it runs inside its own function, so that ``anonlab --help`` and a mistyped
+flag answer at once instead of loading PyAV, onnxruntime and the widgets first.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ origin, ``x2``/``y2`` exclusive, float32.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Iterable, Iterator
 
 import numpy as np

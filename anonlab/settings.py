@@ -140,6 +140,7 @@ class Settings:
         if self.audio == "keep" and not self.audio_ranges:
             object.__setattr__(self, "audio_ranges", ())  # [] from a JSON file is ()
             return  # the default: nothing to import
+        # here, not at the top: importing anonlab.media loads PyAV and Pillow, which plain settings never need
         from anonlab.media.audio import AUDIO_MODES, check_ranges, parse_ranges
 
         if self.audio not in AUDIO_MODES:

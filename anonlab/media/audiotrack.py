@@ -23,10 +23,8 @@ source, not bit-identical (`tests/test_audio_export.py` measures it). PCM outsid
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Iterable
 
 import av
