@@ -869,6 +869,49 @@ def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
                 pass
 
 
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_app_killed_outright_takes_its_server_with_it(tmp_path):
+    """``kill -9`` (or the out-of-memory killer) gives ``anonlab app`` no chance to stop Voila, which then served
+    the footage on 127.0.0.1 with nobody left to stop it: the server now gets SIGTERM when anonlab dies."""
+    import os
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "server.pid"
+    server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    runner = ("import sys; from anonlab.widgets.launch import _run; "
+              f"sys.exit(_run([sys.executable, '-c', {server!r}], {{}}))")
+    app = subprocess.Popen([sys.executable, "-c", runner], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    server_pid = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server_pid = int(pid_file.read_text())
+        app.kill()
+        assert app.wait(30) == -signal.SIGKILL
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                # a zombie waiting for a parent that does not reap is stopped too
+                if Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    server_pid = None
+                    break
+            except FileNotFoundError:
+                server_pid = None
+                break
+            time.sleep(0.1)
+        assert server_pid is None, "the server outlived anonlab app killed with SIGKILL"
+    finally:
+        if app.poll() is None:
+            app.kill()
+        if server_pid is not None:
+            try:
+                os.kill(server_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
 def test_analysis_done_says_when_the_masked_preview_is_off(wb):
     """A stray 'm' before the analysis switched the masked preview off: the faces it finds look bare, so the
     announcement of the result says how to show the masks (the analyst's choice is kept)."""

@@ -17,6 +17,7 @@ workbench notebook is written to a private temporary folder first.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -160,8 +161,28 @@ def _stop_on_signal(signum, frame):
     raise KeyboardInterrupt
 
 
+#: Linux's prctl option that sends the calling process a signal when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent(parent: int) -> None:
+    """In the server's process before it starts (``preexec_fn``): SIGTERM it when anonlab dies, however it dies.
+
+    A SIGKILL (an out-of-memory kill, ``kill -9``, a crashed terminal emulator) gives anonlab no chance to stop
+    the server, which then served the footage on 127.0.0.1 with nobody to stop it. Linux only; best effort.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # anonlab died between the fork and the prctl: nobody would send it
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _run(cmd: list[str], env: dict, open_url: tuple[str, int] | None = None) -> int:
-    proc = subprocess.Popen(cmd, env=env)
+    parent = os.getpid()
+    preexec = (lambda: _stop_with_parent(parent)) if sys.platform.startswith("linux") else None
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=preexec)
     if open_url is not None:
         threading.Thread(target=_open_when_up, args=(*open_url, proc), daemon=True).start()
     # Only Ctrl+C stopped the server before: a closed terminal (SIGHUP) or a `kill` (SIGTERM) ended anonlab
