@@ -479,6 +479,17 @@ def test_photo_has_no_transport_and_fills_the_view(tmp_path):
     w.close()
 
 
+def test_boxes_and_panels_do_not_grow_scroll_bars(wb):
+    """Every column and panel showed a horizontal scroll bar: ipywidgets 8 boxes scroll (``overflow: auto``)
+    and overflowed by the 4 px of their children's margins. The lists that should scroll still do."""
+    from anonlab.widgets.layout import CSS
+
+    assert ".anonlab-workbench .widget-box { overflow: visible; }" in CSS.replace(
+        ".anonlab-workbench.widget-box, ", "")
+    assert wb.track_list.layout.overflow == "auto"  # an inline style: it wins over the sheet
+    assert wb.review.item.layout.overflow == "auto"
+
+
 def test_send_modes_and_proxy(clip):
     w = Workbench(clip, send="image")
     w.frames.wait_proxy(30)

@@ -31,12 +31,18 @@ ROW_PX = 30
 #: Side of a track-list thumbnail, pixels.
 THUMB = 26
 
+#: The page's CSS. ipywidgets 8 gives every box ``overflow: auto``, and a child as wide as its box plus the 2-px
+#: widget margins overflows it by 4 px: every column and panel grew a horizontal scroll bar (15 px tall where a
+#: browser shows classic scroll bars; headless Playwright hides them) that pushed the player and the AUDIO box
+#: below a 768-px screen. Boxes let their content show; the track list and the review text scroll all the
+#: same, their ``overflow`` being set on the widget itself (an inline style wins over this sheet).
 CSS = f"""<style>
 .anonlab-workbench .anonlab-msg {{ white-space: normal; overflow-wrap: anywhere; line-height: 1.25; }}
 .anonlab-workbench .anonlab-msg .err {{ color: #b00020; }}
 .anonlab-workbench .anonlab-row {{ flex: 0 0 auto; height: {ROW_PX}px; min-height: {ROW_PX}px; }}
 .anonlab-workbench .widget-html-content {{ line-height: 1.25; }}
 .anonlab-workbench .anonlab-side .widget-button {{ padding: 0 6px; }}
+.anonlab-workbench.widget-box, .anonlab-workbench .widget-box {{ overflow: visible; }}
 </style>"""
 
 
