@@ -479,6 +479,34 @@ def test_photo_has_no_transport_and_fills_the_view(tmp_path):
     w.close()
 
 
+def test_portrait_photo_sits_next_to_the_side_panel(tmp_path):
+    """A portrait photo's player column was 560 px wide (the room a portrait clip's transport needs), leaving a
+    blank gap of up to 300 px between the picture and the side panel: a photo has no transport."""
+    import cv2
+
+    from anonlab.widgets.layout import MIN_PLAYER, layout_width
+
+    p = tmp_path / "upright.jpg"
+    cv2.imwrite(str(p), np.full((600, 512, 3), 120, np.uint8))
+    w = Workbench(p)
+    try:
+        cw = w.model.viewport.canvas_w
+        assert cw < MIN_PLAYER
+        assert w.view_row.layout.width == w.player_msg.layout.width == f"{cw}px"
+        assert w.widget.layout.max_width == f"{layout_width(cw) - 12}px"  # the status strip keeps its room
+    finally:
+        w.close()
+    # its view row (masked, undo, redo, three zoom buttons) keeps one line beside a narrow photo
+    p = tmp_path / "strip.jpg"
+    cv2.imwrite(str(p), np.full((1600, 400, 3), 120, np.uint8))
+    w = Workbench(p)
+    try:
+        assert w.model.viewport.canvas_w < 150
+        assert int(w.view_row.layout.width.removesuffix("px")) >= 96 + 5 * 36 + 6 * 4
+    finally:
+        w.close()
+
+
 def test_boxes_and_panels_do_not_grow_scroll_bars(wb):
     """Every column and panel showed a horizontal scroll bar: ipywidgets 8 boxes scroll (``overflow: auto``)
     and overflowed by the 4 px of their children's margins. The lists that should scroll still do."""

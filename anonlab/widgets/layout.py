@@ -18,6 +18,9 @@ MAX_CANVAS = (832, 468)
 #: 263-px picture the step buttons were cut to "-1", "+:" and the frame label broke over three lines, and the
 #: status strip above wrapped and pushed the player's last row below a 768-px screen.
 MIN_PLAYER = 560
+#: A photo has no transport: its player column only needs the view row (masked, undo, redo, zoom: about 300 px),
+#: so a portrait photo's picture sits next to the side column instead of before a blank gap of up to 300 px.
+MIN_PHOTO_PLAYER = 310
 #: Width of the side column (review card, track tools), pixels.
 SIDE_WIDTH = 470
 #: Gap between the picture and the side column, and the page margin the layout leaves, pixels.
@@ -53,13 +56,16 @@ def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS,
     return max(1, round(width * s)), max(1, round(height * s))
 
 
-def player_width(canvas_w: int) -> int:
-    """Width of the player column, pixels: the canvas, or `MIN_PLAYER` beside a narrow (portrait) picture."""
-    return max(int(canvas_w), MIN_PLAYER)
+def player_width(canvas_w: int, video: bool = True) -> int:
+    """Width of the player column, pixels: the canvas, or beside a narrow (portrait) picture `MIN_PLAYER` for a
+    video (its transport) and `MIN_PHOTO_PLAYER` for a photo."""
+    return max(int(canvas_w), MIN_PLAYER if video else MIN_PHOTO_PLAYER)
 
 
 def layout_width(canvas_w: int) -> int:
-    """Width the workbench takes on the page, pixels (the player column, the gap, the side column, margins)."""
+    """Width the workbench takes on the page at most, pixels (a video's player column, the gap, the side column,
+    margins). A photo's narrower player column leaves the room to the status strip above, which would wrap to
+    three lines in less and push the picture down."""
     return player_width(canvas_w) + GAP + SIDE_WIDTH + 2 * GAP
 
 

@@ -223,7 +223,8 @@ class Workbench(LongActions, SoundTrackPanel):
         self.zoom_buttons = [self._button("", "zoom in (+)", lambda: m.zoom(1.25), "search-plus", "36px", "player"),
                              self._button("", "zoom out (-)", lambda: m.zoom(0.8), "search-minus", "36px", "player"),
                              self._button("", "fit (0)", m.reset_zoom, "expand", "36px", "player")]
-        pw = player_width(cw)  # the picture, slider and sound strip are cw wide; the controls below get pw
+        # the picture, slider and sound strip are cw wide; the controls below get pw
+        pw = player_width(cw, video=not self.is_photo)
         self.player_msg = widgets.HTML(layout=L(width=f"{pw}px"))
         self.player_msg.add_class("anonlab-msg")
         self.transport = widgets.HBox([self.play, *self.step_buttons, self.prev_flag_button, self.next_flag_button,
