@@ -256,6 +256,17 @@ def test_navigation_keys_and_flagged_frames():
     assert m.on_key("a", ctrl=True) is None
 
 
+def test_n_on_a_photo_says_it_is_one_frame():
+    """``n`` on a photo said "no flagged frame after this one", in red, as if a search had found nothing."""
+    m = EditorModel(Case.blank("p.jpg", n_frames=1, width=640, height=480), None, (640, 480))
+    for key, shift in (("n", False), ("N", True)):
+        m.messages.clear()
+        assert m.on_key(key, shift=shift) == "flagged"
+        assert m.messages["player"] == "a photo is one frame: nothing to step to"
+        assert "player" not in m.failed
+    assert m.frame == 0
+
+
 def test_tab_escape_hide_and_labels():
     m = hd_model()
     a = m.draw_box((0, 0, 100, 100))

@@ -479,6 +479,25 @@ def test_photo_has_no_transport_and_fills_the_view(tmp_path):
     w.close()
 
 
+def test_analysing_a_photo_does_not_invite_to_scrub(tmp_path, monkeypatch):
+    """"analysing in the background: you can scrub meanwhile" was said for a photo, which has nothing to scrub."""
+    import cv2
+
+    from anonlab.widgets import actions
+
+    monkeypatch.setattr(actions.AnalysisJob, "start", lambda self, background=True: None)  # only the message
+    p = tmp_path / "p.jpg"
+    cv2.imwrite(str(p), moving_square(0))
+    w = Workbench(p)
+    try:
+        w.analyse()
+        assert "scrub" not in w.status_msg.value
+        assert "look and draw boxes meanwhile" in w.status_msg.value
+    finally:
+        w.job = None
+        w.close()
+
+
 def test_portrait_photo_sits_next_to_the_side_panel(tmp_path):
     """A portrait photo's player column was 560 px wide (the room a portrait clip's transport needs), leaving a
     blank gap of up to 300 px between the picture and the side panel: a photo has no transport."""

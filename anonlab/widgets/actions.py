@@ -90,7 +90,9 @@ class LongActions:
         self.cancel_button.layout.display = ""
         self.progress_bar.layout.display = ""
         self.progress_bar.value, self.progress_bar.max = 0, max(self.case.input.n_frames, 1)
-        self.model.say("analysing in the background: you can scrub meanwhile", "status")
+        # a photo has nothing to scrub: say what can be done while it runs
+        meanwhile = "look and draw boxes" if self.is_photo else "scrub"
+        self.model.say(f"analysing in the background: you can {meanwhile} meanwhile", "status")
         self.job.start(background=background)
         return self.job
 

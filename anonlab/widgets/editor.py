@@ -182,7 +182,17 @@ class EditorModel(SoundTrackEditing):
         self.flagged_frames = sorted({int(f) for f in frames if 0 <= int(f) < self.n_frames})
         self._notify("flags")
 
+    def _single_frame(self) -> bool:
+        """A photo (one frame) has no other frame to step to: say that, not "no flagged frame after this one",
+        which reads as if a search had run and found nothing; and not in red, as nothing failed."""
+        if self.n_frames > 1:
+            return False
+        self.say("a photo is one frame: nothing to step to", "player")
+        return True
+
     def next_flagged(self) -> int | None:
+        if self._single_frame():
+            return None
         later = [f for f in self.flagged_frames if f > self.frame]
         if later:
             self.say("", "player")
@@ -192,6 +202,8 @@ class EditorModel(SoundTrackEditing):
         return None
 
     def prev_flagged(self) -> int | None:
+        if self._single_frame():
+            return None
         earlier = [f for f in self.flagged_frames if f < self.frame]
         if earlier:
             self.say("", "player")
