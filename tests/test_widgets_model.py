@@ -535,3 +535,25 @@ def test_pixel_aspect_is_the_sar_turned_with_the_picture(sar, rotation, aspect):
     reader = SimpleNamespace(n_frames=2, width=10, height=10, rotation=rotation,
                              props=SimpleNamespace(sar=Fraction(*sar) if sar else None))
     assert FrameSource(reader).pixel_aspect == pytest.approx(aspect)
+
+
+# --- box labels ----------------------------------------------------------------------------------------------
+def test_labels_of_boxes_in_a_row_at_the_top_edge_do_not_overlap():
+    """Faces in a row along the picture's top put every label on the same line, drawn over one another."""
+    from anonlab.widgets.drawing import label_width, place_labels
+
+    boxes = [(10 + 40 * k, 0, 45 + 40 * k, 50) for k in range(12)]  # 35 px wide, 5 px apart, at the top edge
+    widths = [label_width(f"{k + 1} face ◆") for k in range(12)]
+    spots = place_labels(boxes, widths, 520, 300)
+    assert len(spots) == 12
+    for i, a in enumerate(spots):
+        x, y, w, h = a
+        assert 0 <= x and x + w <= 520 and 0 <= y and y + h <= 300
+        assert abs(x - boxes[i][0]) < 1 and y < boxes[i][3]  # at its own box
+        for b in spots[i + 1:]:
+            assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+    # room above the box: the label sits just above it; at the right edge it stays on the canvas
+    (x, y, w, h), = place_labels([(100, 60, 140, 100)], [50], 520, 300)
+    assert (x, y + h) == (100, 60)
+    (x, y, w, h), = place_labels([(500, 60, 520, 100)], [50], 520, 300)
+    assert x + w == 520

@@ -537,6 +537,18 @@ def test_boxes_and_panels_do_not_grow_scroll_bars(wb):
     assert wb.review.item.layout.overflow == "auto"
 
 
+def test_labels_of_a_row_of_faces_at_the_top_do_not_overlap(wb):
+    """Box labels at the picture's top edge were drawn on one line, over one another."""
+    for k in range(8):
+        wb.model.draw_box((5 + 38 * k, 0, 35 + 38 * k, 40))
+    wb.model.select(None)
+    labels = [b["label"] for b in wb.drawn["boxes"]]
+    assert len(labels) == 8
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+
+
 def test_send_modes_and_proxy(clip):
     w = Workbench(clip, send="image")
     w.frames.wait_proxy(30)

@@ -21,30 +21,90 @@ from anonlab.widgets.frames import FrameSource
 from anonlab.widgets.layout import THUMB
 
 
+#: Box labels: the font, the height of a label's line and a character's width, canvas pixels. The kernel cannot
+#: measure the browser's text, so the width is an estimate on the wide side (13-px sans-serif digits and letters
+#: are 6 to 8 px): labels placed apart then stay apart in the fonts browsers pick.
+LABEL_FONT = "13px sans-serif"
+LABEL_LINE = 16
+LABEL_CHAR = 7.0
+
+
+def label_width(text: str) -> float:
+    """Estimated width of a box label on the canvas, pixels, with 2 px of padding each side."""
+    return LABEL_CHAR * len(text) + 4
+
+
+def _ink_on(color: str) -> str:
+    """Black or white, whichever reads better on ``color`` (a ``#rrggbb`` tag)."""
+    b, g, r = hex_to_bgr(color)
+    return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def place_labels(boxes, widths, canvas_w: float, canvas_h: float, line: float = LABEL_LINE) -> list[tuple]:
+    """Where each box's label goes: ``(x, y, w, h)`` of its line, canvas pixels, one per box in the order given.
+
+    A label sits just above its box, or just inside its top edge when the box touches the picture's top (there
+    the labels of faces in a row all fell on the same line, drawn over one another). It is kept on the
+    canvas, and moves down a line at a time past the labels placed before it: pass the selected box first so
+    its label stays at its box.
+    """
+    placed: list[tuple] = []
+    for (x1, y1, x2, y2), w in zip(boxes, widths):
+        x = float(min(max(x1, 0.0), max(canvas_w - w, 0.0)))
+        y0 = float(y1 - line if y1 - line >= 0 else min(max(y1, 0.0), max(canvas_h - line, 0.0)))
+        spot = None
+        y = y0
+        while y + line <= canvas_h and spot is None:
+            if not any(_overlap((x, y, w, line), p) for p in placed):
+                spot = (x, y, w, line)
+            y += line
+        placed.append(spot or (x, y0, w, line))  # no free line below: overlapping beats hiding it
+    return placed
+
+
 def draw_boxes(layer, model: EditorModel) -> tuple[list[dict], int]:
     """Draw the boxes of the current frame on ``layer`` (the selected one with its handles; the settled part
     of a running analysis dashed white). Returns what was drawn, for ``Workbench.drawn``: one dict per box,
     and the number of provisional boxes."""
     m, vp = model, model.viewport
     drawn = []
+    boxes = m.boxes()  # the selected one last: its outline is drawn on top
+    rects = [vp.box_to_canvas(b.box) for b in boxes]
+    texts = [f"{b.track} {b.label}" + (" ◆" if b.keyframe else "") + (" (unmasked)" if b.excluded else "")
+             for b in boxes]
+    order = sorted(range(len(boxes)), key=lambda i: not boxes[i].selected)  # its label placed first
+    spots = place_labels([rects[i] for i in order], [label_width(texts[i]) for i in order], vp.canvas_w,
+                         vp.canvas_h)
+    label_at = dict(zip(order, spots))
     with hold_canvas():
         layer.clear()
-        layer.font = "13px sans-serif"
-        for b in m.boxes():
-            x1, y1, x2, y2 = vp.box_to_canvas(b.box)
+        layer.font = LABEL_FONT
+        for i, b in enumerate(boxes):
+            x1, y1, x2, y2 = rects[i]
             layer.stroke_style = b.color
             layer.line_width = 3 if b.selected else 2
             layer.set_line_dash([6, 4] if b.excluded else [])
             layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
-            text = f"{b.track} {b.label}" + (" ◆" if b.keyframe else "") + (" (unmasked)" if b.excluded else "")
-            layer.fill_style = b.color
-            layer.fill_text(text, x1 + 2, max(y1 - 4, 12))
             if b.selected:
                 layer.set_line_dash([])
+                layer.fill_style = b.color
                 for hx, hy in handle_points((x1, y1, x2, y2)).values():
                     layer.fill_rect(hx - 3, hy - 3, 7, 7)
             drawn.append({"track": b.track, "canvas": (x1, y1, x2, y2), "color": b.color,
-                          "selected": b.selected, "excluded": b.excluded})
+                          "selected": b.selected, "excluded": b.excluded, "label": label_at[i]})
+        # labels after every outline (one drawn later crossed an earlier label), as a tag in the track's colour:
+        # purple, blue or teal text straight on the masked picture could not be read
+        layer.set_line_dash([])
+        for i, b in enumerate(boxes):
+            lx, ly, lw, lh = label_at[i]
+            layer.fill_style = b.color
+            layer.fill_rect(lx, ly, lw, lh)
+            layer.fill_style = _ink_on(b.color)
+            layer.fill_text(texts[i], lx + 2, ly + lh - 4)
         prov = m.provisional_at()
         if len(prov):  # the running analysis: dashed white, not editable yet
             layer.stroke_style = "#ffffff"
