@@ -465,6 +465,9 @@ def test_photo_has_no_transport_and_fills_the_view(tmp_path):
     assert w.slider.max == 0
     assert w.slider.layout.display == "none"
     assert w.transport.layout.display == "none"
+    # no tools for time either: split and follow only explained why they cannot work on one frame
+    assert w.split_button.layout.display == w.keyframe_button.layout.display == "none"
+    assert w.follow_row.layout.display == "none"
     assert w.model.viewport.canvas_w == 640  # 320 px wide photo, enlarged to fill the view
     drag(w, (60, 100), (140, 180))
     (card,) = w.review.session.queue

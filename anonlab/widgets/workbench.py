@@ -223,8 +223,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self.zoom_buttons = [self._button("", "zoom in (+)", lambda: m.zoom(1.25), "search-plus", "36px", "player"),
                              self._button("", "zoom out (-)", lambda: m.zoom(0.8), "search-minus", "36px", "player"),
                              self._button("", "fit (0)", m.reset_zoom, "expand", "36px", "player")]
-        # the picture, slider and sound strip are cw wide; the controls below get pw
-        pw = player_width(cw, video=not self.is_photo)
+        pw = player_width(cw, not self.is_photo)  # picture, slider and sound strip are cw wide; the controls pw
         self.player_msg = widgets.HTML(layout=L(width=f"{pw}px"))
         self.player_msg.add_class("anonlab-msg")
         self.transport = widgets.HBox([self.play, *self.step_buttons, self.prev_flag_button, self.next_flag_button,
@@ -289,12 +288,14 @@ class Workbench(LongActions, SoundTrackPanel):
         self.layers = widgets.HBox([widgets.HTML("show", layout=L(width="38px")), *self.layer_buttons.values()])
         self.tools_msg = widgets.HTML(layout=L(width="100%"))
         self.tools_msg.add_class("anonlab-msg")
+        self.follow_row = widgets.HBox([self.follow_back, self.follow_fwd, self.follow_n])
+        for w in (self.keyframe_button, self.split_button, self.follow_row) if self.is_photo else ():
+            w.layout.display = "none"  # no tools for time: on one frame split and follow only said they cannot work
         self.tools = widgets.VBox([
             widgets.HTML("<b>TRACK</b>"), self.sel_info,
             widgets.HBox([self.sel_label, self.keyframe_button, self.split_button, self.delete_box_button,
                           self.delete_track_button]),
-            widgets.HBox([self.follow_back, self.follow_fwd, self.follow_n]),
-            widgets.HBox([self.merge_with, self.merge_button]),
+            self.follow_row, widgets.HBox([self.merge_with, self.merge_button]),
             widgets.HBox([self.reason, self.exclude_button, self.include_button]),
             self.label_choice, self.layers, self.tools_msg,
         ], layout=L(width="100%", border="1px solid #ccc", padding="4px", margin="6px 0 0 0"))
