@@ -693,6 +693,20 @@ def test_folder_of_photos(tmp_path):
     empty.mkdir()
     with pytest.raises(AnonlabError, match="no photos"):
         Workbench(empty)
+    assert fw.note.value == ""  # no video in the folder, nothing to say
+
+
+def test_folder_view_says_which_videos_it_leaves_out(tmp_path, clip_src):
+    """A folder with a clip and a photo showed the photo alone, as if the clip were not there."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "photo.jpg"), moving_square(0))
+    shutil.copy(clip_src, tmp_path / "street.mp4")
+    shutil.copy(clip_src, tmp_path / "street_anonymized.mp4")  # an export: not a video to work on
+    fw = Workbench(tmp_path)
+    assert [p.name for p in fw.photos] == ["photo.jpg"]
+    assert "1 video(s) here are not in this list (street.mp4)" in fw.note.value
+    assert "anonlab app VIDEO" in fw.note.value
 
 
 def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):

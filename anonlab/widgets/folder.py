@@ -11,12 +11,13 @@ opens one photo (``open_photo``). Before, each module imported the other (this o
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Callable
 
 import ipywidgets as widgets
 
-from anonlab.widgets.inputs import photos_in
+from anonlab.widgets.inputs import photos_in, videos_in
 
 __all__ = ["FolderWorkbench", "photos_in"]
 
@@ -43,10 +44,16 @@ class FolderWorkbench:
         self.next_button = widgets.Button(description="▶", tooltip="next photo", layout=widgets.Layout(width="40px"))
         self.prev_button.on_click(lambda _: self.step(-1))
         self.next_button.on_click(lambda _: self.step(1))
+        # A folder holding a clip and a photo showed the photo alone, as if the clip were not there.
+        videos = videos_in(self.folder)
+        shown = ", ".join(p.name for p in videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
+        self.note = widgets.HTML(f"<small>{len(videos)} video(s) here are not in this list ({html.escape(shown)}):"
+                                 " open each on its own, <code>anonlab app VIDEO</code></small>" if videos else "")
         self.holder = widgets.Box()
         #: The current photo's counts for the record (the notebook shows ``wb.record``).
         self.record = widgets.Box()
-        self.widget = widgets.VBox([widgets.HBox([self.prev_button, self.chooser, self.next_button]), self.holder])
+        self.widget = widgets.VBox([widgets.HBox([self.prev_button, self.chooser, self.next_button, self.note]),
+                                     self.holder])
         self.current = None
         self.chooser.observe(lambda change: self.open(change["new"]), names="value")
         self.open(0)

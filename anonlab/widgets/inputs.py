@@ -12,7 +12,7 @@ from pathlib import Path
 
 from anonlab.case import Case, default_case_path
 from anonlab.errors import AnonlabError
-from anonlab.media import PHOTO_EXTENSIONS
+from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 from anonlab.pipeline import default_output
 
 
@@ -29,6 +29,16 @@ def photos_in(folder: str | Path) -> list[Path]:
     if not found:
         raise AnonlabError(f"{folder.name}: no photos in this folder ({', '.join(sorted(PHOTO_EXTENSIONS))})")
     return found
+
+
+def videos_in(folder: str | Path) -> list[Path]:
+    """The videos directly in ``folder``, sorted by name (hidden files and the workbench's exports skipped): the
+    folder view lists photos only, and says which videos it left out."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_EXTENSIONS)
+    exports = {default_output(p).name for p in found}
+    return [p for p in found if p.name not in exports]
 
 
 def open_case(path_or_case, settings=None, case_path=None) -> Case:
