@@ -403,6 +403,15 @@ def test_app_photo_with_many_tracks(tmp_path, shots):
                 assert not page.locator(".anonlab-workbench .widget-play").first.is_visible()  # no transport
                 pic = canvas.bounding_box()
                 assert pic["width"] >= 400 or pic["height"] >= 440  # fit to the view, not native size
+                # a portrait photo has no transport to make room for: the side panel follows the picture
+                assert _box(page, ".anonlab-side")["x"] - (pic["x"] + pic["width"]) <= 60
+                # no box overflows sideways: where a browser shows classic scroll bars (Playwright's headless
+                # one hides them) each such box had one, under every panel
+                over = page.evaluate("""() => [...document.querySelectorAll('.anonlab-workbench, .anonlab-workbench *')]
+                    .filter(e => e.scrollWidth > e.clientWidth + 1
+                                 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))
+                    .map(e => e.className)""")
+                assert over == [], over
                 page.screenshot(path=str(shots / "photo_01_many_tracks.png"), full_page=True)
                 assert not off, f"requests off 127.0.0.1: {off}"
             except BaseException:
