@@ -275,6 +275,7 @@ def test_export_blocked_until_every_item_is_decided(queue):
     ok, why = export_allowed(queue, decisions)
     assert not ok
     assert f"1 of {len(queue)}" in why
+    assert f"(1 {queue[-1].kind})" in why  # a count of a kind, never read as a track's number
     with pytest.raises(ExportBlocked, match="export blocked") as err:
         require_export_allowed(queue, decisions)
     assert isinstance(err.value, AnonlabError)

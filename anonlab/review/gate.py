@@ -61,7 +61,7 @@ def export_allowed(
     Example:
         >>> q = [ReviewItem.make("gap", 5, 1, "...")]
         >>> export_allowed(q, {})
-        (False, '1 of 1 review item(s) undecided (gap: 1); decide each one or give an override reason')
+        (False, '1 of 1 review item(s) undecided (1 gap); decide each one or give an override reason')
         >>> export_allowed(q, {"gap:5:1": "accepted"})[0]
         True
     """
@@ -71,7 +71,8 @@ def export_allowed(
     kinds: dict[str, int] = {}
     for i in undecided:
         kinds[i.kind] = kinds.get(i.kind, 0) + 1
-    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items(), key=lambda kv: -PRIORITY[kv[0]]))
+    # "(10 track)", not "(track: 10)", which read as the track numbered 10
+    detail = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -PRIORITY[kv[0]]))
     reason = _reason(override_reason)
     if reason:
         return True, f"override with {len(undecided)} undecided review item(s) ({detail}): {reason}"
