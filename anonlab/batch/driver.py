@@ -76,7 +76,11 @@ class _Driver:
     def _submit(self, fs: _FileState, stage: str, arg=None) -> None:
         fut = self.ex.submit(self.processor, stage, fs.job, arg)
         fs.futures.add(fut)
-        self.futures[fut] = (fs, stage, arg)
+        # Only a chunk's argument is read back (its index, in `handle`). The finish task's argument is every
+        # chunk's regions, the whole video's: once handed to the executor it is not kept here too, so the
+        # driver holds no copy of them while the render runs (with Dask, the scheduler in this process
+        # already keeps the task's own serialized copy until it ends).
+        self.futures[fut] = (fs, stage, arg if stage == "chunk" else None)
 
     def start(self, fs: _FileState) -> None:
         self.files[fs.job.rel] = fs
