@@ -144,6 +144,21 @@ def test_where_flow_fails_too_the_box_is_held_and_grows():
     assert coverage(out, truth, 30, iou=0.3).all()
 
 
+def test_a_box_carried_by_flow_grows_with_the_square_root_of_the_frames_since_its_detection():
+    # flow's errors add up from frame to frame: a face followed by flow alone is masked wider the longer it
+    # goes undetected, by HOLD_GROWTH a side times the square root of the frames (a held box: times the frames)
+    from anonlab.track.flow import HOLD_GROWTH
+
+    frames, truth = make_frames(30, [(FACE, 40, 60, 3.0, 1.0, 30, 0, 29)])
+    out = run(frames, ColourDetector(blind=range(10, 30)), Settings(detect_every=1, trail=0))
+    carried = out[out.frame >= 10]
+    assert carried.source.tolist() == [TRACKER] * 20
+    w = carried.xyxy[:, 2] - carried.xyxy[:, 0]
+    expected = 30 * (1 + 2 * HOLD_GROWTH * np.sqrt(np.arange(1, 21)))
+    assert np.abs(w - expected).max() < 2.5, w.round(1).tolist()
+    assert coverage(carried, truth[truth.frame >= 10], 30, iou=0.7).all()
+
+
 def test_a_track_is_followed_without_detection_for_max_gap_frames_at_most():
     frames, _ = make_frames(40, [(FACE, 100, 80, 1.0, 0.0, 30, 0, 39)])
     out = run(frames, ColourDetector(blind=range(10, 40)), Settings(detect_every=1, max_gap=6, trail=2))

@@ -13,7 +13,10 @@ For each frame, in decoding order (each frame decoded once):
    Kalal et al. 2010); where the flow is unreliable too (a partial occlusion, motion blur), the box is
    **held** where it was last measured and grows with the frames since (a partly occluded face
    is not lost). A track is followed for at most ``max(max_gap, detect_every - 1)`` frames
-   after its last detection (`Analyser.max_follow`), or until its box has left the frame;
+   after its last detection (`Analyser.max_follow`), or until its box has left the frame. Nothing in
+   view shrinks faster than `SIZE_RATE` a frame: a detection smaller than that is the visible part of a
+   partly hidden object, and the track is masked at the size it was last seen whole; once it is seen larger
+   again, its earlier frames are followed back at that size (`Analyser._whole`);
 4. each **new track is followed backwards** through the shot's last frames, by optical flow or held the same
    way, so the frames before its first detection (a face too small, blurred, turned or partly hidden to be
    detected yet, or one that appeared between two full detections) are masked too;
@@ -58,6 +61,15 @@ Detector = Callable[[np.ndarray], Regions]
 #: faces (a dashcam) pays for one every few seconds, not at every keyframe.
 ORIENT_RECHECK_SECONDS = 1.0
 ORIENT_IDLE_SECONDS = 4.0
+
+#: A face or plate changes its size in the image by at most this share a frame (someone walking at 1.5 m/s
+#: three metres from the camera, at 25 fps): a detection that shrinks faster shows only the part of the object
+#: that is not hidden, and one that grows faster shows more of it than the track's earlier boxes did.
+SIZE_RATE = 0.02
+#: Width or height changes within this share of a track's size are the detector's jitter, not a partial view.
+SIZE_JITTER = 0.1
+
+
 def effective_settings(settings):
     """``settings`` with the lead raised to ``detect_every - 1`` (see the module docstring)."""
     k = int(settings.detect_every)
@@ -180,6 +192,10 @@ class Analyser:
         self._core: dict[int, np.ndarray] = {}
         self._anchor: dict[int, np.ndarray] = {}
         self._unseen: dict[int, int] = {}
+        # per followed track: its size (width, height in pixels) when last seen whole and that frame (see
+        # `_whole`), and the frame of its first detection in this shot (how far back a grown track is followed)
+        self._size: dict[int, tuple[np.ndarray, int]] = {}
+        self._since: dict[int, int] = {}
         self._max_n = -1
 
     def feed(self, n: int, frame: np.ndarray) -> Regions:
@@ -196,6 +212,7 @@ class Analyser:
             self._grays.clear()
             self._firsts.clear()
             self._core, self._anchor, self._unseen = {}, {}, {}
+            self._size, self._since = {}, {}
         t1 = time.perf_counter()
         self._grays.append(self._gray(frame))
         if not follows or n - self._last_key >= self.k:
@@ -216,9 +233,20 @@ class Analyser:
             missed = [t.id for t in self.tracker.tracks if t.confirmed and not t.tracked]
             if follows and missed:
                 out = Regions.merge([out, self._carry(n, frame, missed)])
+            whole, grown = self._whole(n, detected)
             for i, box in detected.items():
-                self._core[i], self._anchor[i], self._unseen[i] = box, box, 0
+                self._core[i], self._anchor[i], self._unseen[i] = whole.get(i, box), whole.get(i, box), 0
+                self._since.setdefault(i, n)
+            if whole:  # a partial view is masked at the size the track was last seen whole
+                rows = out[np.isin(out.track_id, list(whole))]
+                ids = rows.track_id.tolist()
+                out = Regions.merge([out, rows.replace(xyxy=np.stack([whole[i] for i in ids]),
+                                                       source=np.full(len(rows), TRACKER))])
             self._keep_cores(out)
+            if grown and follows:  # ... and its earlier frames, partial views too, at the size it is seen now
+                born = out[np.isin(out.track_id, grown) & (out.source == DETECTOR)]
+                self._parts.append(self._follow_back(born, n, frame.shape,
+                                                     {i: n - self._since.get(i, n) for i in grown}), key=n)
             # ... and tracks confirmed here are followed back to the frames before their first detection
             self._parts.append(self._confirmed_now(out, confirmed, frame.shape), key=n)
         else:
@@ -321,12 +349,63 @@ class Analyser:
         self._core = {i: b for i, b in self._core.items() if i in live}
         self._anchor = {i: b for i, b in self._anchor.items() if i in live}
         self._unseen = {i: u for i, u in self._unseen.items() if i in live}
+        self._size = {i: s for i, s in self._size.items() if i in live}
+        self._since = {i: f for i, f in self._since.items() if i in live}
+
+    def _not_shrunk(self, n: int, ids: list[int], xyxy: np.ndarray) -> np.ndarray:
+        """Boxes of tracks followed without a detection, grown about their centres to at least the size the
+        track was last seen whole, less `SIZE_RATE` a frame since: where something slides over part of a face,
+        the points of the flow on it pull the measured scale down, and a box of the visible part would leave the
+        rest bare when the occluder moves on."""
+        out = np.asarray(xyxy, np.float32).copy()
+        for j, i in enumerate(ids):
+            if i in self._size:
+                size, at = self._size[i]
+                wh = np.maximum(out[j, 2:] - out[j, :2], size * (1 - SIZE_RATE) ** (n - at))
+                centre = (out[j, :2] + out[j, 2:]) / 2
+                out[j] = np.concatenate([centre - wh / 2, centre + wh / 2])
+        return out
+
+    def _whole(self, n: int, detected: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], list[int]]:
+        """Partial views among this keyframe's detections, and tracks seen larger than before.
+
+        An object shrinks in the image by at most `SIZE_RATE` a frame: a detection smaller than that (beyond the
+        `SIZE_JITTER`) in width or height is the part of a face left visible by something in front of it, or by
+        the blur of a shake. Such a track keeps the size it was last seen whole (shrinking at `SIZE_RATE` a frame
+        while it is not), centred where it was at the previous frame, joined with the detection: the box of what
+        is hidden stays masked, and so does what shows again when the occluder moves on. A detection larger than
+        the track's size by more than the jitter and `SIZE_RATE` a frame is the object seen whole again after a
+        partial view: its earlier frames are followed back at that size (see `_follow_back`).
+
+        Returns:
+            ``({track id: xyxy box at frame n}, [track ids seen larger])``.
+        """
+        whole, grown = {}, []
+        for i, box in detected.items():
+            wh = box[2:] - box[:2]
+            if i not in self._size:
+                self._size[i] = (wh, n)
+                continue
+            size, at = self._size[i]
+            allowed = size * (1 - SIZE_RATE) ** (n - at)
+            if (wh > size * (1 + SIZE_JITTER) * (1 + SIZE_RATE) ** (n - at)).any() and i in self._core:
+                grown.append(i)
+            self._size[i] = (np.maximum(wh, allowed), n)
+            if (wh < allowed).any() and i in self._core:
+                centre = (self._core[i][:2] + self._core[i][2:]) / 2
+                full = np.concatenate([centre - allowed / 2, centre + allowed / 2])
+                whole[i] = np.concatenate([np.minimum(full[:2], box[:2]), np.maximum(full[2:], box[2:])]).astype(
+                    np.float32)
+        return whole, grown
 
     def _carry(self, n: int, frame: np.ndarray, track_ids: list[int]) -> Regions:
         """Rows at frame ``n`` for tracks followed without a detection here: moved by optical flow, or held.
 
-        Each track's box at frame n-1 is moved by `median_flow`. Where the flow is unreliable too (a partial
-        occlusion, motion blur, the object turning), the track is *held*: its mask is the box enclosing where it
+        Each track's box at frame n-1 is moved by `median_flow`, and its mask grows on every side by `HOLD_GROWTH`
+        of its size times the square root of the frames since the track's last detection (flow's errors add up
+        from frame to frame); neither box is smaller than the track's size seen whole (`_not_shrunk`). Where the
+        flow is unreliable too (a partial occlusion, motion blur, the object turning), the track is *held*: its
+        mask is the box enclosing where it
         was last measured (by the detector or by reliable flow) and where the motion model (`Tracker.predict`)
         expects it now, grown on every side by `HOLD_GROWTH` of its size for each frame without a measurement, up
         to `HOLD_MAX_GROWTH`: an object that stopped behind what hides it and one that walked on are both covered,
@@ -348,10 +427,15 @@ class Analyser:
         moved /= scale
         self.tracker.correct(predicted[ok].replace(xyxy=moved[ok]), n)
         core = np.where(ok[:, None], moved, predicted.xyxy)  # held: where the motion model expects it
+        core = self._not_shrunk(n, ids, core)
         anchor = np.where(ok[:, None], moved, np.stack([self._anchor[i] for i in ids]))
         unseen = np.array([0 if o else self._unseen.get(i, 0) + 1 for i, o in zip(ids, ok)])
         held = np.concatenate([np.minimum(core[:, :2], anchor[:, :2]), np.maximum(core[:, 2:], anchor[:, 2:])], axis=1)
-        out = predicted.replace(xyxy=grow_boxes(np.where(ok[:, None], moved, held), unseen))
+        # a box carried by flow is not measured either: each step's error adds to the last, so it grows as a
+        # held box does, but with the square root of the frames since the detection (the spread of a sum of
+        # independent errors): 14 % a side after 50 frames, against the hold's 50 %
+        drift = np.sqrt([n - by_id[i].last_detected for i in ids]).astype(np.float32)
+        out = predicted.replace(xyxy=grow_boxes(np.where(ok[:, None], core, held), np.where(ok, drift, unseen)))
         inside = out.clip(frame.shape[1], frame.shape[0])
         keep = np.isin(out.track_id, inside.track_id)
         self.tracker.mark_lost([i for i, k in zip(ids, keep) if not k])
@@ -377,17 +461,20 @@ class Analyser:
             parts.append(self._follow_back(Regions.merge([r for r in firsts if int(r.frame[0]) == f]), n, shape))
         return Regions.merge(parts)
 
-    def _follow_back(self, born: Regions, n: int, shape: tuple[int, ...]) -> Regions:
+    def _follow_back(self, born: Regions, n: int, shape: tuple[int, ...],
+                     limit: dict[int, int] | None = None) -> Regions:
         """Rows for new tracks in the frames before their first detection, found by optical flow backwards.
 
         A face is often detected only some frames after it came into view (too small, blurred, turned, partly
         hidden, or between two full detections): each new track is followed back up to ``max_follow`` frames
         through this shot's buffered frames while its box stays in the frame; where the flow is unreliable the
-        box is held and grows, as in `_carry`.
+        box is held and grows, as in `_carry`. A track seen larger than before (whole after a partial view,
+        `_whole`) is followed back the same way over its own earlier frames (``limit``).
 
         Args:
             born: first detections of the tracks, all in one frame.
             n: the newest frame fed (the last buffered gray frame).
+            limit: frames to follow back per track id (default and at most ``max_follow``).
         """
         first = int(born.frame[0])
         back = n - first  # position of the first frame from the newest end of the buffer
@@ -395,7 +482,9 @@ class Analyser:
         boxes, rows = born.xyxy * scale, []
         alive = np.ones(len(born), bool)
         unseen = np.zeros(len(born), np.int64)
-        for step in range(1, min(self.max_follow, len(self._grays) - 1 - back) + 1):
+        steps = np.array([min(self.max_follow, (limit or {}).get(int(i), self.max_follow)) for i in born.track_id])
+        for step in range(1, min(int(steps.max(initial=0)), len(self._grays) - 1 - back) + 1):
+            alive &= steps >= step
             a, b = self._grays[-1 - back - step + 1], self._grays[-1 - back - step]
             moved, ok = median_flow(a, b, boxes[alive])
             idx = np.flatnonzero(alive)

@@ -51,6 +51,38 @@ def per_frame_boxes(track: Regions) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return frames, boxes, scores, int(track.label[0])
 
 
+def one_row_per_frame(regions: Regions) -> Regions:
+    """The rows of one track in one frame joined into one: their union box, with the other columns of the row
+    from the most direct source (detector before tracker before interpolated...: `anonlab.regions.SOURCES`).
+
+    The analysis may give a track two boxes in a frame (the detector's box of a partly hidden face and the box
+    of the face seen whole; a track followed back over frames it already had); downstream every track has one
+    box a frame (a case file splits a second row into a track of its own). Untracked rows stay as they are.
+    Order: tracked rows by track id then frame, then the untracked rows.
+
+    Example:
+        >>> r = Regions(xyxy=[[0, 0, 10, 10], [5, 5, 20, 20]], track_id=[1, 1], frame=[3, 3], source=[1, 0])
+        >>> one = one_row_per_frame(r)
+        >>> one.xyxy.tolist(), one.source.tolist()
+        ([[0.0, 0.0, 20.0, 20.0]], [0])
+    """
+    tracked = regions.track_id != NO_TRACK
+    rows = regions[tracked]
+    if not len(rows):
+        return regions
+    order = np.lexsort((rows.source, rows.frame, rows.track_id))
+    rows = rows[order]
+    pairs = np.stack([rows.track_id, rows.frame], axis=1)
+    first = np.flatnonzero(np.r_[True, (pairs[1:] != pairs[:-1]).any(axis=1)])
+    if len(first) == len(rows):
+        return Regions.merge([rows, regions[~tracked]])
+    group = np.cumsum(np.r_[True, (pairs[1:] != pairs[:-1]).any(axis=1)]) - 1
+    xyxy = rows.xyxy[first].copy()
+    np.minimum.at(xyxy[:, :2], group, rows.xyxy[:, :2])
+    np.maximum.at(xyxy[:, 2:], group, rows.xyxy[:, 2:])
+    return Regions.merge([rows[first].replace(xyxy=xyxy), regions[~tracked]])
+
+
 def iter_tracks(regions: Regions):
     """``(track_id, rows)`` for every track, in id order."""
     tracked = regions[regions.track_id != NO_TRACK]
@@ -156,7 +188,8 @@ def apply_temporal_safety(regions: Regions, n_frames: int, settings) -> Regions:
     """Gap filling, then lead/trail extension, with ``settings.max_gap``, ``settings.lead``, ``settings.trail``.
 
     Derived rows (interpolated, extended) in the input are dropped and recomputed from the others, so the
-    result is the same whether or not the input already went through this function. Rows come back sorted by
+    result is the same whether or not the input already went through this function; several rows of one track
+    in one frame become one (`one_row_per_frame`). Rows come back sorted by
     frame, then track id. Spatial padding is left to the masker (`Settings.mask_scale`).
 
     Args:
@@ -164,7 +197,7 @@ def apply_temporal_safety(regions: Regions, n_frames: int, settings) -> Regions:
         n_frames: frames in the video; extended rows stay inside ``[0, n_frames)``.
         settings: an `anonlab.settings.Settings` (or anything with ``max_gap``, ``lead``, ``trail``).
     """
-    observed = _observed(regions)
+    observed = one_row_per_frame(_observed(regions))
     filled = fill_gaps(observed, int(settings.max_gap))
     extended = extend_tracks(filled, n_frames, int(settings.lead), int(settings.trail), int(settings.max_gap))
     return sort_regions(extended)
