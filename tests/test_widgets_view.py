@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -916,12 +918,8 @@ def test_an_error_goes_once_the_analyst_did_what_it_asked(wb):
     assert "no flagged frame" in wb.player_msg.value
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
-    """Only Ctrl+C stopped the server: `kill` or a closed terminal ended ``anonlab app`` and left Voila and its
-    kernel serving the footage on 127.0.0.1."""
-    import os
-    import signal
+def _app_with_a_server(tmp_path):
+    """``anonlab app``'s process runner (`_run`) serving a stand-in server: ``(app process, server pid)``."""
     import subprocess
 
     pid_file = tmp_path / "server.pid"
@@ -929,75 +927,63 @@ def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
     runner = ("import sys; from anonlab.widgets.launch import _run; "
               f"sys.exit(_run([sys.executable, '-c', {server!r}], {{}}))")
     app = subprocess.Popen([sys.executable, "-c", runner], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    server_pid = None
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return app, int(pid_file.read_text())
+
+
+def _gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` ends within ``within`` seconds (a zombie nobody reaps counts as ended)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:  # no /proc here, or it ended meanwhile
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def _stop_all(app, server_pid) -> None:
+    if app.poll() is None:
+        app.kill()
     try:
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        server_pid = int(pid_file.read_text())
+        os.kill(server_pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_app_stops_its_server_when_it_is_stopped(tmp_path, signame):
+    """Only Ctrl+C stopped the server: `kill` or a closed terminal ended ``anonlab app`` and left Voila and its
+    kernel serving the footage on 127.0.0.1."""
+    app, server_pid = _app_with_a_server(tmp_path)
+    try:
         app.send_signal(getattr(signal, signame))
         assert app.wait(30) == 0  # stopped as by Ctrl+C, not killed by the signal
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(server_pid, 0)
-            except ProcessLookupError:
-                server_pid = None
-                break
-            time.sleep(0.1)
-        assert server_pid is None, "the server outlived anonlab app"
+        assert _gone(server_pid, 10), "the server outlived anonlab app"
     finally:
-        if app.poll() is None:
-            app.kill()
-        if server_pid is not None:
-            try:
-                os.kill(server_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
+        _stop_all(app, server_pid)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_app_killed_outright_takes_its_server_with_it(tmp_path):
     """``kill -9`` (or the out-of-memory killer) gives ``anonlab app`` no chance to stop Voila, which then served
     the footage on 127.0.0.1 with nobody left to stop it: the server now gets SIGTERM when anonlab dies."""
-    import os
-    import signal
-    import subprocess
-
-    pid_file = tmp_path / "server.pid"
-    server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
-    runner = ("import sys; from anonlab.widgets.launch import _run; "
-              f"sys.exit(_run([sys.executable, '-c', {server!r}], {{}}))")
-    app = subprocess.Popen([sys.executable, "-c", runner], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    server_pid = None
+    app, server_pid = _app_with_a_server(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        server_pid = int(pid_file.read_text())
         app.kill()
         assert app.wait(30) == -signal.SIGKILL
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                # a zombie waiting for a parent that does not reap is stopped too
-                if Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                    server_pid = None
-                    break
-            except FileNotFoundError:
-                server_pid = None
-                break
-            time.sleep(0.1)
-        assert server_pid is None, "the server outlived anonlab app killed with SIGKILL"
+        assert _gone(server_pid, 30), "the server outlived anonlab app killed with SIGKILL"
     finally:
-        if app.poll() is None:
-            app.kill()
-        if server_pid is not None:
-            try:
-                os.kill(server_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _stop_all(app, server_pid)
+
 
 def test_analysis_done_says_when_the_masked_preview_is_off(wb):
     """A stray 'm' before the analysis switched the masked preview off: the faces it finds look bare, so the
