@@ -159,6 +159,24 @@ def test_a_box_carried_by_flow_grows_with_the_square_root_of_the_frames_since_it
     assert coverage(carried, truth[truth.frame >= 10], 30, iou=0.7).all()
 
 
+
+def test_a_carried_box_never_shrinks_below_the_size_last_seen_whole():
+    # flow over a face that something slides in front of measures a shrinking scale (the occluder's points):
+    # the box keeps the size the track was last seen whole, less SIZE_RATE a frame since, about its own centre
+    from anonlab.track.analyse import SIZE_RATE
+
+    a = Analyser(lambda frame: Regions.empty(), Settings())
+    a._size = {7: (np.array([40.0, 60.0], np.float32), 10)}
+    small = np.array([[100, 100, 110, 120]], np.float32)  # 10 × 20 px, centred on (105, 110)
+    out = a._not_shrunk(15, [7], small)[0]
+    floor = np.array([40.0, 60.0]) * (1 - SIZE_RATE) ** 5
+    assert out[2] - out[0] == pytest.approx(floor[0], rel=1e-5)
+    assert out[3] - out[1] == pytest.approx(floor[1], rel=1e-5)
+    assert (out[:2] + out[2:]) / 2 == pytest.approx([105, 110])
+    big = np.array([[0, 0, 80, 90]], np.float32)  # larger than the floor: left as it is
+    assert np.array_equal(a._not_shrunk(15, [7], big), big)
+    assert np.array_equal(a._not_shrunk(15, [8], small), small)  # a track never seen whole: nothing to keep
+
 def test_a_track_is_followed_without_detection_for_max_gap_frames_at_most():
     frames, _ = make_frames(40, [(FACE, 100, 80, 1.0, 0.0, 30, 0, 39)])
     out = run(frames, ColourDetector(blind=range(10, 40)), Settings(detect_every=1, max_gap=6, trail=2))
