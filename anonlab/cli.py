@@ -67,6 +67,10 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--second-face-detector", action=argparse.BooleanOptionalAction, default=None,
                    help="YuNet beside CenterFace (--no-second-face-detector: CenterFace alone, faster, lower recall "
                         "on small faces; default: the --speed profile's, on for thorough and balanced)")
+    g.add_argument("--plate-tiles", action=argparse.BooleanOptionalAction, default=None,
+                   help="frames larger than 1280x736 (1080p, 4K) are also searched for far plates in four tiles at "
+                        "up to their own size on thorough keyframes (--no-plate-tiles: faster on such frames, far "
+                        "plates missed more often; default: the --speed profile's)")
     g.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8 copies of the bundled models: 1.2-1.3x faster end to end on CPUs with VNNI, plate "
                         "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere "
@@ -99,7 +103,8 @@ def settings_from_args(args: argparse.Namespace):
     what = tuple(w.strip().rstrip("s") for w in args.what.split(",") if w.strip())
     changes = {"what": what}
     for name in ("thresh", "mask", "shape", "mask_scale", "feather", "detect_every", "crf", "jpeg_quality",
-                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale", "device", "second_face_detector"):
+                 "face_model", "plate_model", "int8", "thorough_per_second", "max_upscale", "device", "second_face_detector",
+                 "plate_tiles"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value

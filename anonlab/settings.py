@@ -18,7 +18,7 @@ from anonlab.regions import LABELS
 MASK_STYLES = ("blur", "pixelate", "solid")
 #: Fields added after settings digests were first recorded, with their defaults: left out of `Settings.digest`
 #: while they hold them.
-LATER_FIELDS = {"thorough_per_second": 2.0, "max_upscale": 2.0, "device": "auto"}
+LATER_FIELDS = {"thorough_per_second": 2.0, "max_upscale": 2.0, "device": "auto", "plate_tiles": True}
 #: Where the models run (`anonlab.detect.base.providers_for`).
 DEVICES = ("auto", "cpu", "cuda")
 MASK_SHAPES = ("rect", "ellipse")
@@ -63,6 +63,9 @@ class Settings:
             Default 2: a face only the second face model sees is found within half a second.
         max_upscale: frames smaller than one 720p frame are enlarged up to this many times for the face models
             (small faces; `anonlab.detect.tiling.AutoScale`); 1 turns the upscale off.
+        plate_tiles: frames the plate model's 1280×736 letterbox shrinks (1080p, 4K, large photos) are also seen
+            in four tiles at up to their own size on thorough passes, for far plates
+            (`anonlab.detect.plates.tile_windows`); off: faster on such frames, far plates missed more often.
         device: where the ONNX models run: ``auto`` (default: an NVIDIA GPU when the ``gpu`` extra is installed
             and one is present, else the CPU), ``cpu`` or ``cuda`` (`anonlab.detect.base.providers_for`).
         audio: what to do with a video's sound track (`anonlab.media.audio`): ``keep`` (default: packets
@@ -91,6 +94,7 @@ class Settings:
     int8: bool = False
     thorough_per_second: float = 2.0
     max_upscale: float = 2.0
+    plate_tiles: bool = True
     device: str = "auto"
     audio: str = "keep"
     audio_ranges: tuple[tuple[float, float], ...] = ()

@@ -30,6 +30,8 @@ Sections:
   on the two plate-free clips;
 * ``closeups`` -- 1280x720 frames cut around labelled plates and scaled so the plate is 400-1200 px wide (a
   close-up plate): recall per width;
+* ``far`` -- 1920x1080 and 3840x2160 frames cut around labelled plates scaled to 32-128 px wide (far plates in
+  large frames, which the letterbox shrinks): recall of the model views with and without the tiles view;
 * ``scale`` -- the model's recall against the plate's width in its input (a 1280x736 window around each plate at
   gains that make it 20-1200 px wide), which sets the shrunk view's and the zoom's scales (slow: off by default);
 * ``speed`` -- ms per 1280x720 and 1920x1080 frame of each variant, interleaved, with the load average.
@@ -77,7 +79,9 @@ SIZES = (("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), ("64-128", 64, 12
 WIDE = 400  # "very large" plates: at least this many pixels wide
 CLOSE = 0.6  # close-ups: plates at least this share of the image's width
 EXTRA_SOURCES = ("bd_dhaka_car", "vn_moto_hh", "in_autorickshaw", "sa_kau_yolov5")
-VARIANTS = ("letterbox", "+shrunk", "default", "text1280", "blocks unverified")
+VARIANTS = ("letterbox", "+shrunk", "default, no tiles", "default", "text1280", "blocks unverified")
+#: The cache key of the tiles view (`anonlab.detect.plates.tile_windows`): added to cached images that lack it.
+TILES = f"tiles{plm.TILE_OVERLAP}_{plm.TILE_MIN_ZOOM:g}_{plm.TILE_EDGE:g}_{plm.TILE_MAX_WIDTH:g}"  # the cache key of the raw tile boxes
 #: Caches are named after the settings they were made with (a change makes new ones); `check_against_detector`
 #: catches a change of code behind the same settings.
 CODE_TAG = hashlib.sha256(repr((plm.SHRINK, plm.TEXT_GAIN, plm.MERGE_IOS, plm.VIEW_IOU, plm.ZOOM_WIDTH,
@@ -169,6 +173,7 @@ def detectors() -> dict:
         "lines text960": TextDetector(max_side=960), "lines text1280": TextDetector(max_side=1280),
         "letterbox": MultiScalePlates(yolo, None, None),
         "+shrunk": MultiScalePlates(yolo, dyn, None),
+        "default, no tiles": MultiScalePlates(yolo, dyn, TextDetector(max_side=960), tiles=False),
         "default": MultiScalePlates(yolo, dyn, TextDetector(max_side=960)),
         "text1280": MultiScalePlates(yolo, dyn, TextDetector(max_side=1280)),
     }
@@ -197,6 +202,7 @@ def compute_sources(image: np.ndarray, dets: dict, texts=("text960", "text1280")
     t0 = time.perf_counter()
     out["shrunk"] = [a.tolist() for a in dets["dyn"].raw(image, FLOOR, gain=dets["yolo"].base_gain(w, h) * plm.SHRINK)]
     ms["shrunk"] = (time.perf_counter() - t0) * 1000
+    add_tiles(out, ms, image, dets)
     zoomer = dets["default"]
     for name in texts:
         t0 = time.perf_counter()
@@ -218,10 +224,24 @@ def compute_sources(image: np.ndarray, dets: dict, texts=("text960", "text1280")
     return out
 
 
+def add_tiles(out: dict, ms: dict, image: np.ndarray, dets: dict) -> None:
+    """The tiles view of one image (empty where the letterbox does not shrink it enough), with its time."""
+    t0 = time.perf_counter()
+    out[TILES] = [a.tolist() for a in dets["yolo"].tiles(image, FLOOR)]
+    ms[TILES] = (time.perf_counter() - t0) * 1000
+
+
 def cached_sources(items, cache: Path, dets: dict, transform=None, texts=("text960", "text1280"),
                    upscaled: bool = False) -> dict:
     cache.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(cache.read_text()) if cache.exists() else {}
+    missing = [(k, get) for k, get in items if k in data and TILES not in data[k]]
+    for i, (key, get) in enumerate(missing):  # caches made before the tiles view: add it
+        image = get()
+        add_tiles(data[key], data[key]["ms"], image if transform is None else transform(image, key), dets)
+        if (i + 1) % 100 == 0 or i + 1 == len(missing):
+            cache.write_text(json.dumps(data))
+            log(f"  {cache.name}: tiles added to {i + 1}/{len(missing)} images ({load_avg()})")
     if upscaled:  # add the x2 view to images cached without it
         for key, get in items:
             if key in data and "x2" not in data[key]:
@@ -249,9 +269,13 @@ def combine_cached(src: dict, variant: str, t: float) -> np.ndarray:
     if variant == "+shrunk +x2":  # the x2 view fused like a third view
         x2 = [np.asarray(a, np.float32) for a in src["x2"]]
         letter = (np.concatenate([letter[0].reshape(-1, 4), x2[0].reshape(-1, 4)]), np.concatenate([letter[1], x2[1]]))
+    tiles = None
+    if variant in ("default", "text1280", "blocks unverified"):  # the shipped detector's tiles view
+        tiles = tuple(np.asarray(a, np.float32) for a in src[TILES])
+        tiles = (tiles[0].reshape(-1, 4), tiles[1])
     plates = plm.fuse_views((letter[0].reshape(-1, 4), letter[1]),
-                            None if shrunk is None else (shrunk[0].reshape(-1, 4), shrunk[1]), t)
-    if variant in ("default", "text1280", "blocks unverified"):
+                            None if shrunk is None else (shrunk[0].reshape(-1, 4), shrunk[1]), t, tiles)
+    if variant in ("default", "default, no tiles", "text1280", "blocks unverified"):
         lines = src["text1280" if variant == "text1280" else "text960"]
         blocks, bscore = _blocks_at(lines, t)
         todo = plm.uncovered(blocks, plates.xyxy)
@@ -270,6 +294,10 @@ def night_sources(items, cache: Path, dets: dict, transform=None) -> dict:
     """Per image key: ``{"luma": its mean luma}``, and where it is dark (`anonlab.detect.night.is_dark`) the
     sources of its `night_view` too (``"sources"``, as `compute_sources`: what `NightView` adds)."""
     data = json.loads(cache.read_text()) if cache.exists() else {}
+    for key, get in items:  # caches made before the tiles view: add it
+        if key in data and "sources" in data[key] and TILES not in data[key]["sources"]:
+            image = get() if transform is None else transform(get(), key)
+            add_tiles(data[key]["sources"], data[key]["sources"]["ms"], night_view(image), dets)
     todo = [(k, get) for k, get in items if k not in data]
     for i, (key, get) in enumerate(todo):
         image = get()
@@ -301,8 +329,10 @@ def variant_ms(src: dict, variant: str) -> float:
     total = ms["letter"]
     if variant != "letterbox":
         total += ms["shrunk"]
-    if variant in ("default", "blocks unverified"):
-        total += ms["text960"] + (ms["zoom_text960"] if variant == "default" else 0)
+    if variant in ("default", "default, no tiles", "blocks unverified"):
+        total += ms["text960"] + (ms["zoom_text960"] if variant.startswith("default") else 0)
+    if variant in ("default", "text1280", "blocks unverified"):
+        total += ms[TILES]
     if variant == "text1280":
         total += ms["text1280"] + ms["zoom_text1280"]
     if variant == "+shrunk +x2":
@@ -376,7 +406,7 @@ def check_against_detector(rows, data, dets, count=6) -> None:
     worst = 0.0
     for r in rows[:: max(1, len(rows) // count)][:count]:
         image = cv2.imread(r["path"])
-        for variant in ("letterbox", "+shrunk", "default"):
+        for variant in ("letterbox", "+shrunk", "default, no tiles", "default"):
             want = dets[variant](image)
             got = combine_cached(data[r["key"]], variant, dets[variant].thresh)
             if len(want) != len(got):
@@ -644,15 +674,16 @@ def section_scale(args, dets, report) -> None:
         log(f"{g:<22}{len(recs):>5}" + "".join(f"{x:>6.2f}" for x in a))
 
 
-def closeup_frame(image: np.ndarray, box: np.ndarray, width: int, rng, size=(1280, 720)) -> tuple[np.ndarray, np.ndarray]:
+def closeup_frame(image: np.ndarray, box: np.ndarray, width: int, rng, size=(1280, 720),
+                  border: int = cv2.BORDER_REPLICATE) -> tuple[np.ndarray, np.ndarray]:
     """A ``size`` frame cut from ``image`` around a plate and scaled so the plate is ``width`` px wide (at a
-    random place in the middle half); the plate's box in it."""
+    random place in the middle half; ``border`` fills what lies beyond the photo); the plate's box in it."""
     gain = width / (box[2] - box[0])
     fw, fh = size[0] / gain, size[1] / gain
     cx = (box[0] + box[2]) / 2 + rng.uniform(-0.25, 0.25) * max(0.0, fw - (box[2] - box[0]))
     cy = (box[1] + box[3]) / 2 + rng.uniform(-0.25, 0.25) * max(0.0, fh - (box[3] - box[1]))
     m = np.float32([[gain, 0, size[0] / 2 - gain * cx], [0, gain, size[1] / 2 - gain * cy]])
-    frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_CUBIC if gain > 1 else cv2.INTER_AREA, borderMode=border)
     x1, y1 = gain * box[0] + m[0, 2], gain * box[1] + m[1, 2]
     x2, y2 = gain * box[2] + m[0, 2], gain * box[3] + m[1, 2]
     return frame, np.clip(np.array([[x1, y1, x2, y2]], np.float32), 0, [size[0], size[1], size[0], size[1]])
@@ -698,6 +729,62 @@ def section_closeups(args, dets, report) -> None:
     log(f"{'(n frames)':<14}" + "".join(f"{hits[variants[0]][w][1]:>10}" for w in widths))
 
 
+def section_far(args, dets, report) -> None:
+    """Far plates in large frames: 1920x1080 and 3840x2160 frames cut around labelled plates (every
+    ``--far-step``th), scaled so the plate is W px wide, the photo mirrored beyond its edges; recall of the two
+    model views with and without the tiles view (`anonlab.detect.plates.tile_windows`; the text blocks are left
+    out of both: they are the same with or without tiles, and would triple the time)."""
+    rows = load_rows(args.eval)
+    sizes = {(1920, 1080): (32, 48, 64, 96), (3840, 2160): (48, 64, 96, 128)}
+    rng = np.random.default_rng(7)
+    variants = {"two views": MultiScalePlates(dets["yolo"], dets["dyn"], None, tiles=False),
+                "two views + tiles": MultiScalePlates(dets["yolo"], dets["dyn"], None, tiles=True)}
+    hits: dict = {}
+    per_source: dict = {}
+    ms: dict = {}
+    k = 0
+    for r in rows:
+        image = None
+        for b in r["gt"]:
+            k += 1
+            if k % args.far_step:
+                continue
+            image = cv2.imread(r["path"]) if image is None else image
+            two = "two-line" if r["source"] in EXTRA_SOURCES and r["source"] != "sa_kau_yolov5" else "one-line"
+            for size, widths in sizes.items():
+                for w in widths:
+                    frame, truth = closeup_frame(image, b, w, rng, size=size, border=cv2.BORDER_REFLECT_101)
+                    for v, det in variants.items():
+                        t0 = time.perf_counter()
+                        found = det(frame)
+                        ms.setdefault((size, v), []).append((time.perf_counter() - t0) * 1000)
+                        ok = int(bool(len(found)) and iou_matrix(truth, found.xyxy).max() >= 0.3)
+                        for g in ("all", two):
+                            cell_ = hits.setdefault((size, w, v, g), [0, 0])
+                            cell_[0] += ok
+                            cell_[1] += 1
+                        src = per_source.setdefault((size, v, r["source"]), [0, 0])
+                        src[0] += ok
+                        src[1] += 1
+    log(f"\nfar plates: frames cut around labelled plates (every {args.far_step}th), scaled so the plate is W px "
+        f"wide; recall (IoU >= 0.3) ({load_avg()})")
+    report["far"] = {}
+    for size, widths in sizes.items():
+        label = f"{size[0]}x{size[1]}"
+        log(f"{label:<12}{'variant':<20}{'plates':<10}" + "".join(f"{'W=' + str(w):>8}" for w in widths)
+            + f"{'ms/frame':>10}   by source (all W)")
+        for v in variants:
+            for g in ("all", "one-line", "two-line"):
+                cells = [hits.get((size, w, v, g), [0, 0]) for w in widths]
+                by_src = ", ".join(f"{s} {c[0] / max(c[1], 1):.2f} ({c[1]})" for (sz, vv, s), c in sorted(per_source.items())
+                                   if sz == size and vv == v) if g == "all" else ""
+                log(f"{'':<12}{v:<20}{g:<10}" + "".join(f"{c[0] / max(c[1], 1):>8.3f}" for c in cells)
+                    + (f"{np.median(ms[(size, v)]):>10.0f}   {by_src}" if g == "all" else ""))
+                report["far"][f"{label} {v} {g}"] = {"by_width": dict(zip(widths, cells))}
+        log(f"{'':<12}{'(n frames)':<30}" + "".join(f"{hits.get((size, w, 'two views', 'all'), [0, 0])[1]:>8}"
+                                                    for w in widths))
+
+
 def section_speed(args, dets, report) -> None:
     rows = [r for r in load_rows(args.eval) if "romania" in r["path"]]
     frame720 = cv2.imread(rows[0]["path"]) if rows else np.random.default_rng(0).integers(0, 255, (720, 1280, 3), np.uint8)
@@ -727,13 +814,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eval", type=Path, default=Path(os.environ.get("ANONLAB_EVAL", REPO.parent / "shared" / "eval")))
     ap.add_argument("--out", type=Path, default=REPO / "out" / "eval_plates")
-    ap.add_argument("--sections", default="photos,night,negatives,closeups,clips,speed")
+    ap.add_argument("--sections", default="photos,night,negatives,closeups,far,clips,speed")
     ap.add_argument("--clip-photos", type=int, default=3, help="photos per source made into clips")
     ap.add_argument("--clip-frames", type=int, default=32)
     ap.add_argument("--scale-step", type=int, default=3, help="scale curve: every Nth plate")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--closeup-min", type=int, default=120, help="close-ups: plates at least this wide, px")
     ap.add_argument("--closeup-step", type=int, default=4, help="close-ups: every Nth such plate")
+    ap.add_argument("--far-step", type=int, default=8, help="far plates: every Nth labelled plate")
     ap.add_argument("--upscaled", action="store_true",
                     help="photos: also the model at twice the letterbox scale (the alternative for small plates; slow)")
     ap.add_argument("--limit", type=int, default=0, help="only every Nth photo (a quick check; caches are shared)")
@@ -746,7 +834,7 @@ def main(argv=None) -> int:
     report: dict = {"eval": str(args.eval), "cpu_count": os.cpu_count()}
     sections = {"photos": section_photos, "night": lambda a, d, r: section_photos(a, d, r, night=True),
                 "negatives": section_negatives, "clips": section_clips, "scale": section_scale,
-                "closeups": section_closeups, "speed": section_speed}
+                "closeups": section_closeups, "far": section_far, "speed": section_speed}
     for name in [s for s in args.sections.split(",") if s]:
         if name not in sections:
             log(f"unknown section {name!r}; choose from {', '.join(sections)}")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from anonlab.detect import plates as plm
-from anonlab.detect.plates import MultiScalePlates, PlateDetector, letterbox, plate_blocks
+from anonlab.detect.plates import MultiScalePlates, PlateDetector, letterbox, plate_blocks, tile_windows
 from anonlab.detect.text import TextDetector, count_rows, db_boxes, group_lines, network_size, quad_boxes, unclip_rect
-from anonlab.regions import PLATE, iou_matrix
+from anonlab.regions import PLATE, iou_matrix, ios_matrix
 
 
 def rect_quad(x1, y1, x2, y2):
@@ -260,9 +260,73 @@ def test_a_close_up_plate_800_px_wide_is_found(plates):
     assert len(found) >= 1
     assert iou_matrix(truth, found.xyxy).max() >= 0.5
     # the shrunk view sees it well (267 px wide there), whatever the letterbox view makes of it
-    _, (xyxy, score), _ = plates.sources(frame)
+    _, (xyxy, score), _, _ = plates.sources(frame)
     assert len(xyxy)
     assert iou_matrix(truth, xyxy).max() >= 0.7
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1280, 736), (768, 768), (1000, 900), (640, 480)])
+def test_frames_the_letterbox_hardly_shrinks_get_no_tiles(size):
+    gain, windows = tile_windows(*size, (1280, 736))
+    assert windows == []
+
+
+@pytest.mark.parametrize("size, gain", [((1920, 1080), 1.0), ((3840, 2160), (2 * 736 - plm.TILE_OVERLAP) / 2160),
+                                        ((3065, 1300), (2 * 1280 - plm.TILE_OVERLAP) / 3065)])
+def test_tiles_are_four_letterbox_windows_over_the_frame_at_up_to_its_own_size(size, gain):
+    got, windows = tile_windows(*size, (1280, 736))
+    assert got == pytest.approx(gain)
+    assert len(windows) == 4
+    w, h = round(size[0] * got), round(size[1] * got)
+    xs, ys = sorted({(x1, x2) for x1, _, x2, _ in windows}), sorted({(y1, y2) for _, y1, _, y2 in windows})
+    assert all(x2 - x1 <= 1280 for x1, x2 in xs)
+    assert all(y2 - y1 <= 736 for y1, y2 in ys)
+    assert (xs[0][0], xs[-1][1], ys[0][0], ys[-1][1]) == (0, w, 0, h)  # the whole resized frame ...
+    assert xs[0][1] - xs[1][0] >= plm.TILE_OVERLAP  # ... with a plate-wide overlap between neighbours
+    assert ys[0][1] - ys[1][0] >= plm.TILE_OVERLAP
+
+
+def test_a_far_plate_in_a_1080p_frame_is_found_by_the_tiles(plates):
+    # 80 px wide in the frame, 53 px in the letterbox view: the model scores it under the threshold there
+    frame = textured_scene(1920, 1080, seed=0)
+    truth = draw_plate(frame, 1100, 600, 80, ["AN 0123 L"])
+    no_tiles = copy.copy(plates)
+    no_tiles.use_tiles = False
+    assert not len(no_tiles(frame)) or ios_matrix(truth, no_tiles(frame).xyxy).max() < 0.5
+    found = plates(frame)
+    assert len(found) == 1
+    assert ios_matrix(truth, found.xyxy).max() >= 0.95  # the mask covers it whole
+    quick = plates.quick(frame)  # between thorough keyframes the tracker carries it: no tiles there
+    assert not len(quick) or ios_matrix(truth, quick.xyxy).max() < 0.5
+
+
+def test_tiles_map_boxes_back_to_frame_pixels(plates):
+    frame = textured_scene(3840, 2160, seed=4)
+    truth = draw_plate(frame, 2900, 1500, 200, ["AN 0123 L"])  # 127 px at the tiles' gain, 67 px in the letterbox
+    xyxy, score = plates.yolo.tiles(frame, plates.thresh)
+    assert len(score) >= 1
+    assert ios_matrix(truth, xyxy).max() >= 0.95
+    assert (xyxy[:, 2] <= 3840 + 20).all()
+
+
+def test_a_plate_cut_by_a_window_comes_only_from_the_window_that_sees_it_whole(plates):
+    frame = textured_scene(1920, 1080, seed=0)
+    truth = draw_plate(frame, 1240, 600, 80, ["AN 0123 L"])  # across x = 1280, where the first window ends
+    xyxy, score = plates.yolo.tiles(frame, 0.2)
+    assert len(score) >= 1
+    assert (ios_matrix(truth, xyxy)[0] >= 0.95).all()  # no part-plate box from the window that cut it
+    assert (xyxy[:, 0] < 1240).all()
+
+
+def test_tiles_leave_plates_the_letterbox_sees_large_to_the_letterbox(plates):
+    # 300 px wide in the frame, 200 px in the letterbox view: above TILE_MAX_WIDTH, so not the tiles' business
+    frame = textured_scene(1920, 1080, seed=1)
+    truth = draw_plate(frame, 700, 500, 300, ["AN 0123 L"])
+    xyxy, _ = plates.yolo.tiles(frame, 0.2)
+    assert not len(xyxy) or ios_matrix(truth, xyxy).max() < 0.5
+    found = plates(frame)
+    assert len(found) == 1
+    assert ios_matrix(truth, found.xyxy).max() >= 0.95
 
 
 def text_sign(words, seed=6):
@@ -277,7 +341,7 @@ def text_sign(words, seed=6):
 def test_the_zoomed_look_confirms_a_two_line_plate_and_not_a_two_line_sign(plates):
     frame = textured_scene(1920, 1080, seed=2)
     truth = draw_plate(frame, 900, 700, 80, ["KA 01", "AB 1234"])
-    _, _, (blocks, _) = plates.sources(frame)
+    _, _, (blocks, _), _ = plates.sources(frame)
     on_plate = blocks[iou_matrix(truth, blocks)[0] >= 0.3]
     assert len(on_plate) == 1
     xyxy, score = plates.zoom(frame, on_plate)
@@ -285,7 +349,7 @@ def test_the_zoomed_look_confirms_a_two_line_plate_and_not_a_two_line_sign(plate
     assert iou_matrix(truth, xyxy)[0, 0] >= 0.5
 
     sign = text_sign(["OPEN", "DAILY"])
-    _, _, (blocks, _) = plates.sources(sign)
+    _, _, (blocks, _), _ = plates.sources(sign)
     assert len(blocks) >= 1  # the text detector sees a two-line block ...
     assert (plates.zoom(sign, blocks)[1] < plates.thresh).all()  # ... the plate model does not call it a plate
     assert len(plates(sign)) == 0

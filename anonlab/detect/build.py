@@ -81,8 +81,9 @@ FACE_DARK_FACTOR = 1.0
 
 
 def plate_detector(settings: "Settings") -> Detector:
-    """The plate detector: YOLOv8n at the letterbox scale and at a third of it, and a zoomed look at two-line text
-    blocks (`anonlab.detect.plates.MultiScalePlates`).
+    """The plate detector: YOLOv8n at the letterbox scale and at a third of it, a zoomed look at two-line text
+    blocks, and tiles of frames the letterbox shrinks when ``settings.plate_tiles``
+    (`anonlab.detect.plates.MultiScalePlates`).
 
     With the user's ``plate_model`` (same output format) every model pass runs that file: the bundled weights
     are never mixed in (their licence may be why it was replaced). ``int8`` runs the letterbox pass on the int8
@@ -94,7 +95,8 @@ def plate_detector(settings: "Settings") -> Detector:
         shrunk = PlateDetector(settings.plate_model, thresh=settings.thresh)
     else:
         shrunk = PlateDetector(thresh=settings.thresh, name="plate_yolov8n_dynamic")
-    return NightView(MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE)), factor=PLATE_DARK_FACTOR)
+    return NightView(MultiScalePlates(yolo, shrunk, TextDetector(max_side=TEXT_MAX_SIDE),
+                                      tiles=getattr(settings, "plate_tiles", True)), factor=PLATE_DARK_FACTOR)
 
 
 #: The ``text`` label's detector sees a frame at most this many network pixels on its longer side, and keeps

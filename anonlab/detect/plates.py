@@ -27,7 +27,14 @@ for what the others miss (figures in ``models/README.md``, ``benchmarks/eval_pla
    Text lines are read down to ``thresh / TEXT_GAIN`` (the text detector's default 0.5, PaddleOCR's
    ``box_thresh``, at the plate default 0.4), so a lowered threshold (the red team's) reads more text too.
 
-`fuse_views` merges the two views (weighted box fusion), `uncovered` picks the blocks to zoom into and
+Frames the letterbox shrinks (wider than 1280 or taller than 736 px: 1080p, 4K, large photos) are also seen in
+**tiles** on the thorough pass (`tile_windows`): a 2×2 grid of letterbox-sized windows at the largest gain ≤ 1
+that two windows with `TILE_OVERLAP` network pixels in common span, so that a far plate is seen at up to its own
+size instead of the letterbox's (a 1080p frame: 1.5× larger; 4K: 1.9×). The scale curve says why: one-line plates
+28 px wide in the model's input are found 0.68 of the time, 42 px 0.88, 56 px 0.96; two-line plates need about
+1.5× that. Tiles cost four model passes, only where the letterbox shrinks the frame by at least `TILE_MIN_ZOOM`.
+
+`fuse_views` merges the views (weighted box fusion), `uncovered` picks the blocks to zoom into and
 `combine` adds the confirmed ones; benchmarks call them on cached sources to draw threshold curves.
 """
 
@@ -69,6 +76,17 @@ ZOOM_WIDTH = 160.0
 ZOOM_CONTEXT = 1.0
 #: At most this many zoomed looks a frame.
 MAX_ZOOMS = 16
+#: Tiles (see the module docstring): network pixels two neighbouring windows share (plates up to that wide in
+#: the tiles' scale are seen whole by one of them; larger ones by the letterbox view), and the least gain over
+#: the letterbox's that makes tiles worth their four passes (a 768 px square photo: 1.04x, not worth it).
+TILE_OVERLAP = 96
+TILE_MIN_ZOOM = 1.25
+#: A tile's box within this many pixels of a window side inside the frame is a plate the window cut.
+TILE_EDGE = 2.0
+#: Tile boxes at least this wide at the letterbox's scale are dropped: the scale curve reads plates that wide
+#: there with recall >= 0.93 (two-line; one-line from 56 px), so the letterbox view speaks for them, and what
+#: only the closer look calls a plate at that size is a badge or a sign (the maker's name above a scooter's plate).
+TILE_MAX_WIDTH = 112.0
 #: The text detector's largest side for plate blocks (960: 0.6x the cost of a 1280x736 model pass; 1280 found
 #: 2 more of the 25 far auto-rickshaw plates for 2x that cost, see models/README.md).
 TEXT_MAX_SIDE = 960
@@ -199,6 +217,52 @@ class PlateDetector(Detector):
         xyxy, score = self.raw(frame, self.thresh)
         return make_regions(xyxy, score, PLATE, frame.shape[1], frame.shape[0])
 
+    def tiles(self, frame: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
+        """The model on the tiles view (`tile_windows`): boxes and scores above ``thresh`` in frame pixels,
+        each window's after NMS, without boxes the window cut (`TILE_EDGE`; a plate seen whole by two windows
+        comes twice: `fuse_views` joins such boxes) and boxes the letterbox view sees large enough
+        (`TILE_MAX_WIDTH`); empty where the frame needs no tiles."""
+        h, w = frame.shape[:2]
+        window = self.input_size or (DYNAMIC_LONG_SIDE, DYNAMIC_LONG_SIDE)
+        gain, windows = tile_windows(w, h, window)
+        if not windows:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        scaled = frame if gain == 1.0 else cv2.resize(frame, (max(1, int(round(w * gain))), max(1, int(round(h * gain)))),
+                                                      interpolation=cv2.INTER_AREA)
+        sw, sh = scaled.shape[1], scaled.shape[0]
+        widest = TILE_MAX_WIDTH / self.base_gain(w, h)  # frame pixels
+        boxes, scores = [], []
+        for x1, y1, x2, y2 in windows:
+            xyxy, score = self.raw(scaled[y1:y2, x1:x2], thresh, gain=1.0)
+            # a box against a window side that is not the frame's is a plate cut by the window: the neighbour
+            # window sees it whole (it is narrower than the overlap), or the letterbox view does (it is wider)
+            cut = (((xyxy[:, 0] <= TILE_EDGE) & (x1 > 0)) | ((xyxy[:, 2] >= x2 - x1 - TILE_EDGE) & (x2 < sw))
+                   | ((xyxy[:, 1] <= TILE_EDGE) & (y1 > 0)) | ((xyxy[:, 3] >= y2 - y1 - TILE_EDGE) & (y2 < sh)))
+            keep = ~cut & ((xyxy[:, 2] - xyxy[:, 0]) / gain < widest)
+            boxes.append((xyxy[keep] + np.array([x1, y1, x1, y1], np.float32)) / gain)
+            scores.append(score[keep])
+        return np.concatenate(boxes).astype(np.float32).reshape(-1, 4), np.concatenate(scores).astype(np.float32)
+
+
+def tile_windows(width: int, height: int, window: tuple[int, int],
+                 overlap: int = TILE_OVERLAP) -> tuple[float, list[tuple[int, int, int, int]]]:
+    """The tiles view of a ``width × height`` frame for a model taking ``window = (W, H)`` network pixels.
+
+    Returns:
+        ``(gain, windows)``: the frame is resized by ``gain`` (the largest ≤ 1 at which two windows sharing
+        ``overlap`` px span each side) and cut into ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's
+        pixels (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times
+        the letterbox's (the frame fits the window, or nearly).
+    """
+    from anonlab.detect.tiling import tile_grid  # tiling imports detect.base only; kept local to show the one use
+
+    fit = letterbox_gain(width, height, window)
+    gain = min(1.0, (2 * window[0] - overlap) / width, (2 * window[1] - overlap) / height)
+    if gain < TILE_MIN_ZOOM * fit:
+        return gain, []
+    rw, rh = max(1, int(round(width * gain))), max(1, int(round(height * gain)))
+    return gain, tile_grid(rw, rh, window, overlap)
+
 
 def plate_blocks(quads: np.ndarray, scores: np.ndarray, aspect: tuple[float, float] = BLOCK_ASPECT,
                  rows: tuple[int, int] = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
@@ -231,14 +295,24 @@ def plate_blocks(quads: np.ndarray, scores: np.ndarray, aspect: tuple[float, flo
 
 
 def fuse_views(letterbox_view: tuple[np.ndarray, np.ndarray], shrunk_view: tuple[np.ndarray, np.ndarray] | None,
-               thresh: float) -> Regions:
-    """The model's boxes of both views at ``thresh``, fused where they overlap by IoU > `VIEW_IOU`.
+               thresh: float, tiles_view: tuple[np.ndarray, np.ndarray] | None = None) -> Regions:
+    """The model's boxes of its views at ``thresh``, fused where they overlap by IoU > `VIEW_IOU`; boxes of the
+    tiles view only where no box of the other two covers them (`uncovered`).
 
     Weighted box fusion: the better-scoring view pulls the box, so a badly placed box from the edge of one
     view's size range does not stretch it (measured: the enclosing box lost recall at IoU 0.3).
     """
     parts = [_rows(*letterbox_view, thresh)] + ([_rows(*shrunk_view, thresh)] if shrunk_view is not None else [])
-    return merge_regions(Regions.merge(parts), iou=VIEW_IOU, method="wbf")
+    fused = merge_regions(Regions.merge(parts), iou=VIEW_IOU, method="wbf")
+    if tiles_view is None:
+        return fused
+    # the tiles are for plates the other views miss: a tile box lying inside one of their boxes is that plate
+    # (or, at up to 3x the letterbox's scale, a fragment of a large one: one line of a two-line plate)
+    extra = _rows(*tiles_view, thresh)
+    extra = extra[np.flatnonzero(uncovered(extra.xyxy, fused.xyxy))] if len(extra) else extra
+    if not len(extra):
+        return fused
+    return merge_regions(Regions.merge([fused, extra]), iou=VIEW_IOU, method="wbf")
 
 
 def _rows(xyxy, score, thresh: float) -> Regions:
@@ -314,20 +388,22 @@ class MultiScalePlates(Detector):
         text: the text detector (`anonlab.detect.text.TextDetector`), or None for no text blocks.
         shrink: scale of the shrunk view relative to the letterbox scale.
         thresh: plate score threshold for every source (None: the YOLO model's).
+        tiles: on the thorough pass, also see frames the letterbox shrinks in tiles (`tile_windows`).
     """
     label = PLATE
     default_thresh = PlateDetector.default_thresh
 
     def __init__(self, yolo: PlateDetector, shrunk: PlateDetector | None = None, text=None,
-                 shrink: float = SHRINK, thresh: float | None = None) -> None:
+                 shrink: float = SHRINK, thresh: float | None = None, tiles: bool = True) -> None:
         super().__init__(yolo.thresh if thresh is None else thresh)
         self.yolo, self.shrunk, self.text, self.shrink = yolo, shrunk, text, float(shrink)
+        self.use_tiles = bool(tiles)
         self.name = "plates"
         self.models = [m for d in (yolo, shrunk, text) if d is not None for m in d.models]
 
     def sources(self, frame: np.ndarray, thresh: float | None = None) -> tuple:
-        """Each source's raw output at ``thresh`` (default: the detector's):
-        ``(letterbox (xyxy, score), shrunk (xyxy, score) or None, text blocks (xyxy, text score) or None)``.
+        """Each source's raw output at ``thresh`` (default: the detector's): ``(letterbox (xyxy, score), shrunk
+        (xyxy, score) or None, text blocks (xyxy, text score) or None, tiles (xyxy, score) or None)``.
         Benchmarks cache these at a low threshold and combine them at any higher one."""
         thresh = self.thresh if thresh is None else float(thresh)
         h, w = frame.shape[:2]
@@ -339,7 +415,8 @@ class MultiScalePlates(Detector):
         if self.text is not None and self.shrunk is not None:
             # lines down to the text score the plate threshold maps to (the text default at the plate default)
             blocks = plate_blocks(*self.text.lines(frame, min(self.text.default_thresh, thresh / TEXT_GAIN)))
-        return letter, shrunk, blocks
+        tiles = self.yolo.tiles(frame, thresh) if self.use_tiles else None
+        return letter, shrunk, blocks, tiles
 
     def zoom(self, frame: np.ndarray, blocks: np.ndarray, thresh: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The model's look at each text block, zoomed so the block is `ZOOM_WIDTH` px wide: per block the best
@@ -357,8 +434,8 @@ class MultiScalePlates(Detector):
         return out_xyxy, out_score
 
     def detect(self, frame: np.ndarray) -> Regions:
-        letter, shrunk, blocks = self.sources(frame)
-        plates = fuse_views(letter, shrunk, self.thresh)
+        letter, shrunk, blocks, tiles = self.sources(frame)
+        plates = fuse_views(letter, shrunk, self.thresh, tiles)
         confirmed = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
         if blocks is not None and len(blocks[0]):
             todo = blocks[0][uncovered(blocks[0], plates.xyxy)]
@@ -370,9 +447,9 @@ class MultiScalePlates(Detector):
         return make_regions(out.xyxy, out.score, PLATE, frame.shape[1], frame.shape[0])
 
     def detect_quick(self, frame: np.ndarray) -> Regions:
-        """The two views without the text blocks, for video keyframes between thorough ones: the text detector
-        is most of the cost, and a plate it led to is found again at the next thorough pass (twice a second)
-        and carried by the tracker between."""
+        """The two views without the text blocks and the tiles, for video keyframes between thorough ones: they
+        are most of the cost, and a plate they led to is found again at the next thorough pass (at least once a
+        second) and carried by the tracker between."""
         h, w = frame.shape[:2]
         letter = self.yolo.raw(frame, self.thresh)
         shrunk = None
@@ -389,4 +466,4 @@ class MultiScalePlates(Detector):
 
     def __repr__(self) -> str:
         return (f"MultiScalePlates(thresh={self.thresh:g}, shrink={self.shrink:g}, "
-                f"shrunk={self.shrunk is not None}, text={self.text is not None})")
+                f"shrunk={self.shrunk is not None}, text={self.text is not None}, tiles={self.use_tiles})")
