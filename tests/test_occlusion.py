@@ -7,6 +7,8 @@ frames), and the camera shakes. The scripted detector behaves as the real ones w
 visible part of each object, jittered, and nothing for an object more than a third hidden, nor on shaken frames.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -172,3 +174,60 @@ def test_a_face_found_only_in_part_stays_one_track_with_one_box_a_frame(k):
     pairs = np.stack([out.track_id, out.frame], axis=1)
     assert len(np.unique(pairs, axis=0)) == len(out)
     assert len(tracks_from_regions(out)) == 1
+
+
+def into_view_scene():
+    # a small face comes down into view through the frame's top edge with something in front of its lower part
+    # (the real case: a 23 px face entering at the top of a 400 px clip, its box followed back from where it is
+    # first found shrank by a third in 12 frames, and its right side stayed exposed)
+    photo, boxes = synthetic_photo(480, 270, n_faces=1, n_plates=0, seed=1, face_size=(22, 24))
+    x1, y1, x2, y2 = boxes.xyxy[0]
+    n = 40
+    path = np.column_stack([np.ones(n), np.linspace(0, -12, n), np.linspace(y1 + 0.45 * (y2 - y1), y1 - 40, n)])
+    clip = dataclasses.replace(SynthClip.plan(480, 270, n_frames=n, fps=FPS, zoom=(1.0, 1.0), keypoints=1), path=path)
+    occ = Occlusion(obj=0, start=-4, stop=26, cover=0.6, side="bottom", ramp=4, seed=4)
+    return photo, boxes, clip.with_events([occ]), occ
+
+
+class WholeOnly:
+    """Finds the face only whole: all of it inside the frame and nothing in front of it."""
+
+    def __init__(self, clip, boxes, occlusion):
+        self.clip, self.boxes, self.occlusion = clip, boxes, occlusion
+
+    def at(self, n):
+        box = self.clip.placed(self.boxes, n).xyxy[0]
+        if box[1] < 0 or self.occlusion.share(n) > 0:
+            return Regions.empty()
+        return Regions(xyxy=box[None], score=[0.9], label=[FACE])
+
+
+def test_a_box_followed_back_shrinks_no_faster_than_size_rate():
+    # flow over a face half out of the frame and half hidden measures a shrinking scale (points at the edge
+    # and on the occluder); nothing in view shrinks faster than SIZE_RATE a frame, backwards in time either
+    from anonlab.regions import DETECTOR, TRACKER
+    from anonlab.track.analyse import SIZE_RATE
+
+    photo, boxes, clip, occ = into_view_scene()
+    det = WholeOnly(clip, boxes, occ)
+    a = Analyser(lambda frame: det.at(a.n), Settings(detect_every=1, lead=0), fps=FPS)
+    truth = []
+    for n, frame, gt in render_frames(photo, boxes, clip):
+        a.n = n
+        a.feed(n, frame)
+        truth.append(gt)
+    out = a.result(clip.n_frames)
+    born = out[out.source == DETECTOR]
+    first = int(born.frame.min())
+    assert first == 26  # the scene is what the test says: found once whole, in view and uncovered
+    size = born.xyxy[born.frame == first][0]
+    size = size[2:] - size[:2]
+    back = out[(out.frame < first) & (out.source == TRACKER)]
+    assert len(back) >= 15
+    wh = back.xyxy[:, 2:] - back.xyxy[:, :2]
+    floor = size[None] * (1 - SIZE_RATE) ** (first - back.frame)[:, None]
+    assert (wh[:, 0] >= floor[:, 0] - 1e-3).all(), (wh[:, 0] / floor[:, 0]).round(3).tolist()
+    inside = back.xyxy[:, 1] > 0  # rows not cut by the frame's top edge keep their height too
+    assert (wh[inside, 1] >= floor[inside, 1] - 1e-3).all()
+    m = recall_metrics(out, Regions.merge(truth), clip.n_frames, FPS, mask_scale=Settings().mask_scale)
+    assert m["longest_exposed"] <= 3, m

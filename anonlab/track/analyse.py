@@ -70,6 +70,19 @@ SIZE_RATE = 0.02
 SIZE_JITTER = 0.1
 
 
+def at_least(xyxy: np.ndarray, wh: np.ndarray) -> np.ndarray:
+    """Boxes grown about their centres to at least ``wh`` (width, height; pixels, per box or one for all).
+
+    Example:
+        >>> at_least(np.array([[10, 10, 20, 30]], np.float32), np.array([20, 10])).tolist()
+        [[5.0, 10.0, 25.0, 30.0]]
+    """
+    xyxy = np.asarray(xyxy, np.float32)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    half = np.maximum(xyxy[:, 2:] - xyxy[:, :2], wh) / 2
+    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+
+
 def effective_settings(settings):
     """``settings`` with the lead raised to ``detect_every - 1`` (see the module docstring)."""
     k = int(settings.detect_every)
@@ -361,9 +374,7 @@ class Analyser:
         for j, i in enumerate(ids):
             if i in self._size:
                 size, at = self._size[i]
-                wh = np.maximum(out[j, 2:] - out[j, :2], size * (1 - SIZE_RATE) ** (n - at))
-                centre = (out[j, :2] + out[j, 2:]) / 2
-                out[j] = np.concatenate([centre - wh / 2, centre + wh / 2])
+                out[j] = at_least(out[j:j + 1], size * (1 - SIZE_RATE) ** (n - at))[0]
         return out
 
     def _whole(self, n: int, detected: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], list[int]]:
@@ -468,8 +479,9 @@ class Analyser:
         A face is often detected only some frames after it came into view (too small, blurred, turned, partly
         hidden, or between two full detections): each new track is followed back up to ``max_follow`` frames
         through this shot's buffered frames while its box stays in the frame; where the flow is unreliable the
-        box is held and grows, as in `_carry`. A track seen larger than before (whole after a partial view,
-        `_whole`) is followed back the same way over its own earlier frames (``limit``).
+        box is held and grows, as in `_carry`. As forwards (`_not_shrunk`), no box is smaller than the detection it
+        is followed back from, less `SIZE_RATE` a frame. A track seen larger than before (whole after a partial
+        view, `_whole`) is followed back the same way over its own earlier frames (``limit``).
 
         Args:
             born: first detections of the tracks, all in one frame.
@@ -480,6 +492,7 @@ class Analyser:
         back = n - first  # position of the first frame from the newest end of the buffer
         scale = self._grays[-1].shape[1] / shape[1]
         boxes, rows = born.xyxy * scale, []
+        born_wh = boxes[:, 2:] - boxes[:, :2]
         alive = np.ones(len(born), bool)
         unseen = np.zeros(len(born), np.int64)
         steps = np.array([min(self.max_follow, (limit or {}).get(int(i), self.max_follow)) for i in born.track_id])
@@ -489,6 +502,10 @@ class Analyser:
             moved, ok = median_flow(a, b, boxes[alive])
             idx = np.flatnonzero(alive)
             boxes[idx[ok]] = moved[ok]
+            # nothing in view changes size faster than SIZE_RATE a frame, backwards in time too: where flow
+            # measures a shrinking scale (points on an occluder or at the frame's edge), the box keeps the
+            # size of the detection it was followed back from, less SIZE_RATE a frame
+            boxes[idx] = at_least(boxes[idx], born_wh[idx] * (1 - SIZE_RATE) ** step)
             unseen[idx] = np.where(ok, 0, unseen[idx] + 1)
             found = born[alive].replace(xyxy=grow_boxes(boxes[alive], unseen[alive]) / scale, source=TRACKER,
                                         frame=first - step)
