@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from anonlab.render.mask import (MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame, pixelate, shape_alpha,
-                          solid)
+from anonlab.render.mask import (MIN_FACE_MARGIN, MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame, pixelate,
+                                  shape_alpha, solid)
 from anonlab.regions import FACE, PLATE, Regions
 from anonlab.settings import MASK_SHAPES, MASK_STYLES, Settings
 
@@ -60,18 +60,19 @@ def test_padding_follows_mask_scale():
 def test_a_face_mask_reaches_below_the_box_to_the_chin(shape):
     from anonlab.render.mask import FACE_CHIN, mask_extent
 
-    face, plate = Regions(xyxy=[[40, 40, 60, 80]], label=[FACE]), Regions(xyxy=[[40, 40, 60, 80]], label=[PLATE])
+    # a face large enough that the even growth is above MIN_FACE_MARGIN: only the chin differs from a plate
+    face, plate = Regions(xyxy=[[40, 40, 80, 100]], label=[FACE]), Regions(xyxy=[[40, 40, 80, 100]], label=[PLATE])
     settings = Settings(shape=shape)
     f, p = mask_extent(face, settings)[0], mask_extent(plate, settings)[0]
     assert f[:3].tolist() == p[:3].tolist()
-    assert f[3] == pytest.approx(p[3] + FACE_CHIN * 40)
+    assert f[3] == pytest.approx(p[3] + FACE_CHIN * 60)
     # the pixels below the plain growth are masked for a face (inside the shape), never for a plate
     frame = noise()
     below = int(p[3]) + 1
     out_f = mask_frame(frame, face, Settings(shape=shape, mask="solid"))
     out_p = mask_frame(frame, plate, Settings(shape=shape, mask="solid"))
-    assert (out_f[below, 50] == 0).all()
-    assert np.array_equal(out_p[below, 50], frame[below, 50])
+    assert (out_f[below, 60] == 0).all()
+    assert np.array_equal(out_p[below, 60], frame[below, 60])
 
 
 def test_ellipse_leaves_corners():
@@ -207,7 +208,8 @@ def test_partly_outside_box_is_clipped_and_keeps_full_strength():
     c = math.ceil(80 / MOSAIC_CELLS)
     row = half[50, :40, 0].astype(int)
     assert 1 + int((np.diff(row) != 0).sum()) == math.ceil(40 / c) < math.ceil(40 / math.ceil(40 / MOSAIC_CELLS))
-    assert np.array_equal(half[:, 41:], frame[:, 41:])
+    # a face's mask reaches MIN_FACE_MARGIN px past its box whatever mask_scale; nothing further
+    assert np.array_equal(half[:, 41 + int(MIN_FACE_MARGIN):], frame[:, 41 + int(MIN_FACE_MARGIN):])
 
 
 def test_bad_frames_are_programming_errors():
