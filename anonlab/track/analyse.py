@@ -48,7 +48,7 @@ from anonlab.detect.orientation import evidence
 from anonlab.regions import (DETECTOR, EXTENDED, FACE, INTERPOLATED, NO_TRACK, TRACKER, Regions, RegionsLog, iou_matrix,
                              label_code)
 from anonlab.track.bytetrack import Tracker, greedy_match
-from anonlab.track.flow import FLOW_MAX_WIDTH, grow_boxes, median_flow
+from anonlab.track.flow import FLOW_MAX_WIDTH, at_least, grow_boxes, median_flow
 from anonlab.track.scenecut import SceneCutDetector
 from anonlab.track.temporal import (VELOCITY_WINDOW, apply_temporal_safety, end_velocity, iter_tracks,
                                     per_frame_boxes)
@@ -68,19 +68,6 @@ ORIENT_IDLE_SECONDS = 4.0
 SIZE_RATE = 0.02
 #: Width or height changes within this share of a track's size are the detector's jitter, not a partial view.
 SIZE_JITTER = 0.1
-
-
-def at_least(xyxy: np.ndarray, wh: np.ndarray) -> np.ndarray:
-    """Boxes grown about their centres to at least ``wh`` (width, height; pixels, per box or one for all).
-
-    Example:
-        >>> at_least(np.array([[10, 10, 20, 30]], np.float32), np.array([20, 10])).tolist()
-        [[5.0, 10.0, 25.0, 30.0]]
-    """
-    xyxy = np.asarray(xyxy, np.float32)
-    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    half = np.maximum(xyxy[:, 2:] - xyxy[:, :2], wh) / 2
-    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
 
 
 def effective_settings(settings):

@@ -137,3 +137,16 @@ def grow_boxes(xyxy: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     g = np.minimum(HOLD_GROWTH * np.asarray(unseen, np.float32), HOLD_MAX_GROWTH)[:, None]
     wh = xyxy[:, 2:] - xyxy[:, :2]
     return np.concatenate([xyxy[:, :2] - g * wh, xyxy[:, 2:] + g * wh], axis=1).astype(np.float32)
+
+
+def at_least(xyxy: np.ndarray, wh: np.ndarray) -> np.ndarray:
+    """Boxes grown about their centres to at least ``wh`` (width, height; pixels, per box or one for all).
+
+    Example:
+        >>> at_least(np.array([[10, 10, 20, 30]], np.float32), np.array([20, 10])).tolist()
+        [[5.0, 10.0, 25.0, 30.0]]
+    """
+    xyxy = np.asarray(xyxy, np.float32)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    half = np.maximum(xyxy[:, 2:] - xyxy[:, :2], wh) / 2
+    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
