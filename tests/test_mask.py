@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from anonlab.render.mask import (MIN_FACE_MARGIN, MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame, pixelate,
-                                  shape_alpha, solid)
+from anonlab.render.mask import (MIN_FACE_MARGIN, MOSAIC_CELLS, blur, mask_boxes, mask_frame, mask_whole_frame,
+                                  pixelate, shape_alpha, solid)
 from anonlab.regions import FACE, PLATE, Regions
 from anonlab.settings import MASK_SHAPES, MASK_STYLES, Settings
 

@@ -47,11 +47,11 @@ in the evaluation faces (`models/README.md`), the box ends a median 0.10 and a t
 above the labelled chin, at every size; with the even growth alone the chin of about one face in four was
 partly left bare, most visibly on close-ups). A face's mask reaches at least `MIN_FACE_MARGIN` pixels past
 its box on every side: where a detector places a box's edges is uncertain by a few pixels however small the
-face (its output stride, the blur and compression of video), so the even growth, 1.5 px a side for a 10 px face,
-leaves tiny faces partly bare (measured on the semi-synthetic clips of `benchmarks/eval_tracking.py`, 2246
-detected face-frames: the true edge furthest outside the detector's box lies a median 2.7 px out for faces
-under 12 px, 3.8 px for 12-16 px and 3.5 px for 16-24 px, 4.6-6 px at the 90th percentile, with no trend
-with the size). Then it is rounded outward to whole pixels and clipped to
+face (its output stride, the blur and compression of video), so the even growth, 1.5 px a side for a 10 px
+face, leaves tiny faces partly bare (measured on the semi-synthetic clips of `benchmarks/eval_tracking.py`,
+its "box fit" over 2246 detected face-frames: the true edge furthest outside the detector's box lies a median
+2.7 px out for faces under 12 px, 3.8 px for 12-16 px and 3.5 px for 16-24 px, 4.6-6 px at the 90th
+percentile, with no trend with the size). Then it is rounded outward to whole pixels and clipped to
 the frame. For ``shape="ellipse"`` the
 factor is at least sqrt(2), the smallest ellipse (of the box's aspect ratio) that contains the whole object
 box; a smaller ellipse would leave the box's corners (forehead, chin) unmasked. ``feather`` softens the
@@ -201,9 +201,10 @@ def _grown(xyxy: np.ndarray, scale: float) -> np.ndarray:
 def mask_extent(regions: Regions, settings: Settings | None = None) -> np.ndarray:
     """The shape's bounding box for each region, before rounding and clipping: ``(N, 4)`` float64 xyxy.
 
-    The object box grown by ``mask_scale`` (at least sqrt(2) for ellipses) about its centre; for faces at
-    least `MIN_FACE_MARGIN` pixels a side (boxes with an area; whatever ``mask_scale``), then extended down by `FACE_CHIN` of the box's height (module
-    docstring). Evaluations use it to say what the masks as drawn hide. Units: pixels of the frame.
+    The object box grown by ``mask_scale`` (at least sqrt(2) for ellipses) about its centre; for faces, at
+    least `MIN_FACE_MARGIN` pixels a side (boxes with an area, whatever ``mask_scale``), then extended down by
+    `FACE_CHIN` of the box's height (module docstring). Evaluations use it to say what the masks as drawn
+    hide. Units: pixels of the frame.
 
     Example:
         >>> from anonlab.regions import PLATE
