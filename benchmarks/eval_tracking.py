@@ -9,7 +9,9 @@ Sections (``--sections``, default all):
   for each k the share of the detector's every-frame detections that the k run covers (IoU >= 0.3);
 * ``dashcam`` — the labelled 1-fps dashcam sequence: per-frame plate recall, detector alone vs tracked;
 * ``synth`` — semi-synthetic clips made from labelled photos (`anonlab.evaluation.synth`): the detector's per-image recall
-  on the source photos against per-frame recall on the clips for each k, and the critical error rate;
+  on the source photos against per-frame recall on the clips for each k, and the critical error rate; and the
+  box fit of the faces (how far the true edge furthest outside the detector's box lies, in pixels, by size:
+  `anonlab.render.mask.MIN_FACE_MARGIN`);
 * ``occlusion`` — semi-synthetic clips where faces and plates the detector finds on the source photo are partly
   hidden for a while by something passing in front (`anonlab.evaluation.synth.Occlusion`) and the camera shakes
   (`anonlab.evaluation.synth.Shake`): per-frame recall, hidden share, masking interruptions, the longest run of frames one
@@ -277,6 +279,9 @@ def section_synth(args, detector, out: dict, tmp: Path) -> None:
             detections.append(detect_all(detector, frames_of(path), args.cache, str(path))[0])
             paths.append(path)
         photo_recall = photo_found / max(photo_total, 1)
+        if name == "face":
+            rows_fit = box_fit(detections, truths, code)
+            out.setdefault("synth_box_fit", {}).update(rows_fit)
         log(f"{name}: {len(paths)} photos, detector per-image recall on the source photos "
             f"{photo_recall:.3f} ({photo_found}/{photo_total})")
         rows = {"photos": {"recall": photo_recall, "found": photo_found, "boxes": photo_total}}
@@ -314,6 +319,43 @@ def section_synth(args, detector, out: dict, tmp: Path) -> None:
                 f"{photo_recall:.3f}; hidden {hidden / max(total, 1):.3f}; missed object-frames per minute {rate:.1f}"
                 + (f"; id switches {switches}" if k else ""))
         out.setdefault("synth", {})[name] = rows
+
+
+#: Face sizes (the detector box's longer side, pixels) over which `box_fit` reports.
+FIT_BINS = ((0, 12), (12, 16), (16, 24), (24, 32), (32, 64), (64, 10**6))
+
+
+def box_fit(detections: list[Regions], truths: list[Regions], code: int) -> dict:
+    """How far true boxes reach past the detector's boxes, in pixels, by size (see
+    `anonlab.render.mask.MIN_FACE_MARGIN`).
+
+    Every true box of label ``code`` matched by a detection (IoU >= 0.3, the best one) in its frame: the true
+    edge furthest outside the detection (pixels; negative: all inside), median and 90th percentile per size.
+    """
+    from anonlab.regions import iou_matrix
+
+    worst, sizes = [], []
+    for dets, truth in zip(detections, truths):
+        for f, d in enumerate(dets):
+            t, d = truth[truth.frame == f], d[d.label == code]
+            if not len(t) or not len(d):
+                continue
+            iou = iou_matrix(t.xyxy, d.xyxy)
+            for i, j in enumerate(iou.argmax(axis=1)):
+                if iou[i, j] >= MATCH_IOU:
+                    tb, db = t.xyxy[i], d.xyxy[j]
+                    worst.append(float(max(db[0] - tb[0], db[1] - tb[1], tb[2] - db[2], tb[3] - db[3])))
+                    sizes.append(float(max(db[2:] - db[:2])))
+    worst, sizes = np.array(worst), np.array(sizes)
+    rows = {}
+    log(f"  box fit: the true edge furthest outside the detector's box (px), {len(worst)} matched face-frames")
+    for lo, hi in FIT_BINS:
+        w = worst[(sizes >= lo) & (sizes < hi)]
+        if len(w):
+            rows[f"{lo}-{hi}"] = {"n": len(w), "median": float(np.median(w)), "p90": float(np.percentile(w, 90))}
+            log(f"    faces {lo}-{hi if hi < 10**6 else ''} px: {len(w)}, median {np.median(w):.1f}, "
+                f"90th percentile {np.percentile(w, 90):.1f}")
+    return rows
 
 
 def occlusion_events(boxes: Regions, found: np.ndarray, n_frames: int, rng) -> tuple[list, list]:
