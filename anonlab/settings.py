@@ -204,11 +204,11 @@ class Settings:
 #: `speed_figures` (written by ``benchmarks/bench_throughput.py --profiles``).
 SPEED_PROFILES: dict[str, dict] = {
     "thorough": {"detect_every": 3, "thorough_per_second": 2.0, "int8": False, "max_upscale": 2.0,
-                 "second_face_detector": True},
+                 "second_face_detector": True, "plate_tiles": True},
     "balanced": {"detect_every": 6, "thorough_per_second": 1.0, "int8": True, "max_upscale": 2.0,
-                 "second_face_detector": True},
+                 "second_face_detector": True, "plate_tiles": True},
     "fast": {"detect_every": 6, "thorough_per_second": 0.5, "int8": True, "max_upscale": 1.5,
-             "second_face_detector": False},
+             "second_face_detector": False, "plate_tiles": False},
 }
 DEFAULT_SPEED = "thorough"
 #: The measured figures of each profile, next to this module so that an installed package carries them.
@@ -255,13 +255,14 @@ def speed_summary(profile: str, figures: dict | None = None) -> str:
 
     Example:
         >>> speed_summary("fast", {})
-        'fast: detect every 6, thorough 0.5/s, int8, upscale <= 1.5x, CenterFace alone: not measured yet'
+        'fast: detect every 6, thorough 0.5/s, int8, upscale <= 1.5x, CenterFace alone, no plate tiles: not measured yet'
     """
     v = SPEED_PROFILES[profile]
     what = [f"detect every {v['detect_every']}", f"thorough {v['thorough_per_second']:g}/s"]
     what += ["int8"] if v["int8"] else []
     what += [f"upscale <= {v['max_upscale']:g}x"] if v["max_upscale"] != 2.0 else []
     what += ["CenterFace alone"] if not v["second_face_detector"] else []
+    what += ["no plate tiles"] if not v["plate_tiles"] else []
     figures = speed_figures() if figures is None else figures
     row = (figures.get("profiles") or {}).get(profile)
     if not row:

@@ -479,6 +479,36 @@ def test_union_merges_one_label_and_concatenates_labels():
         UnionDetector([])
 
 
+class MeetingDetector(Detector):
+    """Finds nothing, but only once every member of its union has started (a barrier): a union that ran its
+    members one after another would break the barrier after its timeout instead."""
+
+    def __init__(self, barrier, label=FACE, fail: bool = False) -> None:
+        super().__init__(0.5)
+        self.barrier, self.label, self.fail = barrier, label, fail
+
+    def detect(self, frame):
+        self.barrier.wait()
+        if self.fail:
+            raise AnonlabError("model failed")
+        return Regions.empty()
+
+
+def test_union_members_run_side_by_side_and_their_errors_reach_the_caller():
+    import threading
+
+    frame = white_squares(64, 64, [(5, 5, 30, 30)])
+    barrier = threading.Barrier(3, timeout=60)
+    union = UnionDetector([MeetingDetector(barrier), MeetingDetector(barrier, PLATE), BlobDetector(),
+                           MeetingDetector(barrier)], iou=None)
+    assert union(frame).label.tolist() == [FACE]  # the blob; order and content do not depend on timing
+    barrier = threading.Barrier(2, timeout=60)
+    failing = UnionDetector([MeetingDetector(barrier), MeetingDetector(barrier, PLATE, fail=True)], iou=None)
+    with pytest.raises(AnonlabError, match="model failed"):
+        failing.quick(frame)
+    assert threading.active_count() < 20  # no thread left behind per call
+
+
 class ListDetector(Detector):
     """Returns fixed boxes ``(x1, y1, x2, y2, score)`` at or above its threshold."""
 
