@@ -47,6 +47,7 @@ import numpy as np
 
 from anonlab.detect.base import Detector, make_regions, onnx_session
 from anonlab.detect.text import count_rows, group_lines, quad_boxes
+from anonlab.detect.tiling import tile_grid
 from anonlab.errors import AnonlabError
 from anonlab.models import model_path, model_record
 from anonlab.regions import PLATE, Regions, ios_matrix, merge_regions, nms
@@ -254,8 +255,6 @@ def tile_windows(width: int, height: int, window: tuple[int, int],
         pixels (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times
         the letterbox's (the frame fits the window, or nearly).
     """
-    from anonlab.detect.tiling import tile_grid  # tiling imports detect.base only; kept local to show the one use
-
     fit = letterbox_gain(width, height, window)
     gain = min(1.0, (2 * window[0] - overlap) / width, (2 * window[1] - overlap) / height)
     if gain < TILE_MIN_ZOOM * fit:
