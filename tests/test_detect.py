@@ -509,6 +509,22 @@ def test_union_members_run_side_by_side_and_their_errors_reach_the_caller():
     assert threading.active_count() < 20  # no thread left behind per call
 
 
+def test_a_forked_child_runs_unions_with_a_pool_of_its_own():
+    import multiprocessing
+
+    frame = white_squares(64, 64, [(5, 5, 30, 30)])
+    union = UnionDetector([BlobDetector(FACE), BlobDetector(PLATE)], iou=None)
+    assert len(union(frame)) == 2  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:  # a child forked from it would wait forever on the parent's threads
+        assert pool.apply_async(_union_in_child).get(timeout=120) == 2
+
+
+def _union_in_child() -> int:
+    frame = white_squares(64, 64, [(5, 5, 30, 30)])
+    return len(UnionDetector([BlobDetector(FACE), BlobDetector(PLATE)], iou=None)(frame))
+
+
 class ListDetector(Detector):
     """Returns fixed boxes ``(x1, y1, x2, y2, score)`` at or above its threshold."""
 

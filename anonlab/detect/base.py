@@ -220,6 +220,14 @@ _pool_lock = threading.Lock()
 _in_pool = threading.local()
 
 
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads: it makes its own pool when it needs one
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _run_in_pool(call: Callable[[], object]):
     _in_pool.active = True  # a member that is itself a union runs its own members one after another
     return call()
