@@ -634,36 +634,51 @@ def section_clips(args, dets, report) -> None:
         log(f"  {clip}: " + "; ".join(cells))
 
 
+def every_nth_plate(rows: list[dict], step: int, min_width: float = 0):
+    """``(row, image, true box)`` for every ``step``-th labelled plate at least ``min_width`` px wide, each image
+    read once."""
+    k = 0
+    for r in rows:
+        image = None
+        for b in r["gt"]:
+            if b[2] - b[0] < min_width:
+                continue
+            k += 1
+            if k % step:
+                continue
+            image = cv2.imread(r["path"]) if image is None else image
+            yield r, image, b
+
+
+def is_two_line(source: str) -> bool:
+    """Sources whose plates are all two-line or square (the Saudi plates are two-line, but Latin and Arabic side
+    by side, and counted with the one-line ones)."""
+    return source in EXTRA_SOURCES and source != "sa_kau_yolov5"
+
+
 def section_scale(args, dets, report) -> None:
     rows = load_rows(args.eval)
     widths = (20, 28, 40, 56, 80, 112, 160, 224, 320, 448, 640, 900, 1200)
     rng = np.random.default_rng(0)
     yolo = dets["yolo"]
     best: dict[str, list[list[float]]] = {}
-    k = 0
-    for r in rows:
-        image = None
-        for b in r["gt"]:
-            k += 1
-            if k % args.scale_step:
-                continue
-            image = cv2.imread(r["path"]) if image is None else image
-            h, w = image.shape[:2]
-            rec = []
-            for target in widths:
-                gain = target / max(b[2] - b[0], 1)
-                ww, wh = 1280 / gain, 736 / gain
-                cx = (b[0] + b[2]) / 2 + rng.uniform(-0.25, 0.25) * ww
-                cy = (b[1] + b[3]) / 2 + rng.uniform(-0.25, 0.25) * wh
-                x0, y0 = int(max(0, cx - ww / 2)), int(max(0, cy - wh / 2))
-                x1, y1 = int(min(w, cx + ww / 2)), int(min(h, cy + wh / 2))
-                xyxy, s = yolo.raw(image[y0:y1, x0:x1], 0.05, gain=min(gain, yolo.base_gain(x1 - x0, y1 - y0)))
-                truth = (b - [x0, y0, x0, y0])[None].astype(np.float32)
-                ok = iou_matrix(truth, xyxy)[0] >= 0.3 if len(s) else np.zeros(0, bool)
-                rec.append(float(s[ok].max()) if ok.any() else 0.0)
-            two = r["source"] in EXTRA_SOURCES and r["source"] != "sa_kau_yolov5"
-            for g in ("all", r["source"], "two-line" if two else "one-line (and Saudi)"):
-                best.setdefault(g, []).append(rec)
+    for r, image, b in every_nth_plate(rows, args.scale_step):
+        h, w = image.shape[:2]
+        rec = []
+        for target in widths:
+            gain = target / max(b[2] - b[0], 1)
+            ww, wh = 1280 / gain, 736 / gain
+            cx = (b[0] + b[2]) / 2 + rng.uniform(-0.25, 0.25) * ww
+            cy = (b[1] + b[3]) / 2 + rng.uniform(-0.25, 0.25) * wh
+            x0, y0 = int(max(0, cx - ww / 2)), int(max(0, cy - wh / 2))
+            x1, y1 = int(min(w, cx + ww / 2)), int(min(h, cy + wh / 2))
+            xyxy, s = yolo.raw(image[y0:y1, x0:x1], 0.05, gain=min(gain, yolo.base_gain(x1 - x0, y1 - y0)))
+            truth = (b - [x0, y0, x0, y0])[None].astype(np.float32)
+            ok = iou_matrix(truth, xyxy)[0] >= 0.3 if len(s) else np.zeros(0, bool)
+            rec.append(float(s[ok].max()) if ok.any() else 0.0)
+        two = is_two_line(r["source"])
+        for g in ("all", r["source"], "two-line" if two else "one-line (and Saudi)"):
+            best.setdefault(g, []).append(rec)
     log(f"\nthe model's recall at threshold 0.4 against plate width in its input (every {args.scale_step}th plate; "
         f"a 1280x736 window around it) ({load_avg()})")
     log(f"{'':<22}{'n':>5}" + "".join(f"{w:>6}" for w in widths))
@@ -696,26 +711,17 @@ def section_closeups(args, dets, report) -> None:
     variants = ("letterbox", "+shrunk", "default")
     hits = {v: {w: [0, 0] for w in widths} for v in variants}
     per_source: dict[str, dict] = {}
-    k = 0
-    for r in rows:
-        image = None
-        for b in r["gt"]:
-            if b[2] - b[0] < args.closeup_min:
-                continue
-            k += 1
-            if k % args.closeup_step:
-                continue
-            image = cv2.imread(r["path"]) if image is None else image
-            for w in widths:
-                frame, truth = closeup_frame(image, b, w, rng)
-                for v in variants:
-                    found = dets[v](frame)
-                    ok = len(found) and iou_matrix(truth, found.xyxy).max() >= 0.3
-                    hits[v][w][0] += int(ok)
-                    hits[v][w][1] += 1
-                    src = per_source.setdefault(r["source"], {vv: [0, 0] for vv in variants})
-                    src[v][0] += int(ok)
-                    src[v][1] += 1
+    for r, image, b in every_nth_plate(rows, args.closeup_step, min_width=args.closeup_min):
+        for w in widths:
+            frame, truth = closeup_frame(image, b, w, rng)
+            for v in variants:
+                found = dets[v](frame)
+                ok = len(found) and iou_matrix(truth, found.xyxy).max() >= 0.3
+                hits[v][w][0] += int(ok)
+                hits[v][w][1] += 1
+                src = per_source.setdefault(r["source"], {vv: [0, 0] for vv in variants})
+                src[v][0] += int(ok)
+                src[v][1] += 1
     log(f"\nclose-ups: 1280x720 frames cut around labelled plates at least {args.closeup_min} px wide (every "
         f"{args.closeup_step}th), scaled so the plate is W px wide; recall (IoU >= 0.3) ({load_avg()})")
     log(f"{'variant':<14}" + "".join(f"{'W=' + str(w):>10}" for w in widths) + "   by source (all W)")
@@ -742,30 +748,23 @@ def section_far(args, dets, report) -> None:
     hits: dict = {}
     per_source: dict = {}
     ms: dict = {}
-    k = 0
-    for r in rows:
-        image = None
-        for b in r["gt"]:
-            k += 1
-            if k % args.far_step:
-                continue
-            image = cv2.imread(r["path"]) if image is None else image
-            two = "two-line" if r["source"] in EXTRA_SOURCES and r["source"] != "sa_kau_yolov5" else "one-line"
-            for size, widths in sizes.items():
-                for w in widths:
-                    frame, truth = closeup_frame(image, b, w, rng, size=size, border=cv2.BORDER_REFLECT_101)
-                    for v, det in variants.items():
-                        t0 = time.perf_counter()
-                        found = det(frame)
-                        ms.setdefault((size, v), []).append((time.perf_counter() - t0) * 1000)
-                        ok = int(bool(len(found)) and iou_matrix(truth, found.xyxy).max() >= 0.3)
-                        for g in ("all", two):
-                            cell_ = hits.setdefault((size, w, v, g), [0, 0])
-                            cell_[0] += ok
-                            cell_[1] += 1
-                        src = per_source.setdefault((size, v, r["source"]), [0, 0])
-                        src[0] += ok
-                        src[1] += 1
+    for r, image, b in every_nth_plate(rows, args.far_step):
+        two = "two-line" if is_two_line(r["source"]) else "one-line"
+        for size, widths in sizes.items():
+            for w in widths:
+                frame, truth = closeup_frame(image, b, w, rng, size=size, border=cv2.BORDER_REFLECT_101)
+                for v, det in variants.items():
+                    t0 = time.perf_counter()
+                    found = det(frame)
+                    ms.setdefault((size, v), []).append((time.perf_counter() - t0) * 1000)
+                    ok = int(bool(len(found)) and iou_matrix(truth, found.xyxy).max() >= 0.3)
+                    for g in ("all", two):
+                        cell_ = hits.setdefault((size, w, v, g), [0, 0])
+                        cell_[0] += ok
+                        cell_[1] += 1
+                    src = per_source.setdefault((size, v, r["source"]), [0, 0])
+                    src[0] += ok
+                    src[1] += 1
     log(f"\nfar plates: frames cut around labelled plates (every {args.far_step}th), scaled so the plate is W px "
         f"wide; recall (IoU >= 0.3) ({load_avg()})")
     report["far"] = {}

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from anonlab.evaluation.temporal import MATCH_IOU, load_frame_labels, match_frame, recall_metrics, temporal_metrics
-from anonlab.regions import Regions, label_code
+from anonlab.regions import Regions, iou_matrix, label_code
 from anonlab.settings import Settings
 from anonlab.evaluation.synth import Occlusion, Shake, SIDES, SynthClip, load_labelled_photo, write_clip
 from anonlab.track.analyse import Analyser
@@ -332,8 +332,6 @@ def box_fit(detections: list[Regions], truths: list[Regions], code: int) -> dict
     Every true box of label ``code`` matched by a detection (IoU >= 0.3, the best one) in its frame: the true
     edge furthest outside the detection (pixels; negative: all inside), median and 90th percentile per size.
     """
-    from anonlab.regions import iou_matrix
-
     worst, sizes = [], []
     for dets, truth in zip(detections, truths):
         for f, d in enumerate(dets):

@@ -127,7 +127,8 @@ def test_the_driver_lets_chunk_results_go_once_the_finish_task_has_them():
     driver.start(_FileState(Job("a.mp4", "a.mp4", "b.mp4", None, "", Settings()), chunked=True))
     while any(f.done() for f in driver.futures):
         driver.handle(next(f for f in driver.futures if f.done()))  # no name here keeps a done future
-    assert ex.finish_args == 2 and [stage for _, stage, _ in driver.futures.values()] == ["finish"]
+    assert ex.finish_args == 2
+    assert [stage for _, stage, _ in driver.futures.values()] == ["finish"]
     gc.collect()
     # Still alive here, they would be held for the whole render: every chunk's regions, a second copy beside the
     # one the finish task was sent (with Dask its scheduler runs in the driver's process and keeps that one).

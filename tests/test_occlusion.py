@@ -54,13 +54,21 @@ class Scripted:
         return Regions(xyxy=seen.xyxy + jitter, score=np.full(len(seen), 0.9), label=seen.label)
 
 
-def analyse(k, detector):
-    photo, boxes, clip, events = scene()
-    a = Analyser(lambda frame: detector.at(a.n), Settings(detect_every=k), fps=FPS)
-    for n, frame, _ in render_frames(photo, boxes, clip):
+def run_scene(photo, boxes, clip, detector, settings):
+    """The clip's frames through an `Analyser` whose detections are the scripted ``detector``'s at each frame:
+    ``(regions after temporal safety, the true boxes of every frame)``."""
+    a = Analyser(lambda frame: detector.at(a.n), settings, fps=FPS)
+    truth = []
+    for n, frame, gt in render_frames(photo, boxes, clip):
         a.n = n
         a.feed(n, frame)
-    return a.result(N)
+        truth.append(gt)
+    return a.result(clip.n_frames), Regions.merge(truth)
+
+
+def analyse(k, detector):
+    photo, boxes, clip, events = scene()
+    return run_scene(photo, boxes, clip, detector, Settings(detect_every=k))[0]
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +149,7 @@ def test_a_face_found_only_in_part_is_masked_at_the_size_it_is_seen_whole(k, sta
     # face is found; from frame 0: the frames before the face is first seen whole are followed back at that size
     photo, boxes, clip, occ = part_view_scene(start, stop)
     det = PartView(clip, boxes, occ)
-    a = Analyser(lambda frame: det.at(a.n), Settings(detect_every=k), fps=FPS)
-    truth = []
-    for n, frame, gt in render_frames(photo, boxes, clip):
-        a.n = n
-        a.feed(n, frame)
-        truth.append(gt)
-    truth = Regions.merge(truth)
-    out = a.result(clip.n_frames)
+    out, truth = run_scene(photo, boxes, clip, det, Settings(detect_every=k))
     alone = Regions.merge([det.at(n).replace(frame=n) for n in range(clip.n_frames)])
     scale = Settings().mask_scale
     # the scene is what the test says: the detector's boxes alone leave the visible part exposed for long
@@ -166,11 +167,7 @@ def test_a_face_found_only_in_part_stays_one_track_with_one_box_a_frame(k):
 
     photo, boxes, clip, occ = part_view_scene(10, 34)
     det = PartView(clip, boxes, occ)
-    a = Analyser(lambda frame: det.at(a.n), Settings(detect_every=k), fps=FPS)
-    for n, frame, _ in render_frames(photo, boxes, clip):
-        a.n = n
-        a.feed(n, frame)
-    out = a.result(clip.n_frames)
+    out, _ = run_scene(photo, boxes, clip, det, Settings(detect_every=k))
     pairs = np.stack([out.track_id, out.frame], axis=1)
     assert len(np.unique(pairs, axis=0)) == len(out)
     assert len(tracks_from_regions(out)) == 1
@@ -210,13 +207,7 @@ def test_a_box_followed_back_shrinks_no_faster_than_size_rate():
 
     photo, boxes, clip, occ = into_view_scene()
     det = WholeOnly(clip, boxes, occ)
-    a = Analyser(lambda frame: det.at(a.n), Settings(detect_every=1, lead=0), fps=FPS)
-    truth = []
-    for n, frame, gt in render_frames(photo, boxes, clip):
-        a.n = n
-        a.feed(n, frame)
-        truth.append(gt)
-    out = a.result(clip.n_frames)
+    out, truth = run_scene(photo, boxes, clip, det, Settings(detect_every=1, lead=0))
     born = out[out.source == DETECTOR]
     first = int(born.frame.min())
     assert first == 26  # the scene is what the test says: found once whole, in view and uncovered
@@ -229,7 +220,7 @@ def test_a_box_followed_back_shrinks_no_faster_than_size_rate():
     assert (wh[:, 0] >= floor[:, 0] - 1e-3).all(), (wh[:, 0] / floor[:, 0]).round(3).tolist()
     inside = back.xyxy[:, 1] > 0  # rows not cut by the frame's top edge keep their height too
     assert (wh[inside, 1] >= floor[inside, 1] - 1e-3).all()
-    m = recall_metrics(out, Regions.merge(truth), clip.n_frames, FPS, mask_scale=Settings().mask_scale)
+    m = recall_metrics(out, truth, clip.n_frames, FPS, mask_scale=Settings().mask_scale)
     assert m["longest_exposed"] <= 3, m
 
 
@@ -253,14 +244,9 @@ def test_a_tiny_face_found_a_few_pixels_off_stays_hidden(dx):
     photo, boxes = synthetic_photo(320, 180, n_faces=3, n_plates=0, seed=2, face_size=(10, 12))
     clip = SynthClip.plan(320, 180, n_frames=24, fps=FPS, zoom=(1.0, 1.05), keypoints=2, seed=4)
     det = Offset(clip, boxes, dx)
-    a = Analyser(lambda frame: det.at(a.n), Settings(detect_every=1), fps=FPS)
-    truth = []
-    for n, frame, gt in render_frames(photo, boxes, clip):
-        a.n = n
-        a.feed(n, frame)
-        truth.append(gt)
-    truth = Regions.merge(truth)
-    assert len(np.unique(truth.track_id)) == 3 and (truth.xyxy[:, 2] - truth.xyxy[:, 0]).max() < 13
-    m = recall_metrics(a.result(clip.n_frames), truth, clip.n_frames, FPS, mask_scale=Settings().mask_scale)
+    out, truth = run_scene(photo, boxes, clip, det, Settings(detect_every=1))
+    assert len(np.unique(truth.track_id)) == 3
+    assert (truth.xyxy[:, 2] - truth.xyxy[:, 0]).max() < 13
+    m = recall_metrics(out, truth, clip.n_frames, FPS, mask_scale=Settings().mask_scale)
     assert m["hidden"] == 1.0, m
     assert m["objects_exposed_long"] == 0, m
