@@ -68,6 +68,9 @@ ORIENT_IDLE_SECONDS = 4.0
 SIZE_RATE = 0.02
 #: Width or height changes within this share of a track's size are the detector's jitter, not a partial view.
 SIZE_JITTER = 0.1
+#: A detection whose box comes this close to the frame's border (pixels) is cut by it: detectors clip their boxes
+#: to the frame and place an edge to a pixel or so.
+BORDER_PX = 1.5
 
 
 def effective_settings(settings):
@@ -233,7 +236,7 @@ class Analyser:
             missed = [t.id for t in self.tracker.tracks if t.confirmed and not t.tracked]
             if follows and missed:
                 out = Regions.merge([out, self._carry(n, frame, missed)])
-            whole, grown = self._whole(n, detected)
+            whole, grown = self._whole(n, detected, frame.shape)
             for i, box in detected.items():
                 self._core[i], self._anchor[i], self._unseen[i] = whole.get(i, box), whole.get(i, box), 0
                 self._since.setdefault(i, n)
@@ -364,35 +367,53 @@ class Analyser:
                 out[j] = at_least(out[j:j + 1], size * (1 - SIZE_RATE) ** (n - at))[0]
         return out
 
-    def _whole(self, n: int, detected: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], list[int]]:
+    def _whole(self, n: int, detected: dict[int, np.ndarray],
+               shape: tuple[int, ...]) -> tuple[dict[int, np.ndarray], list[int]]:
         """Partial views among this keyframe's detections, and tracks seen larger than before.
 
         An object shrinks in the image by at most `SIZE_RATE` a frame: a detection smaller than that (beyond the
         `SIZE_JITTER`) in width or height is the part of a face left visible by something in front of it, or by
         the blur of a shake. Such a track keeps the size it was last seen whole (shrinking at `SIZE_RATE` a frame
         while it is not), centred where it was at the previous frame, joined with the detection: the box of what
-        is hidden stays masked, and so does what shows again when the occluder moves on. A detection larger than
-        the track's size by more than the jitter and `SIZE_RATE` a frame is the object seen whole again after a
-        partial view: its earlier frames are followed back at that size (see `_follow_back`).
+        is hidden stays masked, and so does what shows again when the occluder moves on. Where the frame's border
+        cuts the detection's box (within `BORDER_PX`), the size does not shrink and the whole box reaches beyond
+        that border (see the comments below). A detection larger than the track's size by more than the jitter
+        and `SIZE_RATE` a frame is the object seen whole again after a partial view: its earlier frames are
+        followed back at that size (see `_follow_back`).
+
+        Args:
+            n: the keyframe.
+            detected: ``{track id: xyxy box}`` of the detections at frame n (pixels).
+            shape: the frame's shape (height, width, ...).
 
         Returns:
             ``({track id: xyxy box at frame n}, [track ids seen larger])``.
         """
         whole, grown = {}, []
+        height, width = shape[:2]
         for i, box in detected.items():
             wh = box[2:] - box[:2]
             if i not in self._size:
                 self._size[i] = (wh, n)
                 continue
             size, at = self._size[i]
-            allowed = size * (1 - SIZE_RATE) ** (n - at)
+            # the size shrinks at SIZE_RATE a frame while only smaller boxes are seen because a smaller box may be
+            # the object moving away as well as a part of it: the size follows the fastest a real object can go.
+            # A box cut by the frame's border is known to be a part (what lies beyond the border is not seen, and
+            # a detector's box of a face cut off is narrower too), whatever the object's distance: it is no
+            # evidence that the object shrank, and the track keeps the size it was last seen whole
+            low, high = box[:2] <= BORDER_PX, box[2:] >= np.array([width, height]) - BORDER_PX  # per axis x, y
+            allowed = size if (low | high).any() else size * (1 - SIZE_RATE) ** (n - at)
             if (wh > size * (1 + SIZE_JITTER) * (1 + SIZE_RATE) ** (n - at)).any() and i in self._core:
                 grown.append(i)
             self._size[i] = (np.maximum(wh, allowed), n)
             if (wh < allowed).any() and i in self._core:
                 centre = (self._core[i][:2] + self._core[i][2:]) / 2
-                full = np.concatenate([centre - allowed / 2, centre + allowed / 2])
-                whole[i] = np.concatenate([np.minimum(full[:2], box[:2]), np.maximum(full[2:], box[2:])]).astype(
+                # across a border that cuts the box, the rest of the object lies beyond the border: the whole box
+                # reaches out from the detection's inner edge (it follows an object leaving the frame, where one
+                # centred as before would stay behind over what the object has left)
+                lo = np.where(low, box[2:] - allowed, np.where(high, box[:2], centre - allowed / 2))
+                whole[i] = np.concatenate([np.minimum(lo, box[:2]), np.maximum(lo + allowed, box[2:])]).astype(
                     np.float32)
         return whole, grown
 
