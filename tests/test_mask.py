@@ -75,6 +75,23 @@ def test_a_face_mask_reaches_below_the_box_to_the_chin(shape):
     assert np.array_equal(out_p[below, 60], frame[below, 60])
 
 
+def test_a_flat_face_box_is_masked_to_a_face_s_height_below_it():
+    from anonlab.render.mask import FACE_ASPECT, FACE_CHIN, mask_extent
+
+    # the eyes of a face above a medical mask: a box twice as wide as tall; the whole face lies below it
+    eyes = Regions(xyxy=[[100, 100, 200, 150]], label=[FACE])
+    whole = Regions(xyxy=[[100, 100, 200, 100 + FACE_ASPECT * 100]], label=[FACE])
+    assert mask_extent(eyes, Settings()).tolist() == mask_extent(whole, Settings()).tolist()
+    frame = noise(300, 300)
+    chin = int(100 + FACE_ASPECT * 100 * (1 + FACE_CHIN)) - 2
+    assert (mask_frame(frame, eyes, Settings(mask="solid"))[chin, 150] == 0).all()
+    # a plate keeps its shape, and so does a face box already as tall as a face
+    plate = Regions(xyxy=[[100, 100, 200, 150]], label=[PLATE])
+    assert mask_extent(plate, Settings())[0, 3] == pytest.approx(150 + 0.15 * 50)
+    tall = Regions(xyxy=[[100, 100, 200, 230]], label=[FACE])
+    assert mask_extent(tall, Settings())[0, 3] == pytest.approx(230 + 0.15 * 130 + FACE_CHIN * 130)
+
+
 def test_ellipse_leaves_corners():
     frame = noise()
     settings = Settings(mask="solid", shape="ellipse", mask_scale=1.6)
