@@ -1,6 +1,6 @@
 """Faces that fill much of the frame: is each one covered whole by the mask as drawn?
 
-    nice -n 10 .venv/bin/python benchmarks/eval_closeups.py [--eval-dir ../shared/eval]
+    nice -n 10 .venv/bin/python benchmarks/eval_closeups.py [--eval-dir ../shared/eval] [--pass quick]
 
 Close-up crops are made in memory, never written:
 
@@ -10,7 +10,8 @@ Close-up crops are made in memory, never written:
 * ``eval faces`` — every face of ``faces/`` whose smaller side is at least ``--min-side`` px (64), cropped the same
   way (fills 40-100 %) and scaled to 720 px high (an upscale: softer than a real close-up, the same geometry).
 
-For each crop: the default face detector's boxes, masked as `anonlab.render.mask.mask_boxes` grows them (default
+For each crop: the default face detector's boxes (its thorough pass, or with ``--pass quick`` the cheaper pass
+video keyframes between thorough ones run), masked as `anonlab.render.mask.mask_boxes` grows them (default
 settings: rect, mask_scale 1.3). Figures per source and per fill: the share of the face box's pixels under the
 masks (mean and the worst), the crops whose face is fully covered (>= 99 % of its pixels), and recall (a box with
 IoU >= 0.3).
@@ -88,9 +89,12 @@ def main(argv=None) -> int:
     p.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("ANONLAB_EVAL", REPO.parent / "shared" / "eval")))
     p.add_argument("--min-side", type=int, default=64, help="eval faces at least this large (smaller side, px)")
     p.add_argument("--limit", type=int, default=0, help="at most this many eval faces (0: all)")
+    p.add_argument("--pass", dest="which", choices=("thorough", "quick"), default="thorough",
+                   help="the detector's thorough pass (photos, scene cuts) or its quick pass (video keyframes between)")
     args = p.parse_args(argv)
     detector = build_detector(Settings(what=("face",)))
-    log(f"detector: {detector}\nmachine: {os.cpu_count()} CPUs, {load()}")
+    run = detector if args.which == "thorough" else detector.quick
+    log(f"detector: {detector}, {args.which} pass\nmachine: {os.cpu_count()} CPUs, {load()}")
     cases: list[tuple[str, float, np.ndarray, np.ndarray]] = []
     from anonlab.media import open_media
 
@@ -122,7 +126,7 @@ def main(argv=None) -> int:
     log(f"{len(cases)} close-up crops ({len(faces)} eval faces of >= {args.min_side} px)")
     rows: dict[tuple[str, float], list[tuple[float, bool]]] = {}
     for source, fill, image, box in cases:
-        r = detector(image)
+        r = run(image)
         r = r[r.label == FACE]
         found = bool(len(r)) and float(iou_matrix(box[None], r.xyxy).max()) >= 0.3
         rows.setdefault((source, fill), []).append((coverage(r, box, image.shape[1], image.shape[0]), found))
