@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anonlab.detect.fusion import CLOSEUP_MAX_SCALE, CLOSEUP_SIDE, FusedFaces, absorb
+from anonlab.detect.fusion import CLOSEUP_MAX_SCALE, CLOSEUP_SIDE, CLOSEUP_SMALL_SIDE, FusedFaces, absorb
 from anonlab.render.mask import mask_boxes
 from anonlab.regions import Regions
 from anonlab.settings import Settings
@@ -65,8 +65,11 @@ def test_the_close_up_view_runs_only_on_frames_too_large_to_see_a_close_up_whole
     fused.detect(np.zeros((*shape, 3), np.uint8))
     small = [s for s in member.sizes if s != shape]
     assert bool(small) == runs == (CLOSEUP_SIDE / min(shape) <= CLOSEUP_MAX_SCALE)
-    if runs:
-        assert min(small[0]) == CLOSEUP_SIDE
+    if runs:  # the thorough pass sees it at two sizes, the quick pass at the larger one only
+        assert [min(s) for s in small] == [CLOSEUP_SIDE, CLOSEUP_SMALL_SIDE]
+        member.sizes.clear()
+        fused.quick(np.zeros((*shape, 3), np.uint8))
+        assert [min(s) for s in member.sizes if s != shape] == [CLOSEUP_SIDE]
 
 
 def test_a_small_frame_that_the_members_enlarge_is_seen_at_its_own_size():
@@ -75,7 +78,8 @@ def test_a_small_frame_that_the_members_enlarge_is_seen_at_its_own_size():
     member = Counting()
     fused = FusedFaces([AutoScale(member, max_scale=2.0)], [0.0])
     fused.detect(np.zeros((300, 400, 3), np.uint8))
-    assert member.sizes == [(600, 800), (CLOSEUP_SIDE, 384)]  # the 2x pass, then the close-up view, not enlarged
+    # the 2x pass, then the close-up views, not enlarged
+    assert member.sizes == [(600, 800), (CLOSEUP_SIDE, 384), (CLOSEUP_SMALL_SIDE, 213)]
 
 
 def portrait_closeup(fill, height):

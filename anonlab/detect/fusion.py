@@ -20,7 +20,8 @@ at low floors and decides per fused box, with three principles measured on the p
    and brow only and left the chin, YuNet found two half-faces; a 400-px crop, which the members enlarge 2x,
    fared no better. So frames whose shorter side, as the members see it, exceeds `CLOSEUP_SIDE` /
    `CLOSEUP_MAX_SCALE` are also seen whole at a reduced size (shorter side `CLOSEUP_SIDE` px, or the frame's
-   own size: a fifth of a 720p pass or less), and each large face found there (at least `CLOSEUP_MIN` of the frame's
+   own size: a fifth of a 720p pass or less; the thorough pass also at `CLOSEUP_SMALL_SIDE`), and each large
+   face found there (at least `CLOSEUP_MIN` of the frame's
    shorter side) absorbs the boxes of the full-size pass that lie mostly inside it, as the box enclosing them
    all (`absorb`): the mask covers the whole face and every part the full-size pass found.
 
@@ -65,6 +66,12 @@ QUICK_SURE = 0.5
 #: smallest face it keeps (share of the frame's shorter side) and the share of a full-size box that must lie
 #: inside a close-up face for the box to be absorbed.
 CLOSEUP_SIDE = 288
+#: The thorough pass's second, smaller close-up view (shorter side, pixels): a face filling a frame is at the top
+#: of the models' range even at 288 px; seen at two sizes 1.8x apart, more of the faces are found whole (on 1005
+#: close-up crops, `benchmarks/eval_closeups.py`: covered whole 938 -> 966, none found at all 5 -> 4; 288 px
+#: alone, 224, 192 or 160 px alone: 938-953). The quick pass keeps one view; the tracker holds a face at the size
+#: the last thorough pass saw it whole (`anonlab.track.analyse`).
+CLOSEUP_SMALL_SIDE = 160
 CLOSEUP_MAX_SCALE = 0.6
 CLOSEUP_MIN = 0.3
 CLOSEUP_INSIDE = 0.5
@@ -206,25 +213,30 @@ class FusedFaces(Detector):
         return self.thresh * size_factor(side, self.small_factor, self.small_side, self.large_side)
 
     def detect(self, frame: np.ndarray) -> Regions:
-        return absorb(self._decide([d(frame) for d in self.detectors]), self.closeups(frame))
+        fused = self._decide([d(frame) for d in self.detectors])
+        return absorb(fused, self.closeups(frame, (CLOSEUP_SIDE, CLOSEUP_SMALL_SIDE)))
 
-    def closeups(self, frame: np.ndarray) -> Regions:
+    def closeups(self, frame: np.ndarray, sides: Sequence[int] = (CLOSEUP_SIDE,)) -> Regions:
         """Large faces seen in the close-up view (principle 4 of the module docstring), in frame pixels.
 
-        Empty for frames small enough that the members, which enlarge small frames, already see a
-        frame-filling face whole; a small frame that they enlarge is seen here at its own size.
+        ``sides``: the view's shorter side, pixels; with several, the frame is seen at each size and a face
+        found in more than one is the box enclosing them (`absorb`). Empty for frames small enough that the
+        members, which enlarge small frames, already see a frame-filling face whole; a small frame that they
+        enlarge is seen here at its own size.
         """
         h, w = frame.shape[:2]
         # the members see the frame enlarged where it is small (`AutoScale`): what counts is its size there
         seen = min(h, w) * max(getattr(d, "scale_for", lambda *_: 1.0)(w, h) for d in self.detectors)
-        if CLOSEUP_SIDE > CLOSEUP_MAX_SCALE * seen:
+        if max(sides) > CLOSEUP_MAX_SCALE * seen:
             return Regions.empty()
-        scale = min(1.0, CLOSEUP_SIDE / max(1, min(h, w)))
-        # the members themselves, without their small-face upscale: this view is for faces that are too large
-        parts = [Tiled(getattr(d, "base", d), scale=scale)(frame) for d in self.detectors]
-        found = self._decide(parts)
-        side = (found.xyxy[:, 2:] - found.xyxy[:, :2]).min(axis=1) if len(found) else np.zeros(0)
-        return found[np.flatnonzero(side >= CLOSEUP_MIN * min(h, w))]
+        found = Regions.empty()
+        for view_side in sides:
+            scale = min(1.0, view_side / max(1, min(h, w)))
+            # the members themselves, without their small-face upscale: this view is for faces that are too large
+            view = self._decide([Tiled(getattr(d, "base", d), scale=scale)(frame) for d in self.detectors])
+            side = (view.xyxy[:, 2:] - view.xyxy[:, :2]).min(axis=1) if len(view) else np.zeros(0)
+            found = absorb(found, view[np.flatnonzero(side >= CLOSEUP_MIN * min(h, w))])
+        return found
 
     def detect_quick(self, frame: np.ndarray) -> Regions:
         """The first member on the whole frame; the others only around the boxes it is unsure of.
@@ -266,4 +278,4 @@ class FusedFaces(Detector):
     def __repr__(self) -> str:
         return (f"FusedFaces({', '.join(repr(d) for d in self.detectors)}, offsets={self.offsets}, "
                 f"thresh={self.thresh:g} x{self.small_factor:g} under {self.small_side:g} px, "
-                f"x1 from {self.large_side:g} px, close-ups at {CLOSEUP_SIDE} px)")
+                f"x1 from {self.large_side:g} px, close-ups at {CLOSEUP_SIDE} and {CLOSEUP_SMALL_SIDE} px)")
