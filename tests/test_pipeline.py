@@ -15,7 +15,8 @@ from mediagen import read_barcode
 
 def planted(n_frames):
     frames = np.arange(n_frames)
-    boxes = np.stack([40 + frames, np.full(n_frames, 30), 80 + frames, np.full(n_frames, 70)], axis=1)
+    # 32 x 40 px: as tall as a face box (`FACE_ASPECT`), so a face's mask grows no further down than the test expects
+    boxes = np.stack([40 + frames, np.full(n_frames, 30), 72 + frames, np.full(n_frames, 70)], axis=1)
     return Regions(xyxy=boxes, score=np.full(n_frames, 0.9), label=np.where(frames % 2, FACE, PLATE),
                    track_id=np.full(n_frames, 7), source=np.full(n_frames, ANALYST), frame=frames)
 

@@ -33,6 +33,9 @@ only by the lead/trail extension. A higher k is faster and relies more on flow. 
 by ``benchmarks/eval_tracking.py``.
 
 Long videos processed in chunks (batch) are joined with `stitch_chunks`.
+
+The module is long because its steps share one piece of state per track (the size seen whole, the frames
+buffered for following back, the last measured box): split up, each part would reach into the others'.
 """
 
 from __future__ import annotations
