@@ -81,7 +81,8 @@ CLOSE = 0.6  # close-ups: plates at least this share of the image's width
 EXTRA_SOURCES = ("bd_dhaka_car", "vn_moto_hh", "in_autorickshaw", "sa_kau_yolov5")
 VARIANTS = ("letterbox", "+shrunk", "default, no tiles", "default", "text1280", "blocks unverified")
 #: The cache key of the tiles view (`anonlab.detect.plates.tile_windows`): added to cached images that lack it.
-TILES = f"tiles{plm.TILE_OVERLAP}_{plm.TILE_MIN_ZOOM:g}_{plm.TILE_EDGE:g}_{plm.TILE_MAX_WIDTH:g}"  # the cache key of the raw tile boxes
+TILES = (f"tiles{plm.TILE_OVERLAP}_{plm.TILE_MIN_ZOOM:g}_{plm.TILE_EDGE:g}_{plm.TILE_MAX_WIDTH:g}"
+         f"_{plm.TILE_MOST}_{plm.TILE_ENOUGH:g}")
 #: Caches are named after the settings they were made with (a change makes new ones); `check_against_detector`
 #: catches a change of code behind the same settings.
 CODE_TAG = hashlib.sha256(repr((plm.SHRINK, plm.TEXT_GAIN, plm.MERGE_IOS, plm.VIEW_IOU, plm.ZOOM_WIDTH,

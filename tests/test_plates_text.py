@@ -271,12 +271,16 @@ def test_frames_the_letterbox_hardly_shrinks_get_no_tiles(size):
     assert windows == []
 
 
-@pytest.mark.parametrize("size, gain", [((1920, 1080), 1.0), ((3840, 2160), (2 * 736 - plm.TILE_OVERLAP) / 2160),
-                                        ((3065, 1300), (2 * 1280 - plm.TILE_OVERLAP) / 3065)])
-def test_tiles_are_four_letterbox_windows_over_the_frame_at_up_to_its_own_size(size, gain):
+@pytest.mark.parametrize("size, gain, count", [
+    ((1920, 1080), 1.0, 4),
+    ((2560, 1440), (2 * 736 - plm.TILE_OVERLAP) / 1440, 4),  # 0.96 in 2x2: enough
+    ((3065, 1300), (2 * 1280 - plm.TILE_OVERLAP) / 3065, 4),  # 0.80 in 2x2: just enough
+    ((3840, 2160), (3 * 736 - 2 * plm.TILE_OVERLAP) / 2160, 9),  # 0.64 in 2x2 would shrink far plates: 3x3 at 0.93
+])
+def test_tiles_are_letterbox_windows_over_the_frame_at_up_to_its_own_size(size, gain, count):
     got, windows = tile_windows(*size, (1280, 736))
     assert got == pytest.approx(gain)
-    assert len(windows) == 4
+    assert len(windows) == count
     w, h = round(size[0] * got), round(size[1] * got)
     xs, ys = sorted({(x1, x2) for x1, _, x2, _ in windows}), sorted({(y1, y2) for _, y1, _, y2 in windows})
     assert all(x2 - x1 <= 1280 for x1, x2 in xs)

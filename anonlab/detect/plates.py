@@ -29,10 +29,12 @@ for what the others miss (figures in ``models/README.md``, ``benchmarks/eval_pla
 
 Frames the letterbox shrinks (wider than 1280 or taller than 736 px: 1080p, 4K, large photos) are also seen in
 **tiles** on the thorough pass (`tile_windows`): a 2×2 grid of letterbox-sized windows at the largest gain ≤ 1
-that two windows with `TILE_OVERLAP` network pixels in common span, so that a far plate is seen at up to its own
-size instead of the letterbox's (a 1080p frame: 1.5× larger; 4K: 1.9×). The scale curve says why: one-line plates
+that two windows with `TILE_OVERLAP` network pixels in common span (3×3 where 2×2 would shrink the frame under
+`TILE_ENOUGH`: 4K), so that a far plate is seen at up to its own size instead of the letterbox's (a 1080p frame:
+1.5× larger; 4K: 2.8×, at 0.93). The scale curve says why: one-line plates
 28 px wide in the model's input are found 0.68 of the time, 42 px 0.88, 56 px 0.96; two-line plates need about
-1.5× that. Tiles cost four model passes, only where the letterbox shrinks the frame by at least `TILE_MIN_ZOOM`.
+1.5× that. Tiles cost four model passes (nine on 4K), only where the letterbox shrinks the frame by at least
+`TILE_MIN_ZOOM`.
 
 `fuse_views` merges the views (weighted box fusion), `uncovered` picks the blocks to zoom into and
 `combine` adds the confirmed ones; benchmarks call them on cached sources to draw threshold curves.
@@ -82,6 +84,11 @@ MAX_ZOOMS = 16
 #: the letterbox's that makes tiles worth their four passes (a 768 px square photo: 1.04x, not worth it).
 TILE_OVERLAP = 96
 TILE_MIN_ZOOM = 1.25
+#: More windows a side (up to TILE_MOST) where fewer would shrink the frame under TILE_ENOUGH: a 4K frame is seen
+#: in 3x3 windows at 0.93 instead of 2x2 at 0.64 (a far plate 1.5x larger, where the scale curve is steepest); a
+#: 1440p frame stays in 2x2 at 0.96 (nine passes for 4 % more pixels would not pay).
+TILE_MOST = 3
+TILE_ENOUGH = 0.8
 #: A tile's box within this many pixels of a window side inside the frame is a plate the window cut.
 TILE_EDGE = 2.0
 #: Tile boxes at least this wide at the letterbox's scale are dropped: the scale curve reads plates that wide
@@ -245,18 +252,23 @@ class PlateDetector(Detector):
         return np.concatenate(boxes).astype(np.float32).reshape(-1, 4), np.concatenate(scores).astype(np.float32)
 
 
-def tile_windows(width: int, height: int, window: tuple[int, int],
-                 overlap: int = TILE_OVERLAP) -> tuple[float, list[tuple[int, int, int, int]]]:
+def tile_windows(width: int, height: int, window: tuple[int, int], overlap: int = TILE_OVERLAP,
+                 most: int | None = None) -> tuple[float, list[tuple[int, int, int, int]]]:
     """The tiles view of a ``width × height`` frame for a model taking ``window = (W, H)`` network pixels.
 
     Returns:
-        ``(gain, windows)``: the frame is resized by ``gain`` (the largest ≤ 1 at which two windows sharing
-        ``overlap`` px span each side) and cut into ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's
-        pixels (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times
-        the letterbox's (the frame fits the window, or nearly).
+        ``(gain, windows)``: the frame is resized by ``gain`` (the largest ≤ 1 at which n windows sharing
+        ``overlap`` px span each side, for the fewest n from 2 to ``most`` (default `TILE_MOST`) whose gain
+        reaches `TILE_ENOUGH`, else ``most``) and cut into ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's pixels
+        (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times the
+        letterbox's (the frame fits the window, or nearly).
     """
     fit = letterbox_gain(width, height, window)
-    gain = min(1.0, (2 * window[0] - overlap) / width, (2 * window[1] - overlap) / height)
+    gain = 0.0
+    for n in range(2, max(2, TILE_MOST if most is None else int(most)) + 1):
+        gain = min(1.0, (n * window[0] - (n - 1) * overlap) / width, (n * window[1] - (n - 1) * overlap) / height)
+        if gain >= TILE_ENOUGH:
+            break
     if gain < TILE_MIN_ZOOM * fit:
         return gain, []
     rw, rh = max(1, int(round(width * gain))), max(1, int(round(height * gain)))
