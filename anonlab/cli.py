@@ -69,7 +69,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                         "on small faces; default: the --speed profile's, on for thorough and balanced)")
     g.add_argument("--plate-tiles", action=argparse.BooleanOptionalAction, default=None,
                    help="frames larger than 1280x736 (1080p, 4K) are also searched for far plates in tiles (four; "
-                        "nine on 4K) at up to their own size on thorough keyframes (--no-plate-tiles: faster on such "
+                        "nine above about 3080x1720: 4K) at up to their own size on thorough keyframes (--no-plate-tiles: faster on such "
                         "frames, far plates missed more often; default: the --speed profile's)")
     g.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8 copies of the bundled models: 1.2-1.3x faster end to end on CPUs with VNNI, plate "

@@ -82,9 +82,11 @@ def test_a_flat_face_box_is_masked_to_a_face_s_height_below_it():
     eyes = Regions(xyxy=[[100, 100, 200, 150]], label=[FACE])
     whole = Regions(xyxy=[[100, 100, 200, 100 + FACE_ASPECT * 100]], label=[FACE])
     assert mask_extent(eyes, Settings()).tolist() == mask_extent(whole, Settings()).tolist()
-    frame = noise(300, 300)
-    chin = int(100 + FACE_ASPECT * 100 * (1 + FACE_CHIN)) - 2
-    assert (mask_frame(frame, eyes, Settings(mask="solid"))[chin, 150] == 0).all()
+    # the whole face's box grown about its centre, then the chin: the mask ends there, no sooner and no later
+    h = FACE_ASPECT * 100
+    bottom = int(round(100 + h / 2 + h * Settings().mask_scale / 2 + FACE_CHIN * h))
+    out = mask_frame(noise(300, 300), eyes, Settings(mask="solid"))
+    assert (out[bottom - 1, 150] == 0).all() and not (out[bottom + 1, 150] == 0).all()
     # a plate keeps its shape, and so does a face box already as tall as a face
     plate = Regions(xyxy=[[100, 100, 200, 150]], label=[PLATE])
     assert mask_extent(plate, Settings())[0, 3] == pytest.approx(150 + 0.15 * 50)

@@ -298,6 +298,9 @@ def test_a_face_cut_by_the_frame_edge_keeps_its_size_through_a_shake_and_a_parti
         masked = rows.xyxy[:, 2].max() - rows.xyxy[:, 0].min()
         # 2 px: the size was taken from detections placed to a pixel or so on each side
         assert masked >= width - 2, (n, masked, width)
+        # the rest of the face lies beyond the top edge: the whole box reaches up from the detection's lower
+        # edge, not down past the face (a box centred as before would mask below the face)
+        assert rows.xyxy[:, 3].max() <= clip.placed(boxes, n).xyxy[0, 3] + 2, n
     m = recall_metrics(out, truth, clip.n_frames, FPS, mask_scale=Settings().mask_scale)
     assert m["longest_exposed"] <= 3, m
     assert masking_interruptions(out) == 0

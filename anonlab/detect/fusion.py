@@ -68,7 +68,7 @@ QUICK_SURE = 0.5
 CLOSEUP_SIDE = 288
 #: The thorough pass's second, smaller close-up view (shorter side, pixels): a face filling a frame is at the top
 #: of the models' range even at 288 px; seen at two sizes 1.8x apart, more of the faces are found whole (on 1005
-#: close-up crops, `benchmarks/eval_closeups.py`: covered whole 938 -> 966, none found at all 5 -> 4; 288 px
+#: close-up crops, `benchmarks/eval_closeups.py`: covered whole 938 -> 967, none found at all 5 -> 4; 288 px
 #: alone, 224, 192 or 160 px alone: 938-953). The quick pass keeps one view; the tracker holds a face at the size
 #: the last thorough pass saw it whole (`anonlab.track.analyse`).
 CLOSEUP_SMALL_SIDE = 160
@@ -219,10 +219,10 @@ class FusedFaces(Detector):
     def closeups(self, frame: np.ndarray, sides: Sequence[int] = (CLOSEUP_SIDE,)) -> Regions:
         """Large faces seen in the close-up view (principle 4 of the module docstring), in frame pixels.
 
-        ``sides``: the view's shorter side, pixels; with several, the frame is seen at each size and a face
-        found in more than one is the box enclosing them (`absorb`). Empty for frames small enough that the
-        members, which enlarge small frames, already see a frame-filling face whole; a small frame that they
-        enlarge is seen here at its own size.
+        ``sides``: the view's shorter side, pixels (one or more, each > 0); with several, the frame is seen at
+        each size and a face found in more than one is the box enclosing them (`absorb`). Empty for frames
+        small enough that the members, which enlarge small frames, already see a frame-filling face whole at the
+        largest of ``sides``; a small frame that they enlarge is seen here at its own size.
         """
         h, w = frame.shape[:2]
         # the members see the frame enlarged where it is small (`AutoScale`): what counts is its size there

@@ -81,12 +81,12 @@ ZOOM_CONTEXT = 1.0
 MAX_ZOOMS = 16
 #: Tiles (see the module docstring): network pixels two neighbouring windows share (plates up to that wide in
 #: the tiles' scale are seen whole by one of them; larger ones by the letterbox view), and the least gain over
-#: the letterbox's that makes tiles worth their four passes (a 768 px square photo: 1.04x, not worth it).
+#: the letterbox's that makes tiles worth their passes (a 768 px square photo: 1.04x, not worth it).
 TILE_OVERLAP = 96
 TILE_MIN_ZOOM = 1.25
 #: More windows a side (up to TILE_MOST) where fewer would shrink the frame under TILE_ENOUGH: a 4K frame is seen
 #: in 3x3 windows at 0.93 instead of 2x2 at 0.64 (a far plate 1.5x larger, where the scale curve is steepest); a
-#: 1440p frame stays in 2x2 at 0.96 (nine passes for 4 % more pixels would not pay).
+#: 1440p frame stays in 2x2 at 0.96 (nine passes for plates 4 % larger would not pay).
 TILE_MOST = 3
 TILE_ENOUGH = 0.8
 #: A tile's box within this many pixels of a window side inside the frame is a plate the window cut.
@@ -252,20 +252,19 @@ class PlateDetector(Detector):
         return np.concatenate(boxes).astype(np.float32).reshape(-1, 4), np.concatenate(scores).astype(np.float32)
 
 
-def tile_windows(width: int, height: int, window: tuple[int, int], overlap: int = TILE_OVERLAP,
-                 most: int | None = None) -> tuple[float, list[tuple[int, int, int, int]]]:
+def tile_windows(width: int, height: int, window: tuple[int, int],
+                 overlap: int = TILE_OVERLAP) -> tuple[float, list[tuple[int, int, int, int]]]:
     """The tiles view of a ``width × height`` frame for a model taking ``window = (W, H)`` network pixels.
 
     Returns:
         ``(gain, windows)``: the frame is resized by ``gain`` (the largest ≤ 1 at which n windows sharing
-        ``overlap`` px span each side, for the fewest n from 2 to ``most`` (default `TILE_MOST`) whose gain
-        reaches `TILE_ENOUGH`, else ``most``) and cut into ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's pixels
-        (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times the
+        ``overlap`` px span each side, for the fewest n from 2 to `TILE_MOST` whose gain reaches `TILE_ENOUGH`,
+        else `TILE_MOST`: frames over about 3080×1720 px, 4K and large photos, get three a side) and cut into
+        ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's pixels (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times the
         letterbox's (the frame fits the window, or nearly).
     """
     fit = letterbox_gain(width, height, window)
-    gain = 0.0
-    for n in range(2, max(2, TILE_MOST if most is None else int(most)) + 1):
+    for n in range(2, TILE_MOST + 1):
         gain = min(1.0, (n * window[0] - (n - 1) * overlap) / width, (n * window[1] - (n - 1) * overlap) / height)
         if gain >= TILE_ENOUGH:
             break

@@ -40,11 +40,14 @@ multi-frame super-resolution can recover detail above the cell size; a band-limi
 to exploit. ``solid`` is the only style with a guarantee that does not rest on an argument about
 frequencies; use it for the highest-risk material.
 
-Geometry: a face's box flatter than `FACE_ASPECT` (height over width) is first extended down to that height: it
-is part of a face, the eyes above a medical mask or a scarf, a face whose lower half a hand hides (the boxes
-the face detectors give faces they find whole are taller: on the 1931 evaluation faces they find, height over
-width 1.24 at the median, 1.18 at the 25th percentile; on 1005 close-up crops of those faces the chin was
-left bare most often under flat boxes: `benchmarks/eval_closeups.py`, faces covered whole 913 -> 938). The
+Geometry: a face's box flatter than `FACE_ASPECT` (height over width) is first extended down to that height: a
+box much flatter is part of a face, the eyes above a medical mask or a scarf, a face whose lower half a hand
+hides (the boxes the face detectors give the 1931 evaluation faces they find are 1.24 tall per unit of width at
+the median, 1.18 at the 25th percentile: about 30 % of boxes of whole faces are extended too, by 2 % of their
+height on average; on 1005 close-up crops of those faces the chin was left bare most often under flat boxes:
+`benchmarks/eval_closeups.py`, faces covered whole 913 -> 938). "Down" is the frame's, for this rule and
+`FACE_CHIN`: on a shot turned sideways a face's box is wider than tall and its mask grows along the face's
+width instead (more mask, not less); the chin side of an upside-down shot gets no extension. The
 object box ``x1, y1, x2, y2`` is then grown about its centre by ``settings.mask_scale`` (1.3 =
 15 % each side); a face's box is then extended downward by `FACE_CHIN` of its height (the whole head: the
 face detectors' boxes reach well above the brow but stop short of the chin: over the 1931 faces they find
@@ -87,9 +90,9 @@ from anonlab.settings import MASK_SHAPES, MASK_STYLES, Settings
 __all__ = [
     "BLUR_DIVISOR",
     "ELLIPSE_MIN_SCALE",
+    "FACE_ASPECT",
     "FACE_CHIN",
     "MIN_FACE_MARGIN",
-    "FACE_ASPECT",
     "MOSAIC_CELLS",
     "SOLID_COLOR",
     "blur",
@@ -116,7 +119,7 @@ SOLID_COLOR: tuple[int, int, int] = (0, 0, 0)
 ELLIPSE_MIN_SCALE = math.sqrt(2.0)
 #: A face's mask reaches this share of its box's height further down than the even growth (module docstring).
 FACE_CHIN = 0.1
-#: A face's box is at least this many times as tall as it is wide (module docstring): a flatter one is part of a face.
+#: A face's mask covers at least this many times its box's width below the box's top (module docstring).
 FACE_ASPECT = 1.2
 #: A face's mask reaches at least this many pixels past its box on every side (module docstring): above a
 #: 27 px face (at the default ``mask_scale`` 1.3) the even growth is larger and this adds nothing.

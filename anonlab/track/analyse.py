@@ -404,7 +404,8 @@ class Analyser:
             # the object moving away as well as a part of it: the size follows the fastest a real object can go.
             # A box cut by the frame's border is known to be a part (what lies beyond the border is not seen, and
             # a detector's box of a face cut off is narrower too), whatever the object's distance: it is no
-            # evidence that the object shrank, and the track keeps the size it was last seen whole
+            # evidence that the object shrank, and the track keeps the size it was last seen whole (both sides,
+            # for as long as a box touches the border: more mask, never less)
             low, high = box[:2] <= BORDER_PX, box[2:] >= np.array([width, height]) - BORDER_PX  # per axis x, y
             allowed = size if (low | high).any() else size * (1 - SIZE_RATE) ** (n - at)
             if (wh > size * (1 + SIZE_JITTER) * (1 + SIZE_RATE) ** (n - at)).any() and i in self._core:
@@ -415,7 +416,9 @@ class Analyser:
                 # across a border that cuts the box, the rest of the object lies beyond the border: the whole box
                 # reaches out from the detection's inner edge (it follows an object leaving the frame, where one
                 # centred as before would stay behind over what the object has left)
-                lo = np.where(low, box[2:] - allowed, np.where(high, box[:2], centre - allowed / 2))
+                # (a box cut on both sides of an axis is larger than the frame that way: centred as before)
+                lo = np.where(low & high, centre - allowed / 2,
+                              np.where(low, box[2:] - allowed, np.where(high, box[:2], centre - allowed / 2)))
                 whole[i] = np.concatenate([np.minimum(lo, box[:2]), np.maximum(lo + allowed, box[2:])]).astype(
                     np.float32)
         return whole, grown
