@@ -260,8 +260,9 @@ def tile_windows(width: int, height: int, window: tuple[int, int],
         ``(gain, windows)``: the frame is resized by ``gain`` (the largest ≤ 1 at which n windows sharing
         ``overlap`` px span each side, for the fewest n from 2 to `TILE_MOST` whose gain reaches `TILE_ENOUGH`,
         else `TILE_MOST`: frames over about 3080×1720 px, 4K and large photos, get three a side) and cut into
-        ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's pixels (`anonlab.detect.tiling.tile_grid`). No windows when that gain is under `TILE_MIN_ZOOM` times the
-        letterbox's (the frame fits the window, or nearly).
+        ``windows`` ``(x1, y1, x2, y2)`` in the resized frame's pixels (`anonlab.detect.tiling.tile_grid`).
+        No windows when that gain is under `TILE_MIN_ZOOM` times the letterbox's (the frame fits the window,
+        or nearly).
     """
     fit = letterbox_gain(width, height, window)
     for n in range(2, TILE_MOST + 1):
