@@ -266,20 +266,32 @@ def top_edge_scene():
     return photo, boxes, clip.with_events([occ], [shake]), occ, shake
 
 
-class CutOff:
-    """Finds the face's part inside the frame, blind on shaken frames; while something is in front of it, the
-    box of its visible part is narrower than the face, cut on one side (the real detectors on a face both cut by
-    the frame's edge and hidden from below: a 30 px box, left-aligned, of a 38 px face)."""
+class Clipped:
+    """Finds the face's part inside the frame, every frame (a detector's box of a face leaving the frame)."""
 
-    def __init__(self, clip, boxes, occlusion, shake):
-        self.clip, self.boxes, self.occlusion, self.shake = clip, boxes, occlusion, shake
+    def __init__(self, clip, boxes):
+        self.clip, self.boxes = clip, boxes
 
     def at(self, n):
-        if self.shake.start <= n < self.shake.stop:
-            return Regions.empty()
-        box = self.clip.transform(self.boxes, n).xyxy[0].copy()
-        box[2] = box[0] + (1 - 0.4 * self.occlusion.share(n)) * (box[2] - box[0])
-        return Regions(xyxy=box[None], score=[0.9], label=[FACE])
+        placed = self.clip.transform(self.boxes, n)
+        return Regions(xyxy=placed.xyxy[:1], score=[0.9], label=[FACE]) if len(placed) else Regions.empty()
+
+
+class CutOff(Clipped):
+    """`Clipped`, blind on shaken frames; while something is in front of it, the box of its visible part is
+    narrower than the face, cut on one side (the real detectors on a face both cut by the frame's edge and hidden
+    from below: a 30 px box, left-aligned, of a 38 px face)."""
+
+    def __init__(self, clip, boxes, occlusion, shake):
+        super().__init__(clip, boxes)
+        self.occlusion, self.shake = occlusion, shake
+
+    def at(self, n):
+        found = Regions.empty() if self.shake.start <= n < self.shake.stop else super().at(n)
+        if len(found):
+            box = found.xyxy[0]
+            box[2] = box[0] + (1 - 0.4 * self.occlusion.share(n)) * (box[2] - box[0])
+        return found
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -304,17 +316,6 @@ def test_a_face_cut_by_the_frame_edge_keeps_its_size_through_a_shake_and_a_parti
     m = recall_metrics(out, truth, clip.n_frames, FPS, mask_scale=Settings().mask_scale)
     assert m["longest_exposed"] <= 3, m
     assert masking_interruptions(out) == 0
-
-
-class Clipped:
-    """Finds the face's part inside the frame, every frame (a detector's box of a face leaving the frame)."""
-
-    def __init__(self, clip, boxes):
-        self.clip, self.boxes = clip, boxes
-
-    def at(self, n):
-        placed = self.clip.transform(self.boxes, n)
-        return Regions(xyxy=placed.xyxy[:1], score=[0.9], label=[FACE]) if len(placed) else Regions.empty()
 
 
 @pytest.mark.parametrize("k", [1, 3])

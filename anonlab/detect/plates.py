@@ -449,10 +449,11 @@ class MultiScalePlates(Detector):
         plates = fuse_views(letter, shrunk, self.thresh, tiles)
         confirmed = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
         if blocks is not None and len(blocks[0]):
-            todo = blocks[0][uncovered(blocks[0], plates.xyxy)]
+            open_ = uncovered(blocks[0], plates.xyxy)
+            todo = blocks[0][open_]
             # the text blocks with the best text scores first, at most MAX_ZOOMS looks a frame (a page of text
             # holds many two-line blocks and no plate; a street scene a few)
-            todo = todo[np.argsort(-blocks[1][uncovered(blocks[0], plates.xyxy)], kind="stable")[:MAX_ZOOMS]]
+            todo = todo[np.argsort(-blocks[1][open_], kind="stable")[:MAX_ZOOMS]]
             confirmed = self.zoom(frame, todo)
         out = combine(plates, confirmed, self.thresh)
         return make_regions(out.xyxy, out.score, PLATE, frame.shape[1], frame.shape[0])

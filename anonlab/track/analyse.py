@@ -417,8 +417,7 @@ class Analyser:
                 # reaches out from the detection's inner edge (it follows an object leaving the frame, where one
                 # centred as before would stay behind over what the object has left)
                 # (a box cut on both sides of an axis is larger than the frame that way: centred as before)
-                lo = np.where(low & high, centre - allowed / 2,
-                              np.where(low, box[2:] - allowed, np.where(high, box[:2], centre - allowed / 2)))
+                lo = np.where(low & ~high, box[2:] - allowed, np.where(high & ~low, box[:2], centre - allowed / 2))
                 whole[i] = np.concatenate([np.minimum(lo, box[:2]), np.maximum(lo + allowed, box[2:])]).astype(
                     np.float32)
         return whole, grown
