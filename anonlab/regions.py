@@ -66,6 +66,9 @@ class Regions:
         track_id: ``(N,)`` int64, `NO_TRACK` (-1) before tracking.
         source: ``(N,)`` int8 index into `SOURCES`.
         frame: ``(N,)`` int64 frame index (0 for a photo).
+        turn: ``(N,)`` int8 quarter turns (counter-clockwise, as `numpy.rot90`) that stand the region's content
+            upright: 0 for content that is upright as displayed; set where the detector found it in a turned
+            frame (`anonlab.detect.orientation`). The masker extends a face's mask towards its chin by it.
 
     Example:
         >>> r = Regions(xyxy=[[10, 10, 50, 60]], score=[0.9], label=[FACE])
@@ -79,6 +82,7 @@ class Regions:
     track_id: np.ndarray | None = None
     source: np.ndarray | None = None
     frame: np.ndarray | None = None
+    turn: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -88,6 +92,7 @@ class Regions:
         self.track_id = _column(self.track_id, np.int64, n, NO_TRACK)
         self.source = _column(self.source, np.int8, n, DETECTOR)
         self.frame = _column(self.frame, np.int64, n, 0)
+        self.turn = _column(self.turn, np.int8, n, 0)
         for f in fields(self):
             if len(getattr(self, f.name)) != n:
                 raise ValueError(f"Regions.{f.name} has {len(getattr(self, f.name))} rows, xyxy has {n}")
@@ -98,6 +103,8 @@ class Regions:
                 raise ValueError("Regions.label holds an unknown label code")
             if ((self.source < 0) | (self.source >= len(SOURCES))).any():
                 raise ValueError("Regions.source holds an unknown source code")
+            if ((self.turn < 0) | (self.turn > 3)).any():
+                raise ValueError("Regions.turn holds a turn other than 0-3 quarter turns")
             # Detectors sometimes emit degenerate boxes; keep the invariant x1<=x2, y1<=y2 by sorting.
             self.xyxy = np.concatenate(
                 [np.minimum(self.xyxy[:, :2], self.xyxy[:, 2:]), np.maximum(self.xyxy[:, :2], self.xyxy[:, 2:])],
@@ -207,21 +214,25 @@ class Regions:
 
     # --- interchange with the JSON line formats ------------------------------------------------
     def to_records(self, *, with_track: bool = True, ndigits: int = 1) -> list[dict]:
-        """Rows as dicts in the ``--regions-out`` / labels format (``x, y, w, h`` pixels)."""
+        """Rows as dicts in the ``--regions-out`` / labels format (``x, y, w, h`` pixels); ``turn`` only where
+        it is not 0 (content upright as displayed, nearly every row)."""
         out = []
-        for (x, y, w, h), s, lab, tid, src in zip(
-            self.xywh.tolist(), self.score.tolist(), self.label_names, self.track_id.tolist(), self.source_names
+        for (x, y, w, h), s, lab, tid, src, turn in zip(
+            self.xywh.tolist(), self.score.tolist(), self.label_names, self.track_id.tolist(), self.source_names,
+            self.turn.tolist(),
         ):
             rec = {"label": lab, "x": round(x, ndigits), "y": round(y, ndigits), "w": round(w, ndigits),
                    "h": round(h, ndigits), "score": round(s, 4)}
             if with_track:
                 rec = {"track_id": int(tid), **rec, "source": src}
+            if turn:
+                rec["turn"] = int(turn)
             out.append(rec)
         return out
 
     @classmethod
     def from_records(cls, records: list[dict], frame: int = 0) -> "Regions":
-        """Inverse of `to_records`; missing ``score``/``source``/``track_id`` take defaults."""
+        """Inverse of `to_records`; missing ``score``/``source``/``track_id``/``turn`` take defaults."""
         if not records:
             return cls.empty()
         try:
@@ -233,6 +244,7 @@ class Regions:
                 track_id=[int(r.get("track_id", NO_TRACK)) for r in records],
                 source=[source_code(r.get("source", "detector")) for r in records],
                 frame=[frame] * len(records),
+                turn=[int(r.get("turn", 0)) for r in records],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise AnonlabError(f"malformed region record: {exc}") from None

@@ -1,6 +1,6 @@
 """Faces that fill much of the frame: is each one covered whole by the mask as drawn?
 
-    nice -n 10 .venv/bin/python benchmarks/eval_closeups.py [--eval-dir ../shared/eval] [--pass quick]
+    nice -n 10 .venv/bin/python benchmarks/eval_closeups.py [--eval-dir ../shared/eval] [--pass quick] [--turn 2]
 
 Close-up crops are made in memory, never written:
 
@@ -15,6 +15,11 @@ video keyframes between thorough ones run), masked as `anonlab.render.mask.mask_
 settings: rect, mask_scale 1.3). Figures per source and per fill: the share of the face box's pixels under the
 masks (mean and the worst), the crops whose face is fully covered (>= 99 % of its pixels), and recall (a box with
 IoU >= 0.3).
+
+With ``--turn K`` every crop is shown turned by K quarter turns (counter-clockwise, `numpy.rot90`): content upside
+down (2) or sideways (1, 3) with no metadata to say so. The detector then gets what a photo gets, its orientation
+check (`Detector.choose`, `anonlab.detect.orientation`), and the figures are those of the turned crops; the line
+"turns chosen" says how often each turn was kept (the right one stands the face upright: ``(4 - K) % 4``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from anonlab.detect import build_detector  # noqa: E402
+from anonlab.detect.orientation import turn_boxes, turn_frame  # noqa: E402
 from anonlab.evaluation.images import load_jsonl, read_image  # noqa: E402
 from anonlab.render.mask import mask_boxes  # noqa: E402
 from anonlab.regions import FACE, Regions, iou_matrix  # noqa: E402
@@ -89,12 +95,17 @@ def main(argv=None) -> int:
     p.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("ANONLAB_EVAL", REPO.parent / "shared" / "eval")))
     p.add_argument("--min-side", type=int, default=64, help="eval faces at least this large (smaller side, px)")
     p.add_argument("--limit", type=int, default=0, help="at most this many eval faces (0: all)")
+    p.add_argument("--step", type=int, default=1, help="every STEP-th eval face (before --limit)")
+    p.add_argument("--turn", type=int, default=0, choices=(0, 1, 2, 3),
+                   help="show every crop turned by this many quarter turns; the detector checks the orientation")
     p.add_argument("--pass", dest="which", choices=("thorough", "quick"), default="thorough",
                    help="the detector's thorough pass (photos, scene cuts) or its quick pass (video keyframes between)")
     args = p.parse_args(argv)
     detector = build_detector(Settings(what=("face",)))
     run = detector if args.which == "thorough" else detector.quick
-    log(f"detector: {detector}, {args.which} pass\nmachine: {os.cpu_count()} CPUs, {load()}")
+    if args.turn and args.which == "quick":
+        p.error("--turn checks the orientation as photos and scene cuts do: the thorough pass")
+    log(f"detector: {detector}, {args.which} pass, crops turned {args.turn}\nmachine: {os.cpu_count()} CPUs, {load()}")
     cases: list[tuple[str, float, np.ndarray, np.ndarray]] = []
     from anonlab.media import open_media
 
@@ -115,6 +126,7 @@ def main(argv=None) -> int:
             for b in row["boxes"]:
                 if b[0] == "face" and min(b[3], b[4]) >= args.min_side:
                     faces.append((row["image"], (b[1], b[2], b[1] + b[3], b[2] + b[4])))
+        faces = faces[::max(1, args.step)]
         if args.limit:
             faces = faces[:args.limit]
         for image_name, face in faces:
@@ -125,8 +137,16 @@ def main(argv=None) -> int:
                     cases.append(("eval faces 720 px", fill, *scaled(*made, 720)))
     log(f"{len(cases)} close-up crops ({len(faces)} eval faces of >= {args.min_side} px)")
     rows: dict[tuple[str, float], list[tuple[float, bool]]] = {}
+    chosen = np.zeros(4, int)
     for source, fill, image, box in cases:
-        r = run(image)
+        if args.turn:
+            h, w = image.shape[:2]
+            image = np.ascontiguousarray(turn_frame(image, args.turn))
+            box = turn_boxes(box[None], args.turn, w, h)[0]
+            turn, r = detector.choose(image)
+            chosen[turn] += 1
+        else:
+            r = run(image)
         r = r[r.label == FACE]
         found = bool(len(r)) and float(iou_matrix(box[None], r.xyxy).max()) >= 0.3
         rows.setdefault((source, fill), []).append((coverage(r, box, image.shape[1], image.shape[0]), found))
@@ -143,6 +163,8 @@ def main(argv=None) -> int:
         cov = np.array([v[0] for v in vals])
         log(f"{source} (all fills) | {len(vals)} | {cov.mean():.3f} / {cov.min():.3f} | {(cov >= 0.99).sum()}/{len(vals)} | "
             f"{np.mean([v[1] for v in vals]):.3f}")
+    if args.turn:
+        log(f"turns chosen (0-3): {chosen.tolist()}; the upright one is {(4 - args.turn) % 4}")
     log(f"\n{load()}")
     return 0
 

@@ -359,6 +359,7 @@ MALFORMED = [
     ("lengths differ", lambda d: _set(d, ["analysis", "tracks", 0, "scores"], [0.5]), "equal length"),
     ("duplicate track id", lambda d: _set(d, ["analysis", "tracks", 1, "id"], 1), "share an id"),
     ("bad label", lambda d: _set(d, ["analysis", "tracks", 0, "label"], "dog"), "label"),
+    ("bad turn", lambda d: _set(d, ["analysis", "tracks", 0, "turn"], 4), "tracks[0].turn"),
     ("unknown op", lambda d: _set(d, ["edits", 0, "op"], "paint"), "edits[0].op"),
     ("edit on missing track", lambda d: _set(d, ["edits", 1, "track"], 999), "does not exist"),
     ("edit frame range", lambda d: _set(d, ["edits", 0, "keys", 0, 0], 40), "edits[0].keys[0]"),
@@ -637,6 +638,30 @@ def test_analysis_boxes_keep_their_float32_values_through_the_file(tmp_path):
     assert np.array_equal(case.effective_regions().xyxy.astype(np.float32), want)
     back = Case.load(case.save(tmp_path / "c.case.json"))
     assert back.effective_regions() == case.effective_regions()  # memory == disk
+
+
+def test_a_track_found_turned_keeps_its_turn_through_edits_and_the_file(tmp_path):
+    # the analysis found the content upside down (Regions.turn 2): the masker extends faces towards the chin
+    # by it, so the case must hand it on to every render, after edits and after a save
+    analysis = fake_analysis()
+    upright_json = Case.from_analysis(analysis).to_json()
+    assert '"turn"' not in upright_json  # upright tracks (nearly all) write nothing new
+    analysis.regions = analysis.regions.replace(turn=np.where(analysis.regions.track_id == 7, 2, 0))
+    case = Case.from_analysis(analysis)
+    assert rows(case.effective_regions()) == rows(analysis.regions)
+    turned = [t for t in case.tracks.values() if t.turn == 2]
+    assert len(turned) == 2  # track 7 and the second row it had in frame 3
+    tid = min(t.id for t in turned)
+    new = case.split(tid, 25)
+    assert case.tracks[new].turn == 2
+    eff = case.effective_regions()
+    assert set(eff.turn[np.isin(eff.track_id, [t.id for t in turned] + [new])].tolist()) == {2}
+    assert set(eff.turn[~np.isin(eff.track_id, [t.id for t in turned] + [new])].tolist()) == {0}
+    assert (case.regions_at(25).turn[case.regions_at(25).track_id == new] == 2).all()
+    back = Case.load(case.save(tmp_path / "c.case.json"))
+    assert back.effective_regions() == eff
+    # an analyst's new track is upright: the analyst draws the whole face
+    assert case.tracks[case.add_track("face", {0: (1, 1, 9, 9)})].turn == 0
 
 
 def test_reanalysis_with_the_same_result_keeps_edits_on_analysis_tracks():

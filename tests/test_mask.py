@@ -94,6 +94,30 @@ def test_a_flat_face_box_is_masked_to_a_face_s_height_below_it():
     assert mask_extent(tall, Settings())[0, 3] == pytest.approx(230 + 0.15 * 130 + FACE_CHIN * 130)
 
 
+@pytest.mark.parametrize("shape", ["rect", "ellipse"])
+@pytest.mark.parametrize("turn", [1, 2, 3])
+def test_a_turned_face_s_mask_grows_towards_its_own_chin(turn, shape):
+    from anonlab.detect.orientation import turn_boxes, unturn_boxes
+    from anonlab.render.mask import mask_extent
+
+    # Content stood upright by `turn`: a face box in the upright picture and the same face as displayed. The mask
+    # as displayed must be the upright face's mask, turned back: extended towards the chin, wherever that lies.
+    w, h = 320, 240
+    uw, uh = (h, w) if turn % 2 else (w, h)  # the upright picture's size
+    boxes = np.array([[40, 30, 140, 80], [60, 50, 100, 110], [10, 20, 22, 34]], np.float32)  # eyes, face, tiny
+    assert (boxes[:, 2] <= uw).all() and (boxes[:, 3] <= uh).all()
+    settings = Settings(shape=shape)
+    upright = mask_extent(Regions(xyxy=boxes, label=[FACE] * 3), settings)
+    shown = Regions(xyxy=unturn_boxes(boxes, turn, w, h), label=[FACE] * 3, turn=[turn] * 3)
+    assert np.allclose(mask_extent(shown, settings), unturn_boxes(upright, turn, w, h), atol=1e-3)
+    # and not the frame's "down" (what a face found turned was given before `Regions.turn`)
+    assert not np.allclose(mask_extent(shown.replace(turn=0), settings), mask_extent(shown, settings), atol=1)
+    # plates have no chin: their growth is even, whatever the turn
+    plates = shown.replace(label=PLATE)
+    assert np.allclose(mask_extent(plates, settings), mask_extent(plates.replace(turn=0), settings))
+    assert np.allclose(turn_boxes(unturn_boxes(boxes, turn, w, h), turn, w, h), boxes)
+
+
 def test_ellipse_leaves_corners():
     frame = noise()
     settings = Settings(mask="solid", shape="ellipse", mask_scale=1.6)

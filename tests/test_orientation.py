@@ -108,6 +108,7 @@ def test_a_turned_photo_is_detected_upright_and_the_boxes_come_back_in_its_pixel
     assert (turn + chosen) % 4 == 0
     assert len(regions) == 2
     assert (regions.score == np.float32(0.9)).all()
+    assert (regions.turn == chosen).all()  # the rows remember the turn that stands them upright
     order = np.argsort(regions.xyxy[:, 0] + regions.xyxy[:, 1])
     assert np.allclose(regions.xyxy[order], truth[np.argsort(truth[:, 0] + truth[:, 1])], atol=1)
     # `at` runs one pass per call, turned, on the frame as given
@@ -145,6 +146,9 @@ def test_an_inverted_clip_is_detected_in_every_frame_at_one_choice():
     assert (out.score[out.frame % 3 == 0] > 0.5).all()
     assert set(out.frame.tolist()) == set(range(12))
     assert set(np.bincount(out.frame).tolist()) == {2}
+    # every row, detected, carried by the tracker, filled or extended, knows the content is upside down
+    assert set(out.source_names.tolist()) >= {"detector", "tracker"}
+    assert (out.turn == 2).all()
 
 
 def test_each_shot_gets_its_own_orientation():
@@ -157,6 +161,7 @@ def test_each_shot_gets_its_own_orientation():
     assert a.turns == [(0, 2), (10, 0)]  # upright again from the cut
     out = a.result()
     assert (out[out.frame == 12].score > 0.5).all()
+    assert (out[out.frame == 5].turn == 2).all() and (out[out.frame == 15].turn == 0).all()
 
 
 def test_a_shot_without_faces_is_checked_again_soon_after_a_face_turns_up():
@@ -229,3 +234,19 @@ def test_orientation_can_be_turned_off():
         a.feed(n, f)
     assert det.calls == 3
     assert a.turns == []
+
+
+@pytest.mark.parametrize("turn", [1, 2, 3])
+def test_a_face_found_turned_is_masked_towards_its_own_chin(turn):
+    from anonlab.render.mask import mask_boxes
+
+    # "faces" with their hair on top, shown turned: the chin lies where the turned content's bottom is
+    frame, truth = faces_photo(turn)
+    chosen, regions = UprightFaces().choose(frame)
+    h, w = frame.shape[:2]
+    masks = mask_boxes(regions, Settings(), w, h).astype(np.float32)
+    # seen upright, every mask reaches further past the face below it (the chin) than above it (the hair)
+    up_boxes = turn_boxes(regions.xyxy, chosen, w, h)
+    up_masks = turn_boxes(masks, chosen, w, h)
+    below, above = up_masks[:, 3] - up_boxes[:, 3], up_boxes[:, 1] - up_masks[:, 1]
+    assert (below > above + 2).all(), (below, above)

@@ -26,6 +26,7 @@ def test_defaults_and_lengths():
     ({"xyxy": [[0, 0, np.nan, 1]]}, ValueError),
     ({"xyxy": [[0, 0, 1, 1]], "label": [7]}, ValueError),
     ({"xyxy": [[0, 0, 1, 1]], "source": [9]}, ValueError),
+    ({"xyxy": [[0, 0, 1, 1]], "turn": [4]}, ValueError),
 ])
 def test_validation(kwargs, error):
     with pytest.raises(error, match=r"Regions\."):
@@ -61,9 +62,16 @@ def test_records_round_trip():
     assert np.allclose(back.xyxy, r.xyxy, atol=0.05)
     assert back.track_id.tolist() == [3, 4, 5]
     assert (back.source == ANALYST).all()
+    # the turn that stands a region upright survives; upright rows (nearly all) do not write it
+    turned = r.replace(turn=[0, 2, 3])
+    records = [rec for f in (0, 1) for rec in turned.at_frame(f).to_records()]
+    assert [rec.get("turn") for rec in records] == [None, 2, 3]
+    back = Regions.merge(Regions.from_records(turned.at_frame(f).to_records(), frame=f) for f in (0, 1))
+    assert back.turn.tolist() == [0, 2, 3]
 
 
-@pytest.mark.parametrize("record", [{"x": 1}, {"x": "a", "y": 0, "w": 1, "h": 1}, {"x": 0, "y": 0, "w": 1, "h": 1, "label": "cat"}])
+@pytest.mark.parametrize("record", [{"x": 1}, {"x": "a", "y": 0, "w": 1, "h": 1}, {"x": 0, "y": 0, "w": 1, "h": 1, "label": "cat"},
+                                    {"x": 0, "y": 0, "w": 1, "h": 1, "turn": 4}])
 def test_from_records_rejects_malformed(record):
     with pytest.raises(AnonlabError, match="malformed region record|unknown label"):
         Regions.from_records([record])

@@ -103,3 +103,11 @@ def test_no_temporal_safety_when_all_zero():
     out = apply_temporal_safety(r, 5, Settings(max_gap=0, lead=0, trail=0))
     assert len(out) == 2
     assert masking_interruptions(out) == 1
+
+
+def test_filled_and_extended_rows_keep_the_track_s_turn():
+    # a track found in upside-down content: the rows temporal safety adds are masked towards the same chin
+    r = Regions(xyxy=[[10, 10, 30, 30]] * 2, track_id=[4, 4], frame=[5, 8], turn=[2, 2])
+    out = apply_temporal_safety(r, 20, Settings(max_gap=5, lead=2, trail=2))
+    assert {INTERPOLATED, EXTENDED} <= set(out.source.tolist())
+    assert (out.turn == 2).all()

@@ -7,7 +7,8 @@ A case file is JSON, ``format = "anonlab-case"``, ``version = 2`` (version 1 fil
      "settings": Settings.to_dict(), "models": [{...}, ...],
      "analysis": null | {"damaged": [frame, ...], "scene_cuts": [frame, ...], "timings": {...}, "tracks": [
          {"id": 1, "label": "face", "frames": [3, 4, ...], "boxes": [[x1, y1, x2, y2], ...],
-          "scores": [0.91, ...], "sources": "ddti..."}]},          # one letter per frame: SOURCES[i][0]
+          "scores": [0.91, ...], "sources": "ddti...",              # one letter per frame: SOURCES[i][0]
+          "turn": 2}]},                         # optional: quarter turns that stand it upright (Regions.turn)
      "edits": [{"op": "set", "track": 1, "keys": [[frame, x1, y1, x2, y2]], "source": "analyst",
                 "tool": "move", "at": ISO, "by": NAME}, ...],       # "exclude" always names its "by"
      "edit_count": 1,
@@ -252,7 +253,7 @@ def read_analysis(analysis: Any, c: _Checker, n: int) -> tuple[dict[int, Track],
         c.fail("analysis.timings", "expected an object")
     for i, tr in enumerate(c.list_(analysis["tracks"], "analysis.tracks")):
         where = f"analysis.tracks[{i}]"
-        c.obj(tr, where, ("id", "label", "frames", "boxes", "scores", "sources"))
+        c.obj(tr, where, ("id", "label", "frames", "boxes", "scores", "sources"), ("turn",))
         tid = c.int_(tr["id"], f"{where}.id", 0, 2**62)
         if tid in base:
             c.fail(f"{where}.id", "two tracks share an id")
@@ -281,7 +282,7 @@ def read_analysis(analysis: Any, c: _Checker, n: int) -> tuple[dict[int, Track],
                 keys[prev + 1] = None
             keys[f] = k
             prev = f
-        base[tid] = Track(tid, label, keys)
+        base[tid] = Track(tid, label, keys, turn=c.int_(tr.get("turn", 0), f"{where}.turn", 0, 3))
     return base, damaged, scene_cuts, timings
 
 
@@ -296,6 +297,7 @@ def analysis_tracks_json(tracks: dict[int, Track]) -> str:
             "id": tid, "label": LABELS[t.label], "frames": [f for f, _ in vis],
             "boxes": [list(k.box) for _, k in vis], "scores": [k.score for _, k in vis],
             "sources": "".join(_SOURCE_LETTERS[k.source] for _, k in vis),
+            **({"turn": t.turn} if t.turn else {}),  # only for shots found turned: other files keep their bytes
         }, separators=(",", ":")))
     return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
 

@@ -398,7 +398,8 @@ class Case:
             return Regions.empty()
         return Regions(xyxy=[np.asarray(v.box, np.float64) for _, _, v in rows], score=[v.score for _, _, v in rows],
                        label=[lab for _, lab, _ in rows], track_id=[t for t, _, _ in rows],
-                       source=[v.source for _, _, v in rows], frame=np.full(len(rows), n))
+                       source=[v.source for _, _, v in rows], frame=np.full(len(rows), n),
+                       turn=[self.tracks[t].turn for t, _, _ in rows])
 
     def effective_regions(self) -> Regions:
         """What gets masked: every covered frame of every track not left unmasked, by frame then track id."""

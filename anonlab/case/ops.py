@@ -151,7 +151,7 @@ def _split(e: _Edit, op: dict) -> None:
         del t.keys[f]
     t.changed()
     t.normalise()
-    nt = Track(new, t.label, later, t.excluded, t.excluded_by)
+    nt = Track(new, t.label, later, t.excluded, t.excluded_by, t.turn)
     nt.normalise()
     if t.span() is None or nt.span() is None:
         e.fail("frame", "a split needs boxes on both sides of the frame")

@@ -81,12 +81,16 @@ class Track:
     restores the very objects it saved and their caches stay valid.
     """
 
-    __slots__ = ("id", "label", "keys", "excluded", "excluded_by", "_frames", "_dense")
+    __slots__ = ("id", "label", "keys", "excluded", "excluded_by", "turn", "_frames", "_dense")
 
     def __init__(self, id: int, label: int, keys: dict[int, Key | None] | None = None,
-                 excluded: str | None = None, excluded_by: tuple[str | None, str | None] = (None, None)) -> None:
+                 excluded: str | None = None, excluded_by: tuple[str | None, str | None] = (None, None),
+                 turn: int = 0) -> None:
         self.id = int(id)
         self.label = int(label)
+        #: Quarter turns that stand the object upright (`anonlab.regions.Regions.turn`): the shot's orientation
+        #: where the analysis found it; 0 for analyst tracks.
+        self.turn = int(turn)
         self.keys: dict[int, Key | None] = dict(keys or {})
         #: The reason this track is left unmasked (None: it is masked), and who decided it, when (UTC ISO).
         self.excluded = excluded
@@ -95,7 +99,7 @@ class Track:
         self._dense: Regions | None = None
 
     def copy(self) -> "Track":
-        return Track(self.id, self.label, self.keys, self.excluded, self.excluded_by)
+        return Track(self.id, self.label, self.keys, self.excluded, self.excluded_by, self.turn)
 
     def changed(self) -> None:
         self._frames = None
@@ -161,7 +165,7 @@ class Track:
                 self._dense = Regions(
                     xyxy=arr, score=[k.score for _, k in rows], label=np.full(len(rows), self.label),
                     track_id=np.full(len(rows), self.id), source=[k.source for _, k in rows],
-                    frame=[f for f, _ in rows],
+                    frame=[f for f, _ in rows], turn=np.full(len(rows), self.turn),
                 )
         return self._dense
 
@@ -196,9 +200,11 @@ def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]
     """Analysis `Regions` -> tracks with ids ``first_id ..`` (ordered by first frame, then original id).
 
     Rows without a track (``track_id == -1``) become one-frame tracks; a second row of one track in one
-    frame starts a new track, so nothing is lost. Gaps in a track get an outside marker.
+    frame starts a new track, so nothing is lost. Gaps in a track get an outside marker. A track's ``turn`` is
+    its first row's.
     """
     groups: dict[tuple, dict[int, Key]] = {}
+    turns: dict[tuple, int] = {}
     order = np.lexsort((np.arange(len(regions)), regions.frame, regions.track_id)) if len(regions) else []
     extra = 0
     for i in order:
@@ -206,20 +212,24 @@ def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]
         key = _key(regions.xyxy[i], int(regions.source[i]), float(regions.score[i]), exact=True)
         if key.x2 <= key.x1 or key.y2 <= key.y1:
             continue  # no area after rounding: nothing to mask
-        label = int(regions.label[i])
+        label, turn = int(regions.label[i]), int(regions.turn[i])
         if tid == NO_TRACK:
             extra += 1
             groups[("loose", extra, label)] = {f: key}
+            turns[("loose", extra, label)] = turn
             continue
         g = groups.setdefault(("track", tid, label), {})
+        turns.setdefault(("track", tid, label), turn)
         if f in g:
             extra += 1
             groups[("dup", extra, label)] = {f: key}
+            turns[("dup", extra, label)] = turn
         else:
             g[f] = key
     ordered = sorted(groups.items(), key=lambda kv: (min(kv[1]), kv[0][0] != "track", kv[0][1]))
     tracks: dict[int, Track] = {}
-    for i, ((_, _, label), frame_keys) in enumerate(ordered):
+    for i, (group, frame_keys) in enumerate(ordered):
+        label = group[2]
         tid = first_id + i
         keys: dict[int, Key | None] = {}
         frames = sorted(frame_keys)
@@ -227,5 +237,5 @@ def tracks_from_regions(regions: Regions, first_id: int = 1) -> dict[int, Track]
             keys[f] = frame_keys[f]
             if j + 1 < len(frames) and frames[j + 1] > f + 1:
                 keys[f + 1] = None
-        tracks[tid] = Track(tid, label, keys)
+        tracks[tid] = Track(tid, label, keys, turn=turns[group])
     return tracks

@@ -330,7 +330,8 @@ class Turned(Detector):
             return detect(frame)
         h, w = frame.shape[:2]
         r = detect(np.ascontiguousarray(turn_frame(frame, self.turn)))
-        return r.replace(xyxy=unturn_boxes(r.xyxy, self.turn, w, h)).clip(w, h) if len(r) else r
+        # the rows remember the turn that stood their content upright: the masker extends faces towards the chin
+        return r.replace(xyxy=unturn_boxes(r.xyxy, self.turn, w, h), turn=self.turn).clip(w, h) if len(r) else r
 
     def detect(self, frame: np.ndarray) -> Regions:
         return self._run(self.base, frame)

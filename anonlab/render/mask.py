@@ -45,9 +45,10 @@ box much flatter is part of a face, the eyes above a medical mask or a scarf, a 
 hides (the boxes the face detectors give the 1931 evaluation faces they find are 1.24 tall per unit of width at
 the median, 1.18 at the 25th percentile: about 30 % of boxes of whole faces are extended too, by 2 % of their
 height on average; on 1005 close-up crops of those faces the chin was left bare most often under flat boxes:
-`benchmarks/eval_closeups.py`, faces covered whole 913 -> 938). "Down" is the frame's, for this rule and
-`FACE_CHIN`: on a shot turned sideways a face's box is wider than tall and its mask grows along the face's
-width instead (more mask, not less); the chin side of an upside-down shot gets no extension. The
+`benchmarks/eval_closeups.py`, faces covered whole 913 -> 938). "Down" is the face's own, for this rule and
+`FACE_CHIN`: content found sideways or upside down (`anonlab.detect.orientation`) carries the turn that stands
+it upright (`anonlab.regions.Regions.turn`), and the rules apply in that turned frame (an upside-down face's
+mask grows towards its chin, at the top of the frame). The
 object box ``x1, y1, x2, y2`` is then grown about its centre by ``settings.mask_scale`` (1.3 =
 15 % each side); a face's box is then extended downward by `FACE_CHIN` of its height (the whole head: the
 face detectors' boxes reach well above the brow but stop short of the chin: over the 1931 faces they find
@@ -209,14 +210,27 @@ def _grown(xyxy: np.ndarray, scale: float) -> np.ndarray:
     return np.concatenate([centre - half, centre + half], axis=1)
 
 
+def _turned(xyxy: np.ndarray, turn: np.ndarray) -> np.ndarray:
+    """Each box rotated about the origin by its ``turn`` quarter turns counter-clockwise (as `numpy.rot90`
+    turns an image: ``(x, y) -> (y, -x)`` for one turn); ``(4 - turn) % 4`` turns it back. Float, unclipped."""
+    x1, y1, x2, y2 = xyxy.T
+    out = xyxy.copy()
+    for t, box in ((1, (y1, -x2, y2, -x1)), (2, (-x2, -y2, -x1, -y1)), (3, (-y2, x1, -y1, x2))):
+        rows = turn == t
+        if rows.any():
+            out[rows] = np.stack(box, axis=1)[rows]
+    return out
+
+
 def mask_extent(regions: Regions, settings: Settings | None = None) -> np.ndarray:
     """The shape's bounding box for each region, before rounding and clipping: ``(N, 4)`` float64 xyxy.
 
     The object box (for a face, at least `FACE_ASPECT` times as tall as wide: a flatter one extended down)
     grown by ``mask_scale`` (at least sqrt(2) for ellipses) about its centre; for faces, at
     least `MIN_FACE_MARGIN` pixels a side (boxes with an area, whatever ``mask_scale``), then extended down by
-    `FACE_CHIN` of the box's height (module docstring). Evaluations use it to say what the masks as drawn
-    hide. Units: pixels of the frame.
+    `FACE_CHIN` of the box's height (module docstring). "Down" is the face's own: towards the bottom of the
+    content stood upright by the row's ``turn`` (`anonlab.regions.Regions.turn`), the frame's bottom for
+    upright content. Evaluations use it to say what the masks as drawn hide. Units: pixels of the frame.
 
     Example:
         >>> from anonlab.regions import PLATE
@@ -227,9 +241,13 @@ def mask_extent(regions: Regions, settings: Settings | None = None) -> np.ndarra
         [[6.0, 6.0, 24.0, 27.2]]
         >>> extent(Regions(xyxy=[[0, 0, 100, 50]], label=[0]))  # the eyes of a face: extended to 120 px
         [[-15.0, -18.0, 115.0, 150.0]]
+        >>> extent(Regions(xyxy=[[0, 70, 100, 120]], label=[0], turn=[2]))  # the same, upside down: upwards
+        [[-15.0, -30.0, 115.0, 138.0]]
     """
     settings = settings or Settings()
-    xyxy = regions.xyxy.astype(np.float64)
+    # the rules below are written for upright faces: apply them where each row's content stands upright
+    turn = regions.turn.astype(np.int64)
+    xyxy = _turned(regions.xyxy.astype(np.float64), turn)
     # a box without area stays without (nothing was found there to pad)
     face = (regions.label == FACE) & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     # a face box flatter than a face is part of one: the rest lies below (module docstring)
@@ -238,7 +256,7 @@ def mask_extent(regions: Regions, settings: Settings | None = None) -> np.ndarra
     g[face, :2] = np.minimum(g[face, :2], xyxy[face, :2] - MIN_FACE_MARGIN)
     g[face, 2:] = np.maximum(g[face, 2:], xyxy[face, 2:] + MIN_FACE_MARGIN)
     g[:, 3] += np.where(face, FACE_CHIN * (xyxy[:, 3] - xyxy[:, 1]), 0.0)
-    return g
+    return _turned(g, (4 - turn) % 4)
 
 
 def mask_boxes(regions: Regions, settings: Settings | None, width: int, height: int) -> np.ndarray:

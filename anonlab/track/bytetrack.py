@@ -100,6 +100,7 @@ class Track:
         tracked: associated at the last step (False: lost, kept for re-identification).
         misses: full detections in a row that did not find this track.
         score: score of the last detection.
+        turn: the last detection's ``Regions.turn`` (quarter turns that stand the object upright).
     """
 
     id: int
@@ -112,6 +113,7 @@ class Track:
     tracked: bool = True
     misses: int = 0
     score: float = 1.0
+    turn: int = 0
 
     def advance(self, frame: int) -> None:
         """Predict the filter forward to ``frame`` (no-op if it is already there)."""
@@ -213,6 +215,7 @@ class Tracker:
                 track, row = tracks[ti], int(rows[ri])
                 track.kf.update(regions.xyxy[row])
                 track.last_detected, track.tracked, track.score = n, True, float(regions.score[row])
+                track.turn = int(regions.turn[row])
                 track.misses = 0
                 track.hits += 1
                 track.confirmed = track.confirmed or track.hits >= self.min_hits
@@ -231,6 +234,7 @@ class Tracker:
             track = Track(
                 id=self._next_id, label=int(regions.label[row]), kf=KalmanBoxFilter(regions.xyxy[row]), frame=n,
                 last_detected=n, score=float(regions.score[row]), confirmed=bool(high[row]) or self.min_hits <= 1,
+                turn=int(regions.turn[row]),
             )
             self._next_id += 1
             self.tracks.append(track)
@@ -268,6 +272,7 @@ class Tracker:
         return Regions(
             xyxy=np.stack([t.kf.xyxy for t in live]), score=[t.score for t in live], label=[t.label for t in live],
             track_id=[t.id for t in live], source=np.full(len(live), TRACKER), frame=np.full(len(live), n),
+            turn=[t.turn for t in live],
         )
 
     def mark_lost(self, track_ids) -> None:

@@ -93,11 +93,11 @@ def iter_tracks(regions: Regions):
         yield int(tracked.track_id[chunk[0]]), tracked[chunk]
 
 
-def _rows(xyxy, score, label, track_id, source, frames) -> Regions:
+def _rows(xyxy, score, label, track_id, source, frames, turn) -> Regions:
     k = len(frames)
     return Regions(xyxy=np.asarray(xyxy, np.float32).reshape(-1, 4), score=np.broadcast_to(score, k),
                    label=np.full(k, label), track_id=np.full(k, track_id), source=np.full(k, source),
-                   frame=np.asarray(frames))
+                   frame=np.asarray(frames), turn=np.full(k, turn))
 
 
 def fill_gaps(regions: Regions, max_gap: int) -> Regions:
@@ -120,7 +120,7 @@ def fill_gaps(regions: Regions, max_gap: int) -> Regions:
             t = (np.arange(1, d, dtype=np.float32) / d)[:, None]
             xyxy = boxes[i] + t * (boxes[i + 1] - boxes[i])
             new.append(_rows(xyxy, min(scores[i], scores[i + 1]), label, tid, INTERPOLATED,
-                             frames[i] + np.arange(1, d)))
+                             frames[i] + np.arange(1, d), int(track.turn[0])))
     return Regions.merge([regions, *new])
 
 
@@ -175,7 +175,7 @@ def extend_tracks(regions: Regions, n_frames: int, lead: int, trail: int, max_ga
         if extra:
             keys = sorted(extra)
             new.append(_rows([extra[k][0] for k in keys], np.array([extra[k][1] for k in keys], np.float32), label,
-                             tid, EXTENDED, keys))
+                             tid, EXTENDED, keys, int(track.turn[0])))
     return Regions.merge([regions, *new])
 
 
