@@ -48,7 +48,9 @@ height on average; on 1005 close-up crops of those faces the chin was left bare 
 `benchmarks/eval_closeups.py`, faces covered whole 913 -> 938). "Down" is the face's own, for this rule and
 `FACE_CHIN`: content found sideways or upside down (`anonlab.detect.orientation`) carries the turn that stands
 it upright (`anonlab.regions.Regions.turn`), and the rules apply in that turned frame (an upside-down face's
-mask grows towards its chin, at the top of the frame). The
+mask grows towards its chin, at the top of the frame; `benchmarks/eval_closeups.py --step 5 --limit 40 --turn K`,
+200 crops of 40 evaluation faces: covered whole 194 upright, 191 turned by 180° and 191 by 90°; the same crops
+with the frame's "down", as before `Regions.turn`: 169 and 163). The
 object box ``x1, y1, x2, y2`` is then grown about its centre by ``settings.mask_scale`` (1.3 =
 15 % each side); a face's box is then extended downward by `FACE_CHIN` of its height (the whole head: the
 face detectors' boxes reach well above the brow but stop short of the chin: over the 1931 faces they find
