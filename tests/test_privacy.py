@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import socket
 import stat
 import tempfile
@@ -73,3 +74,21 @@ def test_whole_pipeline_offline_and_quiet(tmp_path, no_network, caplog, capsys):
     assert not looks_like_coordinates((tmp_path / "r.md").read_text())
     assert set(Path(tempfile.gettempdir()).glob("anonlab-*")) == before  # nothing left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4", "r.json", "r.md"]
+
+
+def test_onnxruntime_queues_no_telemetry(tmp_path):
+    """onnxruntime records usage telemetry for upload to Microsoft under ~/.cache/Microsoft unless told not to
+    before it is imported: a CLI run on a photo, in a fresh home folder, leaves nothing there."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    photo = ROOT / "sample_media" / "portrait.jpg"
+    run = subprocess.run([sys.executable, "-m", "anonlab", "anonymize", str(photo), "-o", str(tmp_path / "o.jpg")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "telemetry" not in run.stderr
+    assert not any(home.rglob("*")), sorted(map(str, home.rglob("*")))
