@@ -98,7 +98,8 @@ def figures(rows: list[dict], boxes: list[Regions]) -> dict:
 
 
 def fmt(f: dict) -> str:
-    return f"recall {f['recall']:.3f} ({f['tp']}/{f['n_gt']}), precision {f['precision']:.3f}, <16 px {f['small']:.3f}"
+    num = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731  (a --limit run may hold no small face)
+    return f"recall {num(f['recall'])} ({f['tp']}/{f['n_gt']}), precision {num(f['precision'])}, <16 px {num(f['small'])}"
 
 
 def section_clips(args) -> dict:

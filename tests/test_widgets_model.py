@@ -557,3 +557,31 @@ def test_labels_of_boxes_in_a_row_at_the_top_edge_do_not_overlap():
     assert (x, y + h) == (100, 60)
     (x, y, w, h), = place_labels([(500, 60, 520, 100)], [50], 520, 300)
     assert x + w == 520
+
+
+def test_a_drag_that_moves_a_found_face_s_box_off_it_needs_the_analyst_s_name():
+    """A newcomer meant to draw a box, pressed inside a face's box and dragged: the mask moved off the face, and
+    nothing asked who decided that. Uncovering part of what the analysis found is like deleting it: a name."""
+    from anonlab.case.tracks import tracks_from_regions
+    from anonlab.regions import DETECTOR, Regions
+
+    m = hd_model()
+    m.case._set_base(tracks_from_regions(Regions(xyxy=[[200, 200, 400, 400]] * 3, track_id=[0] * 3,
+                                                 source=[DETECTOR] * 3, frame=[0, 1, 2], score=[0.9] * 3)))
+    (tid,) = m.case.tracks
+    drag(m, (150, 150), (300, 300))  # inside the face's box (canvas = image / 2), 300 image px away
+    assert m.case.tracks[tid].value(0)[:4] == pytest.approx((200, 200, 400, 400))  # not moved
+    assert m.case.edit_count == 0
+    assert "type your name" in m.message
+    se = handle_points(m.viewport.box_to_canvas((200, 200, 400, 400)))["se"]
+    drag(m, se, (se[0] + 20, se[1] + 20))  # growing it uncovers nothing: no name needed
+    assert m.case.tracks[tid].value(0)[:4] == pytest.approx((200, 200, 440, 440))
+    m.case.actor = "Ann"
+    drag(m, (150, 150), (300, 300))  # with a name, the analyst decides (the edit records who)
+    assert m.case.tracks[tid].value(0)[:4] == pytest.approx((500, 500, 740, 740))
+    assert m.case.edits[-1]["by"] == "Ann"
+    # a box the analyst drew alone is theirs to move
+    m.case.actor = None
+    own = m.draw_box((1000, 200, 1100, 300))
+    drag(m, (525, 125), (600, 125))
+    assert m.case.tracks[own].value(0)[:4] == pytest.approx((1150, 200, 1250, 300))

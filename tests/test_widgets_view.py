@@ -327,6 +327,7 @@ def test_export_internal_error_is_one_line(wb, tmp_path, monkeypatch):
     import anonlab.widgets.actions as view
 
     wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.analyst.value = "Ann"
     monkeypatch.setattr(view, "render_case", lambda *a, **k: (_ for _ in ()).throw(ValueError("codec x")))
     wb.export_path.value = str(tmp_path / "o.mp4")
     wb.export_button.click()
@@ -711,6 +712,39 @@ def test_folder_view_says_which_videos_it_leaves_out(tmp_path, clip_src):
     assert "anonlab app VIDEO" in fw.note.value
 
 
+def test_nobody_exports_anonymously(wb, tmp_path):
+    """A newcomer exported with the analyst field empty: the report said nobody. Export asks for a name."""
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    out = tmp_path / "o.mp4"
+    wb.export_path.value = str(out)
+    wb.analyst.value = "  "
+    assert wb.export() is None
+    assert "type your name" in wb.status_msg.value
+    assert not out.exists()
+    wb.analyst.value = "Ann"
+    assert wb.export() is not None
+    assert out.exists()
+
+
+def test_my_boxes_only_with_no_box_exports_nothing(wb, tmp_path):
+    """'Export my boxes only' on a clip never analysed, with no box drawn: the output would be the input,
+    unmasked, under a name that says anonymized (found by a newcomer run). Refused until a box is drawn."""
+    wb.analyst.value = "Bob"
+    wb.case.allow_without_analysis("manual_only", None, "x")
+    out = tmp_path / "o.mp4"
+    wb.export_path.value = str(out)
+    assert wb.export() is None
+    assert "no box is there to mask" in wb.status_msg.value
+    assert not out.exists()
+    drag(wb, (60, 100), (140, 180))
+    session = wb.review.session
+    while session.next_pending() is not None:  # the new box's card
+        wb.review.show_current()
+        wb.review._decide("accepted")
+    assert wb.export() is not None, wb.status_msg.value
+    assert out.exists()
+
+
 def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):
     """Issue 15: findings grouped per object become review cards, a real exposure first."""
     from anonlab.review import Finding
@@ -718,6 +752,7 @@ def test_red_team_check_of_the_export_feeds_the_review_queue(wb, tmp_path):
     with pytest.raises(AnonlabError, match="export first"):
         wb.red_team()
     wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.analyst.value = "Ann"
     wb.export_path.value = str(tmp_path / "o.mp4")
     assert wb.export() is not None
     seen = {}
@@ -826,6 +861,7 @@ def test_a_double_click_on_accept_does_not_decide_the_next_card_unseen(wb, tmp_p
     from anonlab.review import Finding
 
     wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.analyst.value = "Ann"
     wb.export_path.value = str(tmp_path / "o.mp4")
     assert wb.export() is not None
 

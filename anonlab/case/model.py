@@ -525,11 +525,13 @@ class Case:
         """Raise `AnonlabError` if this case may not be exported; returns the frames to mask whole.
 
         The one rule no gate can waive: a case that was never analysed exports nothing unless the analyst
-        chose `allow_without_analysis` (whole frames masked, or their own boxes only, with a reason).
+        chose `allow_without_analysis` (whole frames masked, or their own boxes only, with a reason, and at
+        least one box or a redacted sound track: otherwise the output would be the input under a name that says
+        "anonymized").
 
         Raises:
-            AnonlabError: the case may not be exported (never analysed and no choice recorded, or a track
-                left unmasked with nobody named for it).
+            AnonlabError: the case may not be exported (never analysed and no choice recorded, "their own boxes
+                only" with no box, or a track left unmasked with nobody named for it).
         """
         for t in self.tracks.values():
             if t.excluded is not None and not t.excluded_by[0]:
@@ -543,7 +545,12 @@ class Case:
             raise AnonlabError(f"{self.input.name}: not analysed yet, so nothing would be masked but your own boxes; "
                                "analyse it first, or choose 'mask whole frames', or give a reason and your name "
                                "to export your own boxes only")
-        return set(range(self.input.n_frames)) if choice["mode"] == "whole_frames" else set()
+        if choice["mode"] == "whole_frames":
+            return set(range(self.input.n_frames))
+        if not self.tracks and self.audio[0] == "keep":  # no box, no decision, no sound redacted: the input
+            raise AnonlabError(f"{self.input.name}: 'export my boxes only' was chosen but no box is there to mask; "
+                               "draw boxes over what must be hidden, or analyse it, or choose 'mask whole frames'")
+        return set()
 
     def set_risk_sample(self, frames: Iterable[int], seed: int) -> None:
         """Start a residual-risk check on these sampled frames (earlier checks are discarded)."""

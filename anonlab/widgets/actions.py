@@ -203,7 +203,11 @@ class LongActions:
         self.model.say(f"exporting {out.name}…", "status")
         try:
             self.sync_actor()
+            self.case.export_check()  # "not analysed yet" says more to a first click than a missing name
             self._check_output(out)
+            if not self.actor_name():  # a person answers for what is published
+                raise AnonlabError("type your name under 'analyst' first: whoever exports answers for what is "
+                                   "published")
             info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
                                                          progress=True, gate=self.export_gate))
             report = case_report(self.case, out, info, review=self.review.session.report_fields())
