@@ -497,6 +497,32 @@ def test_concurrent_saves_never_corrupt(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
+def test_two_tabs_on_one_case_never_save_over_each_other(tmp_path):
+    """A newcomer opened one case in two browser tabs and drew a box in each: both said "saved", the file kept
+    only the second, the first tab's mask was gone. Now the second save is refused, said, and nothing lost."""
+    path = edited_case().save(tmp_path / "c.case.json")
+    tab_a, tab_b = Case.load(path), Case.load(path)
+    for tab in (tab_a, tab_b):
+        tab.autosave = True
+    a = tab_a.add_track("face", {0: (1, 1, 20, 20)})
+    assert tab_a.save_error is None
+    tab_b.add_track("face", {5: (40, 40, 60, 60)})
+    assert "changed by another window" in tab_b.save_error
+    on_disk = Case.load(path)
+    assert on_disk.edits == tab_a.edits and a in on_disk.tracks  # tab A's box is kept
+    tab_a.add_track("plate", {1: (2, 2, 30, 12)})  # tab A goes on saving
+    assert tab_a.save_error is None and Case.load(path).edits == tab_a.edits
+    # a new case never saved writes over no case file that appeared meanwhile (two tabs on a new clip)
+    fresh = blank()
+    fresh.path, fresh.autosave = path, True
+    fresh.add_track("face", {0: (1, 1, 9, 9)})
+    assert "changed by another window" in fresh.save_error
+    assert Case.load(path).edits == tab_a.edits
+    # saving to a path given on purpose writes as asked
+    fresh.save(path)
+    assert Case.load(path).edits == fresh.edits
+
+
 KILL_SCRIPT = r"""
 import sys
 sys.path.insert(0, {tests!r})

@@ -30,7 +30,7 @@ from anonlab.case.fileformat import (
     parse_json, read_analysis, read_input, read_models, read_settings,
 )
 from anonlab.case.ops import _apply_op, _check_op, _same_tracks
-from anonlab.case.storage import read_case_text, write_case_text
+from anonlab.case.storage import file_digest, read_case_text, write_case_text
 from anonlab.case.tracks import Track, tracks_from_regions
 from anonlab.errors import AnonlabError
 from anonlab.media import sha256_file
@@ -69,6 +69,9 @@ class Case:
         self.created = created or _now()
         self.review = Review()
         self.path: Path | None = None
+        #: The `anonlab.case.storage.file_digest` of the file at `path` as this case last read or wrote it
+        #: (None: no file there yet). `save` without a path refuses to write over a file that no longer has it.
+        self.disk_digest: str | None = None
         self.autosave = False
         self.save_error: str | None = None
         self._base: dict[int, Track] = dict(analysis_tracks or {})
@@ -607,13 +610,23 @@ class Case:
     def save(self, path: str | Path | None = None) -> Path:
         """Write the case atomically to ``path`` (default: where it was loaded from / last saved).
 
+        Saved again where it was (no ``path``: autosave, the workbench), the file must still be the one this case
+        read or wrote last (`disk_digest`): two browser tabs on one case each saved their own edits over the
+        other's, and the second tab's mask was silently lost. A ``path`` given is written as asked.
+
         Raises:
+            CaseChangedElsewhere: saved again where it was, and another tab, window or program changed the file
+                since (nothing is written; reopen the case).
             AnonlabError: no path known, or the save failed (the previous file is unchanged).
         """
+        again = path is None
         path = Path(path) if path is not None else self.path
         if path is None:
             raise AnonlabError(f"{self.name}: no case file path; pass one to save()")
-        write_case_text(path, self.to_json())
+        if again:
+            self.disk_digest = write_case_text(path, self.to_json(), expect=self.disk_digest)
+        else:
+            self.disk_digest = write_case_text(path, self.to_json())
         self.path = path
         return path
 
@@ -625,8 +638,9 @@ class Case:
             AnonlabError: (one line, no coordinates) the file is missing, unreadable or malformed.
         """
         path = Path(path)
-        case = cls.from_json(read_case_text(path), name=path.name)
-        case.path = path
+        text = read_case_text(path)
+        case = cls.from_json(text, name=path.name)
+        case.path, case.disk_digest = path, file_digest(text.encode("utf-8"))
         return case
 
     @classmethod

@@ -4,7 +4,10 @@ A case file holds region coordinates (the only artefact anonlab writes that does
 owner-only permissions (0600) and never half-written: a save goes to a temporary file in the same folder,
 is fsynced, replaces the old file with ``os.replace`` and fsyncs the folder, all under an exclusive lock on
 a sidecar ``.NAME.lock`` file (between threads and, with POSIX locks, between processes), so concurrent
-saves never interleave and a kill during a save leaves the previous complete file. Reading refuses files
+saves never interleave and a kill during a save leaves the previous complete file. A case saved again where
+it was (autosave) passes the digest of the file as it read or last wrote it, and the save is refused if the file
+changed since (`CaseChangedElsewhere`: two browser tabs on one case each wrote over the other's edits; the one
+that saves second is told, the file keeps the first one's). Reading refuses files
 over `MAX_CASE_BYTES` and anything that is not UTF-8 before any JSON is parsed. The bytes themselves are
 `anonlab.case.fileformat`'s business.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import tempfile
 import threading
@@ -28,7 +32,15 @@ try:  # POSIX advisory locks; elsewhere saves are still atomic, only not seriali
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["default_case_path", "read_case_text", "write_case_text"]
+__all__ = ["CaseChangedElsewhere", "default_case_path", "file_digest", "read_case_text", "write_case_text"]
+
+_UNCHECKED = object()
+
+
+class CaseChangedElsewhere(AnonlabError):
+    """A save refused: the case file is no longer the one this case was read from or last saved as (another
+    browser tab, window or program saved it since), and writing over it would drop that one's edits."""
+
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
@@ -54,13 +66,31 @@ def _file_lock(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, fsync, ``os.replace``, fsync the folder; under `_file_lock`."""
+def file_digest(data: bytes | None) -> str | None:
+    """The sha256 of a case file's bytes (None for no file): what `write_case_text` compares."""
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def _on_disk(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _atomic_write(path: Path, data: bytes, expect=_UNCHECKED) -> None:
+    """Temporary file in the same folder, fsync, ``os.replace``, fsync the folder; under `_file_lock`.
+
+    ``expect``: the `file_digest` the file must still have (None: no file yet), checked under the lock."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise AnonlabError(f"{folder}: the case file's folder does not exist")
     try:
         with _file_lock(path):
+            if expect is not _UNCHECKED and file_digest(_on_disk(path)) != expect:
+                raise CaseChangedElsewhere(
+                    f"{path.name} was changed by another window or program since this one read it, so this change "
+                    "is not saved: close this window and open the case again (the file keeps the other changes)")
             # Every saver writes its temporary file while holding the lock, so any left now is from a
             # killed save: remove it (it holds coordinates).
             for stale in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
@@ -100,13 +130,20 @@ def default_case_path(input_path: str | Path) -> Path:
     return Path.cwd() / name
 
 
-def write_case_text(path: Path, text: str) -> None:
-    """Save a case file's text at ``path`` (`_atomic_write`).
+def write_case_text(path: Path, text: str, expect=_UNCHECKED) -> str:
+    """Save a case file's text at ``path`` (`_atomic_write`); returns the saved bytes' `file_digest`.
+
+    ``expect``: the digest the file had when this case read or last wrote it (None: there was no file); when
+    given, a file changed since (two browser tabs on one case, each saving its own edits over the other's) is
+    not written over.
 
     Raises:
+        CaseChangedElsewhere: ``expect`` was given and the file on disk no longer matches it.
         AnonlabError: the folder is missing or not writable, or the write failed (the old file is unchanged).
     """
-    _atomic_write(path, text.encode("utf-8"))
+    data = text.encode("utf-8")
+    _atomic_write(path, data, expect)
+    return file_digest(data)
 
 
 def read_case_text(path: Path) -> str:
