@@ -677,3 +677,21 @@ def test_render_cases_command(tmp_path, media):
     approved = case.save(tmp_path / "approved.case.json")
     assert cli.main(["render-cases", str(approved), "-o", str(tmp_path / "out2"), "--quiet"]) == 0
     assert (tmp_path / "out2" / "short.mov").exists()
+
+
+def test_a_folder_without_media_is_an_error_and_leaves_nothing_behind(tmp_path):
+    """A newcomer pointed anonymize at a folder holding a readme: exit 0, and an output folder with a ledger."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "notes"
+    src.mkdir()
+    (src / "readme.txt").write_text("no media here")
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "anonlab", "anonymize", str(src), "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "no videos or photos" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    assert not (tmp_path / "notes_anonymized").exists()

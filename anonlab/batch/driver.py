@@ -213,6 +213,10 @@ def _check_folders(input_dir: Path, output_dir: Path) -> None:
                           "choose an output folder outside it")
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(f"{output_dir}: exists and is not a folder")
+    rels, ignored = scan_tree(input_dir, output_dir)
+    if not rels:  # say so, and leave no output folder or ledger behind for nothing
+        raise AnonlabError(f"{input_dir}: no videos or photos in this folder ({ignored} other file(s)); "
+                           "nothing to anonymize")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
