@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("verify", help="check that an output keeps the input's stream properties and drops its metadata")
+    p = sub.add_parser("verify", help="check that an output keeps the input's stream properties and drops its metadata "
+                                             "(not whether its masks cover every person: see --red-team)")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--report", default=None,

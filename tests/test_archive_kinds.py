@@ -577,3 +577,20 @@ def test_interlaced_kinds_render_to_the_same_bytes_every_time(kind, kinds_dir, t
         anonymize(src, out, SOLID, regions_in=regions, progress=False)
         outputs.add(out.read_bytes())
     assert len(outputs) == 1
+
+
+def test_verify_says_when_the_output_is_a_copy_and_what_it_does_not_check(kinds_dir, tmp_path, capsys):
+    """A newcomer ran verify on a plain copy of the input: every property matched and it said ok, which read as
+    "anonymised". A lossless photo with nothing in it to mask is written back byte for byte, so a copy is not a
+    failure: verify says what it is, and that masks are the review's to check."""
+    src = ak.KINDS["anamorphic"](kinds_dir)
+    copy = tmp_path / f"copy{src.suffix}"
+    shutil.copyfile(src, copy)
+    verify.main([str(src), str(copy)])
+    out = capsys.readouterr().out
+    assert "note: the output is a byte-for-byte copy of the input: nothing in it was masked" in out
+    assert "not whether its masks cover every person" in out
+    bad = _naive_copy(src, tmp_path / f"naive{src.suffix}")
+    verify.main([str(src), str(bad)])
+    out = capsys.readouterr().out
+    assert "byte-for-byte" not in out and "not whether its masks" in out

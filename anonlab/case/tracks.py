@@ -98,6 +98,13 @@ class Track:
         self._frames: list[int] | None = None
         self._dense: Regions | None = None
 
+    def uncovers(self, old, new) -> bool:
+        """Would replacing box ``old`` (``x1, y1, x2, y2``) by ``new`` leave part of it unmasked, on a track the
+        analysis found (any keyframe not the analyst's)? Tracks the analyst drew alone are theirs to move."""
+        if all(k is None or k.source == ANALYST for k in self.keys.values()):
+            return False
+        return new[0] > old[0] or new[1] > old[1] or new[2] < old[2] or new[3] < old[3]
+
     def copy(self) -> "Track":
         return Track(self.id, self.label, self.keys, self.excluded, self.excluded_by, self.turn)
 

@@ -1,5 +1,9 @@
 """Check that an output is a faithful, metadata-free copy of its input (the demo runs this).
 
+It checks what the output keeps and drops, not whether its masks cover every person: that is the review's job
+and ``anonymize --red-team``'s; it says so, and it says when the output is the input's very bytes (a copy passes
+every property check and masks nothing).
+
 ``python -m anonlab.report.verify INPUT OUTPUT [--report REPORT.json]`` prints one line per property and exits
 non-zero if any differs, naming it. Videos: frame count, timestamps, frame rate, displayed size, rotation,
 codec and pixel format as `anonlab.media.streams.plan_video` chose them, bit depth, chroma subsampling, colour
@@ -213,6 +217,12 @@ def _pix_fmt(name: str) -> str:
     return name.replace("yuvj", "yuv", 1)
 
 
+def is_byte_copy(src: Path, dst: Path) -> bool:
+    """Is the output the input's very bytes? It then passes every property check and masks nothing (a lossless
+    photo in which nothing was found is written back as it was, so this is a note, not a failure)."""
+    return Path(src).stat().st_size == Path(dst).stat().st_size and sha256_file(src) == sha256_file(dst)
+
+
 def verify_video(src: Path, dst: Path, report: Path | None = None) -> list[Check]:
     """The checks of a video output (module doc); ``report``: the run's audit report (redacted audio).
 
@@ -300,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = [name for name, ok, _ in checks if not ok]
     if failed:
         print(f"differs: {', '.join(failed)}")
+    if is_byte_copy(src, dst):
+        print("note: the output is a byte-for-byte copy of the input: nothing in it was masked")
+    print("note: these checks cover what the output keeps and drops, not whether its masks cover every person "
+          "(the workbench's review and 'anonlab anonymize --red-team' do)")
     return 0 if not failed else 1
 
 

@@ -157,17 +157,6 @@ class EditorModel(SoundTrackEditing):
         p = self.provisional
         return Regions.empty() if p is None else p.at_frame(self.frame if n is None else n)
 
-    def _uncovers(self, track: int, old, new) -> bool:
-        """Would ``new`` leave part of ``old``, the box of a track the analysis found, unmasked?
-
-        A careless drag that starts inside a face's box moves the mask off the face (the analyst meant to draw a
-        new box): like a deletion, that needs the analyst's name. Tracks the analyst drew alone are theirs to move.
-        """
-        t = self.case.tracks.get(track)
-        if t is None or all(k is None or k.source == ANALYST for k in t.keys.values()):
-            return False
-        return new[0] > old[0] or new[1] > old[1] or new[2] < old[2] or new[3] < old[3]
-
     def _need_name(self, what: str) -> None:
         if not (self.case.actor or "").strip():
             raise AnonlabError(f"{what} leaves something unmasked: type your name under 'analyst' first "
@@ -417,22 +406,19 @@ class EditorModel(SoundTrackEditing):
         try:
             if d.kind == "draw":
                 if d.moved and d.box is not None and min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= MIN_BOX:
-                    tid = self.case.add_track(self.draw_label, {self.frame: d.box})
-                    self.select(tid)
+                    self.select(tid := self.case.add_track(self.draw_label, {self.frame: d.box}))
                     self.say(f"new {self.draw_label} track {tid}")
                 else:
                     self.select(None)
             elif d.moved and d.box is not None and d.box != d.box0:
-                w, h = d.box[2] - d.box[0], d.box[3] - d.box[1]
-                if min(w, h) < 1.0:
+                if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) < 1.0:
                     self.say("box too small; not changed")
-                else:
-                    if self._uncovers(d.track, d.box0, d.box):
-                        self._need_name(f"{'moving' if d.kind == 'move' else 'resizing'} a box off part of what the "
-                                        "analysis found")
+                else:  # a careless drag from inside a face's box moved its mask off the face: like deleting
+                    verb = "moved" if d.kind == "move" else "resized"
+                    if self.case.tracks[d.track].uncovers(d.box0, d.box):
+                        self._need_name(f"a box {verb} off part of what the analysis found")
                     self.case.set_keys(d.track, {self.frame: d.box}, tool=d.kind)
-                    self.say(f"{'moved' if d.kind == 'move' else 'resized'} track {d.track}'s box in frame "
-                             f"{self.frame}")
+                    self.say(f"{verb} track {d.track}'s box in frame {self.frame}")
         except AnonlabError as exc:
             self.say(str(exc), error=True)
         self._notify("drag", "boxes")
