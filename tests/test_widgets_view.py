@@ -647,8 +647,21 @@ def test_run_app_checks_the_input_before_any_server_starts(monkeypatch, tmp_path
     cv2.imwrite(str(photos / "a.jpg"), moving_square(0))
     launch.run_app(photos, port=9999, open_browser=False)  # item 20: a folder of photos opens
     assert seen["env"][launch.MEDIA_ENV] == str(photos.resolve())
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    packaged = launch.workbench_notebook()
+    before = packaged.read_bytes()
     assert launch.run_lab(port=9998, open_browser=False) == 0
     assert "--ServerApp.port=9998" in seen["cmd"]
+    # the analyst's copy in the working folder is served, never the packaged notebook (a newcomer's `anonlab lab`
+    # wrote checkpoints into the repository and would have autosaved its notebook)
+    assert f"--ServerApp.root_dir={work}" in seen["cmd"]
+    assert (work / launch.LAB_NOTEBOOK).read_bytes() == before
+    (work / launch.LAB_NOTEBOOK).write_text("{}")  # the analyst's own changes are kept on the next start
+    launch.run_lab(port=9998, open_browser=False)
+    assert (work / launch.LAB_NOTEBOOK).read_text() == "{}"
+    assert packaged.read_bytes() == before
 
 
 def test_slider_waits_for_release_until_the_proxy_is_ready(clip):

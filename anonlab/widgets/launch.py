@@ -247,14 +247,38 @@ def run_app(path: str | Path | None, port: int = 8866, open_browser: bool = True
                 (url, port) if open_browser else None)
 
 
+#: The user's copy of the workbench notebook that ``anonlab lab`` opens (in the working folder).
+LAB_NOTEBOOK = "anonlab-workbench.ipynb"
+
+
+def lab_notebook(folder: Path | None = None) -> Path:
+    """The notebook ``anonlab lab`` opens: ``LAB_NOTEBOOK`` in ``folder`` (default: the working folder, or a
+    private temporary one where that is read-only), copied there from the packaged one unless it exists.
+
+    The packaged notebook is never served itself: JupyterLab writes checkpoints beside what it opens and
+    autosaves it, which wrote into the installation (a read-only one fails), and its working folder (where the
+    notebook's ``out/`` goes, and the footage the analyst browses to) should be the analyst's.
+    """
+    folder = Path.cwd() if folder is None else Path(folder)
+    if not os.access(folder, os.W_OK):
+        folder = Path(tempfile.mkdtemp(prefix="anonlab-lab-"))  # mode 0700
+    nb = folder / LAB_NOTEBOOK
+    if not nb.exists():
+        shutil.copyfile(workbench_notebook(), nb)
+    return nb
+
+
 def run_lab(port: int = 8888, open_browser: bool = True) -> int:
-    """JupyterLab on 127.0.0.1:``port``, opened on the workbench notebook (news and update checks off)."""
+    """JupyterLab on 127.0.0.1:``port``, opened on the analyst's copy of the workbench notebook (`lab_notebook`,
+    in the working folder), news and update checks off."""
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
         raise AnonlabError("JupyterLab needs the jupyter extra: pip install 'anonlab[jupyter]'") from None
+    nb = lab_notebook()
+    print(f"anonlab: opening {nb} (your copy of the workbench notebook)", file=sys.stderr)
     settings = lab_settings_dir()
     try:
-        return _run(lab_command(workbench_notebook(), port, open_browser, settings_dir=settings), dict(os.environ))
+        return _run(lab_command(nb, port, open_browser, settings_dir=settings), dict(os.environ))
     finally:
         shutil.rmtree(settings, ignore_errors=True)
