@@ -145,6 +145,7 @@ def test_drawing_on_the_canvas_edits_and_autosaves(wb):
     assert wb.drawn["drag"] is None
     assert "1 edit(s)" in wb.status.value
     assert "new face track 1" in wb.tools_msg.value
+    assert "this frame only: f follows it" in wb.tools_msg.value  # a newcomer expected it to cover the clip
     assert len(wb.track_list.children) == 1
     assert wb.track_list.children[0].children[0].value[:2] == b"\xff\xd8"  # a JPEG thumbnail
     wb.undo_button.click()
@@ -177,9 +178,11 @@ def test_masked_preview_toggle_and_the_m_key_agree(wb):
     wb._on_key_event({"type": "keydown", "key": "m"})
     assert wb.drawn["masked"]
     assert wb.masked_toggle.value is True
+    assert wb.masked_toggle.description == "masked"
     wb._on_key_event({"type": "keydown", "key": "m"})
     assert not wb.drawn["masked"]
     assert wb.masked_toggle.value is False
+    assert wb.masked_toggle.description == "original"  # it says what the picture shows, not "masked" both ways
 
 
 def test_selected_track_panel_follow_exclude_and_track_list(wb):

@@ -191,11 +191,10 @@ class Workbench(LongActions, SoundTrackPanel):
         self.status_msg = widgets.HTML(layout=L(width="100%", min_height="22px"))
         self.status_msg.add_class("anonlab-msg")
         self.progress = widgets.Output(layout=L(min_height="0px"))
-        strip = widgets.VBox([
-            widgets.HBox([self.status]),
-            widgets.HBox([self.analyst, self.speed, self.analyse_button, self.cancel_button, self.progress_bar,
-                          self.export_path, self.overwrite, self.export_button], layout=L(flex_flow="row wrap")),
-            self.status_msg], layout=L(width="100%"))
+        strip = widgets.VBox([widgets.HBox([self.status]), widgets.HBox(
+            [self.analyst, self.speed, self.analyse_button, self.cancel_button, self.progress_bar, self.export_path,
+             self.overwrite, self.export_button], layout=L(flex_flow="row wrap")), self.status_msg],
+            layout=L(width="100%"))
 
         # --- player
         last = max(info.n_frames - 1, 0)
@@ -382,7 +381,8 @@ class Workbench(LongActions, SoundTrackPanel):
         if not self._syncing:
             self.model.seek(change["new"])
 
-    def _on_masked_toggle(self, change) -> None:
+    def _on_masked_toggle(self, change) -> None:  # the label says what the picture shows ("masked" read as on)
+        self.masked_toggle.description = "masked" if change["new"] else "original"
         if not self._syncing and change["new"] != self.model.show_masked:
             self.model.toggle_masked()
 
