@@ -212,6 +212,11 @@ def cmd_anonymize(args) -> int:
     regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]
     print(f"{src.name}: {report['output']['frames']} frame(s) written to {report['output']['file']}; masked "
           + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
+    cut = report.get("extra", {}).get("input_cut_short")
+    if cut:
+        print(f"warning: {src.name}: the picture stops at {cut['read_s']:.2f} s of the {cut['announced_s']:.2f} s "
+              "its header announces (a file cut off in a copy or a download, or a sound track longer than the "
+              "picture); the output holds the picture that could be read", file=sys.stderr)
     audio = report.get("extra", {}).get("audio")
     if audio and audio["mode"] != "keep":
         where = "the whole track" if audio["whole_track"] else f"{audio['ranges']} range(s)"

@@ -264,6 +264,8 @@ def stream_fields(render_info: RenderInfo) -> dict:
         out["output_stream"] = dict(render_info["output"])
     if render_info.get("audio"):
         out["audio"] = dict(render_info["audio"])
+    if render_info.get("cut_short"):
+        out["input_cut_short"] = dict(render_info["cut_short"])
     return out
 
 

@@ -170,3 +170,23 @@ def test_kill_9_during_export_keeps_previous_output(tmp_path, clips):
     assert done.returncode == 0, done.stderr
     assert not list(tmp_path.glob(".o.*.part.mp4"))  # ...until the next run sweeps it
     assert all(ok for _, ok, _ in verify_video(src, dst))
+
+
+def test_a_matroska_file_cut_off_says_so(tmp_path):
+    """A newcomer cut a Matroska clip off (``head -c``): it decoded without an error up to where it stopped, and
+    nothing said that the output holds only part of the clip. It does now, in one line, and still writes it."""
+    from mediagen import make_clip
+
+    full = make_clip(tmp_path / "full.mkv", n_frames=100, width=160, height=96)
+    cut = tmp_path / "cut.mkv"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 10])
+    proc = run_cli("anonymize", cut, "-o", tmp_path / "o.mkv", "--quiet", "--report", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "cut off" in warning[0] and "Traceback" not in proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["extra"]["input_cut_short"]["announced_s"] == pytest.approx(4.0, abs=0.1)
+    assert report["extra"]["input_cut_short"]["read_s"] < 2.0
+    whole = run_cli("anonymize", full, "-o", tmp_path / "w.mkv", "--quiet")  # the whole file: no warning
+    assert whole.returncode == 0 and "warning" not in whole.stderr
