@@ -61,6 +61,18 @@ def test_removed_detection_inside_a_track_is_a_gap_flag_on_its_card():
     assert not card(build_queue(apply_temporal_safety(full, 40, Settings()), 40), 1).flags
 
 
+def test_a_found_box_the_analyst_changed_is_a_decision_of_its_own():
+    """A newcomer's careless drag moved a face's mask off the face in one frame; the track's card said "analyst
+    boxes", was routine, and a page of routine cards accepted it. A found box changed by hand is its own card."""
+    found = track(1, range(40))
+    found.source[found.frame == 20] = ANALYST
+    item = card(build_queue(found, 40), 1)
+    assert not item.routine and item.kind == "edited"
+    assert 20 in item.frames and "changed the found boxes" in item.reason
+    drawn = track(2, range(10, 20)).replace(source=ANALYST)  # a track the analyst drew alone: routine
+    assert card(build_queue(drawn, 40), 2).routine
+
+
 def test_a_long_guessed_run_is_a_decision_of_its_own():
     regions = apply_temporal_safety(Regions.merge([track(1, range(0, 10)), track(1, range(18, 40))]), 40,
                                     Settings(max_gap=30))

@@ -40,7 +40,8 @@ __all__ = [
 
 #: Flags that concern a track masked throughout: its card may be accepted with a page of others after a look at
 #: the thumbnails. Every other flag (something may be visible: a hole, a long guessed run, a red-team find, a
-#: deleted or unmasked track) makes the card one decision of its own. Gaps are routine up to `LONG_GAP` frames.
+#: deleted or unmasked track) makes the card one decision of its own. Gaps are routine up to `LONG_GAP` frames;
+#: ``edited`` only on tracks the analyst drew alone (a found box changed by hand is a decision of its own).
 ROUTINE_FLAGS = frozenset({"low_score", "gap", "short_track", "edited", "track_start", "track_end"})
 #: An interpolated run longer than this (frames) is a decision of its own (recall first: the mask is a guess).
 LONG_GAP = 6
@@ -99,8 +100,13 @@ def track_flags(track: Regions, n_frames: int, *, low_score: float = 0.5, short_
             out.append(Flag("track_start", first, first, f"starts at frame {first} (first masked frame)", True))
         if last < n_frames - 1:
             out.append(Flag("track_end", last, last, f"ends at frame {last} (last masked frame)", True))
+    # A box the analysis placed and the analyst moved or resized may no longer cover what was found there (a
+    # careless drag moved a face's mask off the face, and a page of routine cards accepted it): a card of its own.
+    # Tracks the analyst drew alone are routine.
+    found = bool(len(observed))
     for a, b in _runs(track.frame[track.source == ANALYST]):
-        out.append(Flag("edited", a, b, f"analyst boxes in {_span(a, b)}", True))
+        out.append(Flag("edited", a, b, f"analyst changed the found boxes in {_span(a, b)}" if found
+                        else f"analyst boxes in {_span(a, b)}", not found))
     if lab == "text" and not has_analyst:
         # Text is a proposal: a sign or a headline may be public, a badge or a screen personal. The analyst
         # accepts (mask) or dismisses (leave, with a name) each text track on its own card.
