@@ -404,6 +404,11 @@ def test_override_record_and_report_fields(queue):
     assert not looks_like_coordinates(json.dumps(fields))
     done = report_review_fields({**state, "decisions": {i.id: "fixed" for i in queue}}, queue)
     assert "note" not in done
+    # the case file's own form of decisions ({"decision", "by", "at"}) counts too: a workbench export reported
+    # "0 of 3 reviewed" after every card was accepted
+    filed = report_review_fields({**state, "decisions": {i.id: {"decision": "accepted", "by": "Ann"} for i in queue}},
+                                 queue)
+    assert filed["reviewed_items"] == filed["total_items"] == len(queue) and "note" not in filed
     assert "residual_risk" not in done
     try:
         from anonlab.report.audit import _review

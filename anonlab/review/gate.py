@@ -220,7 +220,10 @@ def report_review_fields(review_state: Mapping, queue: Sequence[ReviewItem], ris
     count the decided queue items; ``residual_risk`` is `risk_bound`'s statement; ``note`` carries the
     override reason when export went ahead with undecided items.
     """
-    decisions = review_state.get("decisions") or {}
+    # the case file's form is {id: {"decision", "by", "at"}}; a bare {id: decision} is accepted too (a workbench
+    # export read every decision of the file's form as undecided: "0 of 3 reviewed" after all were accepted)
+    decisions = {k: (v.get("decision") if isinstance(v, Mapping) else v)
+                 for k, v in (review_state.get("decisions") or {}).items()}
     summary = gate_summary(queue, decisions, review_state.get("override"))
     out = {
         "status": review_state.get("status", "draft"),
