@@ -624,6 +624,7 @@ def test_queue_cases_renders_approved_cases_only(tmp_path):
     assert (summary["done"], summary["failed"]) == (1, 1)
     assert rendered == ["one.mp4"]
     assert "not approved" in summary["failures"][0]["error"]
+    assert summary["failures"][0]["file"] == str(cases[1])  # the path given, not the ledger's "cases/two"
     again = queue_cases(cases[:1], tmp_path / "out", render_case=fake_render, reports=False, progress=False,
                         echo=False)
     assert again["skipped"] == 1

@@ -166,7 +166,10 @@ def queue_cases(
             if ex is not None:
                 ex.close()
             display.close()
-        summary = {"total": len(cases), **driver.counts, "ignored": 0, "failures": driver.failures,
+        # the ledger keys cases as "cases/NAME"; the analyst is told the path they gave, which exists
+        given = {f"cases/{p.name}": str(p) for p in cases}
+        failures = [{**f, "file": given.get(f.get("file"), f.get("file"))} for f in driver.failures]
+        summary = {"total": len(cases), **driver.counts, "ignored": 0, "failures": failures,
                    "seconds": round(time.perf_counter() - t0, 2), "output_dir": str(output_dir),
                    "ledger": str(output_dir / LEDGER_NAME), "dashboard": ex.dashboard if ex is not None else None}
     if echo:
