@@ -456,3 +456,22 @@ def _muxer_takes(container: str, stream) -> bool:
     except (av.FFmpegError, ValueError):
         return False
     return True
+
+
+def cut_short(reader, container) -> dict:
+    """``{"cut_short": {"announced_s", "read_s"}}`` for a `anonlab.media.video.VideoReader` and its open container
+    when the container's header announces more than its frames hold (by over a second and over a quarter), else
+    ``{}``.
+
+    A truncated Matroska file decodes without an error up to where it stops; the output then holds only that
+    part, which the analyst must be told (seconds only, never content). The header's duration is the longest
+    stream's, so a sound track much longer than the picture says the same; the warning names both causes. Whole
+    files of the held-back kinds (ProRes, MPEG-TS, MJPEG AVI, VP8 WebM, HEVC) hold 0.55-1.0 of what they announce.
+    """
+    if not container.duration or not reader.n_frames:
+        return {}
+    announced = container.duration / 1e6 + (container.start_time or 0) / 1e6 - float(reader.pts[0] * reader.time_base)
+    read = reader.duration
+    if announced > read + max(1.0, 0.25 * announced):
+        return {"cut_short": {"announced_s": round(announced, 2), "read_s": round(read, 2)}}
+    return {}
