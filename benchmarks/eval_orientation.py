@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from anonlab.detect import build_detector  # noqa: E402
-from anonlab.detect.orientation import turn_frame, unturn_boxes  # noqa: E402
+from anonlab.detect.orientation import turn_frame, unturn_boxes, unturn_regions  # noqa: E402
 from anonlab.evaluation.images import evaluate_rows, load_jsonl, read_image  # noqa: E402
 from anonlab.regions import Regions  # noqa: E402
 from anonlab.settings import Settings  # noqa: E402
@@ -129,7 +129,7 @@ def section_clips(args) -> dict:
                 a.feed(i, np.ascontiguousarray(turn_frame(f, 2)) if turned else f)
             r = a.result(n)
             r = r[r.label == 0]
-            return r.replace(xyxy=unturn_boxes(r.xyxy, 2, width, height)) if turned and len(r) else r
+            return unturn_regions(r, 2, width, height) if turned else r  # boxes and their turn, as upright
 
         t0 = time.perf_counter()
         upright = run(False, True)

@@ -26,7 +26,7 @@ import onnxruntime as ort
 # anonlab, that came too late, and this stops what it would record from here on
 ort.disable_telemetry_events()
 
-from anonlab.detect.orientation import choose_turn, turn_frame, unturn_boxes
+from anonlab.detect.orientation import choose_turn, turn_frame, unturn_regions
 from anonlab.errors import AnonlabError
 from anonlab.regions import DETECTOR, FACE, Regions, merge_regions
 
@@ -335,7 +335,7 @@ class Turned(Detector):
         h, w = frame.shape[:2]
         r = detect(np.ascontiguousarray(turn_frame(frame, self.turn)))
         # the rows remember the turn that stood their content upright: the masker extends faces towards the chin
-        return r.replace(xyxy=unturn_boxes(r.xyxy, self.turn, w, h), turn=self.turn).clip(w, h) if len(r) else r
+        return unturn_regions(r, self.turn, w, h).clip(w, h)
 
     def detect(self, frame: np.ndarray) -> Regions:
         return self._run(self.base, frame)

@@ -61,6 +61,22 @@ def unturn_boxes(xyxy: np.ndarray, turns: int, width: int, height: int) -> np.nd
     return turn_boxes(xyxy, (4 - t) % 4, w, h)
 
 
+def unturn_regions(regions: Regions, turns: int, width: int, height: int) -> Regions:
+    """Regions found in ``turn_frame(image, turns)`` moved back into the ``width`` x ``height`` image: boxes as
+    `unturn_boxes`, and each row's ``turn`` (what stands its content upright) composed with ``turns``: content
+    upright in the turned image needs ``turns`` more quarter turns in the image itself.
+
+    Example:
+        >>> r = unturn_regions(Regions(xyxy=[[0, 0, 2, 1]]), 2, width=4, height=3)
+        >>> r.xyxy.tolist(), r.turn.tolist()
+        ([[2.0, 2.0, 4.0, 3.0]], [2])
+    """
+    if not len(regions):
+        return regions
+    return regions.replace(xyxy=unturn_boxes(regions.xyxy, turns, width, height),
+                           turn=(regions.turn.astype(np.int64) + int(turns)) % 4)
+
+
 #: Faces scoring above this count as evidence of an orientation (the tracker's high-score line and the review's
 #: low-score line are both 0.5: below it a box is unsure, and a turned frame is full of unsure boxes).
 SURE = 0.5
