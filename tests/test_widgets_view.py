@@ -1048,3 +1048,32 @@ def test_analysis_done_says_when_the_masked_preview_is_off(wb):
     assert wb.analyse(analyse=fake_analyse, background=False).state == "done"
     assert "analysis done" in wb.status_msg.value
     assert "preview is off" not in wb.status_msg.value
+
+
+def test_the_card_of_a_found_box_moved_off_itself_shows_what_it_uncovered(wb, monkeypatch):
+    """A careless drag (with a name typed) moved a face's box onto the wall; its card's thumbnail showed the wall,
+    and the analyst accepted it. The thumbnail now outlines the box the analysis found, in red, and frames it."""
+    from anonlab.case.tracks import tracks_from_regions
+    from anonlab.regions import DETECTOR
+    import cv2
+
+    from anonlab.widgets.drawing import UNCOVERED_BGR
+
+    wb.case._set_base(tracks_from_regions(Regions(xyxy=[[40, 60, 80, 100]] * 3, track_id=[0] * 3,
+                                                  source=[DETECTOR] * 3, frame=[0, 1, 2], score=[0.9] * 3)))
+    (tid,) = wb.case.tracks
+
+    drawn = []
+    real = cv2.rectangle
+    monkeypatch.setattr(cv2, "rectangle", lambda img, a, b, colour, *r: drawn.append(tuple(colour)) or real(
+        img, a, b, colour, *r))
+    wb.thumbnail(0, tid)
+    assert UNCOVERED_BGR not in drawn
+    wb.case.actor = "Ann"
+    wb.model.set_box(tid, (240, 20, 280, 60), frame=0)  # moved onto the wall
+    wb.thumbnail(0, tid)
+    assert UNCOVERED_BGR in drawn
+    drawn.clear()
+    wb.model.set_box(tid, (30, 50, 90, 110), frame=1)  # grown: it uncovers nothing
+    wb.thumbnail(1, tid)
+    assert drawn and UNCOVERED_BGR not in drawn

@@ -386,6 +386,14 @@ class Case:
         return ids & set(self.tracks)
 
     # --- regions ---------------------------------------------------------------------------------------
+    def found_box(self, track: int, frame: int) -> tuple[float, float, float, float] | None:
+        """The box the analysis placed for ``track`` in ``frame`` (``x1, y1, x2, y2``, image pixels), or None (no
+        analysis track of that id, or no box there). The review shows it beside the analyst's: a box moved off a
+        face then shows the face it left."""
+        t = self._base.get(int(track))
+        v = t.value(int(frame)) if t is not None else None
+        return None if v is None else tuple(v[:4])
+
     def regions_at(self, n: int, *, include_excluded: bool = False) -> Regions:
         """This frame's boxes (what `effective_regions` holds for frame ``n``, in the same order)."""
         rows = []

@@ -133,6 +133,10 @@ def draw_drag(layer, model: EditorModel) -> tuple[float, float, float, float] | 
     return drawn
 
 
+#: What an edit uncovered of a found box, in review thumbnails (BGR red).
+UNCOVERED_BGR = (0, 0, 230)
+
+
 class Thumbnails:
     """Small square JPEGs around a track's box (the whole frame without one), cached by frame, track, box and
     size (at most about 2,000; then the cache starts again)."""
@@ -149,7 +153,11 @@ class Thumbnails:
         # unmasked, with the box outlined: the analyst judges whether the box covers the face (the picture
         # beside shows the masked result)
         masked = False
-        key = (frame, track, None if v is None else tuple(round(c, 1) for c in v[:4]), masked, size)
+        # a found box the analyst moved or shrank off part of itself: outlined in red and in the crop, so the card
+        # shows what the edit uncovered (a careless drag's card showed only the wall the box was moved to)
+        found = self.case.found_box(track, frame) if v is not None else None
+        gone = found if found is not None and t.uncovers(found, v[:4]) else None
+        key = (frame, track, None if v is None else tuple(round(c, 1) for c in v[:4]), gone, masked, size)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -173,6 +181,10 @@ class Thumbnails:
             x1, x2, y1, y2 = x1 + ox, x2 + ox, y1 + oy, y2 + oy
             color = hex_to_bgr(track_color(track)) if t.excluded is None else (158, 158, 158)
             cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), color, 1)
+            if gone is not None:
+                g = (gone[0] * fit.sx + ox, gone[1] * fit.sy + oy, gone[2] * fit.sx + ox, gone[3] * fit.sy + oy)
+                cv2.rectangle(pic, (int(g[0]), int(g[1])), (int(g[2]), int(g[3])), UNCOVERED_BGR, 2)
+                x1, y1, x2, y2 = min(x1, g[0]), min(y1, g[1]), max(x2, g[2]), max(y2, g[3])
             pad = 0.3 * max(x2 - x1, y2 - y1) + 2
             xa, ya = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
             xb, yb = int(min(x2 + pad, vp.canvas_w)), int(min(y2 + pad, vp.canvas_h))
