@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("anonymize", help="mask faces and plates in a photo, a video or a folder")
     p.add_argument("input", help="photo, video or folder")
-    p.add_argument("-o", "--output", help="output file (folder for a folder input); default INPUT_anonymized")
+    p.add_argument("-o", "--output", help="output file, or a folder to write INPUT_anonymized into (a folder input "
+                                          "gives a folder); default INPUT_anonymized beside the input")
     p.add_argument("--regions-out", help="write per-frame regions: .jsonl, MOT .csv or CVAT .xml (holds coordinates!)")
     p.add_argument("--regions-in", help="mask these regions instead of detecting (.jsonl, MOT .csv, CVAT .xml)")
     p.add_argument("--report", help="write the audit report (JSON, with a Markdown twin)")
@@ -206,7 +208,16 @@ def cmd_anonymize(args) -> int:
         raise AnonlabError(f"{src}: no such file or folder")
     if src.suffix.lower() not in MEDIA_EXTENSIONS:
         logging.getLogger("anonlab").info("%s: unusual extension; judging the file by its content", src.name)
-    report = anonymize(src, args.output, settings, overwrite=args.overwrite, regions_out=args.regions_out,
+    output = args.output
+    if output and (Path(output).is_dir() or str(output).endswith(("/", os.sep))):
+        # `-o folder/` for one file means "into that folder", as cp does (it asked to --overwrite a folder before)
+        from anonlab.pipeline import default_output
+
+        folder = Path(output)
+        if not folder.is_dir():
+            raise AnonlabError(f"{folder}: no such folder; create it first, or give a file name for the output")
+        output = folder / default_output(src).name
+    report = anonymize(src, output, settings, overwrite=args.overwrite, regions_out=args.regions_out,
                        regions_in=args.regions_in, report=args.report, red_team=args.red_team,
                        progress=not args.quiet)
     regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]

@@ -55,6 +55,19 @@ def test_existing_output_needs_overwrite(tmp_path, clips):
     assert out.read_bytes() == b"keep me"
 
 
+def test_output_folder_for_one_file_writes_into_it(tmp_path, clips):
+    """A newcomer wrote `-o out/` for one clip: an error about extensions, and for an existing folder "pass
+    --overwrite to replace it" (a folder). A folder now means "into it", named as the default output is."""
+    src = tmp_path / "in.mp4"
+    src.write_bytes(clips["plain"].read_bytes())
+    out = tmp_path / "out"
+    assert_one_line_error(run("anonymize", src, "-o", f"{out}/", "--quiet"), "no such folder")
+    out.mkdir()
+    proc = run("anonymize", src, "-o", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in out.iterdir()] == ["in_anonymized.mp4"]
+
+
 @pytest.mark.parametrize("flag, value, fragment", [
     ("--what", "faces,cats", "--what"),
     ("--thresh", "1.5", "--thresh"),
