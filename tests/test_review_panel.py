@@ -181,6 +181,9 @@ def test_workbench_export_writes_the_audit_report_with_who_decided(tmp_path):
     while review.session.next_pending() is not None:
         review.show_current()
         review._decide("accepted")
+        # said in words, not with the queue's ids ("track:1 accepted", "deleted:0:4 accepted")
+        said = review.message.value
+        assert (": accepted" in said or "every card is decided" in said) and "track:" not in said
     wb.export_path.value = str(tmp_path / "out.jpg")
     assert wb.export() is not None, wb.status_msg.value
     report = json.loads((tmp_path / "out.jpg.report.json").read_text())

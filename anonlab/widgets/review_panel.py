@@ -417,7 +417,11 @@ class ReviewPanel:
         card = self.session.current
         self.wb.sync_actor()
         self.session.decide(decision)
-        self._say(f"{'page' if isinstance(card, Page) else card.id} {decision}")
+        # in words, not the queue's ids ("track:1", "deleted:0:4"): what was decided, on which track
+        what = ("page of routine tracks" if isinstance(card, Page) else
+                f"{card.kind.replace('_', ' ')} card of track {card.track_id}" if card.track_id >= 0 else
+                f"{card.kind.replace('_', ' ')} card")
+        self._say(f"{what}: {decision}")
         nxt = self.session.next_pending()
         if nxt is None:
             self._say("every card is decided: export is open (sign-off below)")
