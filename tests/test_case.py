@@ -823,3 +823,22 @@ def test_version_1_case_files_are_still_read():
     case = Case.from_dict(doc)
     assert case.review.decisions == {"gap:1:12": "accepted"}
     assert case.exclusions()[0]["by"] is None
+
+
+def test_edits_that_uncover_found_boxes_are_counted_for_the_report(monkeypatch, tmp_path):
+    """A careless drag moved a face's box off the face; the report said "manual edits: 1" and nothing else.
+    Frames where an edit left part of a found box unmasked are now counted (counts only, never where)."""
+    import anonlab.case.render as case_render
+
+    case = Case.from_analysis(fake_analysis())
+    assert case.uncovered_by_edits() == {}
+    case.actor = "Ann"
+    case.set_keys(1, {4: (60, 10, 80, 34)})  # track 1's face (14, 10, 34, 34) in frame 4, moved off it
+    case.set_keys(1, {6: (10, 5, 50, 40)})  # grown around it: uncovers nothing
+    assert case.uncovered_by_edits() == {1: 1}
+    monkeypatch.setattr(case_render, "sha256_file", lambda p: "0" * 64)
+    monkeypatch.setattr(case, "locate_input", lambda: tmp_path / "clip.mp4")
+    report = case_render.case_report(case, tmp_path / "o.mp4", {"frames": 40})  # checked safe by make_report
+    assert report["extra"]["edits_uncovering_found_objects"].startswith("1 frame(s) of 1 track(s)")
+    case.exclude(1, "the mayor, consented")  # left unmasked whole: reported as an exclusion instead
+    assert case.uncovered_by_edits() == {}

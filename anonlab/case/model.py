@@ -394,6 +394,23 @@ class Case:
         v = t.value(int(frame)) if t is not None else None
         return None if v is None else tuple(v[:4])
 
+    def uncovered_by_edits(self) -> dict[int, int]:
+        """``{track id: frames}`` where the analyst's edits left part of the box the analysis found unmasked (a
+        box moved or shrunk off itself, `Track.uncovers`), for the report: counts only, never where."""
+        out = {}
+        with self._lock:
+            for tid, base in self._base.items():
+                t = self.tracks.get(tid)
+                if t is None or t is base or t.excluded is not None:
+                    continue  # deleted or left unmasked tracks are reported as such; an unedited track is as found
+                n = 0
+                for f, k in base.keys.items():
+                    v = t.value(f) if k is not None else None
+                    n += v is not None and t.uncovers(k[:4], v[:4])
+                if n:
+                    out[tid] = n
+        return out
+
     def regions_at(self, n: int, *, include_excluded: bool = False) -> Regions:
         """This frame's boxes (what `effective_regions` holds for frame ``n``, in the same order)."""
         rows = []

@@ -92,6 +92,10 @@ def case_report(case: Case, output: str | Path, render_info: dict, *, review: di
     """
     regions = case.effective_regions()
     extra = {"damaged_frames": len(render_info.get("damaged", ())), **stream_fields(render_info)}
+    uncovered = case.uncovered_by_edits()
+    if uncovered:  # a found box the analyst moved or shrank off itself: named in the edit log, counted here
+        extra["edits_uncovering_found_objects"] = (f"{sum(uncovered.values())} frame(s) of {len(uncovered)} "
+                                                   "track(s) where an edit left part of a found object unmasked")
     without = case.review.without_analysis
     if not case.analysed and without is not None:
         extra["exported_without_analysis"] = (
