@@ -360,6 +360,7 @@ MALFORMED = [
     ("duplicate track id", lambda d: _set(d, ["analysis", "tracks", 1, "id"], 1), "share an id"),
     ("bad label", lambda d: _set(d, ["analysis", "tracks", 0, "label"], "dog"), "label"),
     ("bad turn", lambda d: _set(d, ["analysis", "tracks", 0, "turn"], 4), "tracks[0].turn"),
+    ("bad drawn turn", lambda d: _set(d, ["edits", 0, "turn"], 7), "edits[0].turn"),
     ("unknown op", lambda d: _set(d, ["edits", 0, "op"], "paint"), "edits[0].op"),
     ("edit on missing track", lambda d: _set(d, ["edits", 1, "track"], 999), "does not exist"),
     ("edit frame range", lambda d: _set(d, ["edits", 0, "keys", 0, 0], 40), "edits[0].keys[0]"),
@@ -686,8 +687,11 @@ def test_a_track_found_turned_keeps_its_turn_through_edits_and_the_file(tmp_path
     assert (case.regions_at(25).turn[case.regions_at(25).track_id == new] == 2).all()
     back = Case.load(case.save(tmp_path / "c.case.json"))
     assert back.effective_regions() == eff
-    # an analyst's new track is upright: the analyst draws the whole face
-    assert case.tracks[case.add_track("face", {0: (1, 1, 9, 9)})].turn == 0
+    # an analyst's box drawn where the analysis found the content upside down takes that turn, through the file
+    drawn = case.add_track("face", {25: (1, 1, 9, 9)})
+    assert case.tracks[drawn].turn == 2
+    assert Case.load(case.save(tmp_path / "c2.case.json")).tracks[drawn].turn == 2
+    assert case.tracks[case.add_track("face", {35: (1, 1, 9, 9)})].turn == 0  # nothing found there: upright
 
 
 def test_reanalysis_with_the_same_result_keeps_edits_on_analysis_tracks():

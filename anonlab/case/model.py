@@ -269,11 +269,22 @@ class Case:
         return op
 
     def add_track(self, label: str, keys: Mapping[int, Iterable[float]], *, tool: str = "draw") -> int:
-        """A new analyst track with keyframes ``{frame: (x1, y1, x2, y2)}``; returns its id."""
+        """A new analyst track with keyframes ``{frame: (x1, y1, x2, y2)}``; returns its id.
+
+        Drawn where the analysis found the content turned (its tracks there carry a ``turn``), the track takes
+        that turn, so its mask grows towards the chin as theirs do (`anonlab.regions.Regions.turn`)."""
         tid = self.next_track_id()
+        turn = self.turn_at(min(int(f) for f in keys)) if keys else 0
         self.apply({"op": "add_track", "track": tid, "label": label,
-                    "keys": [[int(f), *map(float, b)] for f, b in keys.items()]})
+                    "keys": [[int(f), *map(float, b)] for f, b in keys.items()], **({"turn": turn} if turn else {})})
         return tid
+
+    def turn_at(self, frame: int) -> int:
+        """The turn (quarter turns that stand it upright) of the content at ``frame``, as the analysis found it:
+        the most common ``turn`` of the tracks with a box there, 0 where none has one."""
+        with self._lock:
+            turns = [t.turn for t in self.tracks.values() if t.turn and t.value(int(frame)) is not None]
+        return max(set(turns), key=turns.count) if turns else 0
 
     def set_keys(self, track: int, keys: Mapping[int, Iterable[float]], *, source: str = "analyst",
                  tool: str = "move") -> None:

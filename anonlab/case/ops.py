@@ -87,7 +87,7 @@ def _add_track(e: _Edit, op: dict) -> None:
     if tid in e.tracks:
         e.fail("track", "a new track needs an id that is not in use")
     e.before[tid] = None
-    e.tracks[tid] = Track(tid, label_code(op["label"]), {f: _key(b) for f, *b in op["keys"]})
+    e.tracks[tid] = Track(tid, label_code(op["label"]), {f: _key(b) for f, *b in op["keys"]}, turn=op.get("turn", 0))
 
 
 def _set(e: _Edit, op: dict) -> None:
@@ -189,7 +189,7 @@ class _Op(NamedTuple):
 
 #: Every edit operation, in the order error messages list them.
 _OPS: dict[str, _Op] = {
-    "add_track": _Op(("track", "label", "keys"), (), _add_track),
+    "add_track": _Op(("track", "label", "keys"), ("turn",), _add_track),
     "set": _Op(("track", "keys"), ("source", "tool"), _set),
     "delete": _Op(("track", "frames"), (), _delete),
     "delete_track": _Op(("track",), (), _delete_track),
@@ -251,6 +251,8 @@ def _check_op(op, c: _Checker, where: str, n_frames: int) -> dict:
         out["keys"] = sorted(rows)
     if kind == "add_track":
         out["label"] = c.str_(op["label"], f"{where}.label", LABELS)
+        if "turn" in op:  # drawn in a shot the analysis found turned (Regions.turn): masked towards that chin
+            out["turn"] = c.int_(op["turn"], f"{where}.turn", 0, 3)
     if kind == "label":
         out["label"] = c.str_(op["label"], f"{where}.label", LABELS)
     if kind == "set":
