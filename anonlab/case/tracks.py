@@ -89,7 +89,7 @@ class Track:
         self.id = int(id)
         self.label = int(label)
         #: Quarter turns that stand the object upright (`anonlab.regions.Regions.turn`): the shot's orientation
-        #: where the analysis found it; 0 for analyst tracks.
+        #: where the analysis found it; an analyst track takes the turn of the content it is drawn on (`Case.turn_at`).
         self.turn = int(turn)
         self.keys: dict[int, Key | None] = dict(keys or {})
         #: The reason this track is left unmasked (None: it is masked), and who decided it, when (UTC ISO).
