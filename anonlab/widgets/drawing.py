@@ -183,8 +183,11 @@ class Thumbnails:
             cv2.rectangle(pic, (int(x1), int(y1)), (int(x2), int(y2)), color, 1)
             if gone is not None:
                 g = (gone[0] * fit.sx + ox, gone[1] * fit.sy + oy, gone[2] * fit.sx + ox, gone[3] * fit.sy + oy)
-                cv2.rectangle(pic, (int(g[0]), int(g[1])), (int(g[2]), int(g[3])), UNCOVERED_BGR, 2)
                 x1, y1, x2, y2 = min(x1, g[0]), min(y1, g[1]), max(x2, g[2]), max(y2, g[3])
+                # thick enough to survive the shrink to a thumbnail (about a pixel there), thin enough to leave
+                # the face inside it visible
+                line = max(2, min(round(1.6 * max(x2 - x1, y2 - y1) / size), round(min(g[2] - g[0], g[3] - g[1]) / 8)))
+                cv2.rectangle(pic, (int(g[0]), int(g[1])), (int(g[2]), int(g[3])), UNCOVERED_BGR, line)
             pad = 0.3 * max(x2 - x1, y2 - y1) + 2
             xa, ya = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
             xb, yb = int(min(x2 + pad, vp.canvas_w)), int(min(y2 + pad, vp.canvas_h))
