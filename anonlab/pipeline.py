@@ -33,8 +33,8 @@ from anonlab.media import (
 from anonlab.media.audiotrack import AudioPlan, check_voice
 from anonlab.media.facts import InputFacts
 from anonlab.media.photo import check_photo_output
-from anonlab.media.streams import check_audio, default_video_suffix, plan_video
-from anonlab.media.video import RenderInfo, VideoReader, media_duration
+from anonlab.media.streams import check_audio, default_video_suffix, media_duration, plan_video
+from anonlab.media.video import RenderInfo, VideoReader
 from anonlab.regions import Regions, RegionsLog
 from anonlab.render.mask import mask_boxes, mask_frame, mask_whole_frame
 from anonlab.report.audit import make_report, write_report

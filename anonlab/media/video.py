@@ -29,8 +29,8 @@ import numpy as np
 from anonlab.errors import MediaError, OutputError
 from anonlab.media.audiotrack import AudioPlan, AudioRewriter, audio_summary, check_voice
 from anonlab.media.pixels import Converter, coded_boxes, pq_view_lut
-from anonlab.media.streams import (EncodePlan, VideoProps, check_audio, cut_short, declared_colors, plan_video,
-                                   props_from)
+from anonlab.media.streams import (EncodePlan, VideoProps, check_audio, cut_short, declared_colors, media_duration,
+                                   plan_video, props_from)
 
 log = logging.getLogger(__name__)
 
@@ -535,15 +535,6 @@ def write_video(
     return {"frames": written, "damaged": sorted(reader.damaged), "audio_packets": audio_packets,
             "source": props.summary(), "output": plan.summary(),
             "audio": audio_summary(audio, rewriters.values(), copied), **short}
-
-
-def media_duration(reader: VideoReader, container) -> float:
-    """Seconds from the video's frame 0 to the end of the longest stream (the audio ranges' upper bound)."""
-    end = reader.duration
-    if container.duration:  # microseconds (AV_TIME_BASE), from the container's start
-        start = (container.start_time or 0) / 1e6
-        end = max(end, container.duration / 1e6 + start - float(reader.pts[0] * reader.time_base))
-    return end
 
 
 def _video_stream(out, istream, props: VideoProps, plan: EncodePlan):
