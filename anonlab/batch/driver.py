@@ -200,7 +200,8 @@ class _Driver:
                 self.handle(fut)
 
 
-def _check_folders(input_dir: Path, output_dir: Path) -> None:
+def _check_folders(input_dir: Path, output_dir: Path) -> tuple[list[str], int]:
+    """Refuse unusable folders before anything is written; returns `scan_tree`'s ``(files, ignored)``."""
     if not input_dir.exists():
         raise AnonlabError(f"{input_dir}: no such folder")
     if not input_dir.is_dir():
@@ -221,6 +222,7 @@ def _check_folders(input_dir: Path, output_dir: Path) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot create the output folder ({exc.strerror})") from None
+    return rels, ignored
 
 
 def _show_dashboard(link: str | None, echo: bool) -> None:
@@ -288,13 +290,12 @@ def run_batch(
         raise AnonlabError(f"--workers must be 1 or more; got {workers}")
     if chunk_seconds is not None and not chunk_seconds > 0:
         raise AnonlabError(f"--chunk-seconds must be more than 0; got {chunk_seconds}")
-    _check_folders(input_dir, output_dir)
+    rels, ignored = _check_folders(input_dir, output_dir)  # the folder is walked once
     processor = process_file if process_file is not None else Anonymizer()
     can_chunk = all(hasattr(processor, m) for m in ("plan", "analyse", "finish"))
     digest = settings.digest
     with _folder_lock(output_dir), Ledger(output_dir / LEDGER_NAME) as ledger:
         ledger.save_settings(settings)
-        rels, ignored = scan_tree(input_dir, output_dir)
         outputs: set[str] = set()
         out_rel = {}
         for rel in rels:
