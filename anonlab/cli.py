@@ -70,8 +70,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                         "on small faces; default: the --speed profile's, on for thorough and balanced)")
     g.add_argument("--plate-tiles", action=argparse.BooleanOptionalAction, default=None,
                    help="frames larger than 1280x736 (1080p, 4K) are also searched for far plates in tiles (four; "
-                        "nine above about 3080x1720: 4K) at up to their own size on thorough keyframes (--no-plate-tiles: faster on such "
-                        "frames, far plates missed more often; default: the --speed profile's)")
+                        "nine above about 3080x1720: 4K) at up to their own size on thorough keyframes "
+                        "(--no-plate-tiles: faster on such frames, far plates missed more often; default: the "
+                        "--speed profile's)")
     g.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="int8 copies of the bundled models: 1.2-1.3x faster end to end on CPUs with VNNI, plate "
                         "recall unchanged, 3 of 2065 test faces lost (models/README.md); may be slower elsewhere "
@@ -173,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("verify", help="check that an output keeps the input's stream properties and drops its metadata "
-                                             "(not whether its masks cover every person: see --red-team)")
+    p = sub.add_parser("verify", help="check that an output keeps the input's stream properties and drops its "
+                                      "metadata (not whether its masks cover every person: see --red-team)")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--report", default=None,

@@ -64,8 +64,8 @@ class Settings:
         max_upscale: frames smaller than one 720p frame are enlarged up to this many times for the face models
             (small faces; `anonlab.detect.tiling.AutoScale`); 1 turns the upscale off.
         plate_tiles: frames the plate model's 1280×736 letterbox shrinks (1080p, 4K, large photos) are also seen
-            in tiles (four; nine above about 3080×1720 px: 4K) at up to their own size on thorough passes, for far plates
-            (`anonlab.detect.plates.tile_windows`); off: faster on such frames, far plates missed more often.
+            in tiles (four; nine above about 3080×1720 px: 4K) at up to their own size on thorough passes, for far
+            plates (`anonlab.detect.plates.tile_windows`); off: faster on such frames, far plates missed more often.
         device: where the ONNX models run: ``auto`` (default: an NVIDIA GPU when the ``gpu`` extra is installed
             and one is present, else the CPU), ``cpu`` or ``cuda`` (`anonlab.detect.base.providers_for`).
         audio: what to do with a video's sound track (`anonlab.media.audio`): ``keep`` (default: packets

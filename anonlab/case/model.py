@@ -397,30 +397,23 @@ class Case:
         return ids & set(self.tracks)
 
     # --- regions ---------------------------------------------------------------------------------------
-    def found_box(self, track: int, frame: int) -> tuple[float, float, float, float] | None:
-        """The box the analysis placed for ``track`` in ``frame`` (``x1, y1, x2, y2``, image pixels), or None (no
-        analysis track of that id, or no box there). The review shows it beside the analyst's: a box moved off a
-        face then shows the face it left."""
-        t = self._base.get(int(track))
-        v = t.value(int(frame)) if t is not None else None
-        return None if v is None else tuple(v[:4])
+    def uncovered_box(self, track: int, frame: int) -> tuple[float, float, float, float] | None:
+        """The box the analysis placed for ``track`` in ``frame`` (``x1, y1, x2, y2``, image pixels) where the
+        analyst's edits left part of it unmasked (a box moved or shrunk off itself, `Track.uncovers`), else None.
+        The review outlines it beside the analyst's box (a box moved off a face then shows the face it left)."""
+        base, t = self._base.get(int(track)), self.tracks.get(int(track))
+        if base is None or t is None or t is base:  # not the analysis's, deleted, or as the analysis found it
+            return None
+        found, now = base.value(int(frame)), t.value(int(frame))
+        return tuple(found[:4]) if found is not None and now is not None and t.uncovers(found[:4], now[:4]) else None
 
     def uncovered_by_edits(self) -> dict[int, int]:
-        """``{track id: frames}`` where the analyst's edits left part of the box the analysis found unmasked (a
-        box moved or shrunk off itself, `Track.uncovers`), for the report: counts only, never where."""
-        out = {}
+        """``{track id: frames}`` with an `uncovered_box`, for the report (counts only, never where); tracks left
+        unmasked are reported as exclusions instead."""
         with self._lock:
-            for tid, base in self._base.items():
-                t = self.tracks.get(tid)
-                if t is None or t is base or t.excluded is not None:
-                    continue  # deleted or left unmasked tracks are reported as such; an unedited track is as found
-                n = 0
-                for f, k in base.keys.items():
-                    v = t.value(f) if k is not None else None
-                    n += v is not None and t.uncovers(k[:4], v[:4])
-                if n:
-                    out[tid] = n
-        return out
+            counts = {tid: sum(self.uncovered_box(tid, f) is not None for f in base.frames)
+                      for tid, base in self._base.items() if tid in self.tracks and self.tracks[tid].excluded is None}
+        return {tid: n for tid, n in counts.items() if n}
 
     def regions_at(self, n: int, *, include_excluded: bool = False) -> Regions:
         """This frame's boxes (what `effective_regions` holds for frame ``n``, in the same order)."""

@@ -22,13 +22,13 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-# anonlab/__init__.py keeps onnxruntime from recording telemetry; if something imported onnxruntime before
-# anonlab, that came too late, and this stops what it would record from here on
-ort.disable_telemetry_events()
-
 from anonlab.detect.orientation import choose_turn, turn_frame, unturn_regions
 from anonlab.errors import AnonlabError
 from anonlab.regions import DETECTOR, FACE, Regions, merge_regions
+
+# anonlab/__init__.py keeps onnxruntime from recording telemetry; if something imported onnxruntime before
+# anonlab, that came too late, and this stops what it would record from here on
+ort.disable_telemetry_events()
 
 
 def as_bgr(frame) -> np.ndarray:

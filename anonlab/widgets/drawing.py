@@ -155,8 +155,7 @@ class Thumbnails:
         masked = False
         # a found box the analyst moved or shrank off part of itself: outlined in red and in the crop, so the card
         # shows what the edit uncovered (a careless drag's card showed only the wall the box was moved to)
-        found = self.case.found_box(track, frame) if v is not None else None
-        gone = found if found is not None and t.uncovers(found, v[:4]) else None
+        gone = self.case.uncovered_box(track, frame) if v is not None else None
         key = (frame, track, None if v is None else tuple(round(c, 1) for c in v[:4]), gone, masked, size)
         hit = self._cache.get(key)
         if hit is not None:
@@ -186,7 +185,8 @@ class Thumbnails:
                 x1, y1, x2, y2 = min(x1, g[0]), min(y1, g[1]), max(x2, g[2]), max(y2, g[3])
                 # thick enough to survive the shrink to a thumbnail (about a pixel there), thin enough to leave
                 # the face inside it visible
-                line = max(2, min(round(1.6 * max(x2 - x1, y2 - y1) / size), round(min(g[2] - g[0], g[3] - g[1]) / 8)))
+                line = max(2, min(round(1.6 * max(x2 - x1, y2 - y1) / size),
+                                  round(min(g[2] - g[0], g[3] - g[1]) / 8)))
                 cv2.rectangle(pic, (int(g[0]), int(g[1])), (int(g[2]), int(g[3])), UNCOVERED_BGR, line)
             pad = 0.3 * max(x2 - x1, y2 - y1) + 2
             xa, ya = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
