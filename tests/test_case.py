@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import multiprocessing
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from anonlab.case import Case, Track, default_case_path, render_case, tracks_from_regions
+from anonlab.case.storage import CaseChangedElsewhere
 from anonlab.errors import AnonlabError
 from anonlab.pipeline import Analysis
 from anonlab.regions import ANALYST, DETECTOR, EXTENDED, INTERPOLATED, PLATE, TRACKER, Regions
@@ -507,8 +509,17 @@ def test_two_tabs_on_one_case_never_save_over_each_other(tmp_path):
         tab.autosave = True
     a = tab_a.add_track("face", {0: (1, 1, 20, 20)})
     assert tab_a.save_error is None
-    tab_b.add_track("face", {5: (40, 40, 60, 60)})
+    tracks_b, edits_b, decisions_b = dict(tab_b.tracks), list(tab_b.edits), dict(tab_b.review.decisions)
+    with pytest.raises(CaseChangedElsewhere, match="changed by another window"):
+        tab_b.add_track("face", {5: (40, 40, 60, 60)})
     assert "changed by another window" in tab_b.save_error
+    # tab B shows nothing it could not keep (it showed a "new face track 5" the file never had)
+    assert tab_b.tracks == tracks_b and tab_b.edits == edits_b and not tab_b.can_redo
+    for refused in (lambda: tab_b.undo(), lambda: tab_b.decide("x:1", "accepted", by="B"),
+                    lambda: tab_b.override_gate("a reason", "B")):
+        with pytest.raises(CaseChangedElsewhere):
+            refused()
+    assert tab_b.edits == edits_b and tab_b.review.decisions == decisions_b and tab_b.review.override is None
     on_disk = Case.load(path)
     assert on_disk.edits == tab_a.edits and a in on_disk.tracks  # tab A's box is kept
     tab_a.add_track("plate", {1: (2, 2, 30, 12)})  # tab A goes on saving
@@ -516,9 +527,15 @@ def test_two_tabs_on_one_case_never_save_over_each_other(tmp_path):
     # a new case never saved writes over no case file that appeared meanwhile (two tabs on a new clip)
     fresh = blank()
     fresh.path, fresh.autosave = path, True
-    fresh.add_track("face", {0: (1, 1, 9, 9)})
-    assert "changed by another window" in fresh.save_error
+    with pytest.raises(CaseChangedElsewhere):
+        fresh.add_track("face", {0: (1, 1, 9, 9)})
+    assert "changed by another window" in fresh.save_error and not fresh.tracks
     assert Case.load(path).edits == tab_a.edits
+    # the file changing between the check and the save is still caught at the save (and said)
+    tab_a.disk_digest = "not what the file has"
+    tab_a._changing = contextlib.nullcontext  # as if the file changed just after the check
+    tab_a.add_track("face", {2: (3, 3, 9, 9)})
+    assert "changed by another window" in tab_a.save_error
     # saving to a path given on purpose writes as asked
     fresh.save(path)
     assert Case.load(path).edits == fresh.edits

@@ -585,3 +585,18 @@ def test_a_drag_that_moves_a_found_face_s_box_off_it_needs_the_analyst_s_name():
     own = m.draw_box((1000, 200, 1100, 300))
     drag(m, (525, 125), (600, 125))
     assert m.case.tracks[own].value(0)[:4] == pytest.approx((1150, 200, 1250, 300))
+
+
+def test_a_tab_whose_case_file_changed_elsewhere_shows_no_box_it_cannot_keep(tmp_path):
+    """The losing tab of two on one case kept its new box on screen and said "new face track 5…" as if it were
+    saved (only the header was red); its numbering then ran out of step with the file."""
+    m = hd_model()
+    m.case.save(tmp_path / "hd.case.json")
+    m.case.autosave = True
+    other = Case.load(tmp_path / "hd.case.json")
+    other.add_track("face", {0: (10, 10, 60, 60)})
+    other.save()  # another tab saved first
+    drag(m, (300, 100), (400, 200))  # a careless user draws a box
+    assert not m.case.tracks and m.case.edit_count == 0
+    assert "changed by another window" in m.message and "not saved" in m.message
+    assert "new face track" not in m.message

@@ -17,11 +17,12 @@ one lock and one list of observers. Split into mixins, each would reach into the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from anonlab.case.fileformat import (
     parse_json, read_analysis, read_input, read_models, read_settings,
 )
 from anonlab.case.ops import _apply_op, _check_op, _same_tracks
-from anonlab.case.storage import file_digest, read_case_text, write_case_text
+from anonlab.case.storage import CaseChangedElsewhere, check_unchanged, file_digest, read_case_text, write_case_text
 from anonlab.case.tracks import Track, tracks_from_regions
 from anonlab.errors import AnonlabError
 from anonlab.media import sha256_file
@@ -177,6 +178,20 @@ class Case:
         """``callback(what)`` after every change: ``"edit"``, ``"undo"``, ``"redo"``, ``"review"``, ``"analysis"``."""
         self._listeners.append(callback)
 
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """The lock for a change the analyst makes. Refused first (`CaseChangedElsewhere`) while the case is
+        autosaved and its file changed elsewhere: a second tab kept showing the edits it could not save (a "new
+        track 5" that was never kept, numbered out of step with the file) as if they were."""
+        with self._lock:
+            if self.autosave and self.path is not None:
+                try:
+                    check_unchanged(self.path, self.disk_digest)
+                except CaseChangedElsewhere as exc:
+                    self.save_error = str(exc)
+                    raise
+            yield
+
     def _changed(self, what: str) -> None:
         if self.autosave and self.path is not None:
             try:
@@ -220,7 +235,7 @@ class Case:
                 the case is unchanged.
         """
         c = _Checker(self.name, "")
-        with self._lock:
+        with self._changing():
             op = _check_op(op, c, "edit", self.input.n_frames)
             op.setdefault("at", _now())
             if self.actor and "by" not in op:
@@ -241,7 +256,7 @@ class Case:
 
     def undo(self) -> dict | None:
         """Revert the last edit; returns it (None if there is none)."""
-        with self._lock:
+        with self._changing():
             if not self.edits:
                 return None
             op = self.edits.pop()
@@ -257,7 +272,7 @@ class Case:
 
     def redo(self) -> dict | None:
         """Re-apply the last undone edit; returns it (None if there is none)."""
-        with self._lock:
+        with self._changing():
             if not self._redo:
                 return None
             op = self._redo.pop()
@@ -478,7 +493,7 @@ class Case:
             AnonlabError: the step is not allowed (approved straight from draft, the same status again, an
                 unknown status) or names nobody.
         """
-        with self._lock:
+        with self._changing():
             new = advance_status(self.review.to_dict(), status, reviewer or self.actor or "", note=note,
                                  distinct_approver=distinct_approver)
             r = self.review
@@ -502,7 +517,7 @@ class Case:
             raise AnonlabError("a dismissal leaves something unmasked: type your name first (it is recorded)")
         ids = [item_id] if isinstance(item_id, str) else [str(i) for i in item_id]
         stamp = _now()
-        with self._lock:
+        with self._changing():
             for i in ids:
                 self.review.decisions[i] = decision
                 self.review.decided[i] = {"by": name or None, "at": stamp}
@@ -534,7 +549,7 @@ class Case:
             AnonlabError: an unknown mode, no name, or ``"manual_only"`` without a reason.
         """
         if mode is None:
-            with self._lock:
+            with self._changing():
                 self.review.without_analysis = None
             self._changed("review")
             return
@@ -549,7 +564,7 @@ class Case:
             if not why:
                 raise AnonlabError("exporting only your own boxes without an analysis needs a reason (it is recorded)")
             record["reason"] = why[:2000]
-        with self._lock:
+        with self._changing():
             self.review.without_analysis = record
         self._changed("review")
 
@@ -586,7 +601,7 @@ class Case:
 
     def set_risk_sample(self, frames: Iterable[int], seed: int) -> None:
         """Start a residual-risk check on these sampled frames (earlier checks are discarded)."""
-        with self._lock:
+        with self._changing():
             self.review.risk = {"seed": int(seed), "frames": sorted(int(f) for f in frames), "checked": {}}
         self._changed("review")
 
@@ -601,7 +616,7 @@ class Case:
             raise AnonlabError(f"frame {frame} is not in the residual-risk sample; draw a sample first")
         if int(misses) < 0:
             raise AnonlabError("the number of missed objects cannot be negative")
-        with self._lock:
+        with self._changing():
             risk["checked"][str(int(frame))] = int(misses)
         self._changed("review")
 
@@ -612,7 +627,7 @@ class Case:
             AnonlabError: no reason or no name (`anonlab.review.make_override`).
         """
         override = make_override(reason, reviewer)
-        with self._lock:
+        with self._changing():
             self.review.override = override
         self._changed("review")
 

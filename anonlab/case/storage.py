@@ -7,7 +7,8 @@ a sidecar ``.NAME.lock`` file (between threads and, with POSIX locks, between pr
 saves never interleave and a kill during a save leaves the previous complete file. A case saved again where
 it was (autosave) passes the digest of the file as it read or last wrote it, and the save is refused if the file
 changed since (`CaseChangedElsewhere`: two browser tabs on one case each wrote over the other's edits; the one
-that saves second is told, the file keeps the first one's). Reading refuses files
+that saves second is told, the file keeps the first one's; `check_unchanged` lets that case refuse its next
+edits before making them, so its window never shows edits it cannot keep). Reading refuses files
 over `MAX_CASE_BYTES` and anything that is not UTF-8 before any JSON is parsed. The bytes themselves are
 `anonlab.case.fileformat`'s business.
 """
@@ -32,7 +33,9 @@ try:  # POSIX advisory locks; elsewhere saves are still atomic, only not seriali
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["CaseChangedElsewhere", "default_case_path", "file_digest", "read_case_text", "write_case_text"]
+__all__ = [
+    "CaseChangedElsewhere", "check_unchanged", "default_case_path", "file_digest", "read_case_text", "write_case_text",
+]
 
 _UNCHECKED = object()
 
@@ -78,6 +81,16 @@ def _on_disk(path: Path) -> bytes | None:
         return None
 
 
+def check_unchanged(path: Path, expect: str | None) -> None:
+    """Raise `CaseChangedElsewhere` unless the file at ``path`` still has the `file_digest` ``expect`` (None: no
+    file there). Checked before a change as well as at the save: a window whose case file changed elsewhere
+    refuses edits it could never save instead of showing them as if they were kept."""
+    if file_digest(_on_disk(path)) != expect:
+        raise CaseChangedElsewhere(
+            f"{path.name} was changed by another window or program since this one read it, so this change "
+            "is not saved: close this window and open the case again (the file keeps the other changes)")
+
+
 def _atomic_write(path: Path, data: bytes, expect=_UNCHECKED) -> None:
     """Temporary file in the same folder, fsync, ``os.replace``, fsync the folder; under `_file_lock`.
 
@@ -87,10 +100,8 @@ def _atomic_write(path: Path, data: bytes, expect=_UNCHECKED) -> None:
         raise AnonlabError(f"{folder}: the case file's folder does not exist")
     try:
         with _file_lock(path):
-            if expect is not _UNCHECKED and file_digest(_on_disk(path)) != expect:
-                raise CaseChangedElsewhere(
-                    f"{path.name} was changed by another window or program since this one read it, so this change "
-                    "is not saved: close this window and open the case again (the file keeps the other changes)")
+            if expect is not _UNCHECKED:
+                check_unchanged(path, expect)
             # Every saver writes its temporary file while holding the lock, so any left now is from a
             # killed save: remove it (it holds coordinates).
             for stale in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
