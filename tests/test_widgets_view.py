@@ -742,6 +742,23 @@ def test_nobody_exports_anonymously(wb, tmp_path):
     assert out.exists()
 
 
+def test_an_export_refused_for_the_name_also_names_the_open_review_cards(wb, tmp_path):
+    """With cards open and no name, the refusal named only the review gate; a newcomer decided every card and was
+    then refused for the name. One refusal names both."""
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    drag(wb, (60, 100), (140, 180))  # a box drawn: its card is open
+    wb.export_path.value = str(tmp_path / "o.mp4")
+    wb.analyst.value = ""
+    assert wb.export() is None
+    assert "type your name" in wb.status_msg.value and "undecided" in wb.status_msg.value
+    session = wb.review.session
+    while session.next_pending() is not None:
+        wb.review.show_current()
+        wb.review._decide("accepted")
+    assert wb.export() is None
+    assert "type your name" in wb.status_msg.value and "undecided" not in wb.status_msg.value
+
+
 def test_my_boxes_only_with_no_box_exports_nothing(wb, tmp_path):
     """'Export my boxes only' on a clip never analysed, with no box drawn: the output would be the input,
     unmasked, under a name that says anonymized (found by a newcomer run). Refused until a box is drawn."""

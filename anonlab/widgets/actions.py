@@ -207,7 +207,7 @@ class LongActions:
             self._check_output(out)
             if not self.actor_name():  # a person answers for what is published
                 raise AnonlabError("type your name under 'analyst' first: whoever exports answers for what is "
-                                   "published")
+                                   "published" + self._also_blocked())
             info = self._in_progress(lambda: render_case(self.case, out, overwrite=self.overwrite.value,
                                                          progress=True, gate=self.export_gate))
             report = case_report(self.case, out, info, review=self.review.session.report_fields())
@@ -230,6 +230,18 @@ class LongActions:
             self.export_button.disabled = False
             self.progress.clear_output()
             self._draw_record()
+
+    def _also_blocked(self) -> str:
+        """What the export gate would say next, as a clause (empty when it lets the export through): a refusal
+        that names only the missing name sent a newcomer to type it, only to be refused again for the open
+        review cards."""
+        if self.export_gate is None:
+            return ""
+        try:
+            self.export_gate(self.case)
+        except AnonlabError as exc:
+            return f"; then: {exc}"
+        return ""
 
     def _in_progress(self, fn: Callable[[], object]):
         """Run ``fn`` with its progress bars shown in the workbench.
