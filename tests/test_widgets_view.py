@@ -20,9 +20,11 @@ from anonlab.errors import AnonlabError  # noqa: E402
 from anonlab.media import open_media  # noqa: E402
 from anonlab.pipeline import Analysis  # noqa: E402
 from anonlab.regions import Regions  # noqa: E402
+from anonlab.report.audit import earlier_export  # noqa: E402
 from anonlab.settings import Settings  # noqa: E402
 from anonlab.widgets import Workbench  # noqa: E402
 from anonlab.widgets import launch  # noqa: E402
+from anonlab.widgets.layout import earlier_export_html  # noqa: E402
 
 
 def moving_square(n, w=320, h=192):
@@ -757,6 +759,31 @@ def test_an_export_refused_for_the_name_also_names_the_open_review_cards(wb, tmp
         wb.review._decide("accepted")
     assert wb.export() is None
     assert "type your name" in wb.status_msg.value and "undecided" not in wb.status_msg.value
+
+
+def test_the_record_names_an_export_made_before_the_window_opened(wb, clip, tmp_path):
+    """After a restart the record said "not exported yet" beside an export on disk, made with fewer edits than
+    the case now holds. It says what the export's report says, and that edits came since."""
+    assert "not exported yet" in wb.record.value
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.analyst.value = "Ann"
+    out = tmp_path / "clip_anonymized.mp4"
+    wb.export_path.value = str(out)
+    assert wb.export() is not None, wb.status_msg.value
+    again = Workbench(clip, proxy=False, output=out)  # the app restarted on the same case
+    try:
+        assert "earlier export" in again.record.value and "clip_anonymized.mp4" in again.record.value
+        assert "export again" not in again.record.value
+        drag(again, (60, 100), (140, 180))  # an edit made since
+        assert "export again to publish" in again.record.value
+        again.export_path.value = str(tmp_path / "other.mp4")  # no export there
+        again._draw_record()
+        assert "not exported yet" in again.record.value
+    finally:
+        again.close()
+    assert earlier_export(out, "another input's sha256") is None  # made from another input
+    (tmp_path / "clip_anonymized.mp4.report.json").write_text("{not json")
+    assert "not exported yet" in earlier_export_html(out, wb.case)
 
 
 def test_my_boxes_only_with_no_box_exports_nothing(wb, tmp_path):

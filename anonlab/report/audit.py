@@ -39,12 +39,12 @@ import numpy as np
 
 from anonlab.errors import AnonlabError, OutputError
 from anonlab import __version__
-from anonlab.media import write_text_atomic
+from anonlab.media import read_bytes_bounded, write_text_atomic
 from anonlab.regions import LABELS, NO_TRACK, SOURCES, Regions
 from anonlab.settings import Settings
 
-__all__ = ["REPORT_SCHEMA", "UnsafeReportError", "assert_report_is_safe", "make_report", "render_markdown",
-           "write_report"]
+__all__ = ["REPORT_SCHEMA", "UnsafeReportError", "assert_report_is_safe", "earlier_export", "make_report",
+           "render_markdown", "write_report"]
 
 REPORT_SCHEMA = "anonlab-report/1"
 
@@ -410,3 +410,26 @@ def write_report(report: dict, path) -> tuple[Path, Path]:
     write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(md_path, render_markdown(report))
     return path, md_path
+
+
+def earlier_export(output, input_sha256: str | None) -> dict | None:
+    """What the report beside ``output`` (``NAME.report.json``) says of an export made before, when it was made
+    from the input with ``input_sha256``; None when there is no such report (or it is unreadable, or from
+    another input).
+
+    Returns:
+        ``{"created": ISO time, "frames": int, "regions": int, "edits": int, "status": str}``: counts only.
+    """
+    path = Path(output)
+    path = path.with_name(path.name + ".report.json")
+    try:
+        if not path.is_file():  # (a named pipe there would block the read)
+            return None
+        report = json.loads(read_bytes_bounded(path, 16 << 20).decode("utf-8"))
+        if input_sha256 is None or report["input"]["sha256"] != input_sha256:
+            return None
+        return {"created": str(report["created"]), "frames": int(report["output"]["frames"]),
+                "regions": int(report["regions"]["total"]), "edits": int(report["manual_edits"]),
+                "status": str(report["review"]["status"])}
+    except (OSError, AnonlabError, ValueError, KeyError, TypeError):
+        return None

@@ -3,13 +3,16 @@
 The workbench is laid out for a 1366×768 laptop screen (about 1366×650 of page):
 the picture fits `MAX_CANVAS`, the side column is `SIDE_WIDTH`
 wide, and `canvas_size_for` / `layout_width` give the sizes the view builds with. These are numbers and
-strings without widgets, kept apart from `anonlab.widgets.workbench` so the layout rules can be read (and
-tested: ``test_widgets_view``) on their own.
+strings without widgets (and the record panel's line on an earlier export), kept apart from
+`anonlab.widgets.workbench` so the layout rules can be read (and tested: ``test_widgets_view``) on their own.
 """
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
+
+from anonlab.report.audit import earlier_export
 
 #: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
 #: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
@@ -80,3 +83,17 @@ def msg_html(text: str, error: bool = False) -> str:
     if not text:
         return ""
     return f"<span class='{'err' if error else 'ok'}'>{html.escape(text)}</span>"
+
+
+def earlier_export_html(output: Path, case) -> str:
+    """The record panel's line on an export made before this window opened (`earlier_export`: the report beside
+    ``output``, made from this case's input): after a restart the panel said "not exported yet" beside an output
+    on disk made with fewer edits than the case now holds."""
+    ex = earlier_export(output, case.input.sha256)
+    if ex is None:
+        return "<br>not exported yet"
+    now = case.edit_count
+    return (f"<br>earlier export <code>{html.escape(output.name)}</code> (report of {html.escape(ex['created'])}, "
+            f"status {html.escape(ex['status'])}): {ex['frames']} frame(s), {ex['regions']} masked region(s), "
+            f"{ex['edits']} edit(s)" + (f"; the case has {now} now: export again to publish them"
+                                       if now != ex["edits"] else ""))

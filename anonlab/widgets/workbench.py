@@ -53,7 +53,7 @@ from anonlab.widgets.inputs import open_case
 from anonlab.widgets.jobs import AnalysisJob, BackgroundJob
 from anonlab.widgets.keymap import SHORTCUTS
 from anonlab.widgets.layout import (CSS, GAP, MAX_CANVAS, MAX_TRACK_ROWS, ROW_PX, SIDE_WIDTH, THUMB, canvas_size_for,
-                                    fmt_time, layout_width, msg_html, player_width)
+                                    earlier_export_html, fmt_time, layout_width, msg_html, player_width)
 from anonlab.widgets.review_panel import ReviewPanel
 from anonlab.widgets.soundtrack_panel import SoundTrackPanel
 
@@ -584,7 +584,7 @@ class Workbench(LongActions, SoundTrackPanel):
             f"status: {s['status']}" + (f" by {html.escape(s['reviewer'])}" if s["reviewer"] else "")
             + (f"<br>last export: {ex.get('frames', 0)} frame(s), {ex['case']['regions']} masked region(s)"
                + (f", {ex['case']['whole_frames']} frame(s) masked whole" if ex["case"].get("whole_frames") else "")
-               if ex else "<br>not exported yet"))
+               if ex else earlier_export_html(Path(self.export_path.value).expanduser(), self.case)))
 
     def close(self) -> None:
         """Stop the proxy thread and the analysis, release the video and close the widgets."""
