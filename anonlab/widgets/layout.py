@@ -46,6 +46,8 @@ CSS = f"""<style>
 .anonlab-workbench .anonlab-msg {{ white-space: normal; overflow-wrap: anywhere; line-height: 1.25; }}
 .anonlab-workbench .anonlab-msg .err {{ color: #b00020; }}
 .anonlab-workbench .anonlab-row {{ flex: 0 0 auto; height: {ROW_PX}px; min-height: {ROW_PX}px; }}
+.anonlab-workbench .anonlab-row .widget-html-content {{ white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }}
 .anonlab-workbench .widget-html-content {{ line-height: 1.25; }}
 .anonlab-workbench .anonlab-side .widget-button {{ padding: 0 6px; }}
 .anonlab-workbench.widget-box, .anonlab-workbench .widget-box {{ overflow: visible; }}

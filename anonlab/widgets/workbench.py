@@ -104,9 +104,8 @@ class Workbench(LongActions, SoundTrackPanel):
         self.red_team_job: BackgroundJob | None = None
         self.last_export: dict | None = None
         self.last_output: Path | None = None
-        self._loop = None
+        self._loop, self._syncing = None, False
         self._pending: list[Callable[[], None]] = []
-        self._syncing = False
         self._rows: dict[int, tuple] = {}
         self._thumbs = Thumbnails(self.case, self.frames, self.model)
         reader_info = getattr(self.frames.reader, "info", None)
@@ -236,7 +235,7 @@ class Workbench(LongActions, SoundTrackPanel):
         if not self.has_audio:
             self.audio_strip.layout.display = "none"
         left = widgets.VBox([self.canvas, self.slider, self.audio_strip, self.view_row, self.player_msg],
-                            layout=L(width=f"{pw}px"))
+                            layout=L(width=f"{pw}px"))  # the track list joins it below (_build's end)
 
         # --- selected track tools
         self.sel_info = widgets.HTML("no track selected", layout=L(width="100%"))
@@ -304,18 +303,19 @@ class Workbench(LongActions, SoundTrackPanel):
 
         # --- below: the track list (scrolls), help, counts for the record
         self.track_list = widgets.VBox(layout=L(max_height=f"{8 * ROW_PX + 4}px", overflow="auto",
-                                                width=f"{max(cw, 680)}px", flex_flow="column", display="flex"))
+                                                width=f"{pw}px", flex_flow="column", display="flex"))
         help_rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td></tr>"
                             for k, v in SHORTCUTS.items())
         self.help = widgets.HTML(f"<details><summary>keyboard (mouse over the picture)</summary>"
                                  f"<table>{help_rows}</table></details>")
         #: Counts for the record (a live summary, no coordinates): the notebook shows it in its own cell.
         self.record = widgets.HTML()
-        below = widgets.VBox([widgets.HTML("<b>tracks</b> (click to select)"), self.track_list, self.help])
+        # under the player: under both columns it began below the taller side one, off a 768-px screen
+        left.children = (*left.children, widgets.HTML("<b>tracks</b> (click to select)"), self.track_list, self.help)
         # side by side on a 1366-px screen; in a narrower place (JupyterLab's notebook beside its file browser)
         # the side column goes under the picture instead of making the page scroll sideways
         main = widgets.HBox([left, self.side], layout=L(flex_flow="row wrap", align_items="flex-start"))
-        self.widget = widgets.VBox([widgets.HTML(CSS), strip, self.progress, main, below],
+        self.widget = widgets.VBox([widgets.HTML(CSS), strip, self.progress, main],
                                    layout=L(max_width=f"{layout_width(cw) - GAP}px"))
         self.widget.add_class("anonlab-workbench")
 
@@ -495,14 +495,14 @@ class Workbench(LongActions, SoundTrackPanel):
             info = widgets.HTML(f"<small>frames {s.first}–{s.last} · {s.n_frames} fr · min score {s.min_score:.2f}"
                                 + (" · <b>edited</b>" if s.edited else "")
                                 + (f" · <b>unmasked</b>: {html.escape(s.excluded[:40])}" if s.excluded else "")
-                                + "</small>", layout=widgets.Layout(width="420px"))
+                                + "</small>", layout=widgets.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
             hide = widgets.ToggleButton(s.hidden, icon="eye-slash", tooltip="hide its outline in the picture (h); "
-                                        "it stays masked", layout=widgets.Layout(width="46px", height=f"{ROW_PX - 4}px"))
+                                        "it stays masked", layout=widgets.Layout(width="46px", flex="0 0 auto",
+                                                                                 height=f"{ROW_PX - 4}px"))
             hide.observe(lambda ch, t=s.id: self._guard(
                 lambda: self.model.toggle_hidden(t) if ch["new"] != (t in self.model.hidden) else None), "value")
-            row = widgets.HBox([thumb, sel, info, hide], layout=widgets.Layout(height=f"{ROW_PX}px",
-                                                                               min_height=f"{ROW_PX}px",
-                                                                               flex="0 0 auto", overflow="hidden"))
+            row = widgets.HBox([thumb, sel, info, hide], layout=widgets.Layout(
+                height=f"{ROW_PX}px", min_height=f"{ROW_PX}px", flex="0 0 auto", overflow="hidden"))
             row.add_class("anonlab-row")
             new_rows[s.id] = (s, row)
         for old_id, (_, row) in self._rows.items():
