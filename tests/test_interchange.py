@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from anonlab.errors import AnonlabError
-from anonlab.report.interchange import MOT_COLUMNS, read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
+from anonlab.report.interchange import MOT_COLUMNS, MOT_TURN, read_cvat_xml, read_mot_csv, write_cvat_xml, write_mot_csv
 from anonlab.regions import ANALYST, DETECTOR, EXTENDED, FACE, INTERPOLATED, LABELS, PLATE, TRACKER, Regions
 
 
@@ -25,6 +25,7 @@ def assert_same(a: Regions, b: Regions, *, track_ids=True, tol=0.011, ordered=Fa
     assert a.frame.tolist() == b.frame.tolist()
     assert a.label.tolist() == b.label.tolist()
     assert a.source.tolist() == b.source.tolist()
+    assert a.turn.tolist() == b.turn.tolist()
     if track_ids:
         assert a.track_id.tolist() == b.track_id.tolist()
 
@@ -63,6 +64,55 @@ def test_mot_round_trip(tmp_path):
     assert lines[0] == ",".join(MOT_COLUMNS)
     assert lines[1].startswith("1,0,10.00,10.00,40.00,50.00,0.9000,face,detector")  # 1-based frames, x y w h
     assert_same(read_mot_csv(path), r)
+
+
+def turned(r: Regions, turns) -> Regions:
+    """``r`` with the turns of each track id (a dict) or of each row (a sequence)."""
+    if isinstance(turns, dict):
+        turns = [turns.get(int(t), 0) for t in r.track_id]
+    return r.replace(turn=np.asarray(turns, np.int8))
+
+
+def test_regions_found_turned_keep_their_turn_through_mot_and_cvat(tmp_path):
+    """A face found upside down is masked towards its own chin (`Regions.turn`); through a CVAT correction
+    loop the turn was dropped and the mask grew over the hair instead."""
+    r = video_regions()
+    t = turned(r, [2 if (tid == 0 and f >= 4) else 1 if tid == 2 else 0
+                   for tid, f in zip(r.track_id.tolist(), r.frame.tolist())])  # track 0 turns at frame 4
+    mot = write_mot_csv(t, tmp_path / "t.csv")
+    assert mot.read_text().splitlines()[0] == ",".join([*MOT_COLUMNS, MOT_TURN])
+    assert_same(read_mot_csv(mot), t)
+    assert write_mot_csv(r, tmp_path / "r.csv").read_text().splitlines()[0] == ",".join(MOT_COLUMNS)  # upright
+    xml = write_cvat_xml(t, tmp_path / "t.xml", n_frames=20)
+    back = read_cvat_xml(xml)
+    assert_same(back, t)
+    # frame 4 lies on the line from 2 to 6, but its new turn makes it a keyframe
+    boxes = {(int(b.get("frame"))): b for b in ET.parse(xml).getroot().find("track[@id='0']").iter("box")}
+    assert boxes[4].get("keyframe") == "1" and boxes[5].get("keyframe") == "0"
+    assert ET.parse(write_cvat_xml(r, tmp_path / "r.xml", n_frames=20)).getroot().find(
+        ".//box/attribute[@name='turn']") is None  # upright boxes carry no turn attribute
+    # rows CVAT interpolates or holds take the turn of the keyframe before
+    box = '<box frame="{}" outside="0" keyframe="1" xtl="0" ytl="0" xbr="10" ybr="10">{}</box>'
+    (tmp_path / "h.xml").write_text(
+        '<annotations><version>1.1</version><meta><task><size>8</size></task></meta><track id="1" label="face">'
+        + box.format(0, '<attribute name="turn">3</attribute>') + box.format(4, "") + "</track></annotations>")
+    held = read_cvat_xml(tmp_path / "h.xml")
+    assert held.frame.tolist() == list(range(8)) and held.turn.tolist() == [3, 3, 3, 3, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("turn", ["4", "-1", "x"])
+def test_a_turn_outside_0_to_3_is_refused(tmp_path, turn):
+    t = turned(video_regions(), {2: 1})
+    bad_xml = write_cvat_xml(t, tmp_path / "t.xml", n_frames=20).read_text().replace(
+        '<attribute name="turn">1</attribute>', f'<attribute name="turn">{turn}</attribute>')
+    (tmp_path / "bad.xml").write_text(bad_xml)
+    with pytest.raises(AnonlabError, match="turn attribute must be 0, 1, 2 or 3"):
+        read_cvat_xml(tmp_path / "bad.xml")
+    lines = write_mot_csv(t, tmp_path / "t.csv").read_text().splitlines()
+    lines[-1] = lines[-1].rsplit(",", 1)[0] + f",{turn}"
+    (tmp_path / "bad.csv").write_text("\n".join(lines))
+    with pytest.raises(AnonlabError, match="turn must be 0, 1, 2 or 3"):
+        read_mot_csv(tmp_path / "bad.csv")
 
 
 def test_mot_reads_plain_motchallenge(tmp_path):
@@ -317,7 +367,7 @@ tracked_rows = st.lists(
     st.tuples(st.integers(0, 3), st.integers(0, 1), st.integers(0, 25),
               st.sampled_from([DETECTOR, TRACKER, ANALYST, INTERPOLATED, EXTENDED]),
               st.floats(0, 1000, width=32), st.floats(0, 1000, width=32), st.floats(0, 200, width=32),
-              st.floats(0, 200, width=32), st.floats(0, 1, width=32)),
+              st.floats(0, 200, width=32), st.floats(0, 1, width=32), st.sampled_from([0, 0, 0, 1, 2, 3])),
     max_size=40, unique_by=lambda t: (t[0], t[2]))
 
 
@@ -327,9 +377,9 @@ def test_cvat_round_trip_property(rows, tmp_path):
     """Any tracked regions (gaps, lone frames, both labels) survive the trip up to rounding."""
     if not rows:
         return
-    tid, lab, f, src, x, y, w, h, s = zip(*rows)
+    tid, lab, f, src, x, y, w, h, s, turn = zip(*rows)
     lab = [t % 2 for t in tid]  # one label per track id
     xyxy = np.round(np.stack([x, y, np.add(x, w), np.add(y, h)], 1), 2)
-    r = Regions(xyxy=xyxy, score=np.round(s, 4), label=lab, track_id=tid, source=src, frame=f)
+    r = Regions(xyxy=xyxy, score=np.round(s, 4), label=lab, track_id=tid, source=src, frame=f, turn=turn)
     back = read_cvat_xml(write_cvat_xml(r, tmp_path / "p.xml", n_frames=26))
     assert_same(back, r)

@@ -17,7 +17,9 @@ written only when the user asks for them.
 - ``x, y`` the top-left corner, ``w, h`` the size, in pixels of the displayed image, **0-based** (anonlab's
   convention; MOTChallenge ground truth counts pixels from 1, which shifts boxes by one pixel: well inside
   the mask padding, and not corrected here);
-- ``score`` in [0, 1]; ``label`` one of ``face``/``plate``; ``source`` one of anonlab's `SOURCES`.
+- ``score`` in [0, 1]; ``label`` one of ``face``/``plate``; ``source`` one of anonlab's `SOURCES`;
+- ``turn`` (a tenth column, written only when a region has one): the quarter turns that stand the region's
+  content upright (`Regions.turn`: a face found upside down is masked towards its own chin); 0 when absent.
 
 The reader also takes plain MOTChallenge files (7 or 10 numeric columns ``frame,id,x,y,w,h,conf[,x,y,z]``,
 with or without header): those rows get ``default_label`` and ``default_source``.
@@ -39,9 +41,10 @@ importer and its interpolation): only ``keyframe="1"`` boxes are read (CVAT reco
 keyframes a box is interpolated linearly (``source=interpolated``); before an ``outside="1"`` keyframe the
 previous box is held unchanged, and from it the track is absent until its next keyframe; a track whose last
 keyframe is visible continues, holding that box, to the end of the video (``source=extended``). Each box's
-anonlab ``score`` and ``source`` travel as CVAT attributes; CVAT keeps them where the task's labels define
-them (the ``<meta>`` written here does) and drops them silently otherwise, so a keyframe without a
-``source`` attribute is read as ``analyst`` (a person placed or confirmed it) with score 1.
+anonlab ``score`` and ``source`` travel as CVAT attributes, and ``turn`` (`Regions.turn`, 0-3) where it is not 0;
+CVAT keeps them where the task's labels define them (the ``<meta>`` written here does) and drops them silently
+otherwise, so a keyframe without a ``source`` attribute is read as ``analyst`` (a person placed or confirmed it)
+with score 1, and one without ``turn`` as upright. Rows between keyframes take the turn of the keyframe before.
 
 The writer marks every row a keyframe except ``interpolated`` rows that lie exactly (to 0.01 px) on the
 line between their neighbouring keyframes, so CVAT shows real detections as keyframes and re-interpolates
@@ -80,9 +83,11 @@ from anonlab.regions import (
     source_code,
 )
 
-__all__ = ["MOT_COLUMNS", "read_cvat_xml", "read_mot_csv", "write_cvat_xml", "write_mot_csv"]
+__all__ = ["MOT_COLUMNS", "MOT_TURN", "read_cvat_xml", "read_mot_csv", "write_cvat_xml", "write_mot_csv"]
 
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "score", "label", "source")
+#: The optional tenth column of anonlab's MOT CSV (`Regions.turn`), written only when a region has a turn.
+MOT_TURN = "turn"
 _TOL_PX = 0.011  # a row "lies on the line" when within this of the interpolation (values carry 2 decimals)
 _TOL_SCORE = 1.1e-4  # scores carry 4 decimals
 _MAX_BYTES = 1 << 30  # an annotation file larger than 1 GiB is refused rather than read into memory
@@ -112,6 +117,13 @@ def _finite(text, what: str) -> float:
     return v
 
 
+def _turn(text, what: str) -> int:
+    """A quarter-turn count 0-3 (`Regions.turn`)."""
+    if text not in ("0", "1", "2", "3"):
+        raise AnonlabError(f"{what} must be 0, 1, 2 or 3 (quarter turns)")
+    return int(text)
+
+
 def _score(text, what: str) -> float:
     v = _finite(text, what)
     if not 0.0 <= v <= 1.0:
@@ -138,14 +150,15 @@ def write_mot_csv(regions: Regions, path) -> Path:
     path = Path(path)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(MOT_COLUMNS)
+    turned = bool(regions.turn.any())  # upright files keep their nine columns
+    w.writerow([*MOT_COLUMNS, MOT_TURN] if turned else MOT_COLUMNS)
     order = np.lexsort((regions.track_id, regions.frame))  # stable: ties keep their input order
     xywh = regions.xywh
     for i in order.tolist():
         x, y, ww, hh = xywh[i].tolist()
         w.writerow([int(regions.frame[i]) + 1, int(regions.track_id[i]), f"{x:.2f}", f"{y:.2f}", f"{ww:.2f}",
                     f"{hh:.2f}", f"{float(regions.score[i]):.4f}", LABELS[regions.label[i]],
-                    SOURCES[regions.source[i]]])
+                    SOURCES[regions.source[i]], *([int(regions.turn[i])] if turned else [])])
     write_text_atomic(path, buf.getvalue())
     return path
 
@@ -168,18 +181,23 @@ def read_mot_csv(path, *, default_label: str = "face", default_source: str = "de
         text = _read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise AnonlabError(f"{path.name} is not a UTF-8 text file") from None
-    rows = {k: [] for k in ("frame", "track_id", "xywh", "score", "label", "source")}
+    rows = {k: [] for k in ("frame", "track_id", "xywh", "score", "label", "source", "turn")}
+    with_turn = False  # the header names the turn column: ten cells are anonlab's, not MOTChallenge's
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or all(not c.strip() for c in row):
             continue
         cells = [c.strip() for c in row]
         if lineno == 1 and cells[0].lower() == "frame":
-            if [c.lower() for c in cells] not in (list(MOT_COLUMNS), list(MOT_COLUMNS[:7])):
+            header = [c.lower() for c in cells]
+            if header not in (list(MOT_COLUMNS), [*MOT_COLUMNS, MOT_TURN], list(MOT_COLUMNS[:7])):
                 raise AnonlabError(f"{path.name} line 1: unexpected header; expected {','.join(MOT_COLUMNS)}")
+            with_turn = header[-1] == MOT_TURN
             continue
         where = f"{path.name} line {lineno}"
         if len(cells) not in (7, 9, 10):
             raise AnonlabError(f"{where}: {len(cells)} columns; expected 9 ({','.join(MOT_COLUMNS)}) or MOT's 7/10")
+        if with_turn and len(cells) != 10:
+            raise AnonlabError(f"{where}: {len(cells)} columns; the header names 10")
         try:
             frame = int(cells[0])
             tid = int(cells[1])
@@ -193,11 +211,14 @@ def read_mot_csv(path, *, default_label: str = "face", default_source: str = "de
         if w < 0 or h < 0:
             raise AnonlabError(f"{where}: w and h must not be negative")
         score = _score(cells[6], f"{where}: score")
-        if len(cells) == 9:
+        turn = 0
+        if len(cells) == 9 or with_turn:
             try:
                 lab, src = label_code(cells[7]), source_code(cells[8])
             except AnonlabError as exc:
                 raise AnonlabError(f"{where}: {exc}") from None
+            if with_turn:
+                turn = _turn(cells[9], f"{where}: turn")
         else:
             lab, src = label_default, source_default
         rows["frame"].append(frame - 1)
@@ -206,6 +227,7 @@ def read_mot_csv(path, *, default_label: str = "face", default_source: str = "de
         rows["score"].append(score)
         rows["label"].append(lab)
         rows["source"].append(src)
+        rows["turn"].append(turn)
     if not rows["frame"]:
         return Regions.empty()
     return Regions.from_xywh(rows.pop("xywh"), **rows)
@@ -219,13 +241,13 @@ def _segments(frames: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _keyframes(xyxy: np.ndarray, score: np.ndarray, source: np.ndarray) -> np.ndarray:
+def _keyframes(xyxy: np.ndarray, score: np.ndarray, source: np.ndarray, turn: np.ndarray) -> np.ndarray:
     """Which rows of one consecutive segment must be CVAT keyframes (see the module docstring)."""
     n = len(xyxy)
     key = np.ones(n, bool)
     if n < 3:
         return key
-    key[1:-1] = source[1:-1] != INTERPOLATED
+    key[1:-1] = (source[1:-1] != INTERPOLATED) | (turn[1:-1] != turn[:-2])  # a new turn starts at a keyframe
     r = np.round(xyxy.astype(np.float64), 2)
     s = np.round(score.astype(np.float64), 4)
     i = 0
@@ -256,7 +278,8 @@ def _meta(n_frames: int, width: int | None, height: int | None, name: str | None
         ET.SubElement(el, "type").text = "rectangle"
         attrs = ET.SubElement(el, "attributes")
         for aname, itype, default, values in (("score", "text", "1", ""),
-                                              ("source", "select", "analyst", "\n".join(SOURCES))):
+                                              ("source", "select", "analyst", "\n".join(SOURCES)),
+                                              ("turn", "select", "0", "0\n1\n2\n3")):
             a = ET.SubElement(attrs, "attribute")
             for tag, value in (("name", aname), ("mutable", "True"), ("input_type", itype),
                                ("default_value", default), ("values", values)):
@@ -268,7 +291,8 @@ def _meta(n_frames: int, width: int | None, height: int | None, name: str | None
     return meta
 
 
-def _box(track: ET.Element, frame: int, xyxy, *, outside: bool, keyframe: bool, score=None, source=None) -> None:
+def _box(track: ET.Element, frame: int, xyxy, *, outside: bool, keyframe: bool, score=None, source=None,
+         turn: int = 0) -> None:
     el = ET.SubElement(track, "box", {
         "frame": str(int(frame)), "outside": str(int(outside)), "occluded": "0", "keyframe": str(int(keyframe)),
         "xtl": f"{xyxy[0]:.2f}", "ytl": f"{xyxy[1]:.2f}", "xbr": f"{xyxy[2]:.2f}", "ybr": f"{xyxy[3]:.2f}",
@@ -277,6 +301,8 @@ def _box(track: ET.Element, frame: int, xyxy, *, outside: bool, keyframe: bool, 
     if score is not None:
         ET.SubElement(el, "attribute", {"name": "score"}).text = f"{float(score):.4f}"
         ET.SubElement(el, "attribute", {"name": "source"}).text = SOURCES[int(source)]
+        if turn:
+            ET.SubElement(el, "attribute", {"name": "turn"}).text = str(int(turn))
 
 
 def write_cvat_xml(regions: Regions, path, *, n_frames: int | None = None, width: int | None = None,
@@ -330,10 +356,10 @@ def write_cvat_xml(regions: Regions, path, *, n_frames: int | None = None, width
         track = ET.SubElement(root, "track", {"id": str(tid), "label": LABELS[lab], "source": kind})
         for a, b in _segments(frames):
             seg = rows[a:b]
-            key = _keyframes(regions.xyxy[seg], regions.score[seg], regions.source[seg])
+            key = _keyframes(regions.xyxy[seg], regions.score[seg], regions.source[seg], regions.turn[seg])
             for k, i in enumerate(seg.tolist()):
                 _box(track, regions.frame[i], regions.xyxy[i].tolist(), outside=False, keyframe=bool(key[k]),
-                     score=regions.score[i], source=regions.source[i])
+                     score=regions.score[i], source=regions.source[i], turn=int(regions.turn[i]))
             end = int(regions.frame[seg[-1]]) + 1
             if end < n_frames:
                 _box(track, end, regions.xyxy[seg[-1]].tolist(), outside=True, keyframe=True)
@@ -409,8 +435,9 @@ def _read_box(el: ET.Element, where: str) -> dict:
             source = source_code(attrs["source"])
         except AnonlabError as exc:
             raise AnonlabError(f"{where}: {exc}") from None
+    turn = _turn(attrs["turn"], f"{where}: turn attribute") if attrs.get("turn") else 0
     return {
-        "frame": frame, "xyxy": (xtl, ytl, xbr, ybr), "score": score, "source": source,
+        "frame": frame, "xyxy": (xtl, ytl, xbr, ybr), "score": score, "source": source, "turn": turn,
         "outside": _flag(el, "outside", None, where), "keyframe": _flag(el, "keyframe", "1", where),
     }
 
@@ -485,9 +512,10 @@ def read_cvat_xml(path, *, n_frames: int | None = None) -> Regions:
     if n_frames is None:
         n_frames = max((b["frame"] + 1 for _, _, bs in tracks for b in bs), default=0)
 
-    cols = {k: [] for k in ("frame", "xyxy", "score", "source", "track_id", "label")}
+    cols = {k: [] for k in ("frame", "xyxy", "score", "source", "track_id", "label", "turn")}
 
-    def emit(frame, xyxy, score, source, tid, lab):
+    def emit(frame, xyxy, score, source, tid, lab, turn):
+        cols["turn"].append(turn)
         cols["frame"].append(frame)
         cols["xyxy"].append(xyxy)
         cols["score"].append(score)
@@ -499,7 +527,7 @@ def read_cvat_xml(path, *, n_frames: int | None = None) -> Regions:
         for k, b in enumerate(boxes):
             if b["outside"]:
                 continue
-            emit(b["frame"], b["xyxy"], b["score"], b["source"], tid, lab)
+            emit(b["frame"], b["xyxy"], b["score"], b["source"], tid, lab, b["turn"])
             nxt = boxes[k + 1] if k + 1 < len(boxes) else None
             stop = nxt["frame"] if nxt is not None else n_frames
             gap = np.arange(b["frame"] + 1, stop)
@@ -516,7 +544,7 @@ def read_cvat_xml(path, *, n_frames: int | None = None) -> Regions:
                 score = np.full(len(gap), b["score"])
                 src = EXTENDED
             for f, box, s in zip(gap.tolist(), xyxy.tolist(), score.tolist()):
-                emit(f, box, s, src, tid, lab)
+                emit(f, box, s, src, tid, lab, b["turn"])
     if not cols["frame"]:
         return Regions.empty()
     out = Regions(**{k: np.asarray(v) for k, v in cols.items()})
