@@ -496,6 +496,9 @@ def test_jupyterlab(lab, tmp_path, shots):
             _wait(lambda: _kernel_idle(page), 120, "the kernel to be Idle", 0.2)
             timings["lab_ready_s"] = time.perf_counter() - t0
             page.screenshot(path=str(shots / "lab_00_ready.png"))
+            # the analyst's copy opens unmodified (it opened with the tab's "unsaved" dot: the kernel's
+            # language_info replaced the notebook's shorter one)
+            assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0
             canvas = page.locator(".anonlab-workbench canvas").last
             for attempt in range(3):
                 # An execute request sent while the kernel connection is still settling can be lost

@@ -264,8 +264,20 @@ def lab_notebook(folder: Path | None = None) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="anonlab-lab-"))  # mode 0700
     nb = folder / LAB_NOTEBOOK
     if not nb.exists():
-        shutil.copyfile(workbench_notebook(), nb)
+        notebook = json.loads(workbench_notebook().read_text(encoding="utf-8"))
+        notebook["metadata"]["language_info"] = _kernel_language_info()
+        nb.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return nb
+
+
+def _kernel_language_info() -> dict:
+    """The ``language_info`` this Python's kernel announces. JupyterLab writes the kernel's into the notebook
+    when it connects: a copy with the shorter one the repository keeps opened marked as modified."""
+    try:
+        from ipykernel.ipkernel import IPythonKernel
+    except ImportError:  # no kernel here: nothing to match
+        return {"name": "python"}
+    return json.loads(json.dumps(IPythonKernel.language_info))  # a plain copy
 
 
 def run_lab(port: int = 8888, open_browser: bool = True) -> int:
