@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import sys
@@ -662,7 +663,9 @@ def test_run_app_checks_the_input_before_any_server_starts(monkeypatch, tmp_path
     # the analyst's copy in the working folder is served, never the packaged notebook (a newcomer's `anonlab lab`
     # wrote checkpoints into the repository and would have autosaved its notebook)
     assert f"--ServerApp.root_dir={work}" in seen["cmd"]
-    assert (work / launch.LAB_NOTEBOOK).read_bytes() == before
+    copy, original = json.loads((work / launch.LAB_NOTEBOOK).read_text()), json.loads(before)
+    assert copy["cells"] == original["cells"]
+    assert copy["metadata"]["language_info"]["version"] == platform.python_version()  # as the kernel says
     (work / launch.LAB_NOTEBOOK).write_text("{}")  # the analyst's own changes are kept on the next start
     launch.run_lab(port=9998, open_browser=False)
     assert (work / launch.LAB_NOTEBOOK).read_text() == "{}"
@@ -1121,3 +1124,23 @@ def test_the_card_of_a_found_box_moved_off_itself_shows_what_it_uncovered(wb, mo
     wb.model.set_box(tid, (30, 50, 90, 110), frame=1)  # grown: it uncovers nothing
     wb.thumbnail(1, tid)
     assert drawn and UNCOVERED_BGR not in drawn
+
+
+def test_messages_about_the_last_analysis_or_export_go_once_the_case_changes(wb, tmp_path):
+    """A newcomer's "export failed: export blocked…" stayed on screen through the accepts that answered it,
+    "analysis done: 3 track(s)" through later edits, and "recorded: only your own boxes will be masked" under
+    REVIEW after the case had been analysed."""
+    wb.analyst.value = "Ann"
+    wb.review.manual_reason.value = "checked by eye"
+    wb.review.manual_button.click()
+    assert "only your own boxes" in wb.review.message.value
+    assert wb.analyse(analyse=fake_analyse, background=False).state == "done"
+    assert "only your own boxes" not in wb.review.message.value  # the case is analysed now
+    assert "analysis done" in wb.status_msg.value
+    wb.export_path.value = str(tmp_path / "o.mp4")
+    assert wb.export() is None and "export blocked" in wb.status_msg.value
+    wb.model.say("a tools message", "tools")
+    wb.review.show_current()
+    wb.review._decide("accepted")  # the analyst answers it
+    assert wb.status_msg.value == ""
+    assert "a tools message" in wb.tools_msg.value  # other groups keep their own messages

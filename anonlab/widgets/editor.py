@@ -15,10 +15,9 @@ tells it what changed. The model holds:
   ranges added from them or removed, and the mode (keep, mute, beep, voice), each change one case edit
   (`anonlab.case.Case.set_audio`).
 
-Pictures come from `anonlab.widgets.frames.FrameSource`, the background analysis from
-`anonlab.widgets.jobs`; what the view draws (`BoxView`, `TrackSummary`, colours) is in
-`anonlab.widgets.boxes`. All edits go through the `Case`, which records them and autosaves; the model
-observes the case, so edits made elsewhere (the review queue) refresh the view too.
+Pictures come from `anonlab.widgets.frames.FrameSource`, the background analysis from `anonlab.widgets.jobs`;
+what the view draws (`BoxView`, `TrackSummary`, colours) is in `anonlab.widgets.boxes`. All edits go through
+the `Case`, which records them and autosaves; the model observes it: edits made elsewhere refresh the view too.
 """
 
 from __future__ import annotations
@@ -100,9 +99,8 @@ class EditorModel(SoundTrackEditing):
         self.drag: Drag | None = None
         self.message = ""
         #: The last message of each group of controls (``tools``, ``player``, ``status``, ``review``): the view
-        #: shows each next to its controls; an action's success replaces its group's old error.
+        #: shows each next to its controls; an action's success replaces its group's old error (in `failed`).
         self.messages: dict[str, str] = {}
-        #: The groups whose last message is an error.
         self.failed: set[str] = set()
         #: While an analysis runs: the regions of the frames already settled (`AnalysisJob`), drawn dashed.
         self.provisional: Regions | None = None
@@ -128,7 +126,10 @@ class EditorModel(SoundTrackEditing):
         if self.selected is not None and self.selected not in self.case.tracks:
             self.selected = None
         self.hidden &= set(self.case.tracks)
-        self._notify("boxes", "tracks", "selection", "case")
+        if what in ("edit", "undo", "redo", "review"):  # "export blocked" outlived the decisions answering it
+            self.messages.pop("status", None)
+            self.failed.discard("status")
+        self._notify("boxes", "tracks", "selection", "case", *(("analysis",) if what == "analysis" else ()))
 
     def say(self, message: str, where: str = "tools", *, error: bool = False) -> None:
         """Show ``message`` next to the ``where`` group of controls (it replaces that group's last one, so an
@@ -139,9 +140,8 @@ class EditorModel(SoundTrackEditing):
         self._notify("message")
 
     def _stale_error(self, where: str) -> tuple[str, ...]:
-        """Drop ``where``'s error once the analyst did there what it asked ("select a box first" after a
-        selection, "no flagged frame after this one" after a step): it stayed in red beside the track that was
-        selected since. Returns the change to notify."""
+        """Drop ``where``'s error once the analyst did what it asked ("select a box first" after a selection): it
+        stayed in red beside the track selected since. Returns the change to notify."""
         if where not in self.failed:
             return ()
         self.failed.discard(where)

@@ -369,6 +369,8 @@ class ReviewPanel:
         return b
 
     def _on_model(self, changes: set[str]) -> None:
+        if "analysis" in changes:  # "recorded: only your own boxes will be masked" stayed after an analysis
+            self._say("")
         if "case" in changes:  # an edit or a review decision: the queue may have changed
             self.refresh()
 
