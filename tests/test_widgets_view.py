@@ -745,6 +745,13 @@ def test_nobody_exports_anonymously(wb, tmp_path):
     wb.analyst.value = "Ann"
     assert wb.export() is not None
     assert out.exists()
+    # a draft export says it is one (render-cases publishes approved cases only)
+    assert "the case is draft, not approved: sign it off" in wb.status_msg.value
+    wb.case.set_status("reviewed", "Ann")
+    wb.case.set_status("approved", "Ann")
+    wb.overwrite.value = True
+    assert wb.export() is not None
+    assert "exported o.mp4" in wb.status_msg.value and "not approved" not in wb.status_msg.value
 
 
 def test_an_export_refused_for_the_name_also_names_the_open_review_cards(wb, tmp_path):

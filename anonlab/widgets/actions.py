@@ -212,8 +212,13 @@ class LongActions:
                                                          progress=True, gate=self.export_gate))
             report = case_report(self.case, out, info, review=self.review.session.report_fields())
             write_report(report, out.with_name(out.name + ".report.json"))
+            status = self.case.review.status
+            # render-cases publishes approved cases only: an export from here may be a draft to look at, and
+            # its report says so; the message says it too, so nobody takes a draft for what may be published
             self.model.say(f"exported {out.name}: {info.get('frames', 0)} frame(s), "
-                           f"{info['case']['regions']} masked region(s); report {out.name}.report.json", "status")
+                           f"{info['case']['regions']} masked region(s); report {out.name}.report.json"
+                           + ("" if status == "approved" else f"; the case is {status}, not approved: sign it off "
+                              "(sign-off, below) before this file is published"), "status")
             self.last_export, self.last_output = info, out
             if self.review.session.findings:  # they were about the previous export
                 self.review.session.findings = []
