@@ -119,6 +119,17 @@ def settings_from_args(args: argparse.Namespace):
     return speed_settings(getattr(args, "speed", None) or DEFAULT_SPEED, **changes)
 
 
+def _folder_args(p: argparse.ArgumentParser) -> None:
+    """Options of `anonymize` that a folder run (`batch`) takes too."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (in a folder run: files in the output folder that the run did "
+                        "not write itself; its own finished outputs are still skipped)")
+    p.add_argument("--red-team", action="store_true",
+                   help="check the output again with every detector at a lower threshold; exit 4 if anything shows "
+                        "(in a folder run: every output, the findings in each report)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anonlab", description="Find and mask faces and licence plates.")
     parser.add_argument("--version", action="version", version=f"anonlab {__version__}")
@@ -131,11 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "gives a folder); default INPUT_anonymized beside the input")
     p.add_argument("--regions-out", help="write per-frame regions: .jsonl, MOT .csv or CVAT .xml (holds coordinates!)")
     p.add_argument("--regions-in", help="mask these regions instead of detecting (.jsonl, MOT .csv, CVAT .xml)")
-    p.add_argument("--report", help="write the audit report (JSON, with a Markdown twin)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--red-team", action="store_true",
-                   help="check the output again with every detector at a lower threshold; exit 4 if anything shows")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--report", help="write the audit report (JSON, with a Markdown twin); one file only: a folder "
+                                    "run writes each output's report beside it")
+    _folder_args(p)
     _settings_args(p)
     _audio_args(p)
 
@@ -158,11 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="process a folder tree (resumable; local or Dask)")
     p.add_argument("input_dir")
     p.add_argument("output_dir")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="files processed side by side (processes or Dask workers)")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--chunk-seconds", type=float, default=None, help="split long videos into chunks (Dask)")
-    p.add_argument("--quiet", action="store_true")
+    _folder_args(p)
     _settings_args(p)
     _audio_args(p)
 
@@ -202,9 +211,14 @@ def cmd_anonymize(args) -> int:
     if src.is_dir():
         from anonlab.batch import run_batch
 
+        one_file = [f for f, v in (("--report", args.report), ("--regions-out", args.regions_out),
+                                   ("--regions-in", args.regions_in)) if v]
+        if one_file:  # they were ignored without a word
+            raise AnonlabError(f"{' and '.join(one_file)} name one file's; a folder run writes each output's report "
+                               "beside it (NAME.report.json): leave the option out, or give one file")
         out_dir = Path(args.output) if args.output else src.with_name(src.name + "_anonymized")
-        summary = run_batch(src, out_dir, settings, progress=not args.quiet)
-        return 0 if summary["failed"] == 0 else 1
+        return _batch_exit(run_batch(src, out_dir, settings, progress=not args.quiet, red_team=args.red_team,
+                                     overwrite=args.overwrite))
     if not src.exists():
         raise AnonlabError(f"{src}: no such file or folder")
     if src.suffix.lower() not in MEDIA_EXTENSIONS:
@@ -282,9 +296,17 @@ def cmd_models(args) -> int:
 def cmd_batch(args) -> int:
     from anonlab.batch import run_batch
 
-    summary = run_batch(Path(args.input_dir), Path(args.output_dir), settings_from_args(args), workers=args.workers,
-                        executor=args.executor, scheduler=args.scheduler, chunk_seconds=args.chunk_seconds,
-                        progress=not args.quiet)
+    return _batch_exit(run_batch(Path(args.input_dir), Path(args.output_dir), settings_from_args(args),
+                                 workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                                 chunk_seconds=args.chunk_seconds, progress=not args.quiet, red_team=args.red_team,
+                                 overwrite=args.overwrite))
+
+
+def _batch_exit(summary: dict) -> int:
+    """A folder run's exit code: 4 when the red team found something in any output (what a publishing script
+    gates on, as for one file), else 1 when a file failed, else 0."""
+    if any(f["exposed"] or f["weak_mask"] for f in summary.get("red_team", ())):
+        return EXIT_RED_TEAM
     return 0 if summary["failed"] == 0 else 1
 
 

@@ -508,6 +508,12 @@ def red_team_check(analysis: Analysis, output: Path, render_info: RenderInfo, *,
     }
 
 
+def red_team_extra(findings: dict) -> dict:
+    """The report's ``extra`` counts of a `red_team_check` (the findings themselves go under ``"red_team"``)."""
+    return {"red_team_frames_checked": findings["frames_checked"], "red_team_exposed": findings["exposed"],
+            "red_team_weak_masks": findings["weak_mask"]}
+
+
 def anonymize(
     path: str | Path,
     output: str | Path | None = None,
@@ -557,10 +563,7 @@ def anonymize(
         n_frames_out=info["frames"], regions=analysis.regions,
         timings={**analysis.timings, "render_s": info["render_s"]},
         extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
-               **stream_fields(info),
-               **({} if findings is None else {
-                   "red_team_frames_checked": findings["frames_checked"],
-                   "red_team_exposed": findings["exposed"], "red_team_weak_masks": findings["weak_mask"]})},
+               **stream_fields(info), **({} if findings is None else red_team_extra(findings))},
     )
     if findings is not None:
         rep = {**rep, "red_team": findings}

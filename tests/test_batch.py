@@ -696,3 +696,59 @@ def test_a_folder_without_media_is_an_error_and_leaves_nothing_behind(tmp_path):
     assert len(run.stderr.strip().splitlines()) == 1
     assert not out.exists()
     assert not (tmp_path / "notes_anonymized").exists()
+
+
+def test_a_folder_run_never_writes_over_a_file_it_did_not_write(tmp_path, media):
+    """A newcomer's folder run replaced "my precious notes", a file that happened to have an output's name, without
+    --overwrite (one file refuses that). Now that input fails with one line and the file is kept; the run's own
+    outputs are still redone when the input or the settings change."""
+    src = make_tree(tmp_path, media)
+    out = tmp_path / "out"
+    (out / "day1").mkdir(parents=True)
+    notes = out / "day1" / "photo.jpg"
+    notes.write_text("my precious notes")
+    summary = run_batch(src, out, process_file=copy_processor, progress=False, echo=False)
+    assert (summary["done"], summary["failed"]) == (4, 1)
+    assert "did not write it" in summary["failures"][0]["error"] and "--overwrite" in summary["failures"][0]["error"]
+    assert notes.read_text() == "my precious notes"
+    summary = run_batch(src, out, process_file=copy_processor, progress=False, echo=False)  # again: still kept
+    assert (summary["skipped"], summary["failed"]) == (4, 1) and notes.read_text() == "my precious notes"
+    (out / "day1" / "short.mov.report.json").unlink()  # a lost report: its output is the run's own, redone
+    summary = run_batch(src, out, process_file=copy_processor, progress=False, echo=False)
+    assert summary["failed"] == 1 and summary["done"] == 1
+    summary = run_batch(src, out, process_file=copy_processor, progress=False, echo=False, overwrite=True)
+    assert summary["done"] == 1 and notes.read_bytes() == (src / "day1" / "photo.jpg").read_bytes()
+    summary = run_batch(src, out, Settings(mask="solid"), process_file=copy_processor, progress=False, echo=False)
+    assert (summary["done"], summary["failed"]) == (5, 0)  # new settings: its own outputs are replaced
+
+
+def test_a_folder_run_checks_every_output_with_the_red_team_and_exits_4(tmp_path, media, monkeypatch, capsys):
+    """`anonymize FOLDER --red-team` skipped the check without a word and exited 0, while the same clip alone
+    exited 4: a publishing script gating on the exit code would have published the exposed face."""
+    from anonlab import pipeline
+    from anonlab.cli import main
+    from anonlab.review.redteam import Finding
+
+    def red_team(output, regions, settings, frames=None, whole_frames=()):
+        if Path(output).name != "short.mov":
+            return []
+        return [Finding(frame=3, kind="exposed", label="face", score=0.9, detectors=("red",), coverage=0.1,
+                        last_frame=5, n_frames=3, sure=True, strength=1.2)]
+
+    monkeypatch.setattr(pipeline.review, "red_team", red_team)
+    monkeypatch.setattr("anonlab.batch.driver.Anonymizer", anonymizer)
+    src = make_tree(tmp_path, media)
+    out = tmp_path / "out"
+    assert main(["anonymize", str(src), "-o", str(out), "--quiet"]) == 0  # no check asked for
+    assert main(["anonymize", str(src), "-o", str(out), "--quiet", "--red-team"]) == 4  # every output redone
+    printed = capsys.readouterr().out
+    assert "5 done" in printed and "red team: 5 output(s) checked; 1 with sure findings: 1 exposed" in printed
+    assert "day1/short.mov: 1 exposed" in printed
+    report = json.loads((out / "day1" / "short.mov.report.json").read_text())
+    assert report["red_team"]["exposed"] == 1 and report["extra"]["red_team_exposed"] == 1
+    # resumed: nothing is redone, the findings come back from the reports, the exit code stays 4
+    assert main(["batch", str(src), str(out), "--quiet", "--red-team"]) == 4
+    assert "5 already done" in capsys.readouterr().out
+    # the one-file options are refused for a folder, not ignored
+    assert main(["anonymize", str(src), "-o", str(out), "--report", str(tmp_path / "r.json")]) == 2
+    assert "--report name one file's" in capsys.readouterr().err

@@ -17,6 +17,7 @@ rerun one at a time, and the one that kills a worker alone is marked failed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -61,10 +62,14 @@ class _Driver:
         self.isolated: _FileState | None = None
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.failures: list[dict] = []
+        #: Per file checked by the red team (`Job.red_team`): ``{"file", "exposed", "weak_mask", "doubtful",
+        #: "findings"}``, counts and one-line findings only.
+        self.red_team: list[dict] = []
 
     # --- bookkeeping ---
-    def skip(self, rel: str) -> None:
+    def skip(self, rel: str, red_team: dict | None = None) -> None:
         self.counts["skipped"] += 1
+        self._checked(rel, red_team)
         self.display.finished(rel, "skipped", self.counts)
 
     def fail_now(self, rel: str, error: str) -> None:
@@ -72,6 +77,11 @@ class _Driver:
         self.counts["failed"] += 1
         self.failures.append({"file": rel, "error": error})
         self.display.finished(rel, "failed", self.counts)
+
+    def _checked(self, rel: str, found: dict | None) -> None:
+        if found is not None:
+            self.red_team.append({"file": rel, **{k: found.get(k, 0) for k in ("exposed", "weak_mask", "doubtful")},
+                                  "findings": list(found.get("findings", ()))})
 
     def _submit(self, fs: _FileState, stage: str, arg=None) -> None:
         fut = self.ex.submit(self.processor, stage, fs.job, arg)
@@ -114,6 +124,7 @@ class _Driver:
             else:
                 self.ledger.done(rel, result)
                 self.counts["done"] += 1
+                self._checked(rel, result.get("red_team"))
                 self.display.finished(rel, "done", self.counts)
                 return
         self.fail_now(rel, error)
@@ -254,6 +265,8 @@ def run_batch(
     reports: bool = True,
     echo: bool = True,
     rehash: bool = False,
+    red_team: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Anonymise every photo and video under ``input_dir`` into the same tree under ``output_dir``.
 
@@ -272,10 +285,15 @@ def run_batch(
         reports: write ``<output>.report.json`` (and its Markdown twin) beside each output.
         echo: print the Dask dashboard link and the closing summary.
         rehash: re-hash every input even when its size and mtime match the ledger.
+        red_team: check every output again (`Job.red_team`); a file already done is skipped only if its report
+            holds that check (it is redone otherwise), and its findings are read back from the report.
+        overwrite: replace files in ``output_dir`` that this batch did not write. Without it such a file is not
+            touched and its input is recorded as failed (a folder run wrote over an unrelated file of that name).
 
     Returns:
-        ``{"total", "done", "skipped", "failed", "ignored", "failures": [{"file", "error"}], "seconds",
-        "output_dir", "ledger", "dashboard"}``; ``failed`` is a count, ``skipped`` counts files already done.
+        ``{"total", "done", "skipped", "failed", "ignored", "failures": [{"file", "error"}], "red_team": [{"file",
+        "exposed", "weak_mask", "doubtful", "findings"}], "seconds", "output_dir", "ledger", "dashboard"}``;
+        ``failed`` is a count, ``skipped`` counts files already done; ``red_team`` lists the files checked.
 
     Raises:
         AnonlabError: for unusable folders or settings, or another batch writing into ``output_dir``; a bad
@@ -325,11 +343,17 @@ def run_batch(
                         ledger.pending(rel, out_rel[rel], "", 0, 0, digest)
                         driver.fail_now(rel, f"{src.name}: cannot be read ({exc.strerror or type(exc).__name__})")
                         continue
+                    checked = _red_team_of(report) if red_team and report is not None else None
                     if (row and row["status"] == "done" and row["input_sha256"] == sha
                             and row["settings_digest"] == digest and row["output"] == out_rel[rel]
                             and dst.is_file() and dst.stat().st_size == row["output_size"]
-                            and (report is None or report.is_file())):
-                        driver.skip(rel)
+                            and (report is None or report.is_file()) and (not red_team or checked is not None)):
+                        driver.skip(rel, checked)
+                        continue
+                    if not overwrite and _foreign(dst, report, row):
+                        ledger.pending(rel, out_rel[rel], sha, st.st_size, st.st_mtime_ns, digest)
+                        driver.fail_now(rel, f"{out_rel[rel]}: a file of that name is in the output folder already and "
+                                             "this batch did not write it; move it away, or pass --overwrite")
                         continue
                     try:
                         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -344,7 +368,7 @@ def run_batch(
                     ledger.pending(rel, out_rel[rel], sha, st.st_size, st.st_mtime_ns, digest)
                     job = Job(rel=rel, src=str(src.resolve()), dst=str(dst.resolve()),
                               report=str(report.resolve()) if report else None, input_sha256=sha, settings=settings,
-                              chunk_seconds=chunk_seconds)
+                              chunk_seconds=chunk_seconds, red_team=red_team)
                     yield job, bool(chunk_seconds) and can_chunk
 
             driver.run(jobs())
@@ -354,6 +378,7 @@ def run_batch(
             display.close()
         summary = {
             "total": len(rels), **driver.counts, "ignored": ignored, "failures": driver.failures,
+            **({"red_team": driver.red_team} if red_team else {}),
             "seconds": round(time.perf_counter() - t0, 2), "output_dir": str(output_dir),
             "ledger": str(output_dir / LEDGER_NAME), "dashboard": ex.dashboard if ex is not None else None,
         }
@@ -373,5 +398,31 @@ def format_summary(summary: dict) -> str:
             error = f["error"]
             name = f"{Path(f['file']).name}: "
             lines.append(f"  {f['file']}: {error[len(name):] if error.startswith(name) else error}")
+    if "red_team" in summary:
+        checked = summary["red_team"]
+        sure = [f for f in checked if f["exposed"] or f["weak_mask"]]
+        lines.append(f"red team: {len(checked)} output(s) checked; {len(sure)} with sure findings: "
+                     f"{sum(f['exposed'] for f in checked)} exposed, {sum(f['weak_mask'] for f in checked)} weak "
+                     "mask(s) (one per object)")
+        for f in sure:
+            lines.append(f"  {f['file']}: {f['exposed']} exposed, {f['weak_mask']} weak mask(s)")
+            lines.extend(f"    {line}" for line in f["findings"][:5])
     lines.append(f"ledger: {summary.get('ledger')}")
     return "\n".join(lines)
+
+
+def _foreign(dst: Path, report: Path | None, row: dict | None) -> bool:
+    """Whether a file stands where this job writes that this batch did not write (its bytes are not the ones the
+    ledger recorded): a folder run wrote over an unrelated file of the same name."""
+    if dst.exists() or dst.is_symlink():
+        return not (row and row["output_sha256"] and dst.is_file() and sha256_file(dst) == row["output_sha256"])
+    return report is not None and report.exists() and not (row and row["output_sha256"])
+
+
+def _red_team_of(report: Path) -> dict | None:
+    """The red-team findings an earlier run wrote into ``report`` (None: not checked, or no readable report)."""
+    try:
+        found = json.loads(report.read_text(encoding="utf-8")).get("red_team") if report.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None

@@ -27,7 +27,7 @@ from anonlab.batch.chunks import TO_END, Chunk, ChunkResult, keyframe_indices, p
 from anonlab.errors import AnonlabError
 from anonlab.media import VideoReader, open_media, probe, sha256_file
 from anonlab.media.facts import InputFacts
-from anonlab.pipeline import Analysis, analyse_pages, render, stream_fields
+from anonlab.pipeline import Analysis, analyse_pages, red_team_check, red_team_extra, render, stream_fields
 from anonlab.report.audit import make_report, write_report
 from anonlab.settings import Settings
 from anonlab.track.analyse import analyse_frames, seam_margin, settings_for_rate, stitch_chunks
@@ -49,6 +49,8 @@ class Job:
         input_sha256: sha256 of the input when the job was planned.
         settings: the `Settings` to run with.
         chunk_seconds: split long videos into chunks of about this length (None: never).
+        red_team: check the written output again with every detector at a lowered threshold
+            (`anonlab.pipeline.red_team_check`); the counts go into the report and the returned row.
     """
 
     rel: str
@@ -58,6 +60,7 @@ class Job:
     input_sha256: str
     settings: Settings
     chunk_seconds: float | None = None
+    red_team: bool = False
 
 
 def error_line(exc: BaseException) -> str:
@@ -203,17 +206,20 @@ class Anonymizer:
             log.warning("%s: the input changed since the batch started; the ledger records the new content",
                         Path(job.src).name)
         timings = {**analysis.timings, "render_s": info["render_s"]}
+        findings = red_team_check(analysis, Path(job.dst), info) if job.red_team else None
         if job.report:
             rep = make_report(
                 settings=settings, models=analysis.models, input_path=Path(job.src), output_path=Path(job.dst),
                 input_sha256=in_sha, output_sha256=out_sha, n_frames_in=analysis.n_frames,
                 n_frames_out=info["frames"], regions=analysis.regions, timings=timings,
                 extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
-                       "chunks": len(results), **stream_fields(info)},
+                       "chunks": len(results), **stream_fields(info),
+                       **({} if findings is None else red_team_extra(findings))},
             )
-            write_report(rep, job.report)
+            write_report({**rep, "red_team": findings} if findings is not None else rep, job.report)
         return {"output_sha256": out_sha, "output_size": os.path.getsize(job.dst), "input_sha256": in_sha,
-                "kind": analysis.kind, "frames": analysis.n_frames, "chunks": len(results), "timings": timings}
+                "kind": analysis.kind, "frames": analysis.n_frames, "chunks": len(results), "timings": timings,
+                **({} if findings is None else {"red_team": findings})}
 
 
 def _facts(job: Job, media) -> InputFacts:
