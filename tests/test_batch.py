@@ -644,6 +644,7 @@ def test_queue_cases_with_workbench_case_files(tmp_path, media):
         analysis = analyse(src / name, Settings(mask="solid"), detector=RedDetector(), progress=False)
         case = case_mod.Case.from_analysis(analysis)
         if approve:
+            case.decide([i.id for i in case.review_queue()], "accepted", by="Ann Analyst")
             case.set_status("reviewed", "Ann Analyst")
             case.set_status("approved", "Rita Reviewer")
         paths.append(case.save(tmp_path / f"{name}.case.json"))
@@ -662,7 +663,7 @@ def test_queue_cases_with_workbench_case_files(tmp_path, media):
     assert queue_cases(paths[:1], out, progress=False, echo=False)["skipped"] == 1
 
 
-def test_render_cases_command(tmp_path, media):
+def test_render_cases_command(tmp_path, media, capsys):
     """``anonlab render-cases``: the CLI face of queue_cases; a draft case fails alone, exit 1."""
     from anonlab import cli
     from anonlab.case import Case
@@ -673,11 +674,21 @@ def test_render_cases_command(tmp_path, media):
                                       progress=False))
     draft = case.save(tmp_path / "draft.case.json")
     assert cli.main(["render-cases", str(draft), "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    case.decide([i.id for i in case.review_queue()], "accepted", by="Ann Analyst")
     case.set_status("reviewed", "Ann Analyst")
     case.set_status("approved", "Rita Reviewer")
     approved = case.save(tmp_path / "approved.case.json")
     assert cli.main(["render-cases", str(approved), "-o", str(tmp_path / "out2"), "--quiet"]) == 0
     assert (tmp_path / "out2" / "short.mov").exists()
+    # a case file approved with its cards open (an older anonlab, a hand edit) is not published as signed off
+    data = json.loads(approved.read_text())
+    data["review"]["decisions"] = {}
+    data["review"].pop("decided", None)
+    (tmp_path / "hand.case.json").write_text(json.dumps(data))
+    assert cli.main(["render-cases", str(tmp_path / "hand.case.json"), "-o", str(tmp_path / "out3"), "--quiet"]) == 1
+    assert not (tmp_path / "out3" / "short.mov").exists()
+    printed = capsys.readouterr().out
+    assert "approved, but" in printed and "review item(s) undecided" in printed
 
 
 def test_a_folder_without_media_is_an_error_and_leaves_nothing_behind(tmp_path):

@@ -254,6 +254,29 @@ def test_review_status_transitions_and_reopen_on_edit():
     assert again.review == case.review
 
 
+def decide_open_cards(case: Case, by: str = "Ana Müller") -> None:
+    """Accept every card of the case's review queue nobody decided yet (what a reviewer does before signing)."""
+    case.decide([i.id for i in case.review_queue() if i.id not in case.review.decisions], "accepted", by=by)
+
+
+def test_a_case_is_reviewed_or_approved_only_with_its_cards_decided():
+    """A case was approved in the workbench with its cards open, and render-cases published it "signed off"."""
+    case = Case.from_analysis(fake_analysis())
+    assert case.review_queue()
+    with pytest.raises(AnonlabError, match=r"not reviewed: \d+ of \d+ review item\(s\) undecided"):
+        case.set_status("reviewed", "Ana")
+    assert case.review.status == "draft"
+    decide_open_cards(case)
+    case.set_status("reviewed", "Ana")
+    case.add_track("face", {2: (1, 1, 20, 20)})  # an edit reopens it, with a card of its own
+    with pytest.raises(AnonlabError, match="not reviewed"):
+        case.set_status("reviewed", "Ana")
+    case.override_gate("the new box is ours, checked by eye", "Ana")  # or an override, with its reason
+    case.set_status("reviewed", "Ana")
+    case.set_status("approved", "Ben")
+    assert case.review.status == "approved"
+
+
 # --- persistence -------------------------------------------------------------------------------------------
 def edited_case() -> Case:
     case = Case.from_analysis(fake_analysis())
@@ -262,6 +285,7 @@ def edited_case() -> Case:
     case.split(3, 10)
     case.exclude(1, "public official — mayor «Ÿ»", by="Ana Müller")
     case.decide("track:3", "dismissed", by="Ana Müller")
+    decide_open_cards(case)
     case.set_status("reviewed", "Ana Müller")
     return case
 

@@ -1151,3 +1151,20 @@ def test_messages_about_the_last_analysis_or_export_go_once_the_case_changes(wb,
     wb.review._decide("accepted")  # the analyst answers it
     assert wb.status_msg.value == ""
     assert "a tools message" in wb.tools_msg.value  # other groups keep their own messages
+
+
+def test_the_case_cannot_be_marked_reviewed_or_approved_with_cards_open(wb):
+    """A newcomer clicked "mark reviewed" and "approve" while the card said "1 of 1 card(s) open · export blocked":
+    render-cases then published the case as signed off. The buttons refuse, and say why."""
+    assert wb.analyse(analyse=fake_analyse, background=False).state == "done"
+    wb.analyst.value = "Newbie Tester"
+    wb.review.reviewed_button.click()
+    assert wb.case.review.status == "draft"
+    assert "not reviewed" in wb.review.message.value and "undecided" in wb.review.message.value
+    session = wb.review.session
+    while session.next_pending() is not None:
+        wb.review.show_current()
+        wb.review._decide("accepted")
+    wb.review.reviewed_button.click()
+    wb.review.approved_button.click()
+    assert wb.case.review.status == "approved", wb.review.message.value

@@ -24,6 +24,7 @@ from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps
 from anonlab.errors import AnonlabError
 from anonlab.media import sha256_file
 from anonlab.report.audit import make_report, write_report
+from anonlab.review import export_allowed
 from anonlab.settings import Settings
 
 try:  # the workbench's case model; without it folder batches still run, and each case fails with a line
@@ -53,6 +54,9 @@ class CaseRenderer:
         if status != "approved":
             raise AnonlabError(f"{Path(job.src).name}: review status is {status or 'not set'}, not approved; "
                                "approve the case in the workbench first")
+        ok, why = export_allowed(case.review_queue(), case.review.decisions, case.review.override)
+        if not ok:  # approved by an older anonlab, or the file edited by hand: "signed off" must mean decided
+            raise AnonlabError(f"{Path(job.src).name}: approved, but {why}; open it in the workbench")
         info = render_case(case, job.dst, overwrite=True, progress=False)
         out_sha = sha256_file(job.dst)
         n_in = int(getattr(case.input, "n_frames", info.get("frames", 0)) or 0)

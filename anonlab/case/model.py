@@ -38,7 +38,7 @@ from anonlab.media import sha256_file
 from anonlab.media.audio import check_ranges
 from anonlab.media.facts import InputFacts
 from anonlab.regions import LABELS, Regions
-from anonlab.review import advance_status, make_override
+from anonlab.review import ExportBlocked, advance_status, build_queue, export_allowed, make_override
 from anonlab.settings import Settings
 
 __all__ = ["Case"]
@@ -386,6 +386,18 @@ class Case:
             return self.settings
         return self.settings.replace(audio=mode, audio_ranges=() if mode == "keep" else ranges)
 
+    def review_queue(self, *, scene_cuts: Iterable[int] | None = None, disagreement_frames: Iterable[int] = (),
+                     findings: Iterable = ()) -> list:
+        """The review queue of the case as it is now (`anonlab.review.build_queue`): one card per track, its
+        flags, what the analyst changed, what is left unmasked; ``disagreement_frames`` and red-team
+        ``findings`` add what the analysis or a check of an export found (the workbench has them).
+        ``scene_cuts``: first frames of shots (None: the case's)."""
+        excluded = {tid: t.dense() for tid, t in self.tracks.items() if t.excluded is not None}
+        cuts = self.scene_cuts if scene_cuts is None else list(scene_cuts)
+        return build_queue(self.effective_regions(), self.input.n_frames, scene_cuts=cuts,
+                           disagreement_frames=list(disagreement_frames), edited=self.review_edits(),
+                           findings=list(findings), excluded=excluded, analysed=self.analysed)
+
     def review_edits(self) -> list:
         """What the analyst changed, for the review queue (`anonlab.review.build_queue`'s ``edited``):
         ids of current tracks an edit touched, and ``(frame, track_id)`` where a box or a whole track was
@@ -489,10 +501,17 @@ class Case:
         The rules are `anonlab.review.advance_status`'s (one source of truth for the CLI, batch and the
         workbench); an edit after review reopens the case as draft by itself.
 
+        Reviewed and approved also need every card of the case's `review_queue` decided, or an override with a
+        reason: a case was approved with its cards open, and render-cases published it as "signed off".
+
         Raises:
             AnonlabError: the step is not allowed (approved straight from draft, the same status again, an
-                unknown status) or names nobody.
+                unknown status), names nobody, or the case's review cards are undecided (`ExportBlocked`).
         """
+        if status in ("reviewed", "approved"):
+            ok, why = export_allowed(self.review_queue(), self.review.decisions, self.review.override)
+            if not ok:
+                raise ExportBlocked(f"not {status}: {why}")
         with self._changing():
             new = advance_status(self.review.to_dict(), status, reviewer or self.actor or "", note=note,
                                  distinct_approver=distinct_approver)

@@ -22,9 +22,9 @@ from typing import Sequence
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
-from anonlab.review import (DECISIONS, FILMSTRIP, PAGE_SIZE, Finding, ReviewItem, build_queue, decisions_needed, event_count,
-                            gate_summary, report_review_fields, require_export_allowed, review_pages, risk_bound,
-                            sample_frames)
+from anonlab.review import (DECISIONS, FILMSTRIP, PAGE_SIZE, ExportBlocked, Finding, ReviewItem, decisions_needed,
+                            event_count, gate_summary, report_review_fields, require_export_allowed, review_pages,
+                            risk_bound, sample_frames)
 
 __all__ = ["DECISIONS", "Page", "ReviewPanel", "ReviewSession"]
 
@@ -91,10 +91,8 @@ class ReviewSession:
     def refresh(self) -> None:
         """Recompute the queue from the case as it is now (after edits or a new analysis)."""
         case = self.case
-        excluded = {tid: t.dense() for tid, t in case.tracks.items() if t.excluded is not None}
-        self.queue = build_queue(case.effective_regions(), case.input.n_frames, scene_cuts=self.scene_cuts,
-                                 disagreement_frames=self.disagreement_frames, edited=case.review_edits(),
-                                 findings=self.findings, excluded=excluded, analysed=case.analysed)
+        self.queue = case.review_queue(scene_cuts=self.scene_cuts, disagreement_frames=self.disagreement_frames,
+                                       findings=self.findings)
         current = self.current_id
         own = [i for i in self.queue if not i.routine]
         pages = review_pages(self.queue, self.decisions, size=self.page_size)
@@ -459,6 +457,11 @@ class ReviewPanel:
         self._say("override recorded: export is open")
 
     def _status(self, status: str) -> None:
+        if status != "draft":  # this queue also holds the detectors' disagreements and the red team's findings
+            try:
+                self.session.gate()
+            except ExportBlocked as exc:
+                raise AnonlabError(f"not {status}: {str(exc).removeprefix('export blocked: ')}") from None
         self.wb.case.set_status(status, self.wb.actor_name())
         self._say(f"case {status} by {self.wb.actor_name()}")
 
