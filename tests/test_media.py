@@ -119,6 +119,100 @@ def test_container_location_metadata_stripped(tmp_path):
         assert "location" in c.metadata
 
 
+def _remux(src, dst, tags=None, disposition=None):
+    """Copy ``src``'s streams into ``dst`` giving each stream (by type) ``tags`` and ``disposition``."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {}
+        for s in inp.streams:
+            o = out.add_stream_from_template(s)
+            o.metadata.update((tags or {}).get(s.type, {}))
+            if disposition is not None:
+                o.disposition = disposition.get(s.type, av.stream.Disposition(0))
+            streams[s.index] = o
+        for pkt in inp.demux():
+            if pkt.dts is not None:
+                pkt.stream = streams[pkt.stream_index]
+                out.mux(pkt)
+    return dst
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_stream_languages_and_dispositions_are_kept_and_verified(tmp_path, suffix):
+    """A newcomer's English sound track came out as "und": players pick tracks by language and default flag."""
+    clip = make_clip(tmp_path / "c.mp4", n_frames=10, audio=True)
+    forced = av.stream.Disposition.default | av.stream.Disposition.forced
+    src = _remux(clip, tmp_path / f"src{suffix}", {"video": {"language": "fra"}, "audio": {"language": "eng"}},
+                 {"audio": forced} if suffix == ".mkv" else None)
+    dst = tmp_path / f"out{suffix}"
+    write_video(src, dst, lambda n, f: f)
+    with av.open(str(dst)) as c:
+        assert [s.metadata.get("language") for s in c.streams] == ["fra", "eng"]
+        if suffix == ".mkv":
+            assert c.streams.audio[0].disposition == forced
+    checks = {n: (ok, detail) for n, ok, detail in verify_video(src, dst)}
+    assert checks["stream languages"] == (True, "video fra, audio eng -> video fra, audio eng")
+    assert checks["stream dispositions"][0]
+    bare = _remux(clip, tmp_path / f"bare{suffix}")  # the same streams without the tags and flags, as before
+    checks = {n: ok for n, ok, _ in verify_video(src, bare)}
+    assert not checks["stream languages"]
+    assert checks["stream dispositions"] == (suffix == ".mp4")  # MP4 marks the first stream of a kind default
+
+
+def test_verify_passes_copied_audio_that_a_container_names_or_times_its_own_way(tmp_path):
+    """Copied packets in another container: MP4 calls MP2 audio MP3, and Matroska, with no edit list, keeps
+    AAC's priming frame as sound (as FFmpeg does). Neither is a difference; verify said FAIL to both."""
+    clip = make_clip(tmp_path / "c.mp4", n_frames=25, audio=True)
+    with av.open(str(clip)) as c:
+        assert any(p.is_discard for p in c.demux(c.streams.audio[0]))  # the encoder's priming, cut by the edit list
+    write_video(clip, tmp_path / "o.mkv", lambda n, f: f)
+    assert all(ok for _, ok, _ in verify_video(clip, tmp_path / "o.mkv")), verify_video(clip, tmp_path / "o.mkv")
+    mp2 = make_clip(tmp_path / "c.ts", n_frames=25, audio=True, audio_codec="mp2")
+    write_video(mp2, tmp_path / "o.mp4", lambda n, f: f)
+    checks = verify_video(mp2, tmp_path / "o.mp4")
+    assert all(ok for _, ok, _ in checks), checks
+
+
+@pytest.mark.parametrize("way, render", [("mirrored left-right", lambda f: f[:, ::-1]),
+                                         ("turned 180°", lambda f: f[::-1, ::-1]),
+                                         (None, lambda f: np.where(np.arange(f.shape[1])[None, :, None] < 100, 0, f))])
+def test_verify_fails_a_mirrored_or_turned_picture(clips, tmp_path, way, render):
+    """A newcomer's mirrored and upside-down outputs passed every check; a mask over most of a frame must not fail."""
+    dst = tmp_path / "o.mp4"
+    write_video(clips["plain"], dst, lambda n, f: np.ascontiguousarray(render(f)).astype(np.uint8))
+    checks = {n: (ok, detail) for n, ok, detail in verify_video(clips["plain"], dst)}
+    ok, detail = checks["picture the right way round"]
+    assert ok == (way is None), detail
+    assert (way or "8 picture(s) compared") in detail
+
+
+def test_verify_photo_names_a_dropped_alpha_channel_and_grey_alpha_stays_grey(tmp_path):
+    rgb = barcode_frame(5, 64, 48)[:, :, ::-1]
+    alpha = np.full(rgb.shape[:2], 128, np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
+    Image.merge("LA", (Image.fromarray(rgb).convert("L"), Image.fromarray(alpha))).save(tmp_path / "la.png")
+    for name, out in (("rgba", "o.jpg"), ("rgba", "o.png"), ("la", "la_o.png")):
+        photo = read_photo(tmp_path / f"{name}.png")
+        write_photo(photo, photo.image, tmp_path / out)
+    checks = {n: (ok, d) for n, ok, d in verify_photo(tmp_path / "rgba.png", tmp_path / "o.jpg")}
+    assert checks["alpha channel"] == (False, "present -> none (JPEG holds none: name a .png, .webp or .tif output)")
+    assert checks["ICC profile"] == (True, "none")
+    assert all(ok for _, ok, _ in verify_photo(tmp_path / "rgba.png", tmp_path / "o.png"))
+    assert all(ok for _, ok, _ in verify_photo(tmp_path / "la.png", tmp_path / "la_o.png"))
+    with Image.open(tmp_path / "la_o.png") as img:
+        assert img.mode == "LA"
+
+
+def test_timestamp_check_names_the_first_frame_that_moved():
+    from anonlab.report.verify import timestamp_check
+
+    a = np.arange(10) * 0.04
+    b = a.copy()
+    b[3:9] += 0.02  # frames between moved, the last did not: the durations agree
+    assert timestamp_check(a, a) == ("frame timestamps", True, "10 frames at the same times, the last at 0.360s")
+    assert timestamp_check(a, b) == ("frame timestamps", False, "frame 3 at 0.120s -> 0.140s; 6 of 10 frames moved")
+    assert not timestamp_check(a, a[:9])[1]
+
+
 def _photo_with_gps(path, orientation=6, fmt="JPEG", mode="RGB"):
     img = Image.fromarray(barcode_frame(77, 64, 48)[:, :, ::-1]).convert(mode)
     exif = Image.Exif()

@@ -209,6 +209,8 @@ def _pil(photo: Photo, image: np.ndarray, fmt: str, k: int = 0, boxes=None) -> I
         return _deep_page(photo, k, image, boxes)
     rgb = np.ascontiguousarray(image[:, :, ::-1])
     if photo.alpha is not None and fmt in ("PNG", "WEBP", "TIFF") and photo.alpha.shape == image.shape[:2]:
+        if photo.mode == "L" and fmt != "WEBP":  # grey with alpha stays LA (WebP holds RGBA only)
+            return Image.merge("LA", (Image.fromarray(rgb).convert("L"), Image.fromarray(photo.alpha)))
         return Image.fromarray(np.dstack([rgb, photo.alpha]))
     img = Image.fromarray(rgb)
     if photo.mode in ("L", "I;16") or (photo.mode == "1" and fmt not in ("TIFF", "PNG", "BMP")):

@@ -447,6 +447,22 @@ def check_audio(src_audio_streams, container: str, dst: str | Path) -> None:
                               f"choose {hint} (audio keeps its codec)")
 
 
+#: Stream tags a faithful export carries: the language players choose a track by. A stream's title or handler
+#: name can name a person or a device ("Anna's iPhone"), so those go with the other tags.
+CARRIED_STREAM_TAGS = ("language",)
+
+
+def carry_stream_facts(istream, ostream) -> None:
+    """Give an output stream (PyAV, before writing starts) the source stream's language tag and disposition
+    (default, forced, hearing impaired, ...): players choose tracks by them (a newcomer's export turned an
+    English sound track into "und", and Matroska tracks lost their default flag). No other tag is carried."""
+    for key in CARRIED_STREAM_TAGS:
+        value = istream.metadata.get(key)
+        if value and value != "und":
+            ostream.metadata[key] = value
+    ostream.disposition = istream.disposition
+
+
 def _muxer_takes(container: str, stream) -> bool:
     buf = io.BytesIO()
     try:

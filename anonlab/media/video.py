@@ -29,8 +29,8 @@ import numpy as np
 from anonlab.errors import MediaError, OutputError
 from anonlab.media.audiotrack import AudioPlan, AudioRewriter, audio_summary, check_voice
 from anonlab.media.pixels import Converter, coded_boxes, pq_view_lut
-from anonlab.media.streams import (EncodePlan, VideoProps, check_audio, cut_short, declared_colors, media_duration,
-                                   plan_video, props_from)
+from anonlab.media.streams import (EncodePlan, VideoProps, carry_stream_facts, check_audio, cut_short,
+                                   declared_colors, media_duration, plan_video, props_from)
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +430,9 @@ def write_video(
                 audio_map[astream.index] = out.add_stream_from_template(astream)
             else:
                 rewriters[astream.index] = AudioRewriter(out, astream, audio, plan.container, origin, src.name)
+        carry_stream_facts(istream, ostream)
+        for astream in inp.streams.audio:
+            carry_stream_facts(astream, audio_map[astream.index] if audio.keep else rewriters[astream.index].ostream)
         copied = [s.codec_context.name for s in inp.streams.audio] if audio.keep else []
         if keep_metadata:
             out.metadata.update(inp.metadata)

@@ -8,9 +8,11 @@ every property check and masks nothing).
 non-zero if any differs, naming it. Videos: frame count, timestamps, frame rate, displayed size, rotation,
 codec and pixel format as `anonlab.media.streams.plan_video` chose them, bit depth, chroma subsampling, colour
 primaries / transfer / matrix / range, HDR mastering display and content light level, sample aspect ratio,
-field order, the audio streams' codec, sample rate, channels and duration, byte-identical audio packets and
-no identifying container tags. Photos: size and orientation, pages, Pillow mode, JPEG quantisation tables and
-chroma subsampling, TIFF compression, WebP losslessness, ICC profile, and no EXIF/GPS/XMP.
+field order, the audio streams' codec, sample rate, channels and duration, byte-identical audio packets, each
+stream's language and disposition, and no identifying container tags. Photos: size and orientation, pages,
+Pillow mode, alpha channel, JPEG quantisation tables and chroma subsampling, TIFF compression, WebP
+losslessness, ICC profile, and no EXIF/GPS/XMP. Both: the picture is the right way round (not mirrored or
+turned; `wrong_way`, on eight frames of a video).
 
 Redacted audio (``anonymize --audio mute|beep|voice``): the packets differ from the input's by design. They
 pass as "audio redacted" only when the run's audit report is given (``--report``), the report is of this very
@@ -26,6 +28,7 @@ import sys
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -51,7 +54,7 @@ def _audio_packets(path: Path) -> list[list[bytes]]:
 
 def _audio_facts(path: Path) -> list[dict]:
     """Codec, sample rate, channels, layout and duration (seconds, from the packets' timestamps) of each audio
-    stream, and its frame size in samples (0 for PCM)."""
+    stream, its frame size in samples (0 for PCM) and the seconds its edit list discards (AAC priming)."""
     with av.open(str(path)) as c:
         streams = list(c.streams.audio)
         facts = []
@@ -59,13 +62,16 @@ def _audio_facts(path: Path) -> list[dict]:
             ctx = s.codec_context
             facts.append({"codec": ctx.name, "rate": ctx.sample_rate, "channels": ctx.channels,
                           "layout": ctx.layout.name if ctx.layout is not None else "", "frame_size": ctx.frame_size or 0,
-                          "first": None, "end": None})
+                          "first": None, "end": None, "discarded": 0.0})
         index = {s.index: i for i, s in enumerate(streams)}
         if streams:
             for pkt in c.demux(streams):
-                if pkt.pts is None or not pkt.size or pkt.is_discard:  # (an edit list's priming or cut)
+                if pkt.pts is None or not pkt.size:
                     continue
                 f, tb = facts[index[pkt.stream_index]], pkt.stream.time_base
+                if pkt.is_discard:  # an edit list's priming or cut
+                    f["discarded"] += float((pkt.duration or 0) * tb)
+                    continue
                 start, end = pkt.pts * tb, (pkt.pts + (pkt.duration or 0)) * tb
                 f["first"] = start if f["first"] is None else min(f["first"], start)
                 f["end"] = end if f["end"] is None else max(f["end"], end)
@@ -111,7 +117,9 @@ def audio_checks(src: Path, dst: Path, record: dict | None = None) -> list[Check
     for i, (a, b) in enumerate(zip(fa, fb)):
         tag = f"audio {i}: " if len(fa) > 1 else "audio "
         plan = planned[i] if planned else None
-        codec_ok = b["codec"] == a["codec"] or (plan is not None and b["codec"] == plan.codec and plan.reasons)
+        # identical packets are the same codec whatever a container calls it (MP2 in MP4 reads back as MP3)
+        codec_ok = (b["codec"] == a["codec"] or pa[i] == pb[i]
+                    or (plan is not None and b["codec"] == plan.codec and plan.reasons))
         rate_ok = b["rate"] == a["rate"] or (plan is not None and b["rate"] == plan.rate and plan.reasons)
         # one codec frame: a re-encode ends on the codec's frame grid where the container cannot say otherwise
         slack = max(a["frame_size"], b["frame_size"], 1) / max(b["rate"], 1) + 1e-3
@@ -121,7 +129,9 @@ def audio_checks(src: Path, dst: Path, record: dict | None = None) -> list[Check
             (tag + "sample rate", bool(rate_ok), f"{a['rate']} Hz -> {b['rate']} Hz"),
             (tag + "channels", (a["channels"], a["layout"]) == (b["channels"], b["layout"]),
              f"{a['channels']} ({a['layout']}) -> {b['channels']} ({b['layout']})"),
-            (tag + "duration", abs(a["duration"] - b["duration"]) <= slack,
+            # Matroska has no edit list: a copied AAC track keeps its priming frame as sound (FFmpeg does the same
+            # and starts the video that much later, so the two stay in step)
+            (tag + "duration", -slack <= b["duration"] - a["duration"] <= slack + (a["discarded"] if not b["discarded"] else 0.0),
              f"{a['duration']:.3f}s -> {b['duration']:.3f}s"),
         ]
     summary = f"{len(pa)} stream(s), {sum(map(len, pa))} packets"
@@ -144,6 +154,32 @@ def _container_tags(path: Path) -> dict:
         for s in c.streams:
             tags.update({f"{s.type}:{k}": v for k, v in s.metadata.items()})
     return tags
+
+
+def _track_labels(path: Path) -> list[tuple[str, str, str]]:
+    """The first video stream's and each audio stream's language and disposition flags, as players see them."""
+    with av.open(str(path)) as c:
+        streams = [*c.streams.video[:1], *c.streams.audio]
+        flags = [{f.name for f in type(s.disposition) if f and f in s.disposition} for s in streams]
+        for kind in ("video", "audio"):
+            # A player plays the first stream of a kind that none marks default, and MP4 cannot say "none is":
+            # its muxer marks the first (an MKV without default flags written as MP4 is the same to a player).
+            mine = [f for s, f in zip(streams, flags) if s.type == kind]
+            if mine and not any("default" in f for f in mine):
+                mine[0].add("default")
+        return [(s.type, s.metadata.get("language") or "und", "+".join(sorted(f)) or "none")
+                for s, f in zip(streams, flags)]
+
+
+def track_label_checks(src: Path, dst: Path) -> list[Check]:
+    """Each kept stream's language tag and disposition (default, forced...): a player picks tracks by them."""
+    a, b = _track_labels(src), _track_labels(dst)
+    if len(a) != len(b):  # the stream count checks say which
+        return []
+    show = lambda labels: ", ".join(f"{kind} {lang}" for kind, lang, _ in labels)  # noqa: E731
+    return [("stream languages", [x[1] for x in a] == [x[1] for x in b], f"{show(a)} -> {show(b)}"),
+            ("stream dispositions", [x[2] for x in a] == [x[2] for x in b],
+             f"{', '.join(x[2] for x in a)} -> {', '.join(x[2] for x in b)}")]
 
 
 IDENTIFYING_TAGS = ("location", "com.apple.quicktime.location", "gps", "make", "model", "serial", "title",
@@ -202,6 +238,62 @@ def stream_checks(a, b, dst: Path) -> list[Check]:
     return checks
 
 
+#: Frames of a video compared picture to picture (evenly spaced, first and last included).
+PICTURE_SAMPLES = 8
+
+
+def _thumb(bgr: np.ndarray, width: int = 64) -> np.ndarray:
+    """A grey thumbnail ``width`` pixels wide (float32, 0-255): enough to tell a picture from its mirror image,
+    blind to the codec's noise and to masks (which change a few cells, not the layout)."""
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    height = max(1, round(grey.shape[0] * width / max(grey.shape[1], 1)))
+    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+_WRONG_WAYS = {"mirrored left-right": lambda t: t[:, ::-1], "mirrored top-bottom": lambda t: t[::-1],
+               "turned 180°": lambda t: t[::-1, ::-1]}
+_SQUARE_WAYS = {"turned 90°": lambda t: np.rot90(t, -1), "turned 270°": lambda t: np.rot90(t, 1),
+                "transposed": lambda t: t.T}
+
+
+def wrong_way(src: np.ndarray, dst: np.ndarray) -> str | None:
+    """How ``dst`` (BGR, the output's picture) is the source picture ``src`` turned or mirrored, or None when it
+    is the right way round. A way counts only where it matches at least twice as well as the picture as it is,
+    so symmetric, flat or fully masked pictures (every way alike) pass."""
+    a, b = _thumb(src), _thumb(dst)
+    if a.shape != b.shape:  # the size checks say so
+        return None
+    same = float(np.abs(a - b).mean())
+    ways = {**_WRONG_WAYS, **(_SQUARE_WAYS if a.shape[0] == a.shape[1] else {})}
+    name, best = min(((n, float(np.abs(f(a) - b).mean())) for n, f in ways.items()), key=lambda x: x[1])
+    return name if same > 4.0 and best < 0.5 * same else None
+
+
+def picture_check(pairs) -> Check:
+    """"picture the right way round": no compared ``(source, output)`` picture pair (BGR) is mirrored or turned
+    (a newcomer's left-right mirrored and upside-down outputs passed every other check)."""
+    found = [wrong_way(a, b) for a, b in pairs]
+    wrong = [w for w in found if w]
+    if wrong:
+        return ("picture the right way round", False, f"{max(set(wrong), key=wrong.count)} in {len(wrong)} of "
+                                                      f"{len(found)} picture(s) compared")
+    return ("picture the right way round", True, f"{len(found)} picture(s) compared")
+
+
+def timestamp_check(a: np.ndarray, b: np.ndarray, atol: float = 1e-3) -> Check:
+    """Every frame at the same instant (seconds from frame 0, within ``atol``); the detail names the first frame
+    that moved (a newcomer read "4.000s -> 4.000s" beside FAIL: the durations matched, frames between did not)."""
+    if len(a) != len(b):
+        return ("frame timestamps", False, f"{len(a)} -> {len(b)} frames (the frame count says which)")
+    moved = np.flatnonzero(np.abs(np.asarray(a, float) - np.asarray(b, float)) > atol)
+    if len(moved):
+        k = int(moved[0])
+        return ("frame timestamps", False, f"frame {k} at {float(a[k]):.3f}s -> {float(b[k]):.3f}s; {len(moved)} of "
+                                           f"{len(a)} frames moved")
+    return ("frame timestamps", True, f"{len(a)} frames at the same times, the last at {float(a[-1]):.3f}s"
+            if len(a) else "no frames")
+
+
 def _fps_tolerance(a, b) -> float:
     """How far two readers' mean frame rates may differ when their frames fall at the same instants: each
     container stores times in its own tick (Matroska: 1 ms), so the last frame's time may move by a tick, and
@@ -233,14 +325,17 @@ def verify_video(src: Path, dst: Path, report: Path | None = None) -> list[Check
     with VideoReader(src) as a, VideoReader(dst) as b:
         checks = [
             ("frame count", a.n_frames == b.n_frames, f"{a.n_frames} -> {b.n_frames}"),
-            ("frame timestamps", a.n_frames == b.n_frames and np.allclose(a.times, b.times, atol=1e-3),
-             f"duration {a.duration:.3f}s -> {b.duration:.3f}s"),
+            timestamp_check(a.times, b.times),
             ("frame rate", abs(a.fps - b.fps) <= _fps_tolerance(a, b), f"{a.fps:.3f} -> {b.fps:.3f}"),
             ("resolution", (a.width, a.height) == (b.width, b.height), f"{a.width}x{a.height} -> {b.width}x{b.height}"),
             ("rotation", a.rotation == b.rotation, f"{a.rotation} -> {b.rotation}"),
         ]
         checks += stream_checks(a.props, b.props, dst)
+        if a.n_frames == b.n_frames and (a.width, a.height) == (b.width, b.height):
+            picks = np.unique(np.linspace(0, a.n_frames - 1, min(PICTURE_SAMPLES, a.n_frames)).round().astype(int))
+            checks.append(picture_check((a.get(n), b.get(n)) for n in picks))
     checks += audio_checks(Path(src), Path(dst), record)
+    checks += track_label_checks(Path(src), Path(dst))
     leaked = [k for k in _container_tags(dst) if any(t in k.lower() for t in IDENTIFYING_TAGS)]
     checks.append(("no identifying container tags", not leaked, ", ".join(leaked) or "none"))
     return checks
@@ -267,8 +362,16 @@ def verify_photo(src: Path, dst: Path) -> list[Check]:
         ("pages", pages_ok, f"{len(a.pages) + a.dropped} -> {len(b.pages)}"
                             + (f" ({a.dropped} MPO preview image(s) dropped: unmasked copies)" if a.dropped else "")),
         ("mode", a.mode == b.mode, f"{a.mode} -> {b.mode}"),
-        ("ICC profile", a.icc_profile == b.icc_profile, "kept" if a.icc_profile == b.icc_profile else "changed"),
+        ("alpha channel", (a.alpha is None) == (b.alpha is None),
+         f"{'present' if a.alpha is not None else 'none'} -> {'present' if b.alpha is not None else 'none'}"
+         + (f" ({b.format} holds none: name a .png, .webp or .tif output)" if a.alpha is not None and b.alpha is None
+            else "")),
+        ("ICC profile", a.icc_profile == b.icc_profile,
+         "none" if a.icc_profile is None and b.icc_profile is None
+         else "kept" if a.icc_profile == b.icc_profile else "changed"),
     ]
+    if a.image.shape == b.image.shape:
+        checks.append(picture_check([(a.image, b.image)]))
     if same_format and b.format == "JPEG":
         checks.append(("JPEG quantisation tables", a.encoding.get("qtables") == b.encoding.get("qtables"),
                        "same" if a.encoding.get("qtables") == b.encoding.get("qtables")
