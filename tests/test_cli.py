@@ -192,3 +192,23 @@ def test_the_shipped_figures_are_of_the_profiles_as_they_are():
         assert "not measured" not in speed_summary(name, figures)
     changed = {"profiles": {"fast": {**figures["profiles"]["fast"], "settings": {"detect_every": 2}}}}
     assert speed_summary("fast", changed).endswith("not measured with these settings yet")
+
+
+def test_progress_in_a_log_is_plain_lines(tmp_path):
+    """Where stderr is a file or a pipe (cron, ``2> log``) progress is a line per quarter, not a bar's redraws."""
+    proc = run("anonymize", "sample_media/street.mp4", "-o", tmp_path / "s.mp4", "--speed", "fast")
+    assert proc.returncode == 0 and "\r" not in proc.stderr and "\x1b" not in proc.stderr
+    assert "render s.mp4: 100/100 frames (100 %)" in proc.stderr.splitlines()
+    import io
+
+    from anonlab import progress
+
+    log = io.StringIO()
+    old, progress.sys.stderr = progress.sys.stderr, log
+    try:
+        with progress.progress_bar(100, "render o.mp4") as bar:
+            for _ in range(100):
+                bar.update(1)
+    finally:
+        progress.sys.stderr = old
+    assert log.getvalue().splitlines() == [f"render o.mp4: {n}/100 frames ({n} %)" for n in (25, 50, 75, 100)]

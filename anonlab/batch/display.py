@@ -3,13 +3,16 @@
 Workers report ``(token, file, task, phase, done, total)`` messages (`anonlab.batch.executors._Channel`); the
 driver hands each to `_Display.message`, which sums a file's tasks (its chunks' analysis and the render pass)
 into that file's bar. Bars are tqdm's (``tqdm.auto``: text on stderr in a terminal, widgets in a notebook), and
-they show file names and frame counts only.
+they show file names and frame counts only. Where stderr is a file or a pipe (a scheduler's log) there are no
+bars: one line per file finished (`anonlab.progress.bars_wanted`).
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
+
+from anonlab.progress import bars_wanted
 
 
 class _Display:
@@ -21,7 +24,9 @@ class _Display:
         self.state: dict[str, dict] = {}
         self.slots: dict[str, int] = {}
         self.overall = None
-        if enabled:
+        self.total, self.finished_count = total, 0
+        self.lines = enabled and not bars_wanted()
+        if enabled and not self.lines:
             from tqdm.auto import tqdm  # here: tqdm.auto probes for a notebook on import; only needed for bars
 
             self._tqdm = tqdm
@@ -29,7 +34,7 @@ class _Display:
                                 dynamic_ncols=True)
 
     def message(self, msg) -> None:
-        if not self.enabled:
+        if not self.enabled or self.lines:
             return
         _, rel, task, phase, done, total = msg
         if rel not in self.state:
@@ -62,6 +67,9 @@ class _Display:
         bar = self.bars.pop(rel, None)
         if bar is not None:
             bar.close()
+        self.finished_count += 1
+        if self.lines:
+            print(f"batch: {self.finished_count}/{self.total} file(s): {rel} {status}", file=sys.stderr, flush=True)
         if self.overall is not None:
             self.overall.update(1)
             self.overall.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["failed"],
