@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -166,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("batch", help="process a folder tree (resumable; local or Dask)")
     p.add_argument("input_dir")
-    p.add_argument("output_dir")
+    p.add_argument("output_dir", nargs="?", help="folder for the outputs (or -o, as anonymize and render-cases take)")
+    p.add_argument("-o", "--output-dir", dest="output_opt", metavar="OUTPUT_DIR", default=None,
+                   help="the same as the second argument")
     p.add_argument("--workers", type=int, default=1, help="files processed side by side (processes or Dask workers)")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
@@ -296,7 +299,10 @@ def cmd_models(args) -> int:
 def cmd_batch(args) -> int:
     from anonlab.batch import run_batch
 
-    return _batch_exit(run_batch(Path(args.input_dir), Path(args.output_dir), settings_from_args(args),
+    if (args.output_dir is None) == (args.output_opt is None):
+        raise AnonlabError("name one output folder: 'anonlab batch IN OUT' or 'anonlab batch IN -o OUT'")
+    output_dir = Path(args.output_dir or args.output_opt)
+    return _batch_exit(run_batch(Path(args.input_dir), output_dir, settings_from_args(args),
                                  workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                                  chunk_seconds=args.chunk_seconds, progress=not args.quiet, red_team=args.red_team,
                                  overwrite=args.overwrite))
@@ -340,7 +346,22 @@ COMMANDS = {"anonymize": cmd_anonymize, "detect": cmd_detect, "eval": cmd_eval, 
             "batch": cmd_batch, "render-cases": cmd_render_cases, "verify": cmd_verify, "app": cmd_app, "lab": cmd_lab}
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``kill``, a closed terminal, a scheduler's time limit), taken the way Ctrl-C is, so
+    the same clean-up runs: without it the process died at once and left its hidden part-written output."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signame = signal.Signals(signum).name
+
+
+def _stop(signum, _frame) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
@@ -352,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"anonlab: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("anonlab: interrupted; no partial output was left", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        how = f"stopped ({exc.signame})" if isinstance(exc, Stopped) else "interrupted"
+        print(f"anonlab: {how}; no partial output was left", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError:
         print("anonlab: error: out of memory; try a smaller input or fewer workers", file=sys.stderr)

@@ -192,6 +192,7 @@ def test_mirrors_the_tree_with_mixed_media_and_skips_done_files(tmp_path, media)
     assert (summary["total"], summary["done"], summary["skipped"], summary["failed"]) == (5, 5, 0, 0), \
         summary["failures"]
     assert summary["ignored"] == 2  # notes.txt, index.csv (hidden folders are not entered)
+    assert summary["ignored_files"] == sorted(summary["ignored_files"]) and len(summary["ignored_files"]) == 2
     for rel in MEDIA_RELS:
         src_media, out_media = open_media(src / rel), open_media(out / rel)
         assert (out_media.kind, out_media.n_frames, out_media.width, out_media.height) == \
@@ -266,7 +267,9 @@ def test_cli_exits_non_zero_when_a_file_failed(tmp_path, media, monkeypatch, cap
     assert "broken.mp4" in out
     (src / "day1" / "broken.mp4").unlink()
     (src / "empty.jpg").unlink()
-    assert main(["batch", str(src), str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["batch", str(src), "-o", str(tmp_path / "out"), "--quiet"]) == 0  # -o, as the other commands
+    assert main(["batch", str(src), "--quiet"]) == 2  # no output folder: one line
+    assert "name one output folder" in capsys.readouterr().err
     assert main(["anonymize", str(src), "-o", str(tmp_path / "out2"), "--quiet"]) == 0  # a folder input
     assert (tmp_path / "out2" / "day1" / "cam2" / "still.png").is_file()
 
@@ -575,7 +578,7 @@ def test_scan_tree_and_output_names(tmp_path):
         (tmp_path / name).write_bytes(b"0")
     rels, ignored = scan_tree(tmp_path)
     assert rels == ["a/x.MP4", "a/y.mkv", "a/y.webm", "b.HEIC"]
-    assert ignored == 2
+    assert ignored == [".DS_Store", "a/z.txt"]  # named: a summary says which
     assert output_name("a/x.MP4") == "a/x.MP4"
     assert output_name("a/y.webm") == "a/y.webm"  # VP9 in WebM since anonlab keeps containers
     assert output_name("a/y.avi") == "a/y.mkv"
@@ -600,6 +603,10 @@ def test_format_summary_names_each_failed_file_once():
                            "failures": [{"file": "sub/bad.mp4", "error": "bad.mp4: not a video"}],
                            "ledger": "out/anonlab-ledger.sqlite"})
     assert "  sub/bad.mp4: not a video" in text.splitlines()
+    assert "2 other file(s) ignored " in text.splitlines()[0]
+    named = format_summary({"total": 1, "done": 1, "skipped": 0, "failed": 0, "ignored": 7, "seconds": 1.0,
+                            "ignored_files": [".DS_Store", "a.txt", "b.txt", "c.txt", "d.txt"]})
+    assert "7 other file(s) ignored (.DS_Store, a.txt, b.txt, c.txt, d.txt and 2 more)" in named
 
 
 def test_queue_cases_renders_approved_cases_only(tmp_path):
@@ -763,3 +770,17 @@ def test_a_folder_run_checks_every_output_with_the_red_team_and_exits_4(tmp_path
     # the one-file options are refused for a folder, not ignored
     assert main(["anonymize", str(src), "-o", str(out), "--report", str(tmp_path / "r.json")]) == 2
     assert "--report name one file's" in capsys.readouterr().err
+
+
+def test_a_batch_logged_to_a_file_says_each_file_in_a_line_without_bars(tmp_path, media, capsys):
+    """stderr captured (a scheduler's log): no tqdm redraws, one plain line per file finished."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(media["short"], src / "short.mov")
+    (src / "photo.jpg").write_bytes((media["long"].parent / "photo.jpg").read_bytes())
+    run_batch(src, tmp_path / "out", Settings(mask="solid"), process_file=anonymizer(), progress=True, echo=False)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err
+    lines = [line for line in err.splitlines() if line.startswith("batch: ")]
+    assert [line[:16] for line in lines] == ["batch: 1/2 file(", "batch: 2/2 file("]  # in the order they finished
+    assert sorted(line.split(": ", 2)[2] for line in lines) == ["photo.jpg done", "short.mov done"]

@@ -172,6 +172,36 @@ def test_kill_9_during_export_keeps_previous_output(tmp_path, clips):
     assert all(ok for _, ok, _ in verify_video(src, dst))
 
 
+def test_sigterm_during_export_cleans_up_and_says_so(tmp_path, clips):
+    """``kill`` (SIGTERM: a scheduler's time limit, a closed terminal sends SIGHUP) killed the process at once,
+    with no message and its hidden part-written output left beside the target. It is now taken as Ctrl-C is."""
+    import os
+    import signal
+    import time
+
+    src, dst = clips["audio"], tmp_path / "o.mp4"
+    (tmp_path / "r.jsonl").write_text("")
+    dst.write_bytes(b"previous complete output")
+    script = tmp_path / "kill_export.py"
+    script.write_text(KILL_EXPORT)
+    args = ["anonymize", str(src), "-o", str(dst), "--overwrite", "--quiet", "--regions-in", str(tmp_path / "r.jsonl")]
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 600  # a generous bound only: the child waits for its signal (KILL_EXPORT)
+    while time.monotonic() < deadline and proc.poll() is None:
+        parts = list(tmp_path.glob(".o.*.part.mp4"))
+        if parts and parts[0].stat().st_size > 0:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["anonlab: stopped (SIGTERM); no partial output was left"]
+    assert dst.read_bytes() == b"previous complete output"
+    assert not list(tmp_path.glob(".o.*"))  # its temporary went with it
+
+
 def test_a_matroska_file_cut_off_says_so(tmp_path):
     """A newcomer cut a Matroska clip off (``head -c``): it decoded without an error up to where it stopped, and
     nothing said that the output holds only part of the clip. It does now, in one line, and still writes it."""

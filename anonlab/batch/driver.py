@@ -211,7 +211,7 @@ class _Driver:
                 self.handle(fut)
 
 
-def _check_folders(input_dir: Path, output_dir: Path) -> tuple[list[str], int]:
+def _check_folders(input_dir: Path, output_dir: Path) -> tuple[list[str], list[str]]:
     """Refuse unusable folders before anything is written; returns `scan_tree`'s ``(files, ignored)``."""
     if not input_dir.exists():
         raise AnonlabError(f"{input_dir}: no such folder")
@@ -227,7 +227,7 @@ def _check_folders(input_dir: Path, output_dir: Path) -> tuple[list[str], int]:
         raise OutputError(f"{output_dir}: exists and is not a folder")
     rels, ignored = scan_tree(input_dir, output_dir)
     if not rels:  # say so, and leave no output folder or ledger behind for nothing
-        raise AnonlabError(f"{input_dir}: no videos or photos in this folder ({ignored} other file(s)); "
+        raise AnonlabError(f"{input_dir}: no videos or photos in this folder ({len(ignored)} other file(s)); "
                            "nothing to anonymize")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -291,8 +291,9 @@ def run_batch(
             touched and its input is recorded as failed (a folder run wrote over an unrelated file of that name).
 
     Returns:
-        ``{"total", "done", "skipped", "failed", "ignored", "failures": [{"file", "error"}], "red_team": [{"file",
-        "exposed", "weak_mask", "doubtful", "findings"}], "seconds", "output_dir", "ledger", "dashboard"}``;
+        ``{"total", "done", "skipped", "failed", "ignored", "ignored_files" (the first few names), "failures":
+        [{"file", "error"}], "red_team": [{"file", "exposed", "weak_mask", "doubtful", "findings"}], "seconds",
+        "output_dir", "ledger", "dashboard"}``;
         ``failed`` is a count, ``skipped`` counts files already done; ``red_team`` lists the files checked.
 
     Raises:
@@ -377,7 +378,8 @@ def run_batch(
                 ex.close()
             display.close()
         summary = {
-            "total": len(rels), **driver.counts, "ignored": ignored, "failures": driver.failures,
+            "total": len(rels), **driver.counts, "ignored": len(ignored), "ignored_files": ignored[:IGNORED_NAMED],
+            "failures": driver.failures,
             **({"red_team": driver.red_team} if red_team else {}),
             "seconds": round(time.perf_counter() - t0, 2), "output_dir": str(output_dir),
             "ledger": str(output_dir / LEDGER_NAME), "dashboard": ex.dashboard if ex is not None else None,
@@ -387,10 +389,20 @@ def run_batch(
     return summary
 
 
+#: Ignored files named in a batch's summary (a newcomer's "1 other file(s) ignored" did not say which).
+IGNORED_NAMED = 5
+
+
+def _named(summary: dict) -> str:
+    names = summary.get("ignored_files") or []
+    more = summary.get("ignored", 0) - len(names)
+    return f" ({', '.join(names)}{f' and {more} more' if more > 0 else ''})" if names else ""
+
+
 def format_summary(summary: dict) -> str:
     """The closing lines of a batch: counts, then each failed file with its reason."""
     lines = [f"anonlab batch: {summary['total']} file(s): {summary['done']} done, {summary['skipped']} already done, "
-             f"{summary['failed']} failed; {summary.get('ignored', 0)} other file(s) ignored "
+             f"{summary['failed']} failed; {summary.get('ignored', 0)} other file(s) ignored{_named(summary)} "
              f"({summary.get('seconds', 0):.1f} s)"]
     if summary.get("failures"):
         lines.append("failed:")

@@ -12,7 +12,8 @@ Why SQLite, one transaction per change: the ledger is the batch's only memory be
 survive ``kill -9`` at any point; ``synchronous=FULL`` and autocommit make every recorded step durable
 before the next one starts. Only the coordinating process writes it (workers return results; the driver
 records them), so there is never a second writer inside one batch, and `_folder_lock` (``flock`` on a lock
-file beside the ledger) keeps a second batch out of the folder.
+file beside the ledger) keeps a second batch out of the folder. The lock file stays after the batch, on
+purpose: removing it would let a batch waiting on the old file and one creating a new file both run.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from anonlab.media.streams import CONTAINERS
 REPORT_SUFFIX = ".report.json"
 
 
-def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tuple[list[str], int]:
-    """Media files under ``input_dir`` (relative, ``/``-separated, sorted) and the count of other files.
+def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """Media files under ``input_dir`` and the other files, each relative, ``/``-separated and sorted.
 
     Hidden files (name starting with ``.``) are ignored and counted; hidden folders (``.git``, ``.Trash``) and
     ``output_dir``, when it lies inside ``input_dir``, are not entered.
@@ -34,7 +34,7 @@ def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tu
     root = Path(input_dir)
     skip = Path(output_dir).resolve() if output_dir is not None else None
     media: list[str] = []
-    ignored = 0
+    ignored: list[str] = []
     for folder, dirs, files in os.walk(root):
         keep = []
         for d in sorted(dirs):
@@ -47,8 +47,8 @@ def scan_tree(input_dir: str | Path, output_dir: str | Path | None = None) -> tu
             if not name.startswith(".") and path.suffix.lower() in MEDIA_EXTENSIONS and path.is_file():
                 media.append(path.relative_to(root).as_posix())
             else:
-                ignored += 1
-    return sorted(media), ignored
+                ignored.append(path.relative_to(root).as_posix())
+    return sorted(media), sorted(ignored)
 
 
 def output_name(rel: str, taken: set[str] | None = None) -> str:
