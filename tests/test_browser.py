@@ -429,12 +429,12 @@ def lab(tmp_path_factory):
         pytest.skip("/usr/bin/chromium is missing (make browser installs it)")
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("jupyterlab")
-    from anonlab.widgets.launch import lab_command, lab_settings_dir, new_token
+    from anonlab.widgets.launch import lab_command, lab_notebook, lab_settings_dir, new_token
 
     base = tmp_path_factory.mktemp("lab")
     root, home = base / "root", base / "home"
     (root / "media").mkdir(parents=True)
-    shutil.copy(ROOT / "notebooks" / "workbench.ipynb", root / "workbench.ipynb")
+    notebook = lab_notebook(root)  # the analyst's copy `anonlab lab` serves, with this kernel's language_info
     media = Path(shutil.copy(ROOT / "sample_media" / "street.mp4", root / "media" / "street.mp4"))
     settings = lab_settings_dir()  # what `anonlab lab` uses: the news prompt is answered there
     token = new_token()
@@ -444,7 +444,7 @@ def lab(tmp_path_factory):
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
            "JUPYTER_PLATFORM_DIRS": "1"}
     log = open(base / "lab.log", "wb")
-    proc = subprocess.Popen(lab_command(root / "workbench.ipynb", port, open_browser=False, token=token,
+    proc = subprocess.Popen(lab_command(notebook, port, open_browser=False, token=token,
                                         settings_dir=settings), env=env, stdout=log, stderr=subprocess.STDOUT,
                             cwd=root)
     url = f"http://127.0.0.1:{port}"
@@ -465,11 +465,14 @@ def lab(tmp_path_factory):
 
 
 def _kernel_idle(page) -> bool:
+    """The notebook's kernel is up and idle. Under load the execution indicator said "idle" while the status
+    bar still read "No Kernel | Initializing" and the notebook was half loaded (its tab's dirty dot still on)."""
     return page.evaluate("""() => {
+        const bar = document.querySelector('#jp-main-statusbar');
+        if (!bar || /No Kernel|Initializing|Connecting|Starting/.test(bar.innerText)) return false;
         const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
         if (ind && ind.getAttribute('data-status') === 'idle') return true;
-        const bar = document.querySelector('#jp-main-statusbar');
-        return !!bar && /\\bIdle\\b/.test(bar.innerText);
+        return /\\bIdle\\b/.test(bar.innerText);
     }""")
 
 
