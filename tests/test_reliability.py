@@ -141,26 +141,35 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_kill_9_during_export_keeps_previous_output(tmp_path, clips):
-    import os
-    import signal
+def _export_held_before_rename(tmp_path, src):
+    """Start ``anonlab anonymize`` of ``src`` over a previous ``o.mp4`` and return once its temporary holds the
+    whole output (`KILL_EXPORT` holds it there): ``(process, dst, args)``."""
     import time
 
-    src = clips["audio"]
     dst = tmp_path / "o.mp4"
     (tmp_path / "r.jsonl").write_text("")  # no regions: no model needed, only the export runs
     dst.write_bytes(b"previous complete output")
     script = tmp_path / "kill_export.py"
     script.write_text(KILL_EXPORT)
     args = ["anonymize", str(src), "-o", str(dst), "--overwrite", "--quiet", "--regions-in", str(tmp_path / "r.jsonl")]
-    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 600  # a generous bound only: the child waits for its kill (KILL_EXPORT)
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 600  # a generous bound only: the child waits for its signal (KILL_EXPORT)
     while time.monotonic() < deadline and proc.poll() is None:
         parts = list(tmp_path.glob(".o.*.part.mp4"))
         if parts and parts[0].stat().st_size > 0:
             break
         time.sleep(0.02)
-    assert proc.poll() is None, proc.stderr.read().decode()
+    assert proc.poll() is None, proc.stderr.read()
+    return proc, dst, args
+
+
+def test_kill_9_during_export_keeps_previous_output(tmp_path, clips):
+    import os
+    import signal
+
+    src = clips["audio"]
+    proc, dst, args = _export_held_before_rename(tmp_path, src)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()
@@ -177,23 +186,8 @@ def test_sigterm_during_export_cleans_up_and_says_so(tmp_path, clips):
     with no message and its hidden part-written output left beside the target. It is now taken as Ctrl-C is."""
     import os
     import signal
-    import time
 
-    src, dst = clips["audio"], tmp_path / "o.mp4"
-    (tmp_path / "r.jsonl").write_text("")
-    dst.write_bytes(b"previous complete output")
-    script = tmp_path / "kill_export.py"
-    script.write_text(KILL_EXPORT)
-    args = ["anonymize", str(src), "-o", str(dst), "--overwrite", "--quiet", "--regions-in", str(tmp_path / "r.jsonl")]
-    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.monotonic() + 600  # a generous bound only: the child waits for its signal (KILL_EXPORT)
-    while time.monotonic() < deadline and proc.poll() is None:
-        parts = list(tmp_path.glob(".o.*.part.mp4"))
-        if parts and parts[0].stat().st_size > 0:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.stderr.read()
+    proc, dst, _ = _export_held_before_rename(tmp_path, clips["audio"])
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
