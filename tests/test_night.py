@@ -177,3 +177,58 @@ def test_the_threshold_factor_applies_to_dark_frames_only():
     higher = lowered.with_threshold(0.7)
     assert higher.in_dark.thresh == pytest.approx(0.35)
     assert len(higher(dark)) == 0
+
+
+def test_grey_frames_are_told_from_colour_ones():
+    from anonlab.detect.night import is_grey
+
+    rng = np.random.default_rng(3)
+    colour = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    noisy = np.clip(grey.astype(np.int16) + rng.integers(-1, 2, grey.shape), 0, 255).astype(np.uint8)  # decoded B/W
+    fog = np.clip(grey.astype(np.int16) + np.array([0, 6, 14]), 0, 255).astype(np.uint8)  # a dull but coloured scene
+    assert is_grey(grey) and is_grey(noisy)
+    assert not is_grey(colour) and not is_grey(fog)
+
+
+def test_the_grey_factor_applies_to_grey_frames_only():
+    bright = dark_frame(90, 200)
+    tinted = bright.copy()
+    tinted[..., 2] = np.clip(tinted[..., 2].astype(np.int16) + 40, 0, 255)
+    grey = NightView(Faint(), grey_factor=0.5)
+    assert len(grey(bright)) == 1 and len(grey.quick(bright)) == 1  # the test frame is grey
+    assert len(grey(tinted)) == 0 and len(NightView(Faint())(bright)) == 0
+    assert grey.thresh == 0.5
+    dark = NightView(Faint(), factor=0.8, grey_factor=0.7)  # both: the factors multiply
+    assert dark.in_grey_dark.thresh == pytest.approx(0.28)
+    assert len(dark(dark_frame(20, 60))) == 1
+
+
+def test_the_face_detector_lowers_its_threshold_on_grey_frames_only():
+    from anonlab.detect import build_detector
+    from anonlab.detect.build import FACE_GREY_FACTOR
+    from anonlab.settings import Settings
+
+    faces = build_detector(Settings(what=("face",)))
+    assert faces.grey_factor == FACE_GREY_FACTOR < 1.0
+    assert faces.in_grey.thresh == pytest.approx(faces.thresh * FACE_GREY_FACTOR)
+
+
+def test_the_grey_benchmark_keeps_boxes_as_the_detector_would_at_each_factor():
+    """`benchmarks/eval_grey.py` replays thresholds on cached boxes: it must keep what `keep_by_size` keeps."""
+    import sys
+
+    from anonlab.detect.fusion import DEFAULT_THRESH, keep_by_size
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import eval_grey
+
+    rng = np.random.default_rng(5)
+    xy, wh = rng.uniform(0, 300, (200, 2)), rng.uniform(4, 40, (200, 2))
+    scores = rng.uniform(0.05, 0.4, 200)
+    regions = Regions(xyxy=np.hstack([xy, xy + wh]).astype(np.float32), score=scores.astype(np.float32),
+                      label=np.full(200, FACE))
+    row = {"image": "x", "boxes": [("face", *map(float, b), float(s)) for b, s in zip(np.hstack([xy, wh]), scores)]}
+    for factor in (0.6, 0.87, 1.0):
+        kept = eval_grey.at_factor([row], factor)[0]["boxes"]
+        assert len(kept) == len(keep_by_size(regions, DEFAULT_THRESH * factor))

@@ -78,6 +78,10 @@ def face_detectors(settings: "Settings", *, pixel_budget: float = PIXEL_BUDGET,
 #: threshold, in the frame and in its night view: see models/README.md ("Night").
 PLATE_DARK_FACTOR = 0.75
 FACE_DARK_FACTOR = 1.0
+#: On grey frames (`anonlab.detect.night.is_grey`) faces are kept at this factor times their threshold: the
+#: evaluation faces made grey reach the precision they have in colour (0.674) between 0.85 (0.661) and 0.9
+#: (0.690) times it; recall 0.918 at 1 (`benchmarks/eval_grey.py`).
+FACE_GREY_FACTOR = 0.87
 
 
 def plate_detector(settings: "Settings") -> Detector:
@@ -135,7 +139,7 @@ def detector_for(label: str, settings: "Settings", **face_options) -> Detector:
         offsets = [0.0, YUNET_OFFSET][: len(faces)]
         thresh = DEFAULT_THRESH if settings.thresh is None else settings.thresh
         return NightView(FusedFaces(faces, offsets, thresh=thresh, name="faces" if len(faces) > 1 else faces[0].name),
-                         factor=FACE_DARK_FACTOR)
+                         factor=FACE_DARK_FACTOR, grey_factor=FACE_GREY_FACTOR)
     if label == "plate":
         return plate_detector(settings)
     if label == "text":
