@@ -185,6 +185,20 @@ def test_verify_fails_a_mirrored_or_turned_picture(clips, tmp_path, way, render)
     assert (way or "8 picture(s) compared") in detail
 
 
+def test_verify_fails_an_export_shifted_by_a_frame(clips, tmp_path):
+    """Every count and timestamp of an export that shows frame n+1 at frame n is right: the pictures say it."""
+    src = clips["plain"]
+    with VideoReader(src) as reader:
+        last = reader.n_frames - 1
+        write_video(src, tmp_path / "shifted.mp4", lambda n, f: reader.get(min(n + 1, last)).copy())
+    checks = {n: (ok, detail) for n, ok, detail in verify_video(src, tmp_path / "shifted.mp4")}
+    assert checks["frame timestamps"][0] and checks["frame count"][0]
+    assert checks["picture in time"] == (False, "frames show the input's next frame in 6 of 6 compared")
+    write_video(src, tmp_path / "same.mp4", lambda n, f: f)
+    checks = {n: (ok, detail) for n, ok, detail in verify_video(src, tmp_path / "same.mp4")}
+    assert checks["picture in time"] == (True, "6 frame(s) compared with their neighbours")
+
+
 def test_verify_photo_names_a_dropped_alpha_channel_and_grey_alpha_stays_grey(tmp_path):
     rgb = barcode_frame(5, 64, 48)[:, :, ::-1]
     alpha = np.full(rgb.shape[:2], 128, np.uint8)

@@ -12,7 +12,8 @@ field order, the audio streams' codec, sample rate, channels and duration, byte-
 stream's language and disposition, and no identifying container tags. Photos: size and orientation, pages,
 Pillow mode, alpha channel, JPEG quantisation tables and chroma subsampling, TIFF compression, WebP
 losslessness, ICC profile, and no EXIF/GPS/XMP. Both: the picture is the right way round (not mirrored or
-turned; `wrong_way`, on eight frames of a video).
+turned; `wrong_way`, on eight frames of a video); videos: each of those frames is its own source frame, not a
+neighbour (`frame_shift`).
 
 Redacted audio (``anonymize --audio mute|beep|voice``): the packets differ from the input's by design. They
 pass as "audio redacted" only when the run's audit report is given (``--report``), the report is of this very
@@ -294,6 +295,29 @@ def timestamp_check(a: np.ndarray, b: np.ndarray, atol: float = 1e-3) -> Check:
             if len(a) else "no frames")
 
 
+def frame_shift(before: np.ndarray, here: np.ndarray, after: np.ndarray, out: np.ndarray) -> int:
+    """-1 or +1 when the output frame ``out`` (BGR) is the source's frame before or after ``here`` rather than
+    ``here`` itself, else 0: as `wrong_way`, the neighbour must match at least twice as well, and by more than
+    half a grey level (a still scene, where neighbours are alike, passes; a shift of a slow street scene measured
+    1.4 levels from its own frame and 0.07 from the next on the thumbnails)."""
+    b = _thumb(out)
+    errors = [float(np.abs(_thumb(f) - b).mean()) for f in (before, here, after)]
+    best = int(np.argmin(errors))
+    return best - 1 if best != 1 and errors[best] < 0.5 * errors[1] and errors[1] - errors[best] > 0.5 else 0
+
+
+def time_check(triples) -> Check:
+    """"picture in time": no compared output frame is its source frame's neighbour (an export shifted by a frame
+    keeps every count and timestamp); ``triples``: ``(source n-1, source n, source n+1, output n)`` pictures."""
+    shifts = [frame_shift(*t) for t in triples]
+    moved = [s for s in shifts if s]
+    if len(moved) * 2 > len(shifts):
+        way = "next" if max(set(moved), key=moved.count) > 0 else "previous"
+        return ("picture in time", False, f"frames show the input's {way} frame in {len(moved)} of {len(shifts)} "
+                                          "compared")
+    return ("picture in time", True, f"{len(shifts)} frame(s) compared with their neighbours")
+
+
 def _fps_tolerance(a, b) -> float:
     """How far two readers' mean frame rates may differ when their frames fall at the same instants: each
     container stores times in its own tick (Matroska: 1 ms), so the last frame's time may move by a tick, and
@@ -334,6 +358,9 @@ def verify_video(src: Path, dst: Path, report: Path | None = None) -> list[Check
         if a.n_frames == b.n_frames and (a.width, a.height) == (b.width, b.height):
             picks = np.unique(np.linspace(0, a.n_frames - 1, min(PICTURE_SAMPLES, a.n_frames)).round().astype(int))
             checks.append(picture_check((a.get(n), b.get(n)) for n in picks))
+            inner = [int(n) for n in picks if 0 < n < a.n_frames - 1]
+            if inner:
+                checks.append(time_check((a.get(n - 1), a.get(n), a.get(n + 1), b.get(n)) for n in inner))
     checks += audio_checks(Path(src), Path(dst), record)
     checks += track_label_checks(Path(src), Path(dst))
     leaked = [k for k in _container_tags(dst) if any(t in k.lower() for t in IDENTIFYING_TAGS)]
