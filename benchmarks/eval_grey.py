@@ -61,7 +61,8 @@ def at_factor(preds: list[dict], factor: float) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("ANONLAB_EVAL", REPO.parent / "shared" / "eval")))
+    default_eval = Path(os.environ.get("ANONLAB_EVAL", REPO.parent / "shared" / "eval"))
+    p.add_argument("--eval-dir", type=Path, default=default_eval)
     p.add_argument("--out", type=Path, default=REPO / "out" / "eval_grey")
     args = p.parse_args(argv)
     labels = args.eval_dir / "faces" / "labels.jsonl"

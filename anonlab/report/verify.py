@@ -124,15 +124,16 @@ def audio_checks(src: Path, dst: Path, record: dict | None = None) -> list[Check
         rate_ok = b["rate"] == a["rate"] or (plan is not None and b["rate"] == plan.rate and plan.reasons)
         # one codec frame: a re-encode ends on the codec's frame grid where the container cannot say otherwise
         slack = max(a["frame_size"], b["frame_size"], 1) / max(b["rate"], 1) + 1e-3
+        # Matroska has no edit list: a copied AAC track keeps its priming frame as sound (FFmpeg does the same
+        # and starts the video that much later, so the two stay in step)
+        priming = a["discarded"] if not b["discarded"] else 0.0
         checks += [
             (tag + "codec", bool(codec_ok), f"{a['codec']} -> {b['codec']}"
              + (f" ({'; '.join(plan.reasons)})" if plan is not None and plan.reasons else "")),
             (tag + "sample rate", bool(rate_ok), f"{a['rate']} Hz -> {b['rate']} Hz"),
             (tag + "channels", (a["channels"], a["layout"]) == (b["channels"], b["layout"]),
              f"{a['channels']} ({a['layout']}) -> {b['channels']} ({b['layout']})"),
-            # Matroska has no edit list: a copied AAC track keeps its priming frame as sound (FFmpeg does the same
-            # and starts the video that much later, so the two stay in step)
-            (tag + "duration", -slack <= b["duration"] - a["duration"] <= slack + (a["discarded"] if not b["discarded"] else 0.0),
+            (tag + "duration", -slack <= b["duration"] - a["duration"] <= slack + priming,
              f"{a['duration']:.3f}s -> {b['duration']:.3f}s"),
         ]
     summary = f"{len(pa)} stream(s), {sum(map(len, pa))} packets"
