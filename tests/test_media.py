@@ -199,6 +199,31 @@ def test_verify_fails_an_export_shifted_by_a_frame(clips, tmp_path):
     assert checks["picture in time"] == (True, "6 frame(s) compared with their neighbours")
 
 
+def test_a_pq_clip_without_static_hdr_metadata_passes_verify(tmp_path):
+    """x265's HDR10 signalling writes a content light level of 0 and 0 ("unknown") where the source gives none:
+    verify said "HDR content light level: none -> present" of a faithful export."""
+    src = tmp_path / "pq.mp4"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx265", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 160, 96, "yuv420p10le"
+        vs.options = {"x265-params": "log-level=error"}
+        ctx = vs.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace = 9, 16, 9  # BT.2020, PQ, BT.2020 NCL
+        for n in range(6):
+            frame = av.VideoFrame.from_ndarray(barcode_frame(n), format="bgr24").reformat(format="yuv420p10le")
+            frame.pts = n
+            for pkt in vs.encode(frame):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+    write_video(src, tmp_path / "o.mp4", lambda n, f: f)
+    checks = {n: (ok, detail) for n, ok, detail in verify_video(src, tmp_path / "o.mp4")}
+    from anonlab.media.streams import probe_video
+
+    assert probe_video(src).color_trc == probe_video(tmp_path / "o.mp4").color_trc == 16  # PQ, HDR10 signalled
+    assert checks["HDR content light level"] == (True, "none -> none")
+
+
 def test_verify_photo_names_a_dropped_alpha_channel_and_grey_alpha_stays_grey(tmp_path):
     rgb = barcode_frame(5, 64, 48)[:, :, ::-1]
     alpha = np.full(rgb.shape[:2], 128, np.uint8)

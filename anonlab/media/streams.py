@@ -125,8 +125,9 @@ def hdr_metadata(frame: av.VideoFrame) -> HdrMetadata | None:
             if has_luminance:
                 found["min_luminance"], found["max_luminance"] = _rational(raw, 64), _rational(raw, 72)
         elif name == "CONTENT_LIGHT_LEVEL" and len(raw) >= 8:
-            found["max_cll"] = ctypes.c_uint.from_buffer_copy(raw, 0).value
-            found["max_fall"] = ctypes.c_uint.from_buffer_copy(raw, 4).value
+            cll, fall = ctypes.c_uint.from_buffer_copy(raw, 0).value, ctypes.c_uint.from_buffer_copy(raw, 4).value
+            if cll or fall:  # 0 and 0 is CTA-861.3's "unknown", what x265's HDR10 signalling writes when none is given
+                found["max_cll"], found["max_fall"] = cll, fall
     return HdrMetadata(**found) if found else None
 
 
