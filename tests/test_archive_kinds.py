@@ -332,6 +332,59 @@ def test_16_bit_grey_stays_16_bit_with_its_own_values_outside_the_masks(tmp_path
     assert verify.main([str(src), str(out)]) == 0
 
 
+def _colour16(alpha: bool) -> np.ndarray:
+    """A 160x120 16-bit BGR(A) picture whose low bytes differ from pixel to pixel (not 8-bit levels x 257)."""
+    base = ak.frame_with_square(0, 160, 120).astype(np.uint16) * 256
+    bgr = base + (np.arange(160, dtype=np.uint16)[None, :, None] * 3 + np.arange(3, dtype=np.uint16))
+    if alpha:
+        return np.dstack([bgr, np.full(bgr.shape[:2], 40000, np.uint16)])
+    return bgr
+
+
+@pytest.mark.parametrize("ext,alpha,orientation", [(".png", False, 1), (".png", True, 6), (".tif", False, 1),
+                                                   (".tif", True, 1)])
+def test_16_bit_colour_stays_16_bit_with_its_own_values_outside_the_masks(tmp_path, ext, alpha, orientation):
+    # a raw converter's or a scanner's 16-bit colour export: Pillow reads it as 8 bits a channel
+    import cv2
+    from anonlab.media.photo import _with_png_chunks
+
+    deep = _colour16(alpha)
+    src = tmp_path / f"raw{ext}"
+    # orientation 6: stored turned a quarter counter-clockwise, shown upright by the EXIF tag
+    ok, data = cv2.imencode(ext, np.ascontiguousarray(np.rot90(deep, 1)) if orientation == 6 else deep)
+    data = data.tobytes()
+    if ext == ".png":
+        chunks = [(b"pHYs", bytes.fromhex("00000b1300000b1301"))]  # 2835 px a metre: 72 dpi
+        if orientation != 1:
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            chunks.append((b"eXIf", exif.tobytes()[6:]))  # without "Exif\0\0"
+        data = _with_png_chunks(data, chunks)
+    src.write_bytes(data)
+    out = tmp_path / f"raw_o{ext}"
+    anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 1), progress=False)
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and got.shape == deep.shape
+    outside = _outside_mask(deep.shape[:2])
+    assert np.array_equal(got[outside], deep[outside])  # bit for bit, all 16 bits
+    x1, y1, x2, y2 = ak.SQUARE
+    assert got[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2, :3].max() < 60 * 257  # masked (solid, dark)
+    if alpha:
+        assert (got[:, :, 3] == 40000).all()
+    assert verify.main([str(src), str(out)]) == 0
+
+
+def test_verify_fails_16_bit_colour_written_as_8(tmp_path, capsys):
+    import cv2
+
+    src = tmp_path / "raw.png"
+    cv2.imwrite(str(src), _colour16(False))
+    out = tmp_path / "raw_o.jpg"
+    anonymize(src, out, SOLID, regions_in=_regions_file(tmp_path / "r.jsonl", 1), progress=False)
+    assert verify.main([str(src), str(out)]) == 1
+    assert "FAIL bit depth: 16 -> 8 bits a sample (JPEG holds 8: name a .png or .tif output)" in capsys.readouterr().out
+
+
 def test_cmyk_jpeg_stays_cmyk(tmp_path):
     src = tmp_path / "press.jpg"
     Image.fromarray(ak.frame_with_square(0, 160, 120)[:, :, ::-1]).convert("CMYK").save(src, quality=85)

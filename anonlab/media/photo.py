@@ -8,7 +8,9 @@ profile is kept because it changes how colours display, not who or where.
 The masked copy keeps the source's encoding so its size stays near the input's (measured: re-saving a
 quality-60 webcam JPEG at quality 95 made it 1.4-2.4x larger): a JPEG is written with the source's own
 quantisation tables, chroma subsampling and progressive flag (``--jpeg-quality`` overrides); WebP keeps
-lossless or lossy; TIFF keeps its compression and a bilevel (fax) or greyscale scan keeps its mode.
+lossless or lossy; TIFF keeps its compression and a bilevel (fax) or greyscale scan keeps its mode. 16-bit
+grey, 16-bit colour (PNG, TIFF: Pillow reads 8 bits a channel, OpenCV reads and writes the values) and CMYK
+keep their own values outside the masks; a PNG keeps its pixel density (pHYs).
 Every page of a multi-page TIFF (scanned forms) is read, masked and written; pages of different sizes are
 refused in one line. An MPO (a camera JPEG with extra preview or stereo images) keeps its primary image
 only: the others are unmasked copies of the scene, so they are dropped and counted (``Photo.dropped``).
@@ -17,12 +19,14 @@ only: the others are unmasked copies of the scene, so they are dropped and count
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from anonlab.errors import MediaError, OutputError
 
@@ -49,10 +53,11 @@ class Photo:
         image: the first (or only) page, ``(H, W, 3)`` uint8 BGR.
         pages: every page (``pages[0] is image``); more than one only for multi-page TIFF.
         mode: the source's Pillow mode family kept on write: ``"RGB"``, ``"L"`` (grey), ``"1"`` (bilevel),
-            ``"I;16"`` (16-bit grey) or ``"CMYK"`` (print).
-        deep: per page, for the modes an 8-bit BGR view cannot hold (16-bit grey, CMYK): ``(array, scale)``,
-            the page's own values (``(H, W)`` uint16 or ``(H, W, 4)`` uint8) and the factor from the view's grey
-            level back to 16 bit. Written back as they are outside the masks.
+            ``"I;16"`` (16-bit grey), ``"RGB;16"`` (16 bits a channel, RGB or RGBA: PNG and TIFF) or ``"CMYK"``.
+        deep: per page, for the modes an 8-bit BGR view cannot hold (16-bit grey or colour, CMYK):
+            ``(array, scale)``, the page's own values (``(H, W)`` uint16, ``(H, W, 3|4)`` uint16 BGR(A), or
+            ``(H, W, 4)`` uint8 CMYK) and the factor from the view's level back to 16 bit. Written back as they
+            are outside the masks.
         encoding: how the source was encoded: JPEG ``qtables``/``subsampling``/``progressive``, WebP
             ``lossless``, TIFF ``compression``.
         dropped: secondary images of an MPO file that are not written (unmasked previews of the scene).
@@ -77,7 +82,11 @@ class Photo:
 _GREY16 = ("I;16", "I;16B", "I;16L")
 
 
-def _mode_family(mode: str) -> str:
+def _mode_family(img: Image.Image) -> str:
+    mode = img.mode
+    if mode in ("RGB", "RGBA") and img.format in ("PNG", "TIFF") and any(";16" in str(t.args) for t in img.tile):
+        # Pillow reads 16 bits a channel as 8 (its RGB modes hold no more): OpenCV reads the values (`_deep_colour`)
+        return "RGB;16"
     if mode in ("1", "CMYK"):
         return mode
     if mode in _GREY16:
@@ -113,6 +122,36 @@ def _bgr(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
+#: Pillow's transpose for each EXIF orientation (as `ImageOps.exif_transpose` applies it).
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                   5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                   8: Image.Transpose.ROTATE_90}
+
+
+def _deep_colour(path: Path, turns: list, views: list) -> list | None:
+    """Each page's 16-bit values, ``(H, W, 3|4)`` uint16 BGR(A) in displayed orientation, with scale 257 (the 8-bit
+    view's level to 16 bit), read by OpenCV; None when they are not the pages Pillow read (another page count,
+    size or picture: the 8-bit view is then written, and ``verify`` reports the bit depth lost). ``turns``: each
+    page's EXIF orientation (1-8), ``views``: the pages' 8-bit BGR views."""
+    import cv2
+
+    data = np.fromfile(path, np.uint8)
+    ok, arrays = cv2.imdecodemulti(data, cv2.IMREAD_UNCHANGED)
+    if not ok or len(arrays) != len(views):
+        return None
+    deep = []
+    for arr, turn, view in zip(arrays, turns, views):
+        transpose = _EXIF_TRANSPOSE.get(turn)
+        if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            return None
+        if transpose is not None:  # the channels turned as Pillow turned the view (one 16-bit plane at a time)
+            arr = np.dstack([np.asarray(Image.fromarray(arr[:, :, c]).transpose(transpose)) for c in range(arr.shape[2])])
+        if arr.shape[:2] != view.shape[:2] or np.abs((arr[:, :, :3] >> 8).astype(np.int16) - view).max() > 1:
+            return None
+        deep.append((np.ascontiguousarray(arr), 257.0))
+    return deep
+
+
 def _encoding(img: Image.Image, path: Path) -> dict:
     fmt = img.format
     if fmt in ("JPEG", "MPO"):
@@ -125,7 +164,32 @@ def _encoding(img: Image.Image, path: Path) -> dict:
         return {"lossless": head[12:16] == b"VP8L"}
     if fmt == "TIFF":
         return {"compression": img.info.get("compression", "raw")}
+    if fmt == "PNG":
+        phys = _png_chunk(path, b"pHYs")
+        return {"phys": phys} if phys else {}
     return {}
+
+
+def _png_chunk(path: Path, kind: bytes) -> bytes | None:
+    """The data of a PNG file's first ``kind`` chunk before its pixels (IDAT), or None."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while True:
+            head = fh.read(8)
+            if len(head) < 8 or head[4:] == b"IDAT":
+                return None
+            size = struct.unpack(">I", head[:4])[0]
+            if head[4:] == kind:
+                return fh.read(size)
+            fh.seek(size + 4, io.SEEK_CUR)
+
+
+def _with_png_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """``png`` with ``chunks`` (type, data) inserted after its header chunk (IHDR: 8 + 25 bytes), CRCs computed."""
+    extra = b"".join(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+                     for kind, data in chunks)
+    return png[:33] + extra + png[33:]
 
 
 def read_photo(path: str | Path) -> Photo:
@@ -144,10 +208,11 @@ def read_photo(path: str | Path) -> Photo:
                 icc = img.info.get("icc_profile")
                 exif = img.info.get("exif")
                 encoding = _encoding(img, path)
-                mode = _mode_family(img.mode)
-                pages = []
+                mode = _mode_family(img)
+                pages, turns = [], []
                 for index in range(n_images if fmt == "TIFF" else 1):
                     img.seek(index)
+                    turns.append(int(img.getexif().get(0x0112, 1) or 1))
                     page = ImageOps.exif_transpose(img)
                     page.load()
                     pages.append(page)
@@ -171,6 +236,10 @@ def read_photo(path: str | Path) -> Photo:
         alpha = np.asarray(first.convert("RGBA"))[:, :, 3].copy()
     images = [_bgr(p) for p in pages]
     deep = [_deep(p) for p in pages] if mode in ("I;16", "CMYK") else []
+    if mode == "RGB;16":
+        deep = _deep_colour(path, turns, images)
+        if deep is None:  # OpenCV read something else than Pillow: write the 8-bit view (verify says so)
+            mode, deep = "RGB", []
     return Photo(image=images[0], format=fmt, alpha=alpha, icc_profile=icc, exif=exif, pages=images, mode=mode,
                  encoding=encoding, dropped=n_images - 1 if fmt == "MPO" else 0, deep=deep)
 
@@ -204,7 +273,7 @@ def _deep_page(photo: Photo, k: int, image: np.ndarray, boxes: np.ndarray | None
 
 
 def _pil(photo: Photo, image: np.ndarray, fmt: str, k: int = 0, boxes=None) -> Image.Image:
-    if photo.deep and k < len(photo.deep) and photo.deep[k] is not None and fmt in _DEEP_FORMATS[photo.mode] \
+    if photo.deep and k < len(photo.deep) and photo.deep[k] is not None and fmt in _DEEP_FORMATS.get(photo.mode, ()) \
             and photo.deep[k][0].shape[:2] == image.shape[:2]:
         return _deep_page(photo, k, image, boxes)
     rgb = np.ascontiguousarray(image[:, :, ::-1])
@@ -223,6 +292,41 @@ def _pil(photo: Photo, image: np.ndarray, fmt: str, k: int = 0, boxes=None) -> I
 #: Formats that hold each deep mode (Pillow's writers); another output format gets the 8-bit view.
 _DEEP_FORMATS = {"I;16": ("PNG", "TIFF"), "CMYK": ("JPEG", "TIFF")}
 
+#: OpenCV's TIFF compression codes for Pillow's names (16-bit colour TIFFs are written by OpenCV).
+_CV_TIFF_COMPRESSION = {"raw": 1, "tiff_lzw": 5, "tiff_adobe_deflate": 8, "packbits": 32773, "tiff_deflate": 32946}
+
+
+def _deep_colour_bytes(photo: Photo, pages: list, fmt: str, changed: list) -> bytes | None:
+    """16-bit colour pages (``photo.mode`` "RGB;16") encoded as ``fmt`` by OpenCV: each page's own values, and
+    inside ``changed`` boxes the masked 8-bit view × 257; PNG with the source's ICC profile and pixel density.
+    None where this cannot be written whole (another format, pages of another size, a TIFF with an ICC
+    profile: OpenCV writes none, and colours that display differently cost more than 8 bits; ``verify`` then
+    reports the depth lost)."""
+    import cv2
+
+    if fmt not in ("PNG", "TIFF") or (fmt == "PNG" and len(pages) > 1) or (fmt == "TIFF" and photo.icc_profile) \
+            or len(photo.deep) != len(pages) \
+            or any(d is None or d[0].shape[:2] != p.shape[:2] for d, p in zip(photo.deep, pages)):
+        return None
+    arrays = []
+    for k, page in enumerate(pages):
+        src, scale = photo.deep[k]
+        out = src.copy()
+        region = _region(src.shape[:2], changed[k] if k < len(changed) else None)
+        out[region, :3] = page[region].astype(np.uint16) * int(scale)  # 255 -> 65535
+        arrays.append(out)
+    if fmt == "PNG":
+        ok, buf = cv2.imencode(".png", arrays[0], [cv2.IMWRITE_PNG_COMPRESSION, 6])  # Pillow's default level
+        chunks = []
+        if photo.icc_profile:
+            chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(photo.icc_profile)))
+        if photo.encoding.get("phys"):
+            chunks.append((b"pHYs", photo.encoding["phys"]))
+        return _with_png_chunks(buf.tobytes(), chunks) if ok else None
+    code = _CV_TIFF_COMPRESSION.get(photo.encoding.get("compression", "tiff_lzw"), 5)
+    ok, buf = cv2.imencodemulti(".tiff", arrays, [cv2.IMWRITE_TIFF_COMPRESSION, code])
+    return buf.tobytes() if ok else None
+
 
 def photo_bytes(photo: Photo, image: np.ndarray | list, fmt: str, *, keep_metadata: bool = False,
                 quality: int | None = None, changed: list | None = None) -> bytes:
@@ -238,6 +342,10 @@ def photo_bytes(photo: Photo, image: np.ndarray | list, fmt: str, *, keep_metada
     fmt = SAVE_FORMAT.get(fmt, fmt)
     pages = image if isinstance(image, list) else [image]
     changed = list(changed) if changed is not None else [None] * len(pages)
+    if photo.mode == "RGB;16":
+        data = _deep_colour_bytes(photo, pages, fmt, changed)
+        if data is not None:
+            return data
     imgs = [_pil(photo, p, fmt, k, changed[k] if k < len(changed) else None) for k, p in enumerate(pages)]
     params: dict = {}
     if photo.icc_profile:
@@ -263,6 +371,10 @@ def photo_bytes(photo: Photo, image: np.ndarray | list, fmt: str, *, keep_metada
             params["quality"] = quality or 95
     elif fmt == "HEIF":
         params["quality"] = quality or 95
+    elif fmt == "PNG" and enc.get("phys"):  # pixel density (print size) or pixel aspect, as the source had it
+        info = PngImagePlugin.PngInfo()
+        info.add(b"pHYs", enc["phys"])
+        params["pnginfo"] = info
     elif fmt == "TIFF":
         compression = enc.get("compression", "tiff_lzw")
         if compression in ("group3", "group4", "tiff_ccitt") and imgs[0].mode != "1":

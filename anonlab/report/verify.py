@@ -25,6 +25,7 @@ codec this FFmpeg cannot encode is expected as the one `anonlab.media.audiotrack
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -374,6 +375,18 @@ IDENTIFYING_EXIF = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x87
                     0xA431, 0xA433, 0xA434, 0xA435, 700, 33723}
 
 
+def bit_depth(photo) -> int:
+    """Bits a sample of a read `anonlab.media.photo.Photo`: 16 for 16-bit grey or colour, 1 bilevel, else 8."""
+    return 16 if photo.mode in ("I;16", "RGB;16") else 1 if photo.mode == "1" else 8
+
+
+def _phys(data: bytes | None) -> str:
+    if not data or len(data) != 9:
+        return "none"
+    x, y, unit = struct.unpack(">IIB", data)
+    return f"{x}x{y} a metre" if unit == 1 else f"aspect {x}:{y}"
+
+
 def verify_photo(src: Path, dst: Path) -> list[Check]:
     a, b = read_photo(src), read_photo(dst)
     with Image.open(dst) as img:
@@ -390,6 +403,9 @@ def verify_photo(src: Path, dst: Path) -> list[Check]:
         ("pages", pages_ok, f"{len(a.pages) + a.dropped} -> {len(b.pages)}"
                             + (f" ({a.dropped} MPO preview image(s) dropped: unmasked copies)" if a.dropped else "")),
         ("mode", a.mode == b.mode, f"{a.mode} -> {b.mode}"),
+        ("bit depth", bit_depth(a) <= bit_depth(b), f"{bit_depth(a)} -> {bit_depth(b)} bits a sample"
+         + (f" ({b.format} holds 8: name a .png or .tif output)" if bit_depth(a) > bit_depth(b) and b.format
+            not in ("PNG", "TIFF") else "")),
         ("alpha channel", (a.alpha is None) == (b.alpha is None),
          f"{'present' if a.alpha is not None else 'none'} -> {'present' if b.alpha is not None else 'none'}"
          + (f" ({b.format} holds none: name a .png, .webp or .tif output)" if a.alpha is not None and b.alpha is None
@@ -408,6 +424,8 @@ def verify_photo(src: Path, dst: Path) -> list[Check]:
             checks.append(_same("JPEG chroma subsampling", a.encoding.get("subsampling"), b.encoding.get("subsampling")))
     if same_format and b.format == "TIFF":
         checks.append(_same("TIFF compression", a.encoding.get("compression"), b.encoding.get("compression")))
+    if same_format and b.format == "PNG":  # the print size or the pixel aspect (pHYs)
+        checks.append(_same("PNG pixel density", _phys(a.encoding.get("phys")), _phys(b.encoding.get("phys"))))
     if same_format and b.format == "WEBP":
         checks.append(_same("WebP lossless", a.encoding.get("lossless"), b.encoding.get("lossless")))
     checks += [
