@@ -243,9 +243,14 @@ def cmd_anonymize(args) -> int:
           + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
     cut = report.get("extra", {}).get("input_cut_short")
     if cut:
-        print(f"warning: {src.name}: the picture stops at {cut['read_s']:.2f} s of the {cut['announced_s']:.2f} s "
-              "its header announces (a file cut off in a copy or a download, or a sound track longer than the "
-              "picture); the output holds the picture that could be read", file=sys.stderr)
+        if cut.get("listed_frames"):
+            print(f"warning: {src.name}: the file is cut off: its header lists {cut['listed_frames']} frames "
+                  f"({cut['announced_s']:.2f} s), {cut['read_frames']} could be read ({cut['read_s']:.2f} s); the "
+                  "output holds those (find the whole file if there is one)", file=sys.stderr)
+        else:
+            print(f"warning: {src.name}: the picture stops at {cut['read_s']:.2f} s of the {cut['announced_s']:.2f} s "
+                  "its header announces (a file cut off in a copy or a download, or a sound track longer than the "
+                  "picture); the output holds the picture that could be read", file=sys.stderr)
     audio = report.get("extra", {}).get("audio")
     if audio and audio["mode"] != "keep":
         where = "the whole track" if audio["whole_track"] else f"{audio['ranges']} range(s)"

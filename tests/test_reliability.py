@@ -214,3 +214,27 @@ def test_a_matroska_file_cut_off_says_so(tmp_path):
     assert report["extra"]["input_cut_short"]["read_s"] < 2.0
     whole = run_cli("anonymize", full, "-o", tmp_path / "w.mkv", "--quiet")  # the whole file: no warning
     assert whole.returncode == 0 and "warning" not in whole.stderr
+
+
+def test_an_mp4_cut_off_says_so_and_verify_fails_it(tmp_path):
+    """A phone clip cut off in a copy (its header first, ``-movflags +faststart``): the header lists 65 frames and
+    39 could be read; the seconds missing (0.9 s of 2.2 s) were under the Matroska rule, so nothing was said and
+    verify passed the shortened output. The frame list is proof: the CLI warns and verify fails."""
+    from mediagen import ffmpeg_exe, make_clip
+
+    raw = make_clip(tmp_path / "raw.mp4", n_frames=50, width=160, height=96)
+    full = tmp_path / "full.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(raw), "-c", "copy", "-movflags", "+faststart",
+                    str(full)], check=True)
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    proc = run_cli("anonymize", cut, "-o", tmp_path / "o.mp4", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "cut off: its header lists 50 frames" in warning[0], proc.stderr
+    checks = {name: ok for name, ok, _ in verify_video(cut, tmp_path / "o.mp4")}
+    assert checks["input read to its end"] is False and checks["frame count"] is True
+    whole = run_cli("anonymize", full, "-o", tmp_path / "w.mp4", "--quiet")  # the whole file: no warning
+    assert whole.returncode == 0 and "warning" not in whole.stderr
+    assert dict((n, ok) for n, ok, _ in verify_video(full, tmp_path / "w.mp4"))["input read to its end"] is True

@@ -37,7 +37,7 @@ from PIL import Image
 from anonlab.errors import AnonlabError
 from anonlab.media import VideoReader, probe, read_photo, sha256_file
 from anonlab.media.audiotrack import plan_audio_stream
-from anonlab.media.streams import COLOR_NAMES, container_for, plan_video
+from anonlab.media.streams import COLOR_NAMES, container_for, cut_short, plan_video
 
 Check = tuple[str, bool, str]
 
@@ -349,7 +349,14 @@ def verify_video(src: Path, dst: Path, report: Path | None = None) -> list[Check
     """
     record = read_audio_record(Path(report), Path(dst)) if report is not None else None
     with VideoReader(src) as a, VideoReader(dst) as b:
+        # only the frame list is proof: a header's seconds may be a sound track's, longer than the picture
+        short = cut_short(a, a._container).get("cut_short", {})
+        listed = short.get("listed_frames")
         checks = [
+            ("input read to its end", not listed,
+             f"its header lists {listed} frames ({short.get('announced_s', 0):.2f} s), {a.n_frames} could be read "
+             f"({short.get('read_s', 0):.2f} s; a file cut off in a copy or a download?): the output holds only "
+             "those" if listed else "yes"),
             ("frame count", a.n_frames == b.n_frames, f"{a.n_frames} -> {b.n_frames}"),
             timestamp_check(a.times, b.times),
             ("frame rate", abs(a.fps - b.fps) <= _fps_tolerance(a, b), f"{a.fps:.3f} -> {b.fps:.3f}"),
