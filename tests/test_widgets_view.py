@@ -762,13 +762,13 @@ def test_an_export_refused_for_the_name_also_names_the_open_review_cards(wb, tmp
     wb.export_path.value = str(tmp_path / "o.mp4")
     wb.analyst.value = ""
     assert wb.export() is None
-    assert "type your name" in wb.status_msg.value and "undecided" in wb.status_msg.value
+    assert "type your name" in wb.status_msg.value and "review card open" in wb.status_msg.value
     session = wb.review.session
     while session.next_pending() is not None:
         wb.review.show_current()
         wb.review._decide("accepted")
     assert wb.export() is None
-    assert "type your name" in wb.status_msg.value and "undecided" not in wb.status_msg.value
+    assert "type your name" in wb.status_msg.value and "review card" not in wb.status_msg.value
 
 
 def test_the_record_names_an_export_made_before_the_window_opened(wb, clip, tmp_path):
@@ -1160,7 +1160,7 @@ def test_the_case_cannot_be_marked_reviewed_or_approved_with_cards_open(wb):
     wb.analyst.value = "Newbie Tester"
     wb.review.reviewed_button.click()
     assert wb.case.review.status == "draft"
-    assert "not reviewed" in wb.review.message.value and "undecided" in wb.review.message.value
+    assert "not reviewed" in wb.review.message.value and "review card open" in wb.review.message.value
     session = wb.review.session
     while session.next_pending() is not None:
         wb.review.show_current()

@@ -19,6 +19,7 @@ from typing import Callable
 
 import anonlab.review
 from anonlab.case import case_report, render_case
+from anonlab.case.storage import CaseChangedElsewhere, check_unchanged
 from anonlab.errors import AnonlabError
 from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 from anonlab.pipeline import RED_TEAM_MAX_FRAMES
@@ -106,8 +107,9 @@ class LongActions:
         self.progress_bar.value = min(done, self.progress_bar.max)
         if self.job is not None and self.job.running:
             self.model.set_provisional(self.job.settled_regions())
-            self.model.say(f"analysing: {done} of {total} frame(s); the first ones show their regions already",
-                           "status")
+            if "status" not in self.model.failed:  # a refusal said meanwhile ("still running") stays until the end
+                self.model.say(f"analysing: {done} of {total} frame(s); the first ones show their regions already",
+                               "status")
 
     def cancel(self) -> None:
         if self.job is None or not self.job.running:
@@ -202,6 +204,10 @@ class LongActions:
         self.export_button.disabled = True
         self.model.say(f"exporting {out.name}…", "status")
         try:
+            if self.job is not None and self.job.running:  # "not analysed yet … analyse it first" read as ignored
+                raise AnonlabError("the analysis is still running: export when it has ended and its review cards "
+                                   "are decided (or cancel it)")
+            self._check_case_file()
             self.sync_actor()
             self.case.export_check()  # "not analysed yet" says more to a first click than a missing name
             self._check_output(out)
@@ -235,6 +241,19 @@ class LongActions:
             self.export_button.disabled = False
             self.progress.clear_output()
             self._draw_record()
+
+    def _check_case_file(self) -> None:
+        """Refuse (one line) when the case file on disk is no longer the one this window read or saved last
+        (`anonlab.case.Case.disk_digest`): another tab deleted a track, this one still showed it and exported it
+        masked, and the export and its report no longer matched the case file. Edits are refused the same way by
+        the case itself, so the other tab's edits are kept."""
+        if self.case.path is None:
+            return
+        try:
+            check_unchanged(self.case.path, self.case.disk_digest)
+        except CaseChangedElsewhere:
+            raise AnonlabError("this case was changed in another window or tab: reload the page to see its edits "
+                               "(nothing was exported)") from None
 
     def _also_blocked(self) -> str:
         """What the export gate would say next, as a clause (empty when it lets the export through): a refusal

@@ -17,6 +17,10 @@ from anonlab.report.audit import earlier_export
 #: The canvas fits in this box (pixels); the image keeps its aspect ratio. With the side panel
 #: (`SIDE_WIDTH`) it fits a 1366-px-wide window.
 MAX_CANVAS = (832, 468)
+#: The canvas is at least this tall, pixels (less only in a box lower than this): a panorama photo (3000×200) fit
+#: to the width was drawn 832×55, the labels of the boxes at its top covered the faces and a zoom had 55 px of
+#: height to fill. Letterboxed in a taller canvas, its labels sit in the band above it and a zoom fills the canvas.
+MIN_CANVAS_H = 234
 #: The player column (picture, transport, messages) is at least this wide, pixels: beside a portrait phone clip's
 #: 263-px picture the step buttons were cut to "-1", "+:" and the frame label broke over three lines, and the
 #: status strip above wrapped and pushed the player's last row below a 768-px screen.
@@ -56,9 +60,10 @@ CSS = f"""<style>
 
 def canvas_size_for(width: int, height: int, box: tuple[int, int] = MAX_CANVAS,
                     max_upscale: float = MAX_UPSCALE) -> tuple[int, int]:
-    """Canvas size showing a ``width``×``height`` picture fit into ``box`` (enlarged up to ``max_upscale``)."""
+    """Canvas size, pixels, showing a ``width``×``height`` picture fit into ``box`` (enlarged up to ``max_upscale``);
+    at least `MIN_CANVAS_H` tall (or ``box``'s height), a very wide picture letterboxed."""
     s = min(box[0] / width, box[1] / height, max_upscale)
-    return max(1, round(width * s)), max(1, round(height * s))
+    return max(1, round(width * s)), max(1, round(height * s), min(MIN_CANVAS_H, box[1]))
 
 
 def player_width(canvas_w: int, video: bool = True) -> int:

@@ -23,8 +23,7 @@ from typing import Sequence
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
 from anonlab.review import (DECISIONS, FILMSTRIP, PAGE_SIZE, ExportBlocked, Finding, ReviewItem, decisions_needed,
-                            event_count, gate_summary, report_review_fields, require_export_allowed, review_pages,
-                            risk_bound, sample_frames)
+                            event_count, gate_summary, report_review_fields, review_pages, risk_bound, sample_frames)
 
 __all__ = ["DECISIONS", "Page", "ReviewPanel", "ReviewSession"]
 
@@ -48,6 +47,16 @@ class Page:
     @property
     def track_id(self) -> int:
         return self.items[0].track_id
+
+
+#: Queue item kinds read as adjectives ("2 exposed", "1 nothing found"): the others take an "s" for more than one.
+_NO_PLURAL = frozenset({"exposed", "deleted", "excluded", "doubtful", "edited", "nothing_found"})
+
+
+def _kind_words(kind: str, n: int) -> str:
+    """A queue item kind in words for ``n`` of them: ``scene_cut`` -> ``scene cut`` / ``scene cuts``."""
+    words = kind.replace("_", " ")
+    return words if n == 1 or kind in _NO_PLURAL else f"{words}s"
 
 
 class ReviewSession:
@@ -215,11 +224,27 @@ class ReviewSession:
         self.case.override_gate(reason, reviewer)
 
     def gate(self, case: Case | None = None) -> None:
-        """The workbench's export gate: raises `AnonlabError` while the case may not be exported."""
+        """The workbench's export gate: raises `AnonlabError` while the case may not be exported.
+
+        The refusal counts review cards, as the panel does (`open_cards_text`): the gate's own line counted
+        queue items, and "18 of 18 review item(s) undecided" beside "4 of 4 card(s) open" were two counts of one
+        gate. The rule itself is `anonlab.review.export_allowed`'s."""
         self.case.export_check()
         self.refresh()
-        review = self.case.review
-        require_export_allowed(self.queue, review.decisions, review.override)
+        if not self.summary()["export_allowed"]:
+            raise ExportBlocked(f"export blocked: {self.open_cards_text()}: decide them in the REVIEW panel, or give "
+                                "an override reason under sign-off")
+
+    def open_cards_text(self) -> str:
+        """The open cards and the queue items they hold, in words: ``4 of 4 review cards open (18 items: 2 scene
+        cuts, 16 tracks)``."""
+        cards, items = self.pending_cards, self.pending
+        counts: dict[str, int] = {}
+        for i in sorted(items, key=lambda i: -i.priority):  # the most urgent kind first, as the cards come
+            counts[i.kind] = counts.get(i.kind, 0) + 1
+        kinds = ", ".join(f"{n} {_kind_words(k, n)}" for k, n in counts.items())
+        return (f"{len(cards)} of {len(self.cards)} review card{'' if len(self.cards) == 1 else 's'} open "
+                f"({len(items)} item{'' if len(items) == 1 else 's'}: {kinds})")
 
     # --- residual risk: a stratified sample of frames the analyst checks by eye ---------------------
     def draw_sample(self, k: int, seed: int | None = None) -> list[int]:
@@ -365,6 +390,13 @@ class ReviewPanel:
                                 layout=self.widgets.Layout(width=width))
         b.on_click(lambda _: self._guard(fn))
         return b
+
+    @staticmethod
+    def _enable(button, on: bool, style: str = "") -> None:
+        """Enable or disable a decision button; disabled, it loses its colour (a disabled "accept" drawn green
+        looked clickable), which comes back when it is enabled."""
+        button.disabled = not on
+        button.button_style = style if on else ""
 
     def _on_model(self, changes: set[str]) -> None:
         if "analysis" in changes:  # "recorded: only your own boxes will be masked" stayed after an analysis
@@ -534,8 +566,10 @@ class ReviewPanel:
             if isinstance(card, Page):  # its thumbnails are on screen now
                 s.saw_page(card)
         is_page = isinstance(card, Page)
-        self.fixed_button.disabled = self.dismiss_button.disabled = card is None or is_page
-        self.accept_button.disabled = self.prev_button.disabled = self.next_button.disabled = card is None
+        self._enable(self.fixed_button, card is not None and not is_page)
+        self._enable(self.dismiss_button, card is not None and not is_page)
+        self._enable(self.accept_button, card is not None, "success")
+        self.prev_button.disabled = self.next_button.disabled = card is None
         self.accept_button.description = f"accept these {len(card.items)}" if is_page else "accept"
         self.without_box.layout.display = "none" if case.analysed else ""
         self.wb.model.set_flagged(s.flagged_frames())
