@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from anonlab import batch
-from anonlab.batch import (Anonymizer, Job, LEDGER_NAME, error_line, format_summary, output_name,
+from anonlab.batch import (Anonymizer, Job, LEDGER_NAME, error_line, format_summary, output_name, plan_outputs,
                            plan_chunks, queue_cases, read_ledger, run_batch, scan_tree)
 from anonlab.errors import AnonlabError, MediaError
 from anonlab.media import atomic_output, open_media, sha256_file
@@ -784,3 +784,137 @@ def test_a_batch_logged_to_a_file_says_each_file_in_a_line_without_bars(tmp_path
     lines = [line for line in err.splitlines() if line.startswith("batch: ")]
     assert [line[:16] for line in lines] == ["batch: 1/2 file(", "batch: 2/2 file("]  # in the order they finished
     assert sorted(line.split(": ", 2)[2] for line in lines) == ["photo.jpg done", "short.mov done"]
+
+
+# --- inputs a folder run cannot process as they are ---------------------------------------------------------
+
+
+def mjpeg_avi(path: Path, n_frames: int = 6) -> Path:
+    """A tiny MJPEG AVI: a container anonlab does not write, so its output is renamed to ``.mkv``."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mjpeg", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuvj420p"
+        for n in range(n_frames):
+            for p in vs.encode(av.VideoFrame.from_ndarray(object_frame(n), format="bgr24")):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return path
+
+
+def test_two_inputs_with_one_output_name_both_fail_up_front(tmp_path, media, monkeypatch, capsys):
+    """A newcomer's ``clip.avi`` (MJPEG, written as ``clip.mkv``) and ``clip.mkv`` in one folder: the run blamed
+    an output "this batch did not write", and with --overwrite the second file replaced the first's output while
+    the summary said all was done. Now both fail before any work, with one line naming both, on every run."""
+    from anonlab.cli import main
+
+    monkeypatch.setattr("anonlab.batch.driver.Anonymizer", anonymizer)
+    src = tmp_path / "mix2"
+    src.mkdir()
+    mjpeg_avi(src / "clip.avi")
+    shutil.copy(media["other"], src / "clip.mkv")  # an H.264 clip; the container does not matter here
+    shutil.copy(media["photo"], src / "photo.jpg")
+    out = tmp_path / "mix2_out"
+    line = "clip.avi and clip.mkv would both be written as clip.mkv: rename one of them"
+    for args in ([], ["--overwrite"], []):  # a rerun, with --overwrite or not, behaves the same
+        assert main(["batch", str(src), str(out), "--quiet", *args]) == 1
+        printed = capsys.readouterr().out
+        assert "1 done" in printed or "1 already done" in printed
+        assert "2 failed" in printed
+        assert f"  clip.avi: {line}" in printed and f"  clip.mkv: {line}" in printed
+        assert not (out / "clip.mkv").exists() and not (out / "clip.mkv.report.json").exists()  # no work done
+        rows = {r["path"]: r for r in read_ledger(out)}
+        assert (rows["clip.avi"]["status"], rows["clip.mkv"]["status"], rows["photo.jpg"]["status"]) == \
+               ("failed", "failed", "done")
+        assert rows["clip.avi"]["attempts"] == rows["clip.mkv"]["attempts"] == 0  # failed before they ran
+    assert main(["anonymize", str(src), "-o", str(tmp_path / "dir"), "--quiet"]) == 1
+    assert f"  clip.avi: {line}" in capsys.readouterr().out
+    (src / "clip.mkv").rename(src / "clip2.mkv")  # the fix the line asks for
+    assert main(["batch", str(src), str(out), "--quiet"]) == 0
+    with open_media(out / "clip.mkv") as video:
+        assert video.n_frames == 6  # clip.avi's output
+    with open_media(out / "clip2.mkv") as video:
+        assert video.n_frames == 30
+
+
+def test_output_names_that_differ_only_in_case_clash_too(tmp_path):
+    """``Clip.MP4`` and ``clip.mp4`` are two files here, one file on a Mac, on Windows or on a USB drive (exFAT)."""
+    src = tmp_path / "in"
+    (src / "Day1").mkdir(parents=True)
+    (src / "day1").mkdir()
+    for name in ("Day1/Clip.MP4", "day1/clip.mp4", "day1/other.mp4"):
+        (src / name).write_bytes(name.encode() * 10)
+    summary = run_batch(src, tmp_path / "out", process_file=copy_processor, progress=False, echo=False)
+    assert (summary["done"], summary["failed"]) == (1, 2)
+    errors = {f["file"]: f["error"] for f in summary["failures"]}
+    assert set(errors) == {"Day1/Clip.MP4", "day1/clip.mp4"}
+    assert errors["Day1/Clip.MP4"] == errors["day1/clip.mp4"]
+    assert errors["day1/clip.mp4"].startswith("Day1/Clip.MP4 and day1/clip.mp4 would both be written as ")
+    assert "case" in errors["day1/clip.mp4"] and "rename one of them" in errors["day1/clip.mp4"]
+    assert not (tmp_path / "out" / "day1" / "clip.mp4").exists()
+
+
+@pytest.mark.parametrize("rels, clashing", [
+    (["a/clip.avi", "a/clip.mkv", "b/clip.mkv"], {"a/clip.avi", "a/clip.mkv"}),
+    (["clip.mpg", "clip.mkv", "clip.wmv"], {"clip.mpg", "clip.mkv", "clip.wmv"}),  # whatever the sort order
+    (["x.avi", "x.mp4", "X.JPG", "x.jpg"], {"X.JPG", "x.jpg"}),
+    (["caf\u00e9.jpg", "cafe\u0301.jpg"], {"caf\u00e9.jpg", "cafe\u0301.jpg"}),  # one name to macOS
+    (["a.mp4", "b.mp4"], set()),
+])
+def test_plan_outputs_finds_every_clash(rels, clashing):
+    outputs, clashes = plan_outputs(rels)
+    assert outputs == {rel: output_name(rel) for rel in rels}
+    assert set(clashes) == clashing
+    for rel in clashing:
+        assert "\n" not in clashes[rel] and clashes[rel].endswith("rename one of them")
+
+
+def animated(path: Path, n_frames: int = 3) -> Path:
+    from PIL import Image
+
+    frames = [Image.fromarray(object_frame(n)[..., ::-1]) for n in range(n_frames)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return path
+
+
+def test_animated_images_are_reported_not_processed_with_how_to_convert(tmp_path, media, monkeypatch, capsys):
+    """``anim.gif`` was ignored (exit 0: a face in it left unmasked, unnoticed) while ``anim.webp`` failed with
+    "convert it to a video (MP4)" and no how. Now every animated image fails alike, with a command that works."""
+    from anonlab.cli import main
+
+    monkeypatch.setattr("anonlab.batch.driver.Anonymizer", anonymizer)
+    src = tmp_path / "in"
+    src.mkdir()
+    names = ("walk.gif", "wave.webp", "turn.png")  # an animated PNG (APNG) too
+    for name in names:
+        animated(src / name)
+    shutil.copy(media["png"], src / "still.png")
+    out = tmp_path / "out"
+    assert main(["batch", str(src), str(out), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "4 file(s): 1 done, 0 already done, 3 failed; 0 other file(s) ignored" in printed
+    lines = {line.split(": ", 1)[0].strip(): line for line in printed.splitlines()
+             if line.startswith("  ") and line.split(": ", 1)[0].strip() in names}
+    assert set(lines) == set(names)
+    for name, line in lines.items():
+        assert "animated" in line and "3 frames" in line and "not processed" in line
+        assert "ffmpeg -i " in line and f"video in its place and move {name} out of the folder: " in line
+    assert lines["walk.gif"].endswith(f"out of the folder: ffmpeg -i {src}/walk.gif {src}/walk.mp4")
+    assert not any((out / name).exists() for name in names)
+    assert main(["batch", str(src), str(out), "--quiet"]) == 1  # a rerun: the same
+    assert "3 failed" in capsys.readouterr().out
+
+    # The commands the lines give work, and what they make is processed.
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg on PATH to run the suggested commands")
+    for name, line in lines.items():
+        command = line.split(" out of the folder: ", 1)[1]
+        subprocess.run(["bash", "-c", command.replace("python3 ", f"{sys.executable} ", 1)], check=True,
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        (src / name).unlink()
+    assert sorted(p.name for p in src.iterdir()) == ["still.png", "turn.mp4", "walk.mp4", "wave.mp4"]
+    assert main(["batch", str(src), str(out), "--quiet"]) == 0
+    with open_media(out / "wave.mp4") as video:
+        assert video.n_frames >= 3

@@ -8,7 +8,8 @@ of processes or on a Dask cluster. ``queue_cases`` renders approved workbench ca
 
 The package, one module per job:
 
-- `anonlab.batch.tree`: which files a batch reads (`scan_tree`) and the output name of each (`output_name`).
+- `anonlab.batch.tree`: which files a batch reads (`scan_tree`), the output name of each (`output_name`) and the
+  inputs whose outputs clash (`plan_outputs`).
 - `anonlab.batch.ledger`: the SQLite ledger (`Ledger`, `read_ledger`) and the one-batch-per-folder lock.
 - `anonlab.batch.chunks`: long videos cut at keyframes (`plan_chunks`, `Chunk`, `ChunkResult`).
 - `anonlab.batch.processors`: what runs for one file (`Job`, the default job `Anonymizer`, `error_line`).
@@ -34,12 +35,12 @@ from anonlab.batch.driver import format_summary, run_batch
 from anonlab.batch.executors import EXECUTORS, PROGRESS_TOPIC, THREADS_ENV, _Dask  # noqa: F401
 from anonlab.batch.ledger import LEDGER_NAME, LOCK_NAME, STATUSES, Ledger, read_ledger  # noqa: F401
 from anonlab.batch.processors import Anonymizer, Job, ProgressFn, error_line  # noqa: F401
-from anonlab.batch.tree import REPORT_SUFFIX, output_name, scan_tree  # noqa: F401
+from anonlab.batch.tree import REPORT_SUFFIX, output_name, plan_outputs, scan_tree  # noqa: F401
 
 __all__ = [
     "Anonymizer", "CaseRenderer", "Chunk", "ChunkResult", "Job", "Ledger", "LEDGER_NAME", "error_line",
-    "format_summary", "keyframe_indices", "output_name", "plan_chunks", "queue_cases", "read_ledger", "run_batch",
-    "scan_tree",
+    "format_summary", "keyframe_indices", "output_name", "plan_chunks", "plan_outputs", "queue_cases", "read_ledger",
+    "run_batch", "scan_tree",
 ]
 # Also importable from here (noqa F401), not in __all__, as before the split: the constants EXECUTORS, LOCK_NAME,
 # PROGRESS_TOPIC, REPORT_SUFFIX, STATUSES and THREADS_ENV, the type ProgressFn, and _Dask (tests build one).

@@ -30,7 +30,7 @@ from anonlab.batch.display import _Display
 from anonlab.batch.executors import _Failed, _make_executor
 from anonlab.batch.ledger import LEDGER_NAME, Ledger, _folder_lock
 from anonlab.batch.processors import Anonymizer, Job, ProgressFn, error_line
-from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps, output_name, scan_tree
+from anonlab.batch.tree import REPORT_SUFFIX, _remove_stale_temps, animated_image, plan_outputs, scan_tree
 from anonlab.errors import AnonlabError, OutputError
 from anonlab.media import sha256_file
 from anonlab.settings import Settings
@@ -298,7 +298,9 @@ def run_batch(
 
     Raises:
         AnonlabError: for unusable folders or settings, or another batch writing into ``output_dir``; a bad
-            *file* never raises, it is recorded as failed.
+            *file* never raises, it is recorded as failed. So are, before any work and on every run, the inputs
+            whose outputs clash (`anonlab.batch.tree.plan_outputs`) and animated images
+            (`anonlab.batch.tree.animated_image`).
         ValueError: ``workers`` is not a number (a programming error; the CLI parses it as one).
     """
     t0 = time.perf_counter()
@@ -315,11 +317,9 @@ def run_batch(
     digest = settings.digest
     with _folder_lock(output_dir), Ledger(output_dir / LEDGER_NAME) as ledger:
         ledger.save_settings(settings)
-        outputs: set[str] = set()
-        out_rel = {}
-        for rel in rels:
-            out_rel[rel] = output_name(rel, outputs)
-            outputs.add(out_rel[rel])
+        # Decided before any work: an input whose output another input would also write must not run at all,
+        # or the second would silently replace the first (or be refused as a stranger's file).
+        out_rel, clashes = plan_outputs(rels)
         display = _Display(len(rels), progress)
         ex = None
         try:
@@ -327,8 +327,14 @@ def run_batch(
             _show_dashboard(ex.dashboard, echo)
             driver = _Driver(ex, ledger, processor, display, 1 if not ex.parallel else 2 * workers)
 
+            for rel, error in clashes.items():  # failed, never done: a rerun refuses them again
+                ledger.pending(rel, out_rel[rel], "", 0, 0, digest)
+                driver.fail_now(rel, error)
+
             def jobs() -> Iterator[tuple[Job, bool]]:
                 for rel in rels:
+                    if rel in clashes:
+                        continue
                     src = input_dir / rel
                     dst = output_dir / out_rel[rel]
                     report = dst.with_name(dst.name + REPORT_SUFFIX) if reports else None
@@ -343,6 +349,11 @@ def run_batch(
                     except OSError as exc:
                         ledger.pending(rel, out_rel[rel], "", 0, 0, digest)
                         driver.fail_now(rel, f"{src.name}: cannot be read ({exc.strerror or type(exc).__name__})")
+                        continue
+                    refused = animated_image(src)  # src: the path as given, for the command it names
+                    if refused is not None:
+                        ledger.pending(rel, out_rel[rel], sha, st.st_size, st.st_mtime_ns, digest)
+                        driver.fail_now(rel, refused)
                         continue
                     checked = _red_team_of(report) if red_team and report is not None else None
                     if (row and row["status"] == "done" and row["input_sha256"] == sha
