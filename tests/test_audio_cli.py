@@ -219,3 +219,38 @@ def test_verify_names_a_changed_rate_and_duration(tmp_path):
             out.mux(pkt)
     failed = {name for name, ok, _ in verify_video(src, short) if not ok}
     assert failed == {"audio duration", "audio packets identical"}
+
+
+def test_an_opus_track_redacted_passes_verify(tmp_path):
+    """A newcomer beeped a second of an Opus track (MKV, from FFmpeg 5.1): anonymize said ok and verify failed the
+    output's duration (3.021 s -> 3.008 s) although it held the same samples: the source's last packet said 20 ms
+    (a whole Opus frame), the re-encode's 7 (its real length). A re-encode may end anywhere in its last frame."""
+    from anonlab.report.verify import verify_video
+
+    video = make_clip(tmp_path / "v.mkv", n_frames=75, width=160, height=96)
+    src = tmp_path / "talk.mkv"
+    with av.open(str(video)) as inp, av.open(str(src), "w") as out:
+        v = out.add_stream_from_template(inp.streams.video[0])
+        a = out.add_stream("libopus", rate=48000, layout="mono")
+        t = np.arange(3 * 48000) / 48000
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        packets = []
+        for i in range(0, samples.shape[1], 4800):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + 4800]), format="flt",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 48000, i
+            packets += a.encode(frame)
+        packets += a.encode(None)
+        packets[-1].duration = 960  # the last packet claims a whole 20-ms frame, as FFmpeg 5.1's muxing left it
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = v
+                out.mux(packet)
+        for packet in packets:
+            out.mux(packet)
+    out_path, report = tmp_path / "o.mkv", tmp_path / "r.json"
+    proc = run("anonymize", src, "-o", out_path, "--report", report, "--audio", "beep", "--audio-ranges", "0.5-1.5",
+               "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    failed = [(name, detail) for name, ok, detail in verify_video(src, out_path, report) if not ok]
+    assert failed == []

@@ -56,7 +56,8 @@ def _audio_packets(path: Path) -> list[list[bytes]]:
 
 def _audio_facts(path: Path) -> list[dict]:
     """Codec, sample rate, channels, layout and duration (seconds, from the packets' timestamps) of each audio
-    stream, its frame size in samples (0 for PCM) and the seconds its edit list discards (AAC priming)."""
+    stream, its frame size in samples (0 for PCM and for codecs whose frames vary: Opus, Vorbis), its longest
+    packet (seconds) and the seconds its edit list discards (AAC priming)."""
     with av.open(str(path)) as c:
         streams = list(c.streams.audio)
         facts = []
@@ -64,7 +65,7 @@ def _audio_facts(path: Path) -> list[dict]:
             ctx = s.codec_context
             facts.append({"codec": ctx.name, "rate": ctx.sample_rate, "channels": ctx.channels,
                           "layout": ctx.layout.name if ctx.layout is not None else "", "frame_size": ctx.frame_size or 0,
-                          "first": None, "end": None, "discarded": 0.0})
+                          "first": None, "end": None, "discarded": 0.0, "packet_s": 0.0})
         index = {s.index: i for i, s in enumerate(streams)}
         if streams:
             for pkt in c.demux(streams):
@@ -75,6 +76,7 @@ def _audio_facts(path: Path) -> list[dict]:
                     f["discarded"] += float((pkt.duration or 0) * tb)
                     continue
                 start, end = pkt.pts * tb, (pkt.pts + (pkt.duration or 0)) * tb
+                f["packet_s"] = max(f["packet_s"], float((pkt.duration or 0) * tb))
                 f["first"] = start if f["first"] is None else min(f["first"], start)
                 f["end"] = end if f["end"] is None else max(f["end"], end)
         for f in facts:
@@ -123,8 +125,11 @@ def audio_checks(src: Path, dst: Path, record: dict | None = None) -> list[Check
         codec_ok = (b["codec"] == a["codec"] or pa[i] == pb[i]
                     or (plan is not None and b["codec"] == plan.codec and plan.reasons))
         rate_ok = b["rate"] == a["rate"] or (plan is not None and b["rate"] == plan.rate and plan.reasons)
-        # one codec frame: a re-encode ends on the codec's frame grid where the container cannot say otherwise
-        slack = max(a["frame_size"], b["frame_size"], 1) / max(b["rate"], 1) + 1e-3
+        # one codec frame: a re-encode ends on the codec's frame grid where the container cannot say otherwise.
+        # Opus and Vorbis decoders state no frame size (0): their longest packet is one frame (a re-encoded Opus
+        # track held the same 144,000 samples and its last packet said 7 ms where the source's said 20)
+        slack = max(a["frame_size"] / max(a["rate"], 1), b["frame_size"] / max(b["rate"], 1), a["packet_s"],
+                    b["packet_s"], 1 / max(b["rate"], 1)) + 1e-3
         # Matroska has no edit list: a copied AAC track keeps its priming frame as sound (FFmpeg does the same
         # and starts the video that much later, so the two stay in step)
         priming = a["discarded"] if not b["discarded"] else 0.0
