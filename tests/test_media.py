@@ -474,3 +474,18 @@ def test_mpeg_ts_frames_at_keyframes_are_decoded_not_black(tmp_path):
         for n in (0, 12, 24, 39, 11, 36):  # keyframes first, then frames at the end of a GOP
             assert read_barcode(video.get(n)) == n, n
         assert not video.damaged
+
+
+def test_a_vfr_clip_keeps_its_last_frame_duration(tmp_path):
+    """A newcomer's VFR clip (one frame in ten kept, ``-fps_mode vfr``): every timestamp matched, but the encoder
+    left the last packets without a duration and the muxer guessed one: the stream said 3.850 s for 3.804 s."""
+    src = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(make_clip(tmp_path / "cfr.mp4", n_frames=60, fps=30)),
+                    "-vf", r"select=lt(mod(n\,10)\,4)", "-fps_mode", "vfr", "-c:v", "libx264", str(src)], check=True)
+    out = tmp_path / "o.mp4"
+    write_video(src, out, lambda n, f: f)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        sa, sb = a.streams.video[0], b.streams.video[0]
+        assert float(sb.duration * sb.time_base) == pytest.approx(float(sa.duration * sa.time_base), abs=1e-3)
+    checks = {name: ok for name, ok, _ in verify_video(src, out)}
+    assert checks["video duration stated"] and all(checks.values()), checks

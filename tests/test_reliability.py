@@ -40,7 +40,10 @@ def test_corpus(tmp_path, name):
         assert proc.returncode == 0, proc.stderr
         checks = verify_video(src, dst) if src.suffix.lower() in (".mp4", ".mov", ".mkv") else verify_photo(src, dst)
         failed = [c for c in checks if not c[1]]
-        assert not failed, failed
+        if name == "truncated_mid_stream":  # written whole as far as it goes; verify says the input is cut off
+            assert [c[0] for c in failed] == ["input read to its end"], failed
+        else:
+            assert not failed, failed
         if name == "subtitles":  # subtitle and data streams are dropped (they can carry names, places)
             import av
 

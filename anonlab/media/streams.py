@@ -497,7 +497,7 @@ def cut_short(reader, container) -> dict:
     what they announce to 0.01 s; the first 200 kB of a 2.0 s MKV hold 0.83 s.
 
     An MP4 or MOV file lists its frames in its header (the sample table): when more are listed than can be read
-    (by over 2 and over 2 %: an edit list may hide a few at the start), the file is cut off whatever the
+    or are hidden by its edit list (by over 2 and over 2 %), the file is cut off whatever the
     seconds say (a 3 s phone clip cut at 100 kB listed 65 frames and held 39: 1.30 s of the 2.17 s announced,
     under the rule above).
     """
@@ -505,7 +505,7 @@ def cut_short(reader, container) -> dict:
         return {}
     announced, read = media_duration(reader, container), reader.duration
     listed = int(getattr(reader, "_stream", None) and reader._stream.frames or 0)
-    if listed > reader.n_frames + max(2, 0.02 * listed):
+    if listed > reader.n_frames + getattr(reader, "discarded", 0) + max(2, 0.02 * listed):
         announced = max(announced, read * listed / reader.n_frames)
         return {"cut_short": {"announced_s": round(announced, 2), "read_s": round(read, 2),
                               "listed_frames": listed, "read_frames": int(reader.n_frames)}}

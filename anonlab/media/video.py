@@ -135,15 +135,28 @@ class VideoReader:
     # --- index ----------------------------------------------------------------------------------
     def _build_index(self) -> np.ndarray:
         pts = []
+        self.last_duration = 0  # the last frame's duration (stream time base) as its packet states it; 0: unknown
+        self.discarded = 0  # packets an edit list hides (a clip cut with -ss and -c copy starts at a keyframe before)
         try:
             for packet in self._container.demux(self._stream):
                 if packet.pts is None or packet.is_discard:
+                    self.discarded += bool(packet.is_discard)
                     continue
                 pts.append(packet.pts)
+                if packet.pts >= max(pts):
+                    self.last_duration = int(packet.duration or 0)
         except av.FFmpegError:
             # A truncated file: keep what could be demuxed; frames beyond are simply absent.
             log.warning("%s: demuxing stopped early; the file may be truncated", self.path.name)
         return np.unique(np.asarray(pts, dtype=np.int64))
+
+    def frame_duration(self, n: int) -> int:
+        """Frame ``n``'s duration in the stream's time base: to the next frame's timestamp, or for the last frame
+        what its packet states (0: unknown). The writer gives each output frame its source frame's duration: a
+        VFR clip's last frame lost its 33 ms (the muxer guessed none) and its stream ended 46 ms later."""
+        if n + 1 < len(self.pts):
+            return int(self.pts[n + 1] - self.pts[n])
+        return self.last_duration
 
     def _first_frame(self):
         for _, frame in self._start_at(0):
@@ -441,13 +454,23 @@ def write_video(
         pts_index = reader._pts_to_index
         expected = 0
 
+        def timed(packet: av.Packet) -> av.Packet:
+            """The packet with its source frame's duration (`VideoReader.frame_duration`): the encoder leaves the
+            last packets' unset, and a VFR clip's last frame lost its 33 ms (its stream ended 46 ms later)."""
+            if packet.pts is not None and not packet.duration:
+                tb = packet.time_base or istream.time_base
+                n = pts_index.get(int(round(packet.pts * tb / istream.time_base)))
+                if n is not None and reader.frame_duration(n):
+                    packet.duration = max(1, int(round(reader.frame_duration(n) * istream.time_base / tb)))
+            return packet
+
         def encode(frame: av.VideoFrame, pts: int) -> None:
             nonlocal written
             frame.pts, frame.time_base = pts, istream.time_base
             frame.pict_type = 0  # let the encoder choose its own frame types (not the source's GOP)
             _tag(frame, props)
             for packet in ostream.encode(frame):
-                out.mux(packet)
+                out.mux(timed(packet))
             written += 1
             if progress:
                 progress(1)
@@ -524,7 +547,7 @@ def write_video(
             emit_lost(expected, int(reader.pts[expected]))
             expected += 1
         for packet in ostream.encode():
-            out.mux(packet)
+            out.mux(timed(packet))
         for rewriter in rewriters.values():
             rewriter.finish()
             audio_packets += rewriter.counts.packets

@@ -302,6 +302,20 @@ def timestamp_check(a: np.ndarray, b: np.ndarray, atol: float = 1e-3) -> Check:
             if len(a) else "no frames")
 
 
+def stated_duration_check(a, b) -> Check | None:
+    """The video stream's duration as its header states it (MP4/MOV: to the last frame's end), the same within one
+    frame (an edit list may start or end inside one: ``-ss 0.5 -c copy`` on 25 fps states 1.90 s for 47 frames)
+    and a millisecond: a VFR clip's stream was stated 46 ms longer (its last frame's duration guessed by the
+    muxer) while every timestamp matched. None when either file states none (Matroska)."""
+    da, db = a._stream.duration, b._stream.duration
+    if not da or not db:
+        return None
+    sa, sb = float(da * a.time_base), float(db * b.time_base)
+    frame = float(a.frame_duration(a.n_frames - 1) * a.time_base) or 1 / max(a.fps, 1)
+    tol = 1e-3 + frame
+    return ("video duration stated", abs(sa - sb) <= tol, f"{sa:.3f}s -> {sb:.3f}s")
+
+
 def frame_shift(before: np.ndarray, here: np.ndarray, after: np.ndarray, out: np.ndarray) -> int:
     """-1 or +1 when the output frame ``out`` (BGR) is the source's frame before or after ``here`` rather than
     ``here`` itself, else 0: as `wrong_way`, the neighbour must match at least twice as well, and by more than
@@ -368,6 +382,8 @@ def verify_video(src: Path, dst: Path, report: Path | None = None) -> list[Check
             ("resolution", (a.width, a.height) == (b.width, b.height), f"{a.width}x{a.height} -> {b.width}x{b.height}"),
             ("rotation", a.rotation == b.rotation, f"{a.rotation} -> {b.rotation}"),
         ]
+        stated = stated_duration_check(a, b) if a.n_frames == b.n_frames and not listed else None
+        checks += [stated] if stated else []
         checks += stream_checks(a.props, b.props, dst)
         if a.n_frames == b.n_frames and (a.width, a.height) == (b.width, b.height):
             picks = np.unique(np.linspace(0, a.n_frames - 1, min(PICTURE_SAMPLES, a.n_frames)).round().astype(int))
