@@ -82,14 +82,40 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def app_command(notebook: Path, port: int, open_browser: bool = False, token: str | None = None) -> list[str]:
-    """The Voilà command line (exposed for tests): 127.0.0.1, anonlab's offline template, a token when given.
+#: Freeing the kernel of a closed ``anonlab app`` page. Voilà starts one kernel per page load (~170 MB, ~700 MB
+#: once it has analysed) and frees it only through a ``beforeunload`` beacon, which jupyter_server refuses (403:
+#: Voilà's page sets no ``_xsrf`` cookie) and which a crashed or killed browser never sends: every load and
+#: reload kept its kernel until ``anonlab app`` stopped. jupyter_server's culler shuts down a kernel that no page
+#: is connected to, that is not busy and that has sent nothing for ``KERNEL_IDLE_TIMEOUT`` seconds, looking every
+#: ``KERNEL_CULL_INTERVAL`` seconds: a closed tab's kernel goes within about 2.5 minutes. ``cull_connected=False``:
+#: a kernel whose tab is open is never culled, however long it sits idle (a tab left open over lunch).
+#: Not shorter, because the timeout counts from the kernel's last message: an analysis carries on in a closed
+#: tab, its progress (a message every 10 frames, ~11 s at 1080p here) keeps the kernel until it ends and its
+#: result is autosaved into the case file, which the next page load opens. 120 s also covers the seconds between
+#: Voilà running the notebook and the page's websocket connecting, and the page's reconnects.
+#: What a closed tab loses: the case file holds every edit, review decision, sign-off and residual-risk check
+#: (autosaved at each change) and the analysis once it has ended; only the kernel holds the frame shown, the
+#: selection, the redo history, red-team findings, and an analysis still running that goes silent for 120 s
+#: (one slow photo reports no progress): the settled frames are not saved as it goes, so it must be run again.
+#: Should a later Voilà's beacon get through, a closed tab would end its running analysis at once (not saved).
+#: Voilà's pre-heated kernel pool (``preheat_kernel``) is not used: it adds idle kernels, it frees none.
+KERNEL_IDLE_TIMEOUT = 120
+KERNEL_CULL_INTERVAL = 30
+
+
+def app_command(notebook: Path, port: int, open_browser: bool = False, token: str | None = None,
+                idle_timeout: int = KERNEL_IDLE_TIMEOUT, cull_interval: int = KERNEL_CULL_INTERVAL) -> list[str]:
+    """The Voilà command line (exposed for tests): 127.0.0.1, anonlab's offline template, a token when given,
+    and the kernel of a closed page shut down after ``idle_timeout`` seconds (see `KERNEL_IDLE_TIMEOUT`).
 
     Voilà opens its browser without the token (its URL lacks it), so `run_app` opens the browser itself.
     """
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", f"--Voila.ip={HOST}",
            f"--Voila.open_browser={open_browser}", "--Voila.port_retries=0", "--strip_sources=True",
-           "--show_tracebacks=False", f"--template={TEMPLATE}"]
+           "--show_tracebacks=False", f"--template={TEMPLATE}",
+           f"--MappingKernelManager.cull_idle_timeout={int(idle_timeout)}",
+           f"--MappingKernelManager.cull_interval={int(cull_interval)}",
+           "--MappingKernelManager.cull_connected=False", "--MappingKernelManager.cull_busy=False"]
     if token is not None:
         cmd.append(f"--token={token}")
     return cmd
@@ -122,6 +148,9 @@ def lab_settings_dir() -> Path:
 def lab_command(notebook: Path, port: int, open_browser: bool = True, token: str | None = None,
                 settings_dir: Path | None = None) -> list[str]:
     """The JupyterLab command line (exposed for tests): 127.0.0.1, opened on ``notebook``, offline."""
+    # No kernel culler here, unlike `app_command`: JupyterLab keeps one kernel per notebook (a session), not
+    # one per page load; a reload or a reopened notebook attaches to it again, with its analysis and state, and
+    # the Running panel shuts it down. A kernel outliving its tab is how JupyterLab users expect it to work.
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={notebook.parent}",
            f"--LabApp.default_url=/lab/tree/{notebook.name}",
            f"--ServerApp.ip={HOST}", f"--ServerApp.port={int(port)}", "--ServerApp.port_retries=0",
