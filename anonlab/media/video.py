@@ -151,12 +151,10 @@ class VideoReader:
         return np.unique(np.asarray(pts, dtype=np.int64))
 
     def frame_duration(self, n: int) -> int:
-        """Frame ``n``'s duration in the stream's time base: to the next frame's timestamp, or for the last frame
-        what its packet states (0: unknown). The writer gives each output frame its source frame's duration: a
-        VFR clip's last frame lost its 33 ms (the muxer guessed none) and its stream ended 46 ms later."""
-        if n + 1 < len(self.pts):
+        """Frame ``n``'s duration (stream time base): to the next frame, or the last one's packet's (0: unknown)."""
+        if n + 1 < len(self.pts) and n >= 0:  # n < 0: not a frame of the index
             return int(self.pts[n + 1] - self.pts[n])
-        return self.last_duration
+        return self.last_duration if n >= 0 else 0
 
     def _first_frame(self):
         for _, frame in self._start_at(0):
@@ -454,14 +452,12 @@ def write_video(
         pts_index = reader._pts_to_index
         expected = 0
 
-        def timed(packet: av.Packet) -> av.Packet:
-            """The packet with its source frame's duration (`VideoReader.frame_duration`): the encoder leaves the
-            last packets' unset, and a VFR clip's last frame lost its 33 ms (its stream ended 46 ms later)."""
+        def timed(packet: av.Packet) -> av.Packet:  # unset on the last ones: a VFR clip's last frame lost 33 ms
             if packet.pts is not None and not packet.duration:
                 tb = packet.time_base or istream.time_base
-                n = pts_index.get(int(round(packet.pts * tb / istream.time_base)))
-                if n is not None and reader.frame_duration(n):
-                    packet.duration = max(1, int(round(reader.frame_duration(n) * istream.time_base / tb)))
+                step = reader.frame_duration(pts_index.get(int(round(packet.pts * tb / istream.time_base)), -1))
+                if step:
+                    packet.duration = max(1, int(round(step * istream.time_base / tb)))
             return packet
 
         def encode(frame: av.VideoFrame, pts: int) -> None:
