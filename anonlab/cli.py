@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_anonymize(args) -> int:
     from anonlab.media import MEDIA_EXTENSIONS
+    from anonlab.media.dropped import dropped_notes
     from anonlab.pipeline import anonymize
 
     settings = settings_from_args(args)
@@ -241,6 +242,8 @@ def cmd_anonymize(args) -> int:
     regions, tracks = report["regions"]["by_label"], report["tracks"]["by_label"]
     print(f"{src.name}: {report['output']['frames']} frame(s) written to {report['output']['file']}; masked "
           + ", ".join(f"{regions[k]} {k} region(s) in {tracks[k]} track(s)" for k in regions))
+    for note in dropped_notes(report.get("extra", {}).get("dropped_streams", {})):
+        print(note, file=sys.stderr)
     cut = report.get("extra", {}).get("input_cut_short")
     if cut:
         if cut.get("listed_frames"):

@@ -24,12 +24,15 @@ from anonlab.media import (
     PHOTO_EXTENSIONS,
     atomic_output,
     check_output_path,
+    check_run_outputs,
     open_media,
     probe,
+    remove_stale_temps,
     sha256_file,
     write_photo,
     write_video,
 )
+from anonlab.media.dropped import dropped_streams
 from anonlab.media.audiotrack import AudioPlan, check_voice
 from anonlab.media.facts import InputFacts
 from anonlab.media.photo import check_photo_output
@@ -531,20 +534,29 @@ def anonymize(
     With ``regions_in`` (JSONL, MOT CSV or CVAT XML, e.g. corrected in CVAT) no detection runs: exactly
     those regions are masked. With ``red_team`` the rendered output is checked again by every detector at
     a lowered threshold (`anonlab.review.red_team`); the findings are counted in the report and returned
-    under ``"red_team"`` (frames and labels only, never coordinates).
+    under ``"red_team"`` (frames and labels only, never coordinates). For a video, the report's
+    ``extra["dropped_streams"]`` counts the streams the output leaves out, by kind (`dropped_streams`; the
+    CLI says them with `anonlab.media.dropped.dropped_notes`). Temporaries that a killed run left for any of these files are
+    removed first (`anonlab.media.remove_stale_temps`).
 
     Raises:
         MediaError: the input cannot be read as a photo or video.
         OutputError: the output exists (without ``overwrite``), is the input, or cannot hold the input's
-            streams; checked before any work.
+            streams; or it, ``report`` or ``regions_out`` cannot be written there (`check_run_outputs`): all
+            checked before any work.
         AnonlabError: a ``regions_in`` file that does not fit the input, or a model that cannot be loaded.
     """
     settings = settings or Settings()
     path = Path(path)
+    output_label = f"-o {output}" if output else f"output {default_output(path)}"
     output = Path(output) if output else default_output(path)
-    check_output_path(path, output, overwrite)
-    # an impossible output (or audio range) is refused before any work
+    # every file the run writes, and its format (or audio range), is refused before any work, not after it
+    check_output_path(path, output, overwrite, label=output_label)
+    outputs = check_run_outputs(path, output, output_label=output_label, report=report, regions_out=regions_out)
     check_output_format(path, output, audio=AudioPlan.from_settings(settings))
+    dropped = dropped_streams(path) if probe(path) == "video" else None
+    for dst in outputs:  # a killed run's temporaries are cleared even if this one stops before its own write
+        remove_stale_temps(dst)
     if regions_in:
         analysis = describe(path, settings)
         analysis.regions = read_regions(regions_in, analysis.n_frames).clip(analysis.width, analysis.height)
@@ -563,6 +575,7 @@ def anonymize(
         n_frames_out=info["frames"], regions=analysis.regions,
         timings={**analysis.timings, "render_s": info["render_s"]},
         extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
+               **({} if dropped is None else {"dropped_streams": dropped}),
                **stream_fields(info), **({} if findings is None else red_team_extra(findings))},
     )
     if findings is not None:

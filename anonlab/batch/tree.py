@@ -11,15 +11,13 @@ that holds the folder's lock may judge them stale.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shlex
 import unicodedata
 from pathlib import Path
 
-from anonlab.media import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+from anonlab.media import MEDIA_EXTENSIONS, VIDEO_EXTENSIONS, remove_stale_temps
 from anonlab.media.streams import CONTAINERS
 
 #: Suffix of the audit report written beside each output (``<output>.report.json``).
@@ -163,22 +161,6 @@ def animated_image(path: str | Path, shown: str | None = None) -> str | None:
 
 
 def _remove_stale_temps(path: Path) -> int:
-    """Delete temporary files a killed writer left for ``path``.
-
-    Two writers' patterns: `atomic_output`'s ``.<stem>.XXXXXXXX.part<suffix>`` and the report's
-    ``.<name>.XXXXXXXX.tmp``. Only called while the batch holds the output folder's lock, so no live writer
-    owns them.
-    """
-    removed = 0
-    if not path.parent.is_dir():
-        return 0
-    patterns = [
-        re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.part{re.escape(path.suffix)}$"),
-        re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp$"),
-    ]
-    for entry in path.parent.iterdir():
-        if any(p.match(entry.name) for p in patterns) and entry.is_file():
-            with contextlib.suppress(OSError):
-                entry.unlink()
-                removed += 1
-    return removed
+    """Delete temporary files a killed writer left for ``path``: `anonlab.media.remove_stale_temps`, with the
+    older pid-less names too, since the batch holds the output folder's lock; returns how many."""
+    return remove_stale_temps(path, pidless=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from glob import escape as glob_escape
@@ -123,8 +124,35 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def check_output_path(src: str | Path, dst: str | Path, overwrite: bool) -> Path:
-    """Refuse to write over the input, or over an existing file without ``overwrite``."""
+def _unwritable(dst: Path) -> tuple[str, str] | None:
+    """Why no file can be created at ``dst``, as ``(reason, what to do)``; None when its folder takes one.
+
+    Asked of the folder (`os.access`, `os.statvfs`): nothing is created to find out. Root passes a folder's
+    permission bits, and then really can write there; a read-only file system refuses root too.
+    """
+    folder = dst.parent if str(dst.parent) else Path(".")
+    if not folder.exists():
+        return f"folder {folder} does not exist", "create it first, or choose another folder"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder", "choose another path"
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system", "choose a folder you can write to"
+    return "permission denied", "choose a folder you can write to"
+
+
+def check_output_path(src: str | Path, dst: str | Path, overwrite: bool, *, label: str | None = None) -> Path:
+    """Refuse to write over the input, or over an existing file without ``overwrite``, or where no file can be
+    created (a missing or read-only folder, no permission, a file where the folder should be).
+
+    ``label`` is how the path was given (``"-o out/clip.mp4"``); the folder's refusal names it (default: the
+    path).
+
+    Raises:
+        OutputError: one line naming the path and what to do.
+    """
     src, dst = Path(src), Path(dst)
     if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(src, dst)):
         raise OutputError(f"{dst.name}: the output would overwrite the input; choose another output path")
@@ -136,7 +164,66 @@ def check_output_path(src: str | Path, dst: str | Path, overwrite: bool) -> Path
         raise OutputError(f"{dst}: is a folder; give a file name for the output")
     if dst.exists() and not dst.is_file():
         raise OutputError(f"{dst.name}: exists and is not a regular file (a pipe or device); choose another output")
+    if why := _unwritable(dst):
+        raise OutputError(f"{label or dst}: cannot write there ({why[0]}); {why[1]}")
     return dst
+
+
+def check_output_file(src: str | Path, dst: str | Path, label: str) -> Path:
+    """Refuse, before any work, a file that a run writes at its end (``--report``, ``--regions-out``) and could
+    not: the input itself, a folder, a pipe or device, or a place where no file can be created.
+
+    Unlike `check_output_path` an existing file is replaced without ``--overwrite``, as these always were.
+    ``label`` is how the path was given (``"--report rofs/r.json"``) and starts every message.
+
+    Raises:
+        OutputError: one line naming ``label`` and what to do.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.resolve() == src.resolve() or (dst.exists() and os.path.samefile(src, dst)):
+        raise OutputError(f"{label}: is the input file; choose another path")
+    if dst.is_dir():
+        raise OutputError(f"{label}: is a folder; give a file name")
+    if dst.exists() and not dst.is_file():
+        raise OutputError(f"{label}: exists and is not a regular file (a pipe or device); choose another path")
+    if why := _unwritable(dst):
+        raise OutputError(f"{label}: cannot write there ({why[0]}); {why[1]}")
+    return dst
+
+
+def check_run_outputs(path: str | Path, output: str | Path, *, output_label: str, report: str | Path | None = None,
+                      regions_out: str | Path | None = None) -> list[Path]:
+    """Refuse, before any work, a ``--report`` or ``--regions-out`` that the run could not write at its end.
+
+    Each must be writable (`check_output_file`), not the input, and no other file of the run:
+    ``output`` (checked by `check_output_path`), the report, or the report's Markdown twin.
+    ``output_label`` is how the output was given (``"-o out.mp4"``).
+
+    Returns:
+        Every path the run writes: the output, then the report and its twin, then the regions file.
+
+    Raises:
+        OutputError: one line that names the option and the path as given.
+    """
+    taken = {Path(output).resolve(): "the -o output" if output_label.startswith("-o ") else "the output"}
+    paths = [Path(output)]
+    wanted = []
+    if report:
+        report = Path(report)
+        if report.with_suffix(".md") == report:
+            raise OutputError(f"--report {report}: use a .json name (the Markdown twin is written beside it as .md)")
+        wanted += [(report, f"--report {report}", "the --report file"),
+                   (report.with_suffix(".md"), f"--report {report} (its Markdown twin {report.with_suffix('.md')})",
+                    "the --report file's Markdown twin")]
+    if regions_out:
+        wanted.append((Path(regions_out), f"--regions-out {regions_out}", "the --regions-out file"))
+    for dst, label, name in wanted:
+        if dst.resolve() in taken:
+            raise OutputError(f"{label}: is also {taken[dst.resolve()]}; give each its own name")
+        check_output_file(path, dst, label)
+        taken[dst.resolve()] = name
+        paths.append(dst)
+    return paths
 
 
 def _pid_alive(pid: int) -> bool:
@@ -149,12 +236,40 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _sweep_stale_parts(folder: Path, dst: Path) -> None:
-    """Remove temporaries of ``dst`` left by a writer that was killed (its pid is in the name)."""
-    for part in folder.glob(f".{glob_escape(dst.stem)}.*-*.part{glob_escape(dst.suffix)}"):
-        pid = part.name[len(dst.stem) + 2 :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            part.unlink(missing_ok=True)
+def remove_stale_temps(path: str | Path, *, pidless: bool = False) -> int:
+    """Delete the temporaries that a killed writer of ``path`` left beside it; returns how many.
+
+    `atomic_output` names them ``.<stem>.<pid>-XXXXXXXX.part<suffix>``: one is stale when no process of that
+    pid runs any more (this process's own are kept: another thread may be writing). With ``pidless`` (only
+    for a caller that holds a lock no other writer of the folder can: the batch) older releases' names are
+    removed too, which carry no pid: ``.<stem>.XXXXXXXX.part<suffix>`` and the report's
+    ``.<name>.XXXXXXXX.tmp``. Files of other names, and files that cannot be removed, are left alone.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        return 0
+    with_pid = re.compile(rf"^\.{re.escape(path.stem)}\.(\d+)-[A-Za-z0-9_]{{8}}\.part{re.escape(path.suffix)}$")
+    without_pid = [re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.part{re.escape(path.suffix)}$"),
+                   re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp$")]
+    removed = 0
+    try:
+        # a glob narrows the folder to this output's names (a batch folder holds thousands of files)
+        candidates = list(folder.glob(f".{glob_escape(path.stem)}.*"))
+    except OSError:
+        return 0
+    for entry in candidates:
+        match = with_pid.match(entry.name)
+        if match:
+            pid = int(match.group(1))
+            stale = pid != os.getpid() and not _pid_alive(pid)
+        else:
+            stale = pidless and any(p.match(entry.name) for p in without_pid)
+        if stale and entry.is_file():
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -168,7 +283,7 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
     folder = dst.parent if str(dst.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{folder}: output folder does not exist")
-    _sweep_stale_parts(folder, dst)
+    remove_stale_temps(dst)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.{os.getpid()}-", suffix=f".part{dst.suffix}", dir=folder)
     except PermissionError:
@@ -234,6 +349,7 @@ def read_bytes_bounded(path: str | Path, max_bytes: int) -> bytes:
 
 __all__ = [
     "MEDIA_EXTENSIONS", "PHOTO_EXTENSIONS", "VIDEO_EXTENSIONS", "Photo", "PhotoReader", "VideoReader",
-    "atomic_output", "check_output_path", "open_media", "probe", "read_bytes_bounded", "read_photo", "sha256_file",
-    "write_photo", "write_text_atomic", "write_video",
+    "atomic_output", "check_output_file", "check_output_path", "check_run_outputs", "open_media", "probe",
+    "read_bytes_bounded", "read_photo", "remove_stale_temps", "sha256_file", "write_photo", "write_text_atomic",
+    "write_video",
 ]
