@@ -95,7 +95,7 @@ def _audio_args(p: argparse.ArgumentParser) -> None:
                    help="keep (default: the sound track copied untouched), mute, beep (1 kHz tone) or voice "
                         "(disguise: pitch and formants shifted; what is said stays audible). Photos ignore it")
     g.add_argument("--audio-ranges", default=None, metavar="START-STOP,...",
-                   help="where --audio applies, seconds on the video's timeline, e.g. 12.5-14,30-31.2 "
+                   help="where --audio applies, seconds from the first picture (the workbench's 0 s), e.g. 12.5-14,30-31.2 "
                         "(m:ss also works); empty or left out: the whole track")
 
 
@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_anonymize(args) -> int:
     from anonlab.media import MEDIA_EXTENSIONS
+    from anonlab.media.audiotrack import picture_start
     from anonlab.media.dropped import dropped_notes
     from anonlab.pipeline import anonymize
 
@@ -261,6 +262,10 @@ def cmd_anonymize(args) -> int:
               f"audio: {audio['mode']} over {where}, {audio['seconds']:.2f} s changed, re-encoded as {audio['codec']}")
         for reason in audio.get("reasons", ()):
             print(f"  {reason}")
+        late = picture_start(src) if not audio.get("whole_track") else 0.0
+        if late >= 0.05:
+            print(f"note: --audio-ranges count from the first picture, which starts {late:.2f} s into the file: a "
+                  f"player that counts from the file's start shows them {late:.2f} s later", file=sys.stderr)
     if "red_team" in report:
         rt = report["red_team"]
         print(f"red team: {rt['frames_checked']} frame(s) checked, {rt['exposed']} exposed, "

@@ -254,3 +254,25 @@ def test_an_opus_track_redacted_passes_verify(tmp_path):
     assert proc.returncode == 0, proc.stderr
     failed = [(name, detail) for name, ok, detail in verify_video(src, out_path, report) if not ok]
     assert failed == []
+
+
+def test_ranges_on_a_file_whose_picture_starts_late_say_where_they_count_from(tmp_path):
+    """A camera file whose sound starts 0.84 s before its picture: 0.5-1.5 beeped 1.34-2.34 s of the file as a
+    player counts, as documented (the ranges count from the first picture) but unsaid. The CLI now says it."""
+    from mediagen import ffmpeg_exe
+
+    from anonlab.media.audiotrack import picture_start
+
+    plain = make_clip(tmp_path / "plain.mp4", n_frames=50, width=160, height=96, audio=True)
+    late = tmp_path / "late.mkv"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-itsoffset", "0.8", "-i", str(plain), "-i", str(plain),
+                    "-map", "0:v", "-map", "1:a", "-c", "copy", str(late)], check=True)
+    assert picture_start(late) == pytest.approx(0.8, abs=0.05)
+    assert picture_start(plain) < 0.05
+    proc = run("anonymize", late, "-o", tmp_path / "o.mkv", "--audio", "beep", "--audio-ranges", "0.2-0.6",
+               "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "count from the first picture, which starts 0.8" in proc.stderr
+    proc = run("anonymize", plain, "-o", tmp_path / "o.mp4", "--audio", "beep", "--audio-ranges", "0.2-0.6",
+               "--quiet")
+    assert proc.returncode == 0 and "first picture" not in proc.stderr

@@ -350,3 +350,20 @@ def audio_summary(plan: AudioPlan, rewriters: Iterable[AudioRewriter], copied_co
     if not info["streams"] and not plan.keep:
         info["note"] = "no audio stream: nothing to do"
     return info
+
+
+def picture_start(path) -> float:
+    """Seconds from a video file's start (its earliest stream) to its first picture, 0 when it has none or it
+    cannot be read. ``--audio-ranges`` count from the first picture (the workbench's 0 s); a player counts from
+    the file's start, so where the picture starts late (a camera's sound track begun 0.84 s before its video)
+    ranges read off a player land that much later than meant: the CLI says so."""
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                return 0.0
+            video = c.streams.video[0]
+            starts = [float(s.start_time * s.time_base) for s in c.streams if s.start_time is not None]
+            first = float(video.start_time * video.time_base) if video.start_time is not None else None
+    except (av.FFmpegError, OSError):
+        return 0.0
+    return max(0.0, first - min(starts)) if first is not None and starts else 0.0
