@@ -95,8 +95,8 @@ def _audio_args(p: argparse.ArgumentParser) -> None:
                    help="keep (default: the sound track copied untouched), mute, beep (1 kHz tone) or voice "
                         "(disguise: pitch and formants shifted; what is said stays audible). Photos ignore it")
     g.add_argument("--audio-ranges", default=None, metavar="START-STOP,...",
-                   help="where --audio applies, seconds from the first picture (the workbench's 0 s), e.g. 12.5-14,30-31.2 "
-                        "(m:ss also works); empty or left out: the whole track")
+                   help="where --audio applies, seconds from the first picture (the workbench's 0 s), e.g. "
+                        "12.5-14,30-31.2 (m:ss also works); empty or left out: the whole track")
 
 
 def settings_from_args(args: argparse.Namespace):
