@@ -291,3 +291,22 @@ def test_batch_clears_the_temps_atomic_output_names(tmp_path):
         path.write_bytes(b"")
     assert _remove_stale_temps(tmp_path / "o.mp4") == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
+def test_a_batch_report_counts_dropped_streams_too(tmp_path, clip):
+    """`anonlab batch` wrote its reports through its own path: a subtitle stream left out was counted by
+    `anonymize` and not by a batch."""
+    from test_batch import anonymizer
+
+    from anonlab.batch import run_batch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _with_streams(folder, clip, "sub.mkv", "-f", "srt", "-i", "SRT", "-map", "0", "-map", "1", "-c", "copy",
+                  "-c:s", "srt")
+    (folder / "s.srt").unlink()
+    out = tmp_path / "out"
+    summary = run_batch(folder, out, process_file=anonymizer(), progress=False, echo=False)
+    assert summary["done"] == 1, summary
+    report = json.loads((out / "sub.mkv.report.json").read_text())
+    assert report["extra"]["dropped_streams"]["subtitle"] == 1

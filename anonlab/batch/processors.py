@@ -27,6 +27,7 @@ from anonlab.batch.chunks import TO_END, Chunk, ChunkResult, keyframe_indices, p
 from anonlab.errors import AnonlabError
 from anonlab.media import VideoReader, open_media, probe, sha256_file
 from anonlab.media.facts import InputFacts
+from anonlab.media.dropped import dropped_streams
 from anonlab.pipeline import Analysis, analyse_pages, red_team_check, red_team_extra, render, stream_fields
 from anonlab.report.audit import make_report, write_report
 from anonlab.settings import Settings
@@ -214,6 +215,7 @@ class Anonymizer:
                 n_frames_out=info["frames"], regions=analysis.regions, timings=timings,
                 extra={"damaged_frames": len(set(info["damaged"]) | set(analysis.damaged)), "kind": analysis.kind,
                        "chunks": len(results), **stream_fields(info),
+                       **({"dropped_streams": dropped_streams(job.src)} if analysis.kind == "video" else {}),
                        **({} if findings is None else red_team_extra(findings))},
             )
             write_report({**rep, "red_team": findings} if findings is not None else rep, job.report)
