@@ -175,6 +175,18 @@ def mjpeg_webcam(d: Path) -> Path:
                       options={"q:v": "3"}, audio="pcm_s16le")
 
 
+def prores_hq(d: Path) -> Path:
+    """An editor's master: ProRes 422 HQ, 10-bit, BT.709, PCM audio, in MOV."""
+    return write_clip(d / "master.mov", codec="prores_ks", pix_fmt="yuv422p10le", tags=BT709,
+                      options={"profile": "3", "vendor": "apl0"}, audio="pcm_s16le")
+
+
+def ffv1_archive(d: Path) -> Path:
+    """An archive copy: FFV1 version 3 (lossless), 10-bit 4:2:2, FLAC audio, in Matroska."""
+    return write_clip(d / "archive.mkv", codec="ffv1", pix_fmt="yuv422p10le", options={"level": "3"}, audio="flac")
+
+
 KINDS = {"dv_pal_widescreen": dv_pal_widescreen, "odd_size_vp9": odd_size_vp9, "hlg_hevc_10bit": hlg_hevc_10bit, "bt709_tagged": bt709_tagged,
          "anamorphic": anamorphic, "interlaced_tff": interlaced_tff, "webm_vp9_opus": webm_vp9_opus,
-         "webm_vp8_bt709": webm_vp8_bt709, "mjpeg_webcam": mjpeg_webcam}
+         "webm_vp8_bt709": webm_vp8_bt709, "mjpeg_webcam": mjpeg_webcam, "prores_hq": prores_hq,
+         "ffv1_archive": ffv1_archive}

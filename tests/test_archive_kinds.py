@@ -85,6 +85,8 @@ EXPECTED_CODEC = {
     "dv_pal_widescreen": "h264",  # DV in AVI -> H.264 interlaced bottom field first in MKV, PCM copied
     "webm_vp8_bt709": "vp9",    # WebM holds VP9; the header's BT.709 kept (the VP8 decoder says BT.601)
     "mjpeg_webcam": "h264",     # MJPEG in AVI -> H.264 4:2:2 full range in MKV, PCM copied
+    "prores_hq": "prores",      # an editor's master stays ProRes, in its profile (422 HQ)
+    "ffv1_archive": "ffv1",     # a lossless archive stays lossless, in its pixel format
 }
 
 
@@ -101,6 +103,8 @@ def test_export_keeps_every_stream_property(kind, kinds_dir, tmp_path):
                  "color_trc", "colorspace", "color_range", "rotation"):
         assert getattr(b, prop) == getattr(a, prop), prop
     assert b.codec == EXPECTED_CODEC[kind]
+    if b.codec == "prores":
+        assert b.profile == a.profile == "HQ"
     assert (b.hdr is not None) == (a.hdr is not None)
     if a.hdr:
         assert b.hdr == a.hdr  # mastering display and content light level, value for value
@@ -121,6 +125,8 @@ def test_export_keeps_every_stream_property(kind, kinds_dir, tmp_path):
         assert inside[0::2].max() < 60
         assert inside[1::2].max() < 60  # masked in both fields (rows of each)
         assert np.abs(fout[outside].astype(int) - fin[outside]).mean() < 4  # the rest untouched
+        if b.codec == "ffv1":  # lossless: the rest is the source's, exactly
+            assert np.array_equal(fout[outside], fin[outside])
     assert verify.main([str(src), str(out)]) == 0
     if FFPROBE:
         pa, pb = _ffprobe(src), _ffprobe(out)

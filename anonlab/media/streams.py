@@ -310,7 +310,35 @@ def default_video_suffix(src: str | Path) -> str:
     return suffix if suffix.lower() in CONTAINERS else ".mkv"
 
 
-_ENCODERS = {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"}
+_ENCODERS = {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1", "prores_ks": "prores",
+             "ffv1": "ffv1"}
+
+#: ProRes profiles as FFmpeg's decoder names them, and prores_ks's ``profile`` numbers.
+PRORES_PROFILES = {"Proxy": 0, "LT": 1, "Standard": 2, "HQ": 3, "4444": 4, "XQ": 5, "4444XQ": 5}
+#: Pixel formats FFV1 writes (FFmpeg's encoder), so a lossless archive stays lossless in its own format.
+FFV1_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv420p12le",
+                 "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
+
+
+def _production_plan(props: VideoProps, container: str) -> tuple[str, str, dict, list[str]] | None:
+    """``(encoder, pix_fmt, options, reasons)`` that keep an editing or archive codec, or None.
+
+    A ProRes master is made to be edited: written as HEVC 4:2:2 10-bit (what the bit-depth rule gives) it plays
+    in almost no editor, so it stays ProRes in its profile (prores_ks, MOV or Matroska; 10 bits, this encoder's
+    only depth). An FFV1 archive copy is lossless: it stays FFV1 in its own pixel format (Matroska), so outside
+    the masks it keeps the source's values exactly. Both are intra-only, so nothing else of the plan changes.
+    """
+    if props.codec == "prores" and container in ("mov", "matroska") and props.chroma in ("422", "444"):
+        reasons = []  # 4444 is coded from 10 bits a sample, and FFmpeg decodes every 4444 stream as 12 bit
+        if props.pix_fmt.startswith("yuva"):
+            reasons.append("ProRes alpha channel not kept")
+        profile = PRORES_PROFILES.get(props.profile or "", 4 if props.chroma == "444" else 3)
+        # apl0: QuickTime and editors check the vendor; bits_per_mb stays the profile's own (its data rate)
+        return "prores_ks", f"yuv{props.chroma}p10le", {"profile": str(profile), "vendor": "apl0"}, reasons
+    if props.codec == "ffv1" and container == "matroska" and props.pix_fmt in FFV1_PIX_FMTS:
+        # version 3 with per-slice CRCs, as archives write it (the FFV1 spec's recommendation, RFC 9043)
+        return "ffv1", props.pix_fmt, {"level": "3", "slicecrc": "1", "g": "1", "slices": "4"}, []
+    return None
 
 
 #: x264's preset and the parameters added to it, chosen by measurement (CRF 18, mbtree=0, the 150-frame
@@ -362,6 +390,16 @@ def plan_video(props: VideoProps, dst: str | Path, *, crf: int = 18, preset: str
     interlaced = props.field_order in ("tt", "bb", "tb", "bt", "interlaced")
     top_first = props.field_order in TOP_FIRST or props.field_order == "interlaced"
 
+    production = _production_plan(props, container)
+    if production is not None:
+        encoder, pix_fmt, options, more = production
+        interlaced = interlaced and encoder == "prores_ks"  # FFV1 codes frames; ProRes codes fields (ildct)
+        if interlaced:
+            options["flags"] = "+ildct"
+        elif props.field_order in ("tt", "bb", "tb", "bt", "interlaced"):
+            more.append(f"field order {props.field_order} not kept: {encoder} codes frames here")
+        return EncodePlan(container=container, encoder=encoder, codec=_ENCODERS[encoder], pix_fmt=pix_fmt,
+                          options=options, interlaced=interlaced, top_first=top_first, reasons=tuple(reasons + more))
     if container == "webm":
         if depth == 8:
             encoder = "libvpx-vp9"

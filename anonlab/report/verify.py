@@ -213,12 +213,14 @@ def stream_checks(a, b, dst: Path) -> list[Check]:
     except AnonlabError as exc:
         return [("output container", False, str(exc))]
     why = "; ".join(plan.reasons)
-    planned_depth = 8 if plan.pix_fmt.endswith("p") else int(plan.pix_fmt.split("p")[-1][:2])
-    planned_chroma = plan.pix_fmt[3:6]
+    planned_pix = plan.pix_fmt
+    if plan.codec == "prores" and plan.pix_fmt.startswith("yuv444"):  # FFmpeg decodes ProRes 4444 as 12 bit
+        planned_pix = "yuv444p12le"
+    planned_depth = 8 if planned_pix.endswith("p") else int(planned_pix.split("p")[-1][:2])
+    planned_chroma = planned_pix[3:6]
     checks = [
         ("codec", b.codec == plan.codec, f"{a.codec} -> {b.codec} (planned {plan.codec}{'; ' + why if why else ''})"),
-        ("pixel format", _pix_fmt(b.pix_fmt) == _pix_fmt(plan.pix_fmt),
-         f"{a.pix_fmt} -> {b.pix_fmt} (planned {plan.pix_fmt})"),
+        ("pixel format", _pix_fmt(b.pix_fmt) == _pix_fmt(planned_pix), f"{a.pix_fmt} -> {b.pix_fmt} (planned {planned_pix})"),
         ("bit depth", b.bit_depth == planned_depth and (planned_depth == a.bit_depth or bool(why)),
          f"{a.bit_depth} -> {b.bit_depth}"),
         ("chroma subsampling", b.chroma == planned_chroma and (planned_chroma == a.chroma or bool(why)),
