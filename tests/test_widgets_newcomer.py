@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,27 +18,10 @@ pytest.importorskip("ipywidgets")
 
 from anonlab.widgets import Workbench  # noqa: E402
 from anonlab.widgets.drawing import _overlap  # noqa: E402
-from test_widgets_view import drag, fake_analyse, fake_analysis, moving_square  # noqa: E402
+# the same clip and workbench fixtures as the view's tests
+from test_widgets_view import clip, clip_src, drag, fake_analyse, fake_analysis, wb  # noqa: E402,F401
 
 
-@pytest.fixture(scope="module")
-def clip_src(tmp_path_factory):
-    from mediagen import make_clip
-
-    return make_clip(tmp_path_factory.mktemp("newcomer") / "clip.mp4", n_frames=30, width=320, height=192,
-                     frame_fn=moving_square)
-
-
-@pytest.fixture
-def clip(clip_src, tmp_path):
-    return Path(shutil.copy(clip_src, tmp_path / "clip.mp4"))
-
-
-@pytest.fixture
-def wb(clip):
-    w = Workbench(clip, proxy=False)
-    yield w
-    w.close()
 
 
 def test_export_during_the_analysis_says_it_is_still_running(wb, tmp_path):
