@@ -216,6 +216,21 @@ def test_drag_preview_and_cancel():
     assert not m.case.tracks
 
 
+def test_a_box_drawn_past_the_picture_edge_ends_at_the_edge():
+    """A newcomer drew over a face cut by the bottom-right corner, past the edge: the pointer left the canvas and
+    the box was dropped without a word. It ends at the edge; a move leaving the canvas is still cancelled."""
+    m = hd_model()
+    m.on_down(800, 400)
+    m.on_move(900, 500)
+    m.on_out(975, 560)  # left the 960x540 canvas
+    assert m.drag is None
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((1600, 800, 1920, 1080))
+    m.on_down(850, 450)  # inside the new box: a move
+    m.on_move(700, 300)
+    m.on_out(-5, 300)
+    assert m.case.tracks[1].value(0)[:4] == pytest.approx((1600, 800, 1920, 1080))
+
+
 def test_changing_frame_cancels_a_drag():
     m = hd_model()
     m.on_down(10, 10)

@@ -18,6 +18,9 @@ tells it what changed. The model holds:
 Pictures come from `anonlab.widgets.frames.FrameSource`, the background analysis from `anonlab.widgets.jobs`;
 what the view draws (`BoxView`, `TrackSummary`, colours) is in `anonlab.widgets.boxes`. All edits go through
 the `Case`, which records them and autosaves; the model observes it: edits made elsewhere refresh the view too.
+
+The module is long because the pointer tools are one state machine (press, move, release, leave) over one
+`Drag`: split across modules, a drag's states would be read in several places.
 """
 
 from __future__ import annotations
@@ -423,9 +426,13 @@ class EditorModel(SoundTrackEditing):
             self.say(str(exc), error=True)
         self._notify("drag", "boxes")
 
-    def on_out(self) -> None:
-        """Pointer left the canvas: a drag in progress is cancelled."""
-        if self.drag is not None:
+    def on_out(self, x: float | None = None, y: float | None = None) -> None:
+        """Pointer left the canvas at ``(x, y)``: a box being drawn ends at the picture's edge there (a drag past
+        the edge to cover a face cut by it was dropped without a word); a move or resize is cancelled."""
+        d = self.drag
+        if d is not None and d.kind == "draw" and d.moved and x is not None and y is not None:
+            self.on_up(x, y)  # on_move clamps the corner to the picture
+        elif d is not None:
             self.drag = None
             self._notify("drag")
 

@@ -366,7 +366,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self._guard(lambda: self.model.on_up(x, y))
 
     def _on_mouse_out(self, x, y):
-        self.model.on_out()
+        self._guard(lambda: self.model.on_out(x, y))
 
     def _on_key_event(self, event: dict) -> None:
         if event.get("type", "keydown") != "keydown":
