@@ -887,3 +887,12 @@ def test_edits_that_uncover_found_boxes_are_counted_for_the_report(monkeypatch, 
     assert report["extra"]["edits_uncovering_found_objects"].startswith("1 frame(s) of 1 track(s)")
     case.exclude(1, "the mayor, consented")  # left unmasked whole: reported as an exclusion instead
     assert case.uncovered_by_edits() == {}
+
+
+def test_a_dismissal_says_in_the_report_that_masks_stay():
+    """A newcomer dismissed a false plate's card ("nothing to mask here"); its mask stayed, and the report listed
+    "review item track:12 dismissed" under regions left unmasked on purpose. The line says what it decided."""
+    case = edited_case()
+    [row] = case.dismissals()
+    assert row["reason"] == "review item track:3 dismissed: nothing to mask there (masks already drawn stay)"
+    assert row["by"] == "Ana Müller"

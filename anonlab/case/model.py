@@ -480,7 +480,9 @@ class Case:
 
         In the report's override table beside `exclusions` (item ids hold kinds and frame numbers only).
         """
-        return [{"label": "-", "reason": f"review item {item} dismissed", **self.review.decided.get(item, {})}
+        # "dismissed" alone read as "left unmasked" beside a false plate whose mask stayed: say what it decided
+        return [{"label": "-", "reason": f"review item {item} dismissed: nothing to mask there (masks already "
+                 "drawn stay)", **self.review.decided.get(item, {})}
                 for item, d in sorted(self.review.decisions.items()) if d == "dismissed"]
 
     def summary(self) -> dict:

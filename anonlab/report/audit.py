@@ -363,7 +363,7 @@ def render_markdown(report: dict) -> str:
     lines += _md_table([(k.replace("_", " "), v) for k, v in rev.items()], ("", "value"))
     lines += [f"Manual edits: {r['manual_edits']}.", ""]
     ov = r["overrides"]
-    lines += ["## Overrides (regions left unmasked on purpose, and dismissed review items)", ""]
+    lines += ["## Overrides (tracks left unmasked on purpose, and review items dismissed as false alarms)", ""]
     if ov["count"]:
         lines += _md_table([(i.get("track_id", "-"), i.get("label"), i["reason"], i.get("by"), i.get("at"))
                             for i in ov["items"]], ("track", "label", "reason", "by", "at"))

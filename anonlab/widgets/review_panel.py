@@ -329,7 +329,8 @@ class ReviewPanel:
                                           style="success")
         self.fixed_button = self._button("fixed", lambda: self._clicked("fixed"), "I corrected what was wrong")
         self.dismiss_button = self._button("dismiss", lambda: self._clicked("dismissed"),
-                                           "nothing to mask here (recorded with your name)")
+                                           "a false alarm: nothing to mask here (masks already drawn stay; "
+                                           "recorded with your name)")
         self.next_button = self._button("next undecided ▶", self._next_pending, "the next card not decided yet")
         self.message = widgets.HTML(layout=L(width="100%"))
         self.message.add_class("anonlab-msg")
