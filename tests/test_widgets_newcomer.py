@@ -156,3 +156,24 @@ def test_a_panorama_photo_gets_room_to_be_reviewed(tmp_path):
         assert w.model.viewport.image_rect()[3] >= vp.canvas_h  # zoomed in, the picture fills the canvas
     finally:
         w.close()
+
+
+def test_frames_not_settled_are_hidden_whole_in_the_masked_view_during_a_first_analysis(wb):
+    """A newcomer scrubbed during the analysis: at 80 of 100 frames no frame had settled (the tracker settles a
+    frame a few seconds after reading it), and the masked view showed a bare face while the status said "the
+    first ones show their regions already". Frames without their regions yet are hidden whole."""
+    from anonlab.regions import Regions
+
+    m = wb.model
+    assert m.show_masked and not wb.case.analysed
+    m.seek(12)
+    plain = m.picture().astype(float)
+    m.set_provisional(Regions.empty(), settled=10)
+    assert m.unsettled() and not m.unsettled(9)
+    hidden = m.picture().astype(float)
+    assert hidden.std() < 0.5 * plain.std()  # the whole picture masked
+    m.seek(5)
+    assert np.array_equal(m.picture(), m.source.view(5, m.viewport))  # settled, nothing found: as it is
+    m.set_provisional(None)
+    m.seek(12)
+    assert np.array_equal(m.picture(), m.source.view(12, m.viewport))

@@ -106,10 +106,13 @@ class LongActions:
         self.progress_bar.max = max(total, 1)
         self.progress_bar.value = min(done, self.progress_bar.max)
         if self.job is not None and self.job.running:
-            self.model.set_provisional(self.job.settled_regions())
+            settled = self.job.settled_frames
+            self.model.set_provisional(self.job.settled_regions(), settled=settled)
             if "status" not in self.model.failed:  # a refusal said meanwhile ("still running") stays until the end
-                self.model.say(f"analysing: {done} of {total} frame(s); the first ones show their regions already",
-                               "status")
+                # the tracker settles a frame some seconds after it is read: a newcomer saw "the first ones show
+                # their regions already" beside a bare face at 80 of 100
+                self.model.say(f"analysing: {done} of {total} frame(s), {settled} with their masks settled (the "
+                               "masked view hides the others whole until then)", "status")
 
     def cancel(self) -> None:
         if self.job is None or not self.job.running:

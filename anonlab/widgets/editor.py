@@ -32,7 +32,7 @@ import numpy as np
 
 from anonlab.case import Case
 from anonlab.errors import AnonlabError
-from anonlab.regions import ANALYST, LABELS, SOURCES, Regions
+from anonlab.regions import ANALYST, FACE, LABELS, SOURCES, Regions
 from anonlab.render.mask import mask_frame
 from anonlab.widgets.boxes import EXCLUDED_COLOR, BoxView, TrackSummary, handle_points, track_color
 from anonlab.widgets.follow import csrt_follow
@@ -105,8 +105,10 @@ class EditorModel(SoundTrackEditing):
         #: shows each next to its controls; an action's success replaces its group's old error (in `failed`).
         self.messages: dict[str, str] = {}
         self.failed: set[str] = set()
-        #: While an analysis runs: the regions of the frames already settled (`AnalysisJob`), drawn dashed.
+        #: While an analysis runs: the regions of the frames already settled (`AnalysisJob`), drawn dashed, and
+        #: the first frame not settled yet (None: no analysis running).
         self.provisional: Regions | None = None
+        self.settled: int | None = None
         #: Frames the review queue wants looked at (the review panel sets it); ``n``/``N`` and the view's buttons jump.
         self.flagged_frames: list[int] = []
         self.follow_frames = FOLLOW_FRAMES
@@ -151,10 +153,17 @@ class EditorModel(SoundTrackEditing):
         self.messages.pop(where, None)
         return ("message",)
 
-    def set_provisional(self, regions: Regions | None) -> None:
-        """The settled part of a running analysis (None when it ends)."""
-        self.provisional = regions
+    def set_provisional(self, regions: Regions | None, settled: int = 0) -> None:
+        """The settled part of a running analysis (None when it ends): its regions, and the frames before
+        ``settled`` whose regions are final."""
+        self.provisional, self.settled = regions, (None if regions is None else int(settled))
         self._notify("boxes", "frame")
+
+    def unsettled(self, n: int | None = None) -> bool:
+        """Is frame ``n`` (default: current) still without regions, a first analysis running? The masked view
+        hides it whole: shown as it was, a bare face sat under "masked" while the status said masks showed."""
+        n = self.frame if n is None else n
+        return self.provisional is not None and not self.case.analysed and n >= (self.settled or 0)
 
     def provisional_at(self, n: int | None = None) -> Regions:
         p = self.provisional
@@ -293,6 +302,9 @@ class EditorModel(SoundTrackEditing):
         if self.source is None:
             return None
         img = self.source.view(self.frame, self.viewport)
+        if self.show_masked and self.unsettled():
+            h, w = img.shape[:2]
+            return mask_frame(img, Regions(xyxy=[[0, 0, w, h]], label=[FACE]), self.case.settings)
         if self.show_masked:
             regions = self.mask_regions()
             if len(regions):

@@ -108,6 +108,11 @@ class AnalysisJob(BackgroundJob):
         """Stop at the next frame; the case keeps what it had."""
         self._cancel.set()
 
+    @property
+    def settled_frames(self) -> int:
+        """Frames before this index have their final regions (`settled_regions`); the others none yet."""
+        return self._settled
+
     def settled_regions(self) -> Regions:
         """The regions of the frames settled so far (final: the finished analysis gives them too)."""
         with self._lock:
