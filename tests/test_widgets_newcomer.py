@@ -177,3 +177,14 @@ def test_frames_not_settled_are_hidden_whole_in_the_masked_view_during_a_first_a
     m.set_provisional(None)
     m.seek(12)
     assert np.array_equal(m.picture(), m.source.view(12, m.viewport))
+
+
+def test_an_error_asking_for_a_name_goes_when_the_name_is_typed(wb, tmp_path):
+    """"export failed: type your name under 'analyst' first" stayed in red after the name was typed."""
+    wb.case.allow_without_analysis("whole_frames", "Ann")
+    wb.export_path.value = str(tmp_path / "o.mp4")
+    wb.analyst.value = ""
+    assert wb.export() is None
+    assert "type your name" in wb.status_msg.value
+    wb.analyst.value = "Ann Analyst"
+    assert "type your name" not in wb.status_msg.value

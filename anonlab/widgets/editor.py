@@ -144,6 +144,16 @@ class EditorModel(SoundTrackEditing):
         (self.failed.add if error else self.failed.discard)(where)
         self._notify("message")
 
+    def name_typed(self) -> None:
+        """The analyst typed a name: drop the errors that asked for one ("export failed: type your name under
+        'analyst' first" stayed in red after the name was there)."""
+        stale = [w for w in self.failed if "type your name" in self.messages.get(w, "")]
+        for where in stale:
+            self._stale_error(where)
+        if stale:
+            self.message = ""
+            self._notify("message")
+
     def _stale_error(self, where: str) -> tuple[str, ...]:
         """Drop ``where``'s error once the analyst did what it asked ("select a box first" after a selection): it
         stayed in red beside the track selected since. Returns the change to notify."""

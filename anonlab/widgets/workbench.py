@@ -172,7 +172,7 @@ class Workbench(LongActions, SoundTrackPanel):
         self.analyst = widgets.Text(analyst or "", placeholder="your name", description="analyst",
                                     tooltip="recorded with every decision that leaves something visible",
                                     layout=L(width="230px"), style={"description_width": "52px"})
-        self.analyst.observe(lambda ch: self.sync_actor(), "value")
+        self.analyst.observe(lambda ch: (self.sync_actor(), self.actor_name() and self.model.name_typed()), "value")
         self.analyse_button = self._button("analyse", "detect and track faces and plates (in the background)",
                                            self.analyse, "search", where="status", style="primary")
         self.speed = speed_dropdown(self.case.settings)  # the analysis' speed profile, its figures as the tooltip
