@@ -615,3 +615,13 @@ def test_a_tab_whose_case_file_changed_elsewhere_shows_no_box_it_cannot_keep(tmp
     assert not m.case.tracks and m.case.edit_count == 0
     assert "changed by another window" in m.message and "not saved" in m.message
     assert "new face track" not in m.message
+
+
+def test_a_box_drawn_on_a_photo_is_not_told_to_follow():
+    """"f follows it forward, F back" after a box drawn on a photo meant nothing: a photo has one frame."""
+    photo = EditorModel(Case.blank("p.jpg", n_frames=1, width=1920, height=1080), None, (960, 540))
+    drag(photo, (10, 10), (100, 100))
+    assert photo.message == "new face box 1"
+    video = hd_model()
+    drag(video, (10, 10), (100, 100))
+    assert "f follows it forward" in video.message

@@ -432,7 +432,9 @@ class EditorModel(SoundTrackEditing):
             if d.kind == "draw":
                 if d.moved and d.box is not None and min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= MIN_BOX:
                     self.select(tid := self.case.add_track(self.draw_label, {self.frame: d.box}))
-                    self.say(f"new {self.draw_label} track {tid}, in this frame only: f follows it forward, F back")
+                    # a photo has no frame to follow to: "f follows it forward" meant nothing there
+                    self.say(f"new {self.draw_label} box {tid}" if self.n_frames == 1 else
+                             f"new {self.draw_label} track {tid}, in this frame only: f follows it forward, F back")
                 else:
                     self.select(None)
             elif d.moved and d.box is not None and d.box != d.box0:

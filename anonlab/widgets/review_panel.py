@@ -289,7 +289,7 @@ class ReviewSession:
             return "nothing to review"
         if isinstance(card, Page):
             return (f"<b>routine tracks</b>, page {card.number} of {card.of}: {len(card.items)} track(s) masked "
-                    "throughout. Look at each thumbnail; click one to open it on its own.")
+                    "throughout. Look at each thumbnail; the number under one opens it on its own.")
         state = f" <i>({self.decisions[card.id]})</i>" if card.id in self.decisions else ""
         return f"<b>{html.escape(card.kind.replace('_', ' '))}</b>: {html.escape(card.reason)}{state}"
 
