@@ -188,3 +188,20 @@ def test_an_error_asking_for_a_name_goes_when_the_name_is_typed(wb, tmp_path):
     assert "type your name" in wb.status_msg.value
     wb.analyst.value = "Ann Analyst"
     assert "type your name" not in wb.status_msg.value
+
+
+def test_the_masked_view_hides_the_picture_from_the_moment_an_analysis_starts(wb):
+    """The browser's screenshot of a starting analysis showed the faces bare under "masked": nothing was hidden
+    until the first progress report."""
+    gate = threading.Event()
+
+    def slow(path, settings=None, **kwargs):
+        gate.wait(30)
+        return fake_analysis(path, settings)
+
+    job = wb.analyse(analyse=slow)
+    try:
+        assert wb.model.unsettled(0)
+    finally:
+        gate.set()
+        job.join(30)

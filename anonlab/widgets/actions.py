@@ -23,6 +23,7 @@ from anonlab.case.storage import CaseChangedElsewhere, check_unchanged
 from anonlab.errors import AnonlabError
 from anonlab.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 from anonlab.pipeline import RED_TEAM_MAX_FRAMES
+from anonlab.regions import Regions
 from anonlab.report.audit import write_report
 from anonlab.review import sample_frames
 from anonlab.settings import SPEED_PROFILES, speed_figures, speed_of, speed_settings, speed_summary
@@ -94,6 +95,7 @@ class LongActions:
         # a photo has nothing to scrub: say what can be done while it runs
         meanwhile = "look and draw boxes" if self.is_photo else "scrub"
         self.model.say(f"analysing in the background: you can {meanwhile} meanwhile", "status")
+        self.model.set_provisional(Regions.empty(), settled=0)  # nothing settled yet: hidden whole in the masked view
         self.job.start(background=background)
         return self.job
 
