@@ -94,7 +94,8 @@ class LongActions:
         self.progress_bar.value, self.progress_bar.max = 0, max(self.case.input.n_frames, 1)
         # a photo has nothing to scrub: say what can be done while it runs
         meanwhile = "look and draw boxes" if self.is_photo else "scrub"
-        self.model.say(f"analysing in the background: you can {meanwhile} meanwhile", "status")
+        self.model.say(f"analysing in the background: you can {meanwhile} meanwhile (the masked view hides each "
+                       "frame whole until its masks settle; switch 'masked' off to see it)", "status")
         self.model.set_provisional(Regions.empty(), settled=0)  # nothing settled yet: hidden whole in the masked view
         self.job.start(background=background)
         return self.job
