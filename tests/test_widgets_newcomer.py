@@ -205,3 +205,21 @@ def test_the_masked_view_hides_the_picture_from_the_moment_an_analysis_starts(wb
     finally:
         gate.set()
         job.join(30)
+
+
+def test_a_folder_of_photos_says_which_are_exported(tmp_path):
+    """A newcomer exported three photos of four and left the fourth without an output: nothing on the page said
+    which were done."""
+    import cv2
+
+    from test_widgets_view import moving_square
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"p{i}.jpg"), moving_square(i))
+    cv2.imwrite(str(tmp_path / "p1_anonymized.jpg"), moving_square(1))  # exported earlier
+    fw = Workbench(tmp_path)
+    assert "1 of 3 photo(s) exported; not yet: p0.jpg, p2.jpg" in fw.progress.value
+    cv2.imwrite(str(tmp_path / "p0_anonymized.jpg"), moving_square(0))
+    fw.next_button.click()  # checked again when a photo is opened
+    assert "2 of 3 photo(s) exported; not yet: p2.jpg" in fw.progress.value
+    fw.current.close()

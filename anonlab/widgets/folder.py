@@ -49,11 +49,14 @@ class FolderWorkbench:
         shown = ", ".join(p.name for p in videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
         self.note = widgets.HTML(f"<small>{len(videos)} video(s) here are not in this list ({html.escape(shown)}):"
                                  " open each on its own, <code>anonlab app VIDEO</code></small>" if videos else "")
+        #: Which photos have an output beside them (`export_state`): a newcomer exported three of four and left
+        #: the fourth without one, with nothing on the page to say which were done.
+        self.progress = widgets.HTML()
         self.holder = widgets.Box()
         #: The current photo's counts for the record (the notebook shows ``wb.record``).
         self.record = widgets.Box()
         self.widget = widgets.VBox([widgets.HBox([self.prev_button, self.chooser, self.next_button, self.note]),
-                                     self.holder])
+                                     self.progress, self.holder])
         self.current = None
         self.chooser.observe(lambda change: self.open(change["new"]), names="value")
         self.open(0)
@@ -65,10 +68,22 @@ class FolderWorkbench:
             self.current.close()
         self.current = self.open_photo(self.photos[index], self.settings, **self.options)
         self.holder.children = (self.current.widget,)
+        self.progress.value = self.export_state()
         self.record.children = (self.current.record,)
         if self.chooser.value != index:
             self.chooser.value = index
         return self.current
+
+    def export_state(self) -> str:
+        """One line (HTML): how many photos have their output (``NAME_anonymized.EXT`` beside them), and which
+        have not, as far as the file names go (checked when a photo is opened)."""
+        from anonlab.pipeline import default_output  # the workbench's default output name
+
+        missing = [p.name for p in self.photos if not default_output(p).exists()]
+        done = len(self.photos) - len(missing)
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        return (f"<small>{done} of {len(self.photos)} photo(s) exported"
+                + (f"; not yet: {html.escape(shown)}" if missing else "") + "</small>")
 
     def step(self, k: int):
         return self.open((self.chooser.value + k) % len(self.photos))
