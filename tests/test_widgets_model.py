@@ -625,3 +625,11 @@ def test_a_box_drawn_on_a_photo_is_not_told_to_follow():
     video = hd_model()
     drag(video, (10, 10), (100, 100))
     assert "f follows it forward" in video.message
+
+
+def test_a_click_on_the_picture_says_what_it_can_do():
+    """A single click on the picture gave no feedback at all."""
+    m = hd_model()
+    m.on_down(100, 100)
+    m.on_up(100, 100)
+    assert not m.case.tracks and m.message.startswith("drag on the picture to draw a face box")

@@ -435,8 +435,9 @@ class EditorModel(SoundTrackEditing):
                     # a photo has no frame to follow to: "f follows it forward" meant nothing there
                     self.say(f"new {self.draw_label} box {tid}" if self.n_frames == 1 else
                              f"new {self.draw_label} track {tid}, in this frame only: f follows it forward, F back")
-                else:
+                else:  # a click on the picture said nothing: say what it can do
                     self.select(None)
+                    self.say(f"drag on the picture to draw a {self.draw_label} box; click a box to select it")
             elif d.moved and d.box is not None and d.box != d.box0:
                 if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) < 1.0:
                     self.say("box too small; not changed")
