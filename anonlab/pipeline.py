@@ -536,8 +536,8 @@ def anonymize(
     a lowered threshold (`anonlab.review.red_team`); the findings are counted in the report and returned
     under ``"red_team"`` (frames and labels only, never coordinates). For a video, the report's
     ``extra["dropped_streams"]`` counts the streams the output leaves out, by kind (`dropped_streams`; the
-    CLI says them with `anonlab.media.dropped.dropped_notes`). Temporaries that a killed run left for any of these files are
-    removed first (`anonlab.media.remove_stale_temps`).
+    CLI says them with `anonlab.media.dropped.dropped_notes`). Temporaries that a killed run left for any of
+    these files are removed first (`anonlab.media.remove_stale_temps`).
 
     Raises:
         MediaError: the input cannot be read as a photo or video.

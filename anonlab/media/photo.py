@@ -123,9 +123,9 @@ def _bgr(img: Image.Image) -> np.ndarray:
 
 
 #: Pillow's transpose for each EXIF orientation (as `ImageOps.exif_transpose` applies it).
-_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-                   5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                   8: Image.Transpose.ROTATE_90}
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                   7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 def _deep_colour(path: Path, turns: list, views: list) -> list | None:
@@ -145,7 +145,8 @@ def _deep_colour(path: Path, turns: list, views: list) -> list | None:
         if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
             return None
         if transpose is not None:  # the channels turned as Pillow turned the view (one 16-bit plane at a time)
-            arr = np.dstack([np.asarray(Image.fromarray(arr[:, :, c]).transpose(transpose)) for c in range(arr.shape[2])])
+            arr = np.dstack([np.asarray(Image.fromarray(arr[:, :, c]).transpose(transpose))
+                             for c in range(arr.shape[2])])
         if arr.shape[:2] != view.shape[:2] or np.abs((arr[:, :, :3] >> 8).astype(np.int16) - view).max() > 1:
             return None
         deep.append((np.ascontiguousarray(arr), 257.0))

@@ -142,9 +142,9 @@ class VideoReader:
                 if packet.pts is None or packet.is_discard:
                     self.discarded += bool(packet.is_discard)
                     continue
+                if not pts or packet.pts >= latest:  # the latest timestamp's packet holds the last frame
+                    latest, self.last_duration = packet.pts, int(packet.duration or 0)
                 pts.append(packet.pts)
-                if packet.pts >= max(pts):
-                    self.last_duration = int(packet.duration or 0)
         except av.FFmpegError:
             # A truncated file: keep what could be demuxed; frames beyond are simply absent.
             log.warning("%s: demuxing stopped early; the file may be truncated", self.path.name)

@@ -220,7 +220,8 @@ def stream_checks(a, b, dst: Path) -> list[Check]:
     planned_chroma = planned_pix[3:6]
     checks = [
         ("codec", b.codec == plan.codec, f"{a.codec} -> {b.codec} (planned {plan.codec}{'; ' + why if why else ''})"),
-        ("pixel format", _pix_fmt(b.pix_fmt) == _pix_fmt(planned_pix), f"{a.pix_fmt} -> {b.pix_fmt} (planned {planned_pix})"),
+        ("pixel format", _pix_fmt(b.pix_fmt) == _pix_fmt(planned_pix),
+         f"{a.pix_fmt} -> {b.pix_fmt} (planned {planned_pix})"),
         ("bit depth", b.bit_depth == planned_depth and (planned_depth == a.bit_depth or bool(why)),
          f"{a.bit_depth} -> {b.bit_depth}"),
         ("chroma subsampling", b.chroma == planned_chroma and (planned_chroma == a.chroma or bool(why)),
